@@ -1,0 +1,54 @@
+package hsm
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/keyhold/keyhold/softhsm"
+)
+
+// openTest opens a fresh SoftHSM2 token of the test's own.
+func openTest(t testing.TB, cfg Config) (*HSM, *softhsm.Token) {
+	t.Helper()
+	tok := softhsm.NewTestToken(t)
+	cfg.Module, cfg.TokenLabel, cfg.PIN = tok.Module, tok.Label, tok.PIN
+	h, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, tok
+}
+
+func mustKind(t *testing.T, err error, want *Error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %s", want.Kind)
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("got %v (kind %s), want kind %s", err, KindOf(err), want.Kind)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	h, tok := openTest(t, Config{})
+	info := h.Info()
+	if info.TokenLabel != tok.Label || info.Model == "" || info.Manufacturer == "" {
+		t.Fatalf("info = %+v", info)
+	}
+	caps := h.Capabilities()
+	if !caps.HasMechanism(0x1087) /* CKM_AES_GCM */ || len(caps.Mechanisms) == 0 {
+		t.Fatalf("capabilities lack CKM_AES_GCM: %v", caps.Mechanisms)
+	}
+	if len(caps.OAEPHashes) == 0 || caps.OAEPHashes[0] != "SHA-1" {
+		t.Fatalf("OAEP hashes = %v, want SHA-1 first", caps.OAEPHashes)
+	}
+	if h.KEKVersion() != 1 {
+		t.Fatalf("KEK version = %d", h.KEKVersion())
+	}
+	if _, err := h.Random(ctx, 32); err != nil {
+		t.Fatal(err)
+	}
+}

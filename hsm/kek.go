@@ -1,0 +1,219 @@
+package hsm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/miekg/pkcs11"
+)
+
+// kekPair is one KEK version: the AES-256 wrapping key and the HMAC key that
+// binds blobs wrapped under it to their ids. Both are token objects, sensitive,
+// never extractable, found by label.
+type kekPair struct {
+	wrap, mac pkcs11.ObjectHandle
+}
+
+func (h *HSM) kekLabel(v int) string { return fmt.Sprintf("%s-kek-v%d", h.cfg.LabelPrefix, v) }
+func (h *HSM) macLabel(v int) string { return fmt.Sprintf("%s-mac-v%d", h.cfg.LabelPrefix, v) }
+
+// findKEKs finds every KEK version by label (v1, v2, ... up to the first missing one).
+func (h *HSM) findKEKs(s *session) (map[int]kekPair, int, error) {
+	keks := map[int]kekPair{}
+	cur := 0
+	for v := 1; ; v++ {
+		w, err := h.findOne(s, h.kekLabel(v), pkcs11.CKO_SECRET_KEY)
+		if err != nil {
+			return nil, 0, err
+		}
+		if w == 0 {
+			return keks, cur, nil
+		}
+		m, err := h.findOne(s, h.macLabel(v), pkcs11.CKO_SECRET_KEY)
+		if err != nil {
+			return nil, 0, err
+		}
+		if m == 0 {
+			return nil, 0, errorf("load keks", KindIntegrity, "KEK version %d has no MAC key %q in the token", v, h.macLabel(v))
+		}
+		keks[v] = kekPair{wrap: w, mac: m}
+		cur = v
+	}
+}
+
+// loadKEKs finds the KEKs at start, creating version 1 if there is none.
+func (h *HSM) loadKEKs(ctx context.Context) error {
+	return h.do(ctx, "load keks", func(s *session) error {
+		h.kekMu.Lock()
+		defer h.kekMu.Unlock()
+		keks, cur, err := h.findKEKs(s)
+		if err != nil {
+			return err
+		}
+		if cur == 0 {
+			p, err := h.createKEK(s, 1)
+			if err != nil {
+				return err
+			}
+			keks[1], cur = p, 1
+		}
+		h.keks, h.cur, h.kekGen = keks, cur, s.gen
+		return nil
+	})
+}
+
+// kekSet returns the KEK handles valid for the session's generation. Handles
+// of token objects do not survive a logout on every token (SoftHSM2 drops
+// them when the last session closes), so after a loss they are found again.
+// The returned map is never mutated.
+func (h *HSM) kekSet(s *session) (map[int]kekPair, int, error) {
+	h.kekMu.RLock()
+	if h.kekGen == s.gen {
+		keks, cur := h.keks, h.cur
+		h.kekMu.RUnlock()
+		return keks, cur, nil
+	}
+	h.kekMu.RUnlock()
+	h.kekMu.Lock()
+	defer h.kekMu.Unlock()
+	if h.kekGen != s.gen {
+		keks, cur, err := h.findKEKs(s)
+		if err != nil {
+			return nil, 0, err
+		}
+		if cur < h.cur {
+			return nil, 0, errorf("load keks", KindIntegrity, "KEK version %d is no longer in the token", h.cur)
+		}
+		h.keks, h.cur, h.kekGen = keks, cur, s.gen
+	}
+	return h.keks, h.cur, nil
+}
+
+// findOne returns the handle of the one object with the label and class, 0 if
+// there is none, and an error if there are several.
+func (h *HSM) findOne(s *session, label string, class uint) (pkcs11.ObjectHandle, error) {
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+	}
+	if err := h.ctx.FindObjectsInit(s.h, tmpl); err != nil {
+		return 0, err
+	}
+	objs, _, err := h.ctx.FindObjects(s.h, 2)
+	if ferr := h.ctx.FindObjectsFinal(s.h); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, err
+	}
+	switch len(objs) {
+	case 0:
+		return 0, nil
+	case 1:
+		return objs[0], nil
+	}
+	return 0, errorf("find", KindIntegrity, "several token objects are labelled %q", label)
+}
+
+func (h *HSM) createKEK(s *session, v int) (kekPair, error) {
+	var p kekPair
+	err := func() error {
+		id := []byte(h.kekLabel(v))
+		w, err := h.ctx.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
+			[]*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+				pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+				pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+				pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+				pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+				pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
+				pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, h.kekLabel(v)),
+				pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			})
+		if err != nil {
+			return err
+		}
+		m, err := h.ctx.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)},
+			[]*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+				pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+				pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, h.macLabel(v)),
+				pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(h.macLabel(v))),
+			})
+		if err != nil {
+			_ = h.ctx.DestroyObject(s.h, w)
+			return err
+		}
+		p = kekPair{wrap: w, mac: m}
+		return nil
+	}()
+	return p, err
+}
+
+// KEKVersion returns the version of the current KEK: new blobs are wrapped under it.
+func (h *HSM) KEKVersion() int {
+	h.kekMu.RLock()
+	defer h.kekMu.RUnlock()
+	return h.cur
+}
+
+// RotateKEK creates a new KEK version and makes it current. Existing blobs
+// stay readable under their version; Rewrap moves one to the current KEK.
+func (h *HSM) RotateKEK(ctx context.Context) (int, error) {
+	var v int
+	err := h.do(ctx, "rotate kek", func(s *session) error {
+		if _, _, err := h.kekSet(s); err != nil {
+			return err
+		}
+		h.kekMu.Lock()
+		defer h.kekMu.Unlock()
+		next := h.cur + 1
+		p, err := h.createKEK(s, next)
+		if err != nil {
+			return err
+		}
+		keks := make(map[int]kekPair, len(h.keks)+1)
+		for k, x := range h.keks {
+			keks[k] = x
+		}
+		keks[next] = p
+		h.keks, h.cur, v = keks, next, next
+		return nil
+	})
+	return v, err
+}
+
+func (h *HSM) kek(s *session, v int) (kekPair, error) {
+	keks, _, err := h.kekSet(s)
+	if err != nil {
+		return kekPair{}, err
+	}
+	p, ok := keks[v]
+	if !ok {
+		return kekPair{}, errorf("kek", KindNotFound, "the blob is wrapped under KEK version %d, which this token does not hold", v)
+	}
+	return p, nil
+}
+
+func (h *HSM) currentKEK(s *session) (int, kekPair, error) {
+	keks, cur, err := h.kekSet(s)
+	if err != nil {
+		return 0, kekPair{}, err
+	}
+	return cur, keks[cur], nil
+}
