@@ -1,0 +1,277 @@
+// Package api is the REST API: Vault's wire conventions over the appliance's
+// domain packages. Paths live under /v1; success bodies are {"data": {...}},
+// errors {"errors": ["..."]} with a status from one mapping (errors.go);
+// LIST is the LIST method or GET ?list=true; request bodies are size-limited
+// JSON objects checked against each route's field schema. Handlers parse and
+// answer; the key logic lives in the domain packages.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/store"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Deps are what the API serves.
+type Deps struct {
+	HSM     *hsm.HSM
+	Store   store.Store
+	Logger  *slog.Logger
+	Version string
+}
+
+// Server is the REST API handler.
+type Server struct {
+	d      Deps
+	routes []*route
+}
+
+// New returns the REST API over the dependencies.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{d: d}
+	s.sysRoutes()
+	return s
+}
+
+// Operation is what a request does, as Vault's ACL capabilities name it.
+type Operation string
+
+// The operations.
+const (
+	OpRead   Operation = "read"
+	OpCreate Operation = "create"
+	OpUpdate Operation = "update"
+	OpDelete Operation = "delete"
+	OpList   Operation = "list"
+)
+
+// Request is a parsed API request.
+type Request struct {
+	ID     string
+	Op     Operation
+	Path   string            // after /v1/, without a trailing slash
+	Params map[string]string // the route's {name} segments
+	Data   *FieldData
+	HTTP   *http.Request
+}
+
+// Response is what a handler answers. A nil *Response means 204 No Content.
+type Response struct {
+	Status int            // default 200
+	Data   map[string]any // becomes {"data": ...}
+	Auth   map[string]any // becomes {"auth": ...} (token creation)
+	Raw    any            // written as the whole body instead (sys/health)
+}
+
+// HandlerFunc serves one operation of a route.
+type HandlerFunc func(ctx context.Context, req *Request) (*Response, error)
+
+type route struct {
+	pattern []string // segments; "{x}" one segment, "{x...}" the rest
+	fields  Fields
+	ops     map[Operation]HandlerFunc
+	// exists decides between create and update for writes; without it a
+	// write is an update.
+	exists  func(ctx context.Context, req *Request) (bool, error)
+	unauthN bool // served without a token
+}
+
+func (s *Server) handle(pattern string, fields Fields, ops map[Operation]HandlerFunc) *route {
+	r := &route{pattern: strings.Split(pattern, "/"), fields: fields, ops: ops}
+	s.routes = append(s.routes, r)
+	return r
+}
+
+// match returns the params if path matches the pattern.
+func (r *route) match(segs []string) (map[string]string, bool) {
+	params := map[string]string{}
+	for i, p := range r.pattern {
+		if strings.HasSuffix(p, "...}") {
+			if i >= len(segs) {
+				return nil, false
+			}
+			params[p[1:len(p)-4]] = strings.Join(segs[i:], "/")
+			return params, true
+		}
+		if i >= len(segs) {
+			return nil, false
+		}
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			params[p[1:len(p)-1]] = segs[i]
+			continue
+		}
+		if p != segs[i] {
+			return nil, false
+		}
+	}
+	return params, len(segs) == len(r.pattern)
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := newID()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	defer func() {
+		if p := recover(); p != nil {
+			s.d.Logger.Error("panic serving request", "request_id", reqID, "path", r.URL.Path, "panic", p)
+			s.writeError(w, reqID, fault.New(fault.Internal, "internal error"))
+		}
+	}()
+	resp, err := s.serve(r, reqID)
+	if err != nil {
+		s.writeError(w, reqID, err)
+		return
+	}
+	s.writeResponse(w, reqID, resp)
+}
+
+func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
+	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+	if !ok {
+		return nil, fault.New(fault.NotFound, "no handler for route %q: paths start with /v1/", r.URL.Path)
+	}
+	path = strings.TrimSuffix(path, "/")
+	op, err := operation(r)
+	if err != nil {
+		return nil, err
+	}
+	segs := strings.Split(path, "/")
+	var rt *route
+	var params map[string]string
+	for _, c := range s.routes {
+		if p, ok := c.match(segs); ok {
+			rt, params = c, p
+			break
+		}
+	}
+	if rt == nil {
+		return nil, fault.New(fault.NotFound, "no handler for route %q", path)
+	}
+	raw, err := readBody(r, op)
+	if err != nil {
+		return nil, err
+	}
+	data, err := newFieldData(raw, rt.fields)
+	if err != nil {
+		return nil, err
+	}
+	req := &Request{ID: reqID, Op: op, Path: path, Params: params, Data: data, HTTP: r}
+	if op == OpUpdate && rt.exists != nil {
+		ok, err := rt.exists(r.Context(), req)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			req.Op = OpCreate
+		}
+	}
+	h := rt.ops[req.Op]
+	if h == nil && req.Op == OpCreate {
+		h = rt.ops[OpUpdate]
+	}
+	if h == nil {
+		return nil, &methodError{op: req.Op, path: path}
+	}
+	return h(r.Context(), req)
+}
+
+type methodError struct {
+	op   Operation
+	path string
+}
+
+func (e *methodError) Error() string {
+	return "unsupported operation " + string(e.op) + " on " + e.path
+}
+
+func operation(r *http.Request) (Operation, error) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if l := r.URL.Query().Get("list"); l == "true" || l == "1" {
+			return OpList, nil
+		}
+		return OpRead, nil
+	case "LIST":
+		return OpList, nil
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return OpUpdate, nil
+	case http.MethodDelete:
+		return OpDelete, nil
+	}
+	return "", &methodError{op: Operation(strings.ToLower(r.Method)), path: r.URL.Path}
+}
+
+// readBody parses a write's JSON object body, strictly and size-limited.
+func readBody(r *http.Request, op Operation) (map[string]any, error) {
+	if op != OpUpdate && op != OpDelete {
+		return map[string]any{}, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, fault.Wrap(fault.BadInput, err, "could not read the request body")
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, fault.New(fault.TooLarge, "request body larger than %d bytes", MaxBodyBytes)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fault.New(fault.BadInput, "malformed JSON body: %s", jsonErrText(err))
+	}
+	if m == nil {
+		return nil, fault.New(fault.BadInput, "malformed JSON body: want an object")
+	}
+	if dec.More() {
+		return nil, fault.New(fault.BadInput, "malformed JSON body: data after the object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fault.New(fault.BadInput, "malformed JSON body: data after the object")
+	}
+	return m, nil
+}
+
+// jsonErrText describes a JSON error without echoing the input.
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "want an object"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "unexpected end of input"
+	}
+	return "invalid JSON"
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/keyhold/keyhold/store"
+)
+
+func (s *Server) sysRoutes() {
+	s.handle("sys/health", Fields{}, map[Operation]HandlerFunc{OpRead: s.health}).unauthN = true
+}
+
+// health answers like Vault's sys/health (top-level fields) and adds the
+// HSM. It is a live check: the token must answer and the store must read.
+func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	var problems []string
+	if _, err := s.d.HSM.Random(ctx, 8); err != nil {
+		status = http.StatusServiceUnavailable
+		problems = append(problems, "hsm: unavailable")
+		s.d.Logger.Error("health: hsm check failed", "error", err)
+	}
+	if err := s.d.Store.View(ctx, func(tx store.Tx) error {
+		_, err := tx.List(ctx, "sys/")
+		return err
+	}); err != nil {
+		status = http.StatusServiceUnavailable
+		problems = append(problems, "store: unavailable")
+		s.d.Logger.Error("health: store check failed", "error", err)
+	}
+	info := s.d.HSM.Info()
+	caps := s.d.HSM.Capabilities()
+	body := map[string]any{
+		"initialized":     true,
+		"sealed":          false,
+		"standby":         false,
+		"version":         s.d.Version,
+		"server_time_utc": time.Now().UTC().Unix(),
+		"hsm": map[string]any{
+			"token_label":      info.TokenLabel,
+			"manufacturer":     info.Manufacturer,
+			"model":            info.Model,
+			"serial_number":    info.SerialNumber,
+			"firmware_version": info.FirmwareVersion,
+			"library":          info.Library,
+			"library_version":  info.LibraryVersion,
+			"kek_version":      s.d.HSM.KEKVersion(),
+			"capabilities":     caps,
+		},
+	}
+	if len(problems) > 0 {
+		body["problems"] = problems
+	}
+	return &Response{Status: status, Raw: body}, nil
+}

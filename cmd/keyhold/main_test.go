@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the keyhold binary: with KEYHOLD_TEST_MAIN=1 it
+// runs main, so tests drive the real command line as a separate process.
+func TestMain(m *testing.M) {
+	if os.Getenv("KEYHOLD_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func keyholdCmd(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "KEYHOLD_TEST_MAIN=1")
+	return cmd
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// devServer starts `keyhold server -dev` as a process and returns its address,
+// root token and the process.
+func devServer(t *testing.T, dir string, extra ...string) (string, string, *exec.Cmd, *strings.Builder) {
+	t.Helper()
+	addr := freePort(t)
+	args := append([]string{"server", "-dev", "-dev-dir", dir, "-dev-listen-address", addr}, extra...)
+	cmd := keyholdCmd(context.Background(), args...)
+	stdout, _ := cmd.StdoutPipe()
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	tokenRe := regexp.MustCompile(`Root Token:\s+(\S+)`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := tokenRe.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case tok := <-found:
+		return "http://" + addr, tok, cmd, logs
+	case <-time.After(60 * time.Second):
+		t.Fatalf("dev server did not start; logs:\n%s", logs.String())
+	}
+	return "", "", nil, nil
+}
+
+func TestServerDevStartsAndStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	addr, root, cmd, logs := devServer(t, dir, "-dev-root-token-id", "root-for-test")
+	if root != "root-for-test" {
+		t.Fatalf("printed root token %q", root)
+	}
+	resp, err := http.Get(addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"token_label":"keyhold-dev"`) {
+		t.Fatalf("health %d %s", resp.StatusCode, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit 20 s after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Fatalf("logs lack the shutdown:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "root-for-test") {
+		t.Fatal("the root token is in the logs")
+	}
+}
+
+func TestServerFlagErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"fail no mode", []string{"server"}, "exactly one of -dev and -config"},
+		{"fail both modes", []string{"server", "-dev", "-config", "x.hcl"}, "exactly one of -dev and -config"},
+		{"fail missing config", []string{"server", "-config", "/nonexistent/keyhold.hcl"}, "no such file"},
+		{"fail unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := keyholdCmd(context.Background(), c.args...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("exit 0; output %s", out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("output %q lacks %q", out, c.want)
+			}
+		})
+	}
+}
+
+func TestServerWrongPINFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	// First start creates the token; then the PIN file is changed.
+	_, _, cmd, _ := devServer(t, dir)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if err := os.WriteFile(dir+"/hsm/pin", []byte("wrong-pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := keyholdCmd(context.Background(), "server", "-dev", "-dev-dir", dir, "-dev-listen-address", freePort(t)).CombinedOutput()
+	if err == nil {
+		t.Fatal("started with a wrong PIN")
+	}
+	if !strings.Contains(string(out), "PIN is incorrect") || strings.Contains(string(out), "wrong-pin") {
+		t.Fatalf("output: %s", out)
+	}
+}

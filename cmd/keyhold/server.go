@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/keyhold/keyhold/server"
+)
+
+func cmdServer(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run a self-contained dev appliance: SoftHSM2 token + SQLite in -dev-dir, plain HTTP on loopback")
+	devDir := fs.String("dev-dir", "", "folder for the dev appliance's token, PINs and store (a temp dir if empty); a restart on it keeps everything")
+	devRoot := fs.String("dev-root-token-id", "", "fix the dev root token")
+	devAddr := fs.String("dev-listen-address", "127.0.0.1:8200", "address of the dev listener")
+	configPath := fs.String("config", "", "configuration file (HCL); see keyhold.example.hcl")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "keyhold server: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *dev == (*configPath != "") {
+		fmt.Fprintln(stderr, "keyhold server: give exactly one of -dev and -config FILE")
+		return 2
+	}
+	var cfg *server.Config
+	var root string
+	var err error
+	if *dev {
+		cfg, root, err = server.DevSetup(server.DevOptions{Dir: *devDir, RootTokenID: *devRoot, ListenAddress: *devAddr})
+	} else {
+		cfg, err = server.LoadConfig(*configPath)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "keyhold server: %v\n", err)
+		return 1
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogJSON)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = server.Run(ctx, cfg, server.Options{
+		Logger:    log,
+		Version:   version,
+		RootToken: root,
+		Ready: func(addr string) {
+			if *dev {
+				fmt.Fprintf(stdout, `==> Keyhold dev appliance started
+
+    Listening on:  %s  (plain HTTP: dev mode only)
+    Data folder:   %s
+    HSM token:     %s (SoftHSM2)
+    Root Token:    %s
+
+    export KEYHOLD_ADDR='%s'
+    export KEYHOLD_TOKEN='%s'
+
+`, addr, devFolder(cfg), cfg.HSM.TokenLabel, root, addr, root)
+			} else {
+				fmt.Fprintf(stdout, "==> Keyhold started, listening on %s\n", addr)
+			}
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "keyhold server: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func devFolder(cfg *server.Config) string { return filepath.Dir(cfg.Storage.Path) }
+
+func newLogger(w io.Writer, level string, asJSON bool) *slog.Logger {
+	var l slog.Level
+	switch level {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

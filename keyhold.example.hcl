@@ -1,0 +1,44 @@
+# Keyhold configuration (HCL). Start with: keyhold server -config keyhold.hcl
+# Unknown settings are an error, so a typo never falls back to a default.
+
+# The PKCS#11 token that holds the key-encryption keys (KEKs). The token is
+# found by its label, never by slot number. Keys themselves never live in the
+# token: they are wrapped under the KEK and stored as blobs.
+hsm {
+  module      = "/usr/lib/softhsm/libsofthsm2.so"
+  token_label = "keyhold"
+
+  # The user PIN comes from exactly one of an environment variable or a file
+  # (mode 0600 or stricter). It is never a flag or a value in this file.
+  pin_env = "KEYHOLD_HSM_PIN"
+  # pin_file = "/etc/keyhold/hsm-pin"
+
+  # Logged-in sessions in the pool (each used by one request at a time) and
+  # unwrapped keys kept as session objects (an LRU).
+  sessions   = 8
+  cache_size = 1024
+
+  # Labels of the KEKs and their MAC keys: <label_prefix>-kek-v1, -mac-v1, ...
+  # label_prefix = "keyhold"
+
+  # SoftHSM2 only: exported as SOFTHSM2_CONF before the module loads.
+  # softhsm_conf = "/var/lib/keyhold/softhsm2.conf"
+}
+
+# Metadata and wrapped key blobs. No plaintext key material is ever stored.
+storage {
+  type = "sqlite"
+  path = "/var/lib/keyhold/keyhold.db"
+}
+
+# The REST API listener. TLS is required unless tls_disable = true, which is
+# meant only for a TLS-terminating proxy on the same host.
+listener {
+  address       = "0.0.0.0:8200"
+  tls_cert_file = "/etc/keyhold/tls.crt"
+  tls_key_file  = "/etc/keyhold/tls.key"
+}
+
+# debug, info, warn or error; log_json = true for JSON lines.
+log_level = "info"
+log_json  = false

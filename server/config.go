@@ -1,0 +1,198 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl"
+	"github.com/hashicorp/hcl/hcl/ast"
+)
+
+// Config is the appliance's configuration file (HCL, like Vault's). See
+// keyhold.example.hcl at the top of the repository for every setting.
+type Config struct {
+	HSM      *HSMConfig      `hcl:"hsm"`
+	Storage  *StorageConfig  `hcl:"storage"`
+	Listener *ListenerConfig `hcl:"listener"`
+	LogLevel string          `hcl:"log_level"`
+	LogJSON  bool            `hcl:"log_json"`
+}
+
+// HSMConfig says which PKCS#11 token holds the KEKs.
+type HSMConfig struct {
+	Module      string `hcl:"module"`
+	TokenLabel  string `hcl:"token_label"`
+	PINEnv      string `hcl:"pin_env"`  // name of an environment variable holding the PIN
+	PINFile     string `hcl:"pin_file"` // a file holding the PIN (mode 0600 or stricter)
+	Sessions    int    `hcl:"sessions"`
+	CacheSize   int    `hcl:"cache_size"`
+	LabelPrefix string `hcl:"label_prefix"`
+	// SoftHSMConf, when set, is exported as SOFTHSM2_CONF before the module
+	// loads (SoftHSM2 only; dev mode sets it).
+	SoftHSMConf string `hcl:"softhsm_conf"`
+}
+
+// StorageConfig says where metadata and wrapped blobs live.
+type StorageConfig struct {
+	Type string `hcl:"type"` // "sqlite"
+	Path string `hcl:"path"`
+}
+
+// ListenerConfig is the REST API listener.
+type ListenerConfig struct {
+	Address     string `hcl:"address"`
+	TLSCertFile string `hcl:"tls_cert_file"`
+	TLSKeyFile  string `hcl:"tls_key_file"`
+	TLSDisable  bool   `hcl:"tls_disable"` // plain HTTP: only for dev mode or behind a TLS proxy on loopback
+}
+
+// LoadConfig reads and checks a configuration file. Unknown settings are an
+// error, so a typo does not silently fall back to a default.
+func LoadConfig(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(string(src))
+}
+
+// ParseConfig parses the HCL text of a configuration file.
+func ParseConfig(src string) (*Config, error) {
+	file, err := hcl.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := checkKeys(file.Node, reflect.TypeOf(Config{}), ""); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := hcl.DecodeObject(&c, file.Node); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// checkKeys reports keys in node that the struct type has no field for.
+func checkKeys(node ast.Node, t reflect.Type, where string) error {
+	list, ok := node.(*ast.ObjectList)
+	if !ok {
+		if o, isObj := node.(*ast.ObjectType); isObj {
+			list = o.List
+		} else {
+			return nil
+		}
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("hcl"), ",")
+		fields[name] = f.Type
+	}
+	var unknown []string
+	for _, item := range list.Items {
+		if len(item.Keys) == 0 {
+			continue
+		}
+		key := item.Keys[0].Token.Value().(string)
+		ft, ok := fields[key]
+		if !ok {
+			unknown = append(unknown, where+key)
+			continue
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			if err := checkKeys(item.Val, ft, where+key+"."); err != nil {
+				return err
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: unknown setting(s): %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.HSM == nil {
+		errs = append(errs, errors.New("an hsm block is required"))
+	} else {
+		if c.HSM.Module == "" {
+			errs = append(errs, errors.New("hsm.module is required"))
+		}
+		if c.HSM.TokenLabel == "" {
+			errs = append(errs, errors.New("hsm.token_label is required"))
+		}
+		if (c.HSM.PINEnv == "") == (c.HSM.PINFile == "") {
+			errs = append(errs, errors.New("exactly one of hsm.pin_env and hsm.pin_file is required"))
+		}
+	}
+	if c.Storage == nil {
+		errs = append(errs, errors.New("a storage block is required"))
+	} else {
+		if c.Storage.Type == "" {
+			c.Storage.Type = "sqlite"
+		}
+		if c.Storage.Type != "sqlite" {
+			errs = append(errs, fmt.Errorf("storage.type %q is not supported (sqlite)", c.Storage.Type))
+		}
+		if c.Storage.Path == "" {
+			errs = append(errs, errors.New("storage.path is required"))
+		}
+	}
+	if c.Listener == nil {
+		c.Listener = &ListenerConfig{}
+	}
+	if c.Listener.Address == "" {
+		c.Listener.Address = "127.0.0.1:8200"
+	}
+	if !c.Listener.TLSDisable && (c.Listener.TLSCertFile == "" || c.Listener.TLSKeyFile == "") {
+		errs = append(errs, errors.New("listener.tls_cert_file and listener.tls_key_file are required unless listener.tls_disable = true"))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// PIN reads the HSM PIN from its environment variable or file.
+func (h *HSMConfig) PIN() (string, error) {
+	if h.PINEnv != "" {
+		v, ok := os.LookupEnv(h.PINEnv)
+		if !ok || v == "" {
+			return "", fmt.Errorf("config: environment variable %s (hsm.pin_env) is not set", h.PINEnv)
+		}
+		return v, nil
+	}
+	st, err := os.Stat(h.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: hsm.pin_file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("config: hsm.pin_file %s is readable by group or others (mode %04o); chmod 600 it", h.PINFile, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(h.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: hsm.pin_file: %w", err)
+	}
+	pin := strings.TrimRight(string(b), "\r\n")
+	if pin == "" {
+		return "", fmt.Errorf("config: hsm.pin_file %s is empty", h.PINFile)
+	}
+	return pin, nil
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keyhold/keyhold/softhsm"
+)
+
+// DevOptions are the flags of `keyhold server -dev`.
+type DevOptions struct {
+	Dir           string // where the token, PINs and store live; a temp dir if empty
+	RootTokenID   string // fixes the root token; else one is made (and kept in Dir)
+	ListenAddress string // default 127.0.0.1:8200
+}
+
+// DevTokenLabel is the label of the dev mode SoftHSM2 token.
+const DevTokenLabel = "keyhold-dev"
+
+// DevSetup prepares (or reopens) a dev appliance in a folder: a SoftHSM2
+// token with random PINs kept in files of mode 0600, a SQLite store, and a
+// plain-HTTP loopback listener. It returns the configuration and the root
+// token. Dev mode keeps secrets in its folder for convenience; it is not for
+// production.
+func DevSetup(opts DevOptions) (*Config, string, error) {
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "keyhold-dev-")
+		if err != nil {
+			return nil, "", err
+		}
+		dir = d
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("dev: %w", err)
+	}
+	hsmDir := filepath.Join(dir, "hsm")
+	pinFile := filepath.Join(hsmDir, "pin")
+	has, err := softhsm.HasToken(hsmDir, DevTokenLabel)
+	if err != nil {
+		return nil, "", fmt.Errorf("dev: %w", err)
+	}
+	if !has {
+		pin, err := softhsm.RandomPIN()
+		if err != nil {
+			return nil, "", err
+		}
+		so, err := softhsm.RandomPIN()
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := softhsm.CreateToken(hsmDir, DevTokenLabel, pin, so); err != nil {
+			return nil, "", fmt.Errorf("dev: %w", err)
+		}
+		if err := writeSecret(pinFile, pin); err != nil {
+			return nil, "", err
+		}
+		if err := writeSecret(filepath.Join(hsmDir, "so-pin"), so); err != nil {
+			return nil, "", err
+		}
+	}
+	module, err := softhsm.ModulePath()
+	if err != nil {
+		return nil, "", err
+	}
+	root, err := devRootToken(filepath.Join(dir, "root-token"), opts.RootTokenID)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := opts.ListenAddress
+	if addr == "" {
+		addr = "127.0.0.1:8200"
+	}
+	cfg := &Config{
+		HSM: &HSMConfig{
+			Module:      module,
+			TokenLabel:  DevTokenLabel,
+			PINFile:     pinFile,
+			SoftHSMConf: filepath.Join(hsmDir, "softhsm2.conf"),
+		},
+		Storage:  &StorageConfig{Type: "sqlite", Path: filepath.Join(dir, "keyhold.db")},
+		Listener: &ListenerConfig{Address: addr, TLSDisable: true},
+	}
+	return cfg, root, cfg.validate()
+}
+
+// devRootToken returns the fixed id if given, else the token kept in path,
+// else a new one (written to path).
+func devRootToken(path, fixed string) (string, error) {
+	if fixed != "" {
+		return fixed, writeSecret(path, fixed)
+	}
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("dev: %w", err)
+	}
+	r := make([]byte, 24)
+	if _, err := rand.Read(r); err != nil {
+		return "", err
+	}
+	tok := "hvs." + base64.RawURLEncoding.EncodeToString(r)
+	return tok, writeSecret(path, tok)
+}
+
+func writeSecret(path, v string) error {
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	return os.Chmod(path, 0o600)
+}

@@ -1,0 +1,116 @@
+// Package server assembles the appliance process: it reads the
+// configuration (or prepares dev mode), opens the HSM and the store, serves
+// the REST API and shuts down cleanly.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/keyhold/keyhold/api"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/store/sqlite"
+)
+
+// Options are what Run needs beside the configuration.
+type Options struct {
+	Logger    *slog.Logger
+	Version   string
+	RootToken string // dev mode: the root token to honour
+	// Ready, if set, is called with the listener's address once it accepts connections.
+	Ready func(addr string)
+}
+
+// Run serves until ctx is cancelled, then shuts down: it stops accepting,
+// lets requests in flight finish (up to 10 s), and closes the store and HSM.
+func Run(ctx context.Context, cfg *Config, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HSM.SoftHSMConf != "" {
+		if err := os.Setenv(softhsm.ConfEnv, cfg.HSM.SoftHSMConf); err != nil {
+			return err
+		}
+	}
+	pin, err := cfg.HSM.PIN()
+	if err != nil {
+		return err
+	}
+	h, err := hsm.Open(ctx, hsm.Config{
+		Module:      cfg.HSM.Module,
+		TokenLabel:  cfg.HSM.TokenLabel,
+		PIN:         pin,
+		Sessions:    cfg.HSM.Sessions,
+		CacheSize:   cfg.HSM.CacheSize,
+		LabelPrefix: cfg.HSM.LabelPrefix,
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	info := h.Info()
+	log.Info("hsm opened", "token", info.TokenLabel, "model", info.Model, "library", info.Library,
+		"kek_version", h.KEKVersion(), "oaep_hashes", h.Capabilities().OAEPHashes)
+
+	st, err := sqlite.Open(cfg.Storage.Path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
+
+	handler := api.New(api.Deps{HSM: h, Store: st, Logger: log, Version: opts.Version})
+
+	ln, err := net.Listen("tcp", cfg.Listener.Address)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if !cfg.Listener.TLSDisable {
+		cert, err := tls.LoadX509KeyPair(cfg.Listener.TLSCertFile, cfg.Listener.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listener tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+	log.Info("listening", "address", scheme+"://"+addr)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if opts.Ready != nil {
+		opts.Ready(scheme + "://" + addr)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", "error", err)
+	}
+	return nil
+}
