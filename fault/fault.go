@@ -14,14 +14,14 @@ type Kind string
 
 // The kinds.
 const (
-	BadInput     Kind = "bad input"     // the request is wrong: 400
-	NotFound     Kind = "not found"     // no such object: 404
-	Conflict     Kind = "conflict"      // the write conflicts with the state: 409
-	Permission   Kind = "permission"    // not allowed: 403
-	Unsupported  Kind = "unsupported"   // valid but not supported here: 400
-	Unavailable  Kind = "unavailable"   // a dependency is down: 503
-	Internal     Kind = "internal"      // a bug or an unexpected failure: 500
-	TooLarge     Kind = "too large"     // the request body is over the limit: 413
+	BadInput     Kind = "bad input"    // the request is wrong: 400
+	NotFound     Kind = "not found"    // no such object: 404
+	Conflict     Kind = "conflict"     // the write conflicts with the state: 409
+	Permission   Kind = "permission"   // not allowed: 403
+	Unsupported  Kind = "unsupported"  // valid but not supported here: 400
+	Unavailable  Kind = "unavailable"  // a dependency is down: 503
+	Internal     Kind = "internal"     // a bug or an unexpected failure: 500
+	TooLarge     Kind = "too large"    // the request body is over the limit: 413
 	Unauthorized Kind = "unauthorized" // no or bad credentials: 403 in Vault's convention
 )
 
