@@ -18,8 +18,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -30,14 +32,18 @@ const MaxBodyBytes = 1 << 20
 type Deps struct {
 	HSM     *hsm.HSM
 	Store   store.Store
+	Auth    *auth.Manager
+	Keys    *keymgmt.Manager
 	Logger  *slog.Logger
 	Version string
 }
 
 // Server is the REST API handler.
 type Server struct {
-	d      Deps
-	routes []*route
+	d       Deps
+	routes  []*route            // sys/ and auth/ routes
+	backend map[string][]*route // routes of each mount type, relative to the mount
+	mounts  *mountTable
 }
 
 // New returns the REST API over the dependencies.
@@ -45,9 +51,20 @@ func New(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{d: d}
+	s := &Server{d: d, backend: map[string][]*route{}, mounts: newMountTable(d.Store)}
 	s.sysRoutes()
+	s.mountRoutes()
+	s.keymgmtRoutes()
 	return s
+}
+
+// Init loads what the API keeps in memory (the mount table) and bootstraps
+// the root token; call it once before serving.
+func (s *Server) Init(ctx context.Context, rootToken string) error {
+	if err := s.mounts.load(ctx); err != nil {
+		return err
+	}
+	return s.initAuth(ctx, rootToken)
 }
 
 // Operation is what a request does, as Vault's ACL capabilities name it.
@@ -70,6 +87,8 @@ type Request struct {
 	Params map[string]string // the route's {name} segments
 	Data   *FieldData
 	HTTP   *http.Request
+	Mount  *Mount      // the mount the path is under, for backend routes
+	Token  *auth.Token // the caller's token (nil on unauthenticated routes)
 }
 
 // Response is what a handler answers. A nil *Response means 204 No Content.
@@ -91,11 +110,20 @@ type route struct {
 	// write is an update.
 	exists  func(ctx context.Context, req *Request) (bool, error)
 	unauthN bool // served without a token
+	sudo    bool // needs the sudo capability besides the operation's
 }
 
+// handle registers a sys/ or auth/ route.
 func (s *Server) handle(pattern string, fields Fields, ops map[Operation]HandlerFunc) *route {
 	r := &route{pattern: strings.Split(pattern, "/"), fields: fields, ops: ops}
 	s.routes = append(s.routes, r)
+	return r
+}
+
+// handleBackend registers a route of a mount type, relative to the mount path.
+func (s *Server) handleBackend(mountType, pattern string, fields Fields, ops map[Operation]HandlerFunc) *route {
+	r := &route{pattern: strings.Split(pattern, "/"), fields: fields, ops: ops}
+	s.backend[mountType] = append(s.backend[mountType], r)
 	return r
 }
 
@@ -155,15 +183,7 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	segs := strings.Split(path, "/")
-	var rt *route
-	var params map[string]string
-	for _, c := range s.routes {
-		if p, ok := c.match(segs); ok {
-			rt, params = c, p
-			break
-		}
-	}
+	rt, params, mount := s.findRoute(path)
 	if rt == nil {
 		return nil, fault.New(fault.NotFound, "no handler for route %q", path)
 	}
@@ -175,7 +195,14 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &Request{ID: reqID, Op: op, Path: path, Params: params, Data: data, HTTP: r}
+	req := &Request{ID: reqID, Op: op, Path: path, Params: params, Data: data, HTTP: r, Mount: mount}
+	if !rt.unauthN {
+		tok, err := s.authenticate(r.Context(), r)
+		if err != nil {
+			return nil, err
+		}
+		req.Token = tok
+	}
 	if op == OpUpdate && rt.exists != nil {
 		ok, err := rt.exists(r.Context(), req)
 		if err != nil {
@@ -183,6 +210,11 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 		}
 		if !ok {
 			req.Op = OpCreate
+		}
+	}
+	if !rt.unauthN {
+		if err := s.authorize(r.Context(), req, rt.sudo); err != nil {
+			return nil, err
 		}
 	}
 	h := rt.ops[req.Op]
@@ -193,6 +225,28 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 		return nil, &methodError{op: req.Op, path: path}
 	}
 	return h(r.Context(), req)
+}
+
+// findRoute finds the sys/ or auth/ route for path, else the mount the path
+// is under (longest mount path first) and the route of its type.
+func (s *Server) findRoute(path string) (*route, map[string]string, *Mount) {
+	segs := strings.Split(path, "/")
+	for _, c := range s.routes {
+		if p, ok := c.match(segs); ok {
+			return c, p, nil
+		}
+	}
+	m, rel := s.mounts.resolve(path)
+	if m == nil {
+		return nil, nil, nil
+	}
+	rsegs := strings.Split(rel, "/")
+	for _, c := range s.backend[m.Type] {
+		if p, ok := c.match(rsegs); ok {
+			return c, p, m
+		}
+	}
+	return nil, nil, nil
 }
 
 type methodError struct {
@@ -222,9 +276,19 @@ func operation(r *http.Request) (Operation, error) {
 }
 
 // readBody parses a write's JSON object body, strictly and size-limited.
+// Reads, lists and deletes take their data from the query string (as Vault
+// does); a delete may also carry a body.
 func readBody(r *http.Request, op Operation) (map[string]any, error) {
-	if op != OpUpdate && op != OpDelete {
-		return map[string]any{}, nil
+	if op != OpUpdate {
+		q := map[string]any{}
+		for k, v := range r.URL.Query() {
+			if k != "list" && len(v) > 0 {
+				q[k] = v[len(v)-1]
+			}
+		}
+		if op != OpDelete || r.ContentLength == 0 {
+			return q, nil
+		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {

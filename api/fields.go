@@ -24,6 +24,7 @@ const (
 	TypeMap        // an object of string values
 	TypeStringList // a list of strings, or one comma-separated string
 	TypeDuration   // seconds as a number, or a Go duration string ("1h")
+	TypeAny        // any JSON value, accepted as is (fields sent by Vault's client that Keyhold ignores)
 )
 
 // Field describes one accepted field of a route.
@@ -199,6 +200,8 @@ func convert(t FieldType, v any) (any, error) {
 			return out, nil
 		}
 		return nil, fmt.Errorf("want a list of strings")
+	case TypeAny:
+		return v, nil
 	case TypeDuration:
 		switch x := v.(type) {
 		case json.Number:

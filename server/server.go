@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/api"
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
@@ -68,7 +70,17 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer st.Close()
 	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
 
-	handler := api.New(api.Deps{HSM: h, Store: st, Logger: log, Version: opts.Version})
+	handler := api.New(api.Deps{
+		HSM:     h,
+		Store:   st,
+		Auth:    auth.New(st),
+		Keys:    keymgmt.New(h, st),
+		Logger:  log,
+		Version: opts.Version,
+	})
+	if err := handler.Init(ctx, opts.RootToken); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listener.Address)
 	if err != nil {

@@ -1,0 +1,357 @@
+// Package keymgmt is the key lifecycle of the Key Management engine: named
+// keys with versions, rotation, a minimum enabled version and guarded
+// deletion. Every version is generated in the HSM and stored only as a blob
+// bound to the key's random id, its version and its type.
+//
+// Rotation generates the new version outside the store transaction (an RSA
+// key can take seconds) and commits it only if the key's latest version is
+// still the one it started from; rotations of one key in this process are
+// also serialized by a lock, so they never lose or duplicate a version, and
+// a crash leaves either the whole new version or nothing.
+package keymgmt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/store"
+)
+
+// Types maps the engine's key types to the HSM's.
+var Types = map[string]hsm.KeyType{
+	"aes256-gcm96": hsm.AES256,
+	"rsa-2048":     hsm.RSA2048,
+	"rsa-3072":     hsm.RSA3072,
+	"rsa-4096":     hsm.RSA4096,
+	"ecdsa-p256":   hsm.ECP256,
+	"ecdsa-p384":   hsm.ECP384,
+	"ecdsa-p521":   hsm.ECP521,
+}
+
+// DefaultType is the type of a key created without one.
+const DefaultType = "rsa-2048"
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Manager runs the key lifecycle over the HSM and the store.
+type Manager struct {
+	h     *hsm.HSM
+	st    store.Store
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+// New returns a manager.
+func New(h *hsm.HSM, st store.Store) *Manager {
+	return &Manager{h: h, st: st, locks: map[string]*keyLock{}}
+}
+
+// Key is a named key and its versions.
+type Key struct {
+	Name              string
+	Type              string
+	LatestVersion     int
+	MinEnabledVersion int
+	DeletionAllowed   bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	Versions          []Version
+}
+
+// Version is one version of a key.
+type Version struct {
+	Version   int
+	CreatedAt time.Time
+	PublicKey string // PEM, for asymmetric keys
+}
+
+// Update changes a key's settings; nil fields are left as they are.
+type Update struct {
+	MinEnabledVersion *int
+	DeletionAllowed   *bool
+}
+
+func checkName(name string) error {
+	if !nameRe.MatchString(name) {
+		return fault.New(fault.BadInput, "invalid key name %q: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// CheckType returns the HSM type of a key type, or a clear error.
+func CheckType(typ string) (hsm.KeyType, error) {
+	t, ok := Types[typ]
+	if !ok {
+		return "", fault.New(fault.BadInput, "unknown key type %q: use one of aes256-gcm96, rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, ecdsa-p521", typ)
+	}
+	return t, nil
+}
+
+// bindID is the id a version's blob is bound to.
+func bindID(keyID string, version int, typ string) string {
+	return fmt.Sprintf("keymgmt:%s:%d:%s", keyID, version, typ)
+}
+
+func (m *Manager) lock(keyID string) func() {
+	m.mu.Lock()
+	l := m.locks[keyID]
+	if l == nil {
+		l = &keyLock{}
+		m.locks[keyID] = l
+	}
+	l.users++
+	m.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, keyID)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func newKeyID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// generate makes one version's blob (and public key) in the HSM.
+func (m *Manager) generate(ctx context.Context, keyID string, version int, typ string) ([]byte, []byte, error) {
+	ht, err := CheckType(typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := bindID(keyID, version, typ)
+	blob, err := m.h.Generate(ctx, hsm.GenerateRequest{ID: id, Type: ht})
+	if err != nil {
+		return nil, nil, err
+	}
+	var pub []byte
+	if ht.Asymmetric() {
+		if pub, err = m.h.PublicKey(ctx, hsm.Key{ID: id, Blob: blob}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return blob, pub, nil
+}
+
+// Create makes a key with its first version.
+func (m *Manager) Create(ctx context.Context, mount, name, typ string) (*Key, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if typ == "" {
+		typ = DefaultType
+	}
+	if _, err := CheckType(typ); err != nil {
+		return nil, err
+	}
+	keyID := newKeyID()
+	blob, pub, err := m.generate(ctx, keyID, 1, typ)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	err = m.st.Update(ctx, func(tx store.Tx) error {
+		k := &store.Key{Mount: mount, Name: name, ID: keyID, Type: typ, LatestVersion: 1, CreatedAt: now, UpdatedAt: now}
+		if err := tx.CreateKey(ctx, k); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return fault.New(fault.Conflict, "key %q already exists", name)
+			}
+			return err
+		}
+		return tx.AddKeyVersion(ctx, &store.KeyVersion{KeyID: keyID, Version: 1, Blob: blob, PublicKey: pub, CreatedAt: now})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.Get(ctx, mount, name)
+}
+
+// Exists reports whether the mount has the key.
+func (m *Manager) Exists(ctx context.Context, mount, name string) (bool, error) {
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		_, err := tx.GetKey(ctx, mount, name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Get returns a key and its versions.
+func (m *Manager) Get(ctx context.Context, mount, name string) (*Key, error) {
+	var out *Key
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		k, err := tx.GetKey(ctx, mount, name)
+		if err != nil {
+			return notFound(err, name)
+		}
+		vs, err := tx.KeyVersions(ctx, k.ID)
+		if err != nil {
+			return err
+		}
+		out = &Key{Name: k.Name, Type: k.Type, LatestVersion: k.LatestVersion, MinEnabledVersion: k.MinEnabledVersion,
+			DeletionAllowed: k.DeletionAllowed, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
+		for _, v := range vs {
+			ver := Version{Version: v.Version, CreatedAt: v.CreatedAt}
+			if len(v.PublicKey) > 0 {
+				ver.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v.PublicKey}))
+			}
+			out.Versions = append(out.Versions, ver)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func notFound(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fault.New(fault.NotFound, "no key named %q", name)
+	}
+	return err
+}
+
+// List returns the names of a mount's keys.
+func (m *Manager) List(ctx context.Context, mount string) ([]string, error) {
+	var names []string
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		names, err = tx.ListKeys(ctx, mount)
+		return err
+	})
+	return names, err
+}
+
+// UpdateKey changes min_enabled_version and deletion_allowed.
+func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (*Key, error) {
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		k, err := tx.GetKey(ctx, mount, name)
+		if err != nil {
+			return notFound(err, name)
+		}
+		if u.MinEnabledVersion != nil {
+			v := *u.MinEnabledVersion
+			if v < 0 || v > k.LatestVersion {
+				return fault.New(fault.BadInput, "min_enabled_version %d is out of range: 0 (all versions enabled) to the latest version %d", v, k.LatestVersion)
+			}
+			k.MinEnabledVersion = v
+		}
+		if u.DeletionAllowed != nil {
+			k.DeletionAllowed = *u.DeletionAllowed
+		}
+		k.UpdatedAt = time.Now().UTC()
+		return tx.UpdateKey(ctx, k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.Get(ctx, mount, name)
+}
+
+// Rotate adds a new version, generated in the HSM, and makes it the latest.
+func (m *Manager) Rotate(ctx context.Context, mount, name string) (*Key, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		var k *store.Key
+		err := m.st.View(ctx, func(tx store.Tx) error {
+			var err error
+			k, err = tx.GetKey(ctx, mount, name)
+			return notFound(err, name)
+		})
+		if err != nil {
+			return nil, err
+		}
+		unlock := m.lock(k.ID)
+		done, err := m.rotateFrom(ctx, mount, name, k)
+		unlock()
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return m.Get(ctx, mount, name)
+		}
+	}
+	return nil, fault.New(fault.Conflict, "key %q is being rotated concurrently; try again", name)
+}
+
+// rotateFrom commits version k.LatestVersion+1 if the key is still at
+// k.LatestVersion; it reports false if another writer got there first.
+func (m *Manager) rotateFrom(ctx context.Context, mount, name string, k *store.Key) (bool, error) {
+	// Under the lock, re-read: a rotation that held it may have moved on.
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		cur, err := tx.GetKey(ctx, mount, name)
+		if err != nil {
+			return notFound(err, name)
+		}
+		if cur.ID != k.ID {
+			return fault.New(fault.NotFound, "no key named %q", name)
+		}
+		*k = *cur
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	next := k.LatestVersion + 1
+	blob, pub, err := m.generate(ctx, k.ID, next, k.Type)
+	if err != nil {
+		return false, err
+	}
+	done := false
+	err = m.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.GetKey(ctx, mount, name)
+		if err != nil {
+			return notFound(err, name)
+		}
+		if cur.ID != k.ID || cur.LatestVersion != k.LatestVersion {
+			return nil // moved on; the caller retries
+		}
+		now := time.Now().UTC()
+		if err := tx.AddKeyVersion(ctx, &store.KeyVersion{KeyID: k.ID, Version: next, Blob: blob, PublicKey: pub, CreatedAt: now}); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return nil
+			}
+			return err
+		}
+		cur.LatestVersion, cur.UpdatedAt = next, now
+		if err := tx.UpdateKey(ctx, cur); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+// Delete removes a key and all its versions. It is refused unless the key
+// allows deletion and is distributed to no KMS.
+func (m *Manager) Delete(ctx context.Context, mount, name string) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		k, err := tx.GetKey(ctx, mount, name)
+		if err != nil {
+			return notFound(err, name)
+		}
+		if !k.DeletionAllowed {
+			return fault.New(fault.BadInput, "deletion is not allowed for key %q; set deletion_allowed=true first", name)
+		}
+		return tx.DeleteKey(ctx, mount, name)
+	})
+}
