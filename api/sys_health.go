@@ -9,7 +9,17 @@ import (
 )
 
 func (s *Server) sysRoutes() {
-	s.handle("sys/health", Fields{}, map[Operation]HandlerFunc{OpRead: s.health}).unauthN = true
+	// Vault's client and load balancers pass these to choose the status of
+	// each state; Keyhold is never sealed, uninitialised or a standby, so only
+	// activecode (the status when healthy) applies.
+	f := Fields{"activecode": {Type: TypeInt}}
+	for _, k := range []string{"standbyok", "perfstandbyok"} {
+		f[k] = Field{Type: TypeBool}
+	}
+	for _, k := range []string{"standbycode", "drsecondarycode", "haunhealthycode", "performancestandbycode", "removedcode", "sealedcode", "uninitcode"} {
+		f[k] = Field{Type: TypeInt}
+	}
+	s.handle("sys/health", f, map[Operation]HandlerFunc{OpRead: s.health}).unauthN = true
 }
 
 // health answers like Vault's sys/health (top-level fields) and adds the
@@ -18,6 +28,9 @@ func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	status := http.StatusOK
+	if c := req.Data.Int("activecode"); c >= 200 && c < 600 {
+		status = c
+	}
 	var problems []string
 	if _, err := s.d.HSM.Random(ctx, 8); err != nil {
 		status = http.StatusServiceUnavailable

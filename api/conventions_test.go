@@ -1,0 +1,147 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func rawReq(t *testing.T, env *testEnv, method, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, env.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, path, b)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+func errText(m map[string]any) string {
+	errs, _ := m["errors"].([]any)
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.(string))
+	}
+	return strings.Join(out, "; ")
+}
+
+func TestWireConventions(t *testing.T) {
+	env := newTestEnv(t)
+	mountKeymgmt(t, env.client(t, testRootToken), "keymgmt")
+	if st, _ := rawReq(t, env, "POST", "/v1/keymgmt/key/a", testRootToken, `{"type":"aes256-gcm96"}`); st != 200 {
+		t.Fatalf("create: %d", st)
+	}
+	t.Run("ok LIST method and GET ?list=true", func(t *testing.T) {
+		for _, c := range [][2]string{{"LIST", "/v1/keymgmt/key"}, {"GET", "/v1/keymgmt/key?list=true"}, {"LIST", "/v1/keymgmt/key/"}} {
+			st, m := rawReq(t, env, c[0], c[1], testRootToken, "")
+			keys, _ := m["data"].(map[string]any)["keys"].([]any)
+			if st != 200 || len(keys) != 1 || keys[0] != "a" {
+				t.Fatalf("%s %s: %d %v", c[0], c[1], st, m)
+			}
+		}
+	})
+	t.Run("ok Authorization Bearer", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", env.ts.URL+"/v1/keymgmt/key/a", nil)
+		req.Header.Set("Authorization", "Bearer "+testRootToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	})
+	cases := []struct {
+		name, method, path, token, body string
+		status                          int
+		msg                             string
+	}{
+		{"fail no token", "GET", "/v1/keymgmt/key/a", "", "", 403, "permission denied"},
+		{"fail bad token", "GET", "/v1/keymgmt/key/a", "not-a-token", "", 403, "permission denied"},
+		{"fail malformed json", "POST", "/v1/keymgmt/key/b", testRootToken, `{"type":`, 400, "malformed JSON body"},
+		{"fail json array", "POST", "/v1/keymgmt/key/b", testRootToken, `["type"]`, 400, "want an object"},
+		{"fail trailing data", "POST", "/v1/keymgmt/key/b", testRootToken, `{"type":"rsa-2048"} {}`, 400, "data after the object"},
+		{"fail oversized body", "POST", "/v1/keymgmt/key/b", testRootToken, `{"type":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "larger than"},
+		{"fail method not allowed", "DELETE", "/v1/keymgmt/key/a/rotate", testRootToken, "", 405, "unsupported operation delete"},
+		{"fail unknown method", "TRACE", "/v1/keymgmt/key/a", testRootToken, "", 405, "unsupported operation"},
+		{"fail not under v1", "GET", "/v2/sys/health", testRootToken, "", 404, "paths start with /v1/"},
+		{"fail no such key", "GET", "/v1/keymgmt/key/missing", testRootToken, "", 404, `no key named "missing"`},
+		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for route"},
+		{"fail create conflict is reported", "POST", "/v1/sys/mounts/keymgmt", testRootToken, `{"type":"keymgmt"}`, 409, "already in use"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, m := rawReq(t, env, c.method, c.path, c.token, c.body)
+			if st != c.status || !strings.Contains(errText(m), c.msg) {
+				t.Fatalf("got %d %v, want %d with %q", st, m, c.status, c.msg)
+			}
+			if c.token == "" && strings.Contains(errText(m), testRootToken) {
+				t.Fatal("error echoes a token")
+			}
+		})
+	}
+	t.Run("fail internal errors carry no detail", func(t *testing.T) {
+		env.store.Close() // every store call now fails inside
+		st, m := rawReq(t, env, "GET", "/v1/keymgmt/key/a", testRootToken, "")
+		if st != 500 || errText(m) != "internal error" {
+			t.Fatalf("got %d %v", st, m)
+		}
+	})
+}
+
+func TestHealthIsUnauthenticated(t *testing.T) {
+	env := newTestEnv(t)
+	st, m := rawReq(t, env, "GET", "/v1/sys/health", "", "")
+	if st != 200 || m["initialized"] != true || m["hsm"].(map[string]any)["token_label"] != "keyhold-test" {
+		t.Fatalf("%d %v", st, m)
+	}
+	// The Vault client reads it too.
+	h, err := env.client(t, "").Sys().Health()
+	if err != nil || !h.Initialized || h.Sealed || h.Version != "test" {
+		t.Fatalf("%+v %v", h, err)
+	}
+}
+
+// FuzzRequestBody: any body gives a JSON answer with a 2xx or 4xx status,
+// never a panic or a 500.
+func FuzzRequestBody(f *testing.F) {
+	env := newTestEnv(f)
+	for _, s := range []string{`{"type":"aes256-gcm96"}`, `null`, `{}`, `[]`, `{"type":1}`, `{"min_enabled_version":"1"}`, `{"a":{"b":[1,2]}}`, "\x00", `{"type":"rsa-2048"}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/v1/sys/mounts/fz", bytes.NewReader(body))
+		req.Header.Set("X-Vault-Token", testRootToken)
+		w := httptest.NewRecorder()
+		env.srv.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("status %d for body %q: %s", w.Code, body, w.Body.String())
+		}
+		if w.Code != 204 && !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("answer is not JSON: %q", w.Body.String())
+		}
+		if w.Code == 204 {
+			env.srv.ServeHTTP(httptest.NewRecorder(), func() *http.Request {
+				r := httptest.NewRequest("DELETE", "/v1/sys/mounts/fz?force=true", nil)
+				r.Header.Set("X-Vault-Token", testRootToken)
+				return r
+			}())
+		}
+	})
+}
