@@ -193,7 +193,7 @@ func TestMounts(t *testing.T) {
 	}
 	for _, f := range []struct {
 		name, path, typ, msg string
-		status             int
+		status               int
 	}{
 		{"fail taken path", "keymgmt", "keymgmt", "already in use", 409},
 		{"fail nested under a mount", "keymgmt/inner", "keymgmt", "overlaps", 409},
