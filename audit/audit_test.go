@@ -1,0 +1,275 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/store/sqlite"
+)
+
+type rig struct {
+	h   *hsm.HSM
+	st  *sqlite.Store
+	dir string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	tok := softhsm.NewTestToken(t)
+	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &rig{h: h, st: st, dir: dir}
+}
+
+func (r *rig) broker(t *testing.T) *Broker {
+	b := NewBroker(r.h, r.st, nil)
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func entry(i int, secret string) *Entry {
+	return &Entry{
+		RequestID: fmt.Sprintf("req-%d", i),
+		Interface: REST,
+		Auth:      Principal{TokenAccessor: "acc-1", Policies: []string{"default"}},
+		Operation: "update",
+		Path:      "keymgmt/key/k",
+		Objects:   []string{"k"},
+		Data:      map[string]any{"type": "aes256-gcm96"},
+		Sensitive: map[string][]byte{"plaintext": []byte(secret)},
+	}
+}
+
+func logPair(t *testing.T, b *Broker, e *Entry) {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.LogRequest(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	e.Status = 200
+	if err := b.LogResponse(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrailVerifiesAndHidesSecrets(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path, HMACAccessor: true}); err != nil {
+		t.Fatal(err)
+	}
+	secret := "the-plaintext-secret-1234567890"
+	for i := range 5 {
+		logPair(t, b, entry(i, secret))
+	}
+	data, _ := os.ReadFile(path)
+	if bytes.Contains(data, []byte(secret)) || bytes.Contains(data, []byte("acc-1")) {
+		t.Fatal("a sensitive value or an accessor is in the clear")
+	}
+	want, err := b.Hash("file", []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(want)) {
+		t.Fatal("audit-hash of the secret is not in the trail")
+	}
+	rep, err := Verify([]string{path})
+	if err != nil || rep.Problem != nil || rep.Events != 10 || rep.FirstSeq != 1 || rep.LastSeq != 10 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	// A restart (a new broker over the same store and file) continues the chain.
+	b.Close()
+	b2 := r.broker(t)
+	logPair(t, b2, entry(9, secret))
+	if rep, _ := Verify([]string{path}); rep.Problem != nil || rep.Events != 12 {
+		t.Fatalf("after restart: %+v", rep.Problem)
+	}
+}
+
+func TestTamperingIsDetected(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		logPair(t, b, entry(i, "s"))
+	}
+	orig, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(orig), "\n"), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSuffix(lines[i], "\n")
+	}
+	join := func(ls []string) string { return strings.Join(ls, "\n") + "\n" }
+	cases := []struct {
+		name   string
+		body   string
+		line   int
+		substr string
+	}{
+		{"fail edited field", join(append(append([]string{}, lines[:3]...), append([]string{strings.Replace(lines[3], `"status":200`, `"status":403`, 1)}, lines[4:]...)...)), 4, "was changed"},
+		{"fail edited with recomputed hash", join(append(append([]string{}, lines[:3]...), append([]string{rehash(strings.Replace(lines[3], `"status":200`, `"status":403`, 1))}, lines[4:]...)...)), 5, "does not chain"},
+		{"fail deleted event", join(append(append([]string{}, lines[:2]...), lines[3:]...)), 3, "removed"},
+		{"fail inserted copy", join(append(append([]string{}, lines[:3]...), append([]string{lines[1]}, lines[3:]...)...)), 4, "inserted or reordered"},
+		{"fail swapped events", join(append(append([]string{}, lines[:2]...), append([]string{lines[3], lines[2]}, lines[4:]...)...)), 3, "reordered"},
+		{"fail truncated tail", join(lines)[:len(join(lines))-20], len(lines), "truncated tail"},
+		{"fail garbage line", join(append(append([]string{}, lines[:1]...), append([]string{"not json"}, lines[1:]...)...)), 2, "not an audit event"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "t.log")
+			os.WriteFile(p, []byte(c.body), 0o600)
+			rep, err := Verify([]string{p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Problem == nil || rep.Problem.Line != c.line || !strings.Contains(rep.Problem.What, c.substr) {
+				t.Fatalf("got %+v, want line %d %q", rep.Problem, c.line, c.substr)
+			}
+		})
+	}
+	t.Run("fail last events cut at a line boundary", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "t.log")
+		os.WriteFile(p, []byte(join(lines[:len(lines)-1])), 0o600)
+		rep, _ := Verify([]string{p})
+		if rep.Problem != nil || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[len(rep.Notes)-1], "no response event") {
+			t.Fatalf("got %+v", rep)
+		}
+	})
+}
+
+// rehash recomputes a line's own hash, as a forger would.
+func rehash(line string) string {
+	b := []byte(line)
+	copy(b[len(hashPrefix):], zeroHash)
+	h := fmt.Sprintf("%x", sha256.Sum256(b))
+	copy(b[len(hashPrefix):], h)
+	return string(b)
+}
+
+func TestRotationContinuesChain(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	logPair(t, b, entry(1, "s"))
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	logPair(t, b, entry(2, "s"))
+	rep, err := Verify([]string{path + ".1", path})
+	if err != nil || rep.Problem != nil || rep.Events != 4 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	rep, _ = Verify([]string{path})
+	if rep.Problem != nil || rep.FirstSeq != 3 || len(rep.Notes) == 0 {
+		t.Fatalf("second file alone: %+v", rep)
+	}
+	rep, _ = Verify([]string{path, path + ".1"})
+	if rep.Problem == nil {
+		t.Fatal("files in the wrong order verified")
+	}
+}
+
+func TestFailClosed(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	logPair(t, b, entry(1, "s"))
+	// The file becomes unwritable: it now points at a device that is always full.
+	os.Remove(path)
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	err := b.LogRequest(context.Background(), entry(2, "s"))
+	if err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("write to a full device: %v", err)
+	}
+	// Disabled devices do not block; with none enabled, nothing is required.
+	if err := b.Disable(context.Background(), "file"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LogRequest(context.Background(), entry(3, "s")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnableErrors(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		d    Device
+		msg  string
+	}{
+		{"fail type", Device{Path: "x", Type: "syslog", FilePath: "/tmp/x"}, "unknown audit device type"},
+		{"fail relative path", Device{Path: "x", Type: "file", FilePath: "audit.log"}, "absolute"},
+		{"fail no path", Device{Path: "x", Type: "file"}, "file_path is required"},
+		{"fail unopenable", Device{Path: "x", Type: "file", FilePath: "/nonexistent-dir/a.log"}, "cannot open"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := b.Enable(ctx, c.d); err == nil || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestConcurrentWritersKeepOneChain(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				logPair(t, b, entry(g*100+i, "s"))
+			}
+		}()
+	}
+	wg.Wait()
+	rep, err := Verify([]string{path})
+	if err != nil || rep.Problem != nil || rep.Events != 400 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+}

@@ -1,0 +1,261 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/store"
+)
+
+const kvPrefix = "sys/audit/"
+
+// Device is the configuration of an enabled audit device.
+type Device struct {
+	Path         string    `json:"path"`
+	Type         string    `json:"type"` // "file"
+	Description  string    `json:"description"`
+	FilePath     string    `json:"file_path"`
+	HMACAccessor bool      `json:"hmac_accessor"` // write token accessors as HMACs (Vault's default)
+	CreatedAt    time.Time `json:"created_at"`
+	// KeyID and KeyBlob are the device's HMAC key, generated in the HSM and
+	// stored only wrapped; it is unwrapped into memory when the device opens.
+	KeyID   string `json:"key_id"`
+	KeyBlob []byte `json:"key_blob"`
+}
+
+type device struct {
+	cfg  Device
+	key  []byte
+	sink *fileSink
+}
+
+// Broker fans events out to the enabled devices.
+type Broker struct {
+	h   *hsm.HSM
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.RWMutex
+	devices map[string]*device
+}
+
+// NewBroker returns a broker with no device; Load opens the stored ones.
+func NewBroker(h *hsm.HSM, st store.Store, log *slog.Logger) *Broker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Broker{h: h, st: st, log: log, now: time.Now, devices: map[string]*device{}}
+}
+
+// Load opens every stored device. A device that cannot be opened fails the
+// start: the appliance does not serve with an audit trail it cannot write.
+func (b *Broker) Load(ctx context.Context) error {
+	var cfgs []Device
+	err := b.st.View(ctx, func(tx store.Tx) error {
+		paths, err := tx.List(ctx, kvPrefix)
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			raw, err := tx.Get(ctx, kvPrefix+p)
+			if err != nil {
+				return err
+			}
+			var d Device
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fault.Wrap(fault.Internal, err, "corrupt audit device entry")
+			}
+			cfgs = append(cfgs, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cfgs {
+		d, err := b.open(ctx, c)
+		if err != nil {
+			return fmt.Errorf("audit device %s: %w", c.Path, err)
+		}
+		b.mu.Lock()
+		b.devices[c.Path] = d
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
+	key, err := b.h.Export(ctx, hsm.Key{ID: c.KeyID, Blob: c.KeyBlob})
+	if err != nil {
+		return nil, err
+	}
+	sink, err := openFileSink(c.FilePath)
+	if err != nil {
+		return nil, err
+	}
+	return &device{cfg: c, key: key, sink: sink}, nil
+}
+
+// Enable adds a file device at path. The file is created (mode 0600) and
+// must be writable now.
+func (b *Broker) Enable(ctx context.Context, d Device) error {
+	if d.Type != "file" {
+		return fault.New(fault.BadInput, "unknown audit device type %q (file)", d.Type)
+	}
+	if d.FilePath == "" {
+		return fault.New(fault.BadInput, "file_path is required")
+	}
+	if d.FilePath != "stdout" && !filepath.IsAbs(d.FilePath) {
+		return fault.New(fault.BadInput, "file_path must be an absolute path")
+	}
+	b.mu.RLock()
+	_, taken := b.devices[d.Path]
+	b.mu.RUnlock()
+	if taken {
+		return fault.New(fault.Conflict, "an audit device is already enabled at %s/", d.Path)
+	}
+	d.KeyID = fmt.Sprintf("audit:%s:%d", d.Path, b.now().UnixNano())
+	blob, err := b.h.Generate(ctx, hsm.GenerateRequest{ID: d.KeyID, Type: hsm.HMACSHA256, Exportable: true})
+	if err != nil {
+		return err
+	}
+	d.KeyBlob = blob
+	d.CreatedAt = b.now().UTC()
+	dev, err := b.open(ctx, d)
+	if err != nil {
+		return fault.Wrap(fault.BadInput, err, "cannot open the audit file %s", d.FilePath)
+	}
+	raw, _ := json.Marshal(d)
+	if err := b.st.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, kvPrefix+d.Path, raw) }); err != nil {
+		dev.sink.close()
+		return err
+	}
+	b.mu.Lock()
+	b.devices[d.Path] = dev
+	b.mu.Unlock()
+	return nil
+}
+
+// Disable removes the device at path.
+func (b *Broker) Disable(ctx context.Context, path string) error {
+	b.mu.Lock()
+	d := b.devices[path]
+	delete(b.devices, path)
+	b.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	d.sink.close()
+	return b.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPrefix+path) })
+}
+
+// Devices lists the enabled devices, sorted by path.
+func (b *Broker) Devices() []Device {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]Device, 0, len(b.devices))
+	for _, d := range b.devices {
+		out = append(out, d.cfg)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Hash returns the HMAC a device writes for value, so an investigator can
+// find it in the trail.
+func (b *Broker) Hash(path string, value []byte) (string, error) {
+	b.mu.RLock()
+	d := b.devices[path]
+	b.mu.RUnlock()
+	if d == nil {
+		return "", fault.New(fault.NotFound, "no audit device at %s/", path)
+	}
+	return hmacValue(d.key, value), nil
+}
+
+// Reopen reopens every device's file (after log rotation, on SIGHUP); the
+// chain continues in the new file.
+func (b *Broker) Reopen() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var errs []error
+	for _, d := range b.devices {
+		if err := d.sink.reopen(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every device's file.
+func (b *Broker) Close() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, d := range b.devices {
+		d.sink.close()
+	}
+}
+
+// Enabled reports whether any device is enabled.
+func (b *Broker) Enabled() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.devices) > 0
+}
+
+// LogRequest writes the request event. It fails, and the caller must then
+// refuse the request, if devices are enabled and none could write it.
+func (b *Broker) LogRequest(ctx context.Context, e *Entry) error { return b.log1(e, "request") }
+
+// LogResponse writes the response event; the caller sends its response only
+// if this succeeds.
+func (b *Broker) LogResponse(ctx context.Context, e *Entry) error { return b.log1(e, "response") }
+
+func (b *Broker) log1(e *Entry, typ string) error {
+	b.mu.RLock()
+	devs := make([]*device, 0, len(b.devices))
+	for _, d := range b.devices {
+		devs = append(devs, d)
+	}
+	b.mu.RUnlock()
+	if len(devs) == 0 {
+		return nil
+	}
+	now := b.now()
+	errs := make([]error, len(devs))
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := build(e, typ, d.key, now)
+			if d.cfg.HMACAccessor && ev.Auth.TokenAccessor != "" {
+				ev.Auth.TokenAccessor = hmacValue(d.key, []byte(ev.Auth.TokenAccessor))
+			}
+			errs[i] = d.sink.write(ev)
+		}()
+	}
+	wg.Wait()
+	ok := false
+	for i, err := range errs {
+		if err == nil {
+			ok = true
+		} else {
+			b.log.Error("audit device failed", "device", devs[i].cfg.Path, "error", err)
+		}
+	}
+	if !ok {
+		return fault.Wrap(fault.Unavailable, errors.Join(errs...), "the audit trail cannot be written; the request was refused")
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+// Package audit records every request and response of the appliance as a
+// hash-chained JSON-lines trail.
+//
+// Each line is one event and starts with {"hash":"<sha256>", where the hash
+// is taken over the line with those 64 hex digits zeroed; the event also
+// carries the sequence number and the hash of the event before it, so an
+// edit, a removal, an insertion or a reordering shows (Verify). Sensitive
+// values (key material, plaintext, ciphertext, secrets, tokens) are never
+// written: the caller marks them and the device writes their HMAC-SHA256
+// under its own key, which an investigator can reproduce with
+// sys/audit-hash. A request fails if no enabled device can write its events
+// (fail closed); writes are group-committed and fsynced before the caller
+// proceeds.
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Interfaces that produce events.
+const (
+	REST = "rest"
+	KMIP = "kmip"
+	XKS  = "xks"
+)
+
+// Principal is who made a request.
+type Principal struct {
+	TokenAccessor string   `json:"token_accessor,omitempty"`
+	Policies      []string `json:"policies,omitempty"`
+	CertSerial    string   `json:"cert_serial,omitempty"`
+	Scope         string   `json:"scope,omitempty"`
+	Role          string   `json:"role,omitempty"`
+	AccessKeyID   string   `json:"access_key_id,omitempty"`
+	PrincipalARN  string   `json:"principal_arn,omitempty"`
+	RemoteAddr    string   `json:"remote_addr,omitempty"`
+}
+
+// Entry is what a caller reports of one request (and, once served, its
+// response). Values in Sensitive and SensitiveResponse are written only as
+// HMACs.
+type Entry struct {
+	RequestID string
+	Interface string
+	Auth      Principal
+	Operation string
+	Path      string
+	Objects   []string // object ids or key names the request touched
+
+	Data      map[string]any    // request fields safe to write as they are
+	Sensitive map[string][]byte // request fields written as HMACs
+
+	// Filled for the response event.
+	Status            int
+	Error             string
+	KMIPResultReason  string
+	XKSErrorName      string
+	ResponseData      map[string]any
+	SensitiveResponse map[string][]byte
+}
+
+// Event is one line of the trail. Hash must stay the first field.
+type Event struct {
+	Hash      string          `json:"hash"`
+	Seq       uint64          `json:"seq"`
+	Prev      string          `json:"prev"`
+	Time      time.Time       `json:"time"`
+	Type      string          `json:"type"` // "request" or "response"
+	RequestID string          `json:"request_id"`
+	Interface string          `json:"interface"`
+	Auth      Principal       `json:"auth"`
+	Request   RequestRecord   `json:"request"`
+	Response  *ResponseRecord `json:"response,omitempty"`
+}
+
+// RequestRecord is the request part of an event.
+type RequestRecord struct {
+	Operation string         `json:"operation"`
+	Path      string         `json:"path,omitempty"`
+	Objects   []string       `json:"objects,omitempty"`
+	Data      map[string]any `json:"data,omitempty"`
+}
+
+// ResponseRecord is the response part of an event.
+type ResponseRecord struct {
+	Status           int            `json:"status,omitempty"`
+	Error            string         `json:"error,omitempty"`
+	KMIPResultReason string         `json:"kmip_result_reason,omitempty"`
+	XKSErrorName     string         `json:"xks_error_name,omitempty"`
+	Data             map[string]any `json:"data,omitempty"`
+}
+
+// HMACPrefix marks a value written as its HMAC.
+const HMACPrefix = "hmac-sha256:"
+
+// hmacValue is the written form of a sensitive value under a device key.
+func hmacValue(key, v []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(v)
+	return HMACPrefix + hex.EncodeToString(m.Sum(nil))
+}
+
+// build makes the event of an entry for a device: sensitive values become
+// HMACs under the device's key. Hash, Seq and Prev are set by the sink.
+func build(e *Entry, typ string, key []byte, now time.Time) *Event {
+	ev := &Event{
+		Time:      now.UTC(),
+		Type:      typ,
+		RequestID: e.RequestID,
+		Interface: e.Interface,
+		Auth:      e.Auth,
+		Request:   RequestRecord{Operation: e.Operation, Path: e.Path, Objects: e.Objects, Data: merge(e.Data, e.Sensitive, key)},
+	}
+	if typ == "response" {
+		ev.Response = &ResponseRecord{
+			Status:           e.Status,
+			Error:            e.Error,
+			KMIPResultReason: e.KMIPResultReason,
+			XKSErrorName:     e.XKSErrorName,
+			Data:             merge(e.ResponseData, e.SensitiveResponse, key),
+		}
+	}
+	return ev
+}
+
+func merge(plain map[string]any, sensitive map[string][]byte, key []byte) map[string]any {
+	if len(plain) == 0 && len(sensitive) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(plain)+len(sensitive))
+	for k, v := range plain {
+		out[k] = v
+	}
+	for k, v := range sensitive {
+		out[k] = hmacValue(key, v)
+	}
+	return out
+}
