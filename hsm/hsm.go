@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	Sessions    int    // size of the session pool; default 8
 	CacheSize   int    // unwrapped keys kept as session objects; default 1024
 	LabelPrefix string // prefix of the KEK and MAC key labels; default "keyhold"
+	// Observe, if set, is called after every operation with its name, how
+	// long it took (waiting for a session included) and its error.
+	Observe func(op string, d time.Duration, err error)
 }
 
 // Info describes the token and library, for health reports.
@@ -56,6 +60,7 @@ type HSM struct {
 	info  Info
 	caps  Capabilities
 	pool  chan *session
+	inUse atomic.Int64
 	gen   atomic.Uint64 // bumped when sessions were lost; older sessions and cache entries are dropped
 	cache *cache
 
@@ -205,6 +210,7 @@ func (h *HSM) get(ctx context.Context) (*session, error) {
 	var s *session
 	select {
 	case s = <-h.pool:
+		h.inUse.Add(1)
 	case <-ctx.Done():
 		return nil, &Error{Op: "hsm: session", Kind: KindUnavailable, Msg: "waiting for a session", Err: ctx.Err()}
 	}
@@ -217,13 +223,13 @@ func (h *HSM) get(ctx context.Context) (*session, error) {
 	}
 	sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
-		h.pool <- nil
+		h.release(nil)
 		return nil, wrapErr("open session", err)
 	}
 	if err := h.ctx.Login(sh, pkcs11.CKU_USER, h.cfg.PIN); err != nil {
 		if c, ok := ckr(err); !ok || c != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
 			_ = h.ctx.CloseSession(sh)
-			h.pool <- nil
+			h.release(nil)
 			if ok && c == pkcs11.CKR_PIN_INCORRECT {
 				return nil, &Error{Op: "hsm: login", Kind: KindPermission, Msg: "the PIN is incorrect", Err: err}
 			}
@@ -233,7 +239,16 @@ func (h *HSM) get(ctx context.Context) (*session, error) {
 	return &session{h: sh, gen: g}, nil
 }
 
-func (h *HSM) put(s *session) { h.pool <- s }
+func (h *HSM) put(s *session) { h.release(s) }
+
+// release returns a pool slot (nil: the slot's session is to be reopened).
+func (h *HSM) release(s *session) {
+	h.inUse.Add(-1)
+	h.pool <- s
+}
+
+// PoolStats says how many sessions the pool has and how many are in use.
+func (h *HSM) PoolStats() (size, inUse int) { return h.cfg.Sessions, int(h.inUse.Load()) }
 
 // lost records that sessions were lost: every older session is reopened on
 // its next use and every cached key object is forgotten (the objects went
@@ -248,7 +263,11 @@ func (h *HSM) lost(s *session) {
 // do runs fn with a session. If the session turns out to be lost, or a
 // handle no longer names its object (the token logged out or was reset), the
 // sessions, cached keys and KEK handles are renewed and fn runs once more.
-func (h *HSM) do(ctx context.Context, op string, fn func(s *session) error) error {
+func (h *HSM) do(ctx context.Context, op string, fn func(s *session) error) (err error) {
+	if h.cfg.Observe != nil {
+		start := time.Now()
+		defer func() { h.cfg.Observe(op, time.Since(start), err) }()
+	}
 	for attempt := 0; ; attempt++ {
 		s, err := h.get(ctx)
 		if err != nil {
@@ -257,7 +276,7 @@ func (h *HSM) do(ctx context.Context, op string, fn func(s *session) error) erro
 		err = fn(s)
 		if err != nil && (sessionLost(err) || handleLost(err)) {
 			h.lost(s)
-			h.pool <- nil
+			h.release(nil)
 			if attempt == 0 {
 				continue
 			}

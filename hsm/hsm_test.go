@@ -3,6 +3,8 @@ package hsm
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/keyhold/keyhold/softhsm"
@@ -50,5 +52,42 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := h.Random(ctx, 32); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestObserveAndPoolStats(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	failed := 0
+	h, _ := openTest(t, Config{Sessions: 3, Observe: func(op string, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[op]++
+		if err != nil {
+			failed++
+		}
+		if d <= 0 {
+			t.Errorf("op %s observed with duration %v", op, d)
+		}
+	}})
+	if size, inUse := h.PoolStats(); size != 3 || inUse != 0 {
+		t.Fatalf("pool %d/%d before use", inUse, size)
+	}
+	b, err := h.Generate(ctx, GenerateRequest{ID: "o", Type: AES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Encrypt(ctx, Key{ID: "o", Blob: b}, EncryptRequest{Algorithm: AESGCM, Plaintext: []byte("x")})
+	h.Encrypt(ctx, Key{ID: "other", Blob: b}, EncryptRequest{Algorithm: AESGCM, Plaintext: []byte("x")})
+	s, _ := h.get(ctx)
+	if _, inUse := h.PoolStats(); inUse != 1 {
+		t.Fatalf("in use %d while one session is out", inUse)
+	}
+	h.put(s)
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["generate"] != 1 || seen["encrypt"] != 2 || failed != 1 {
+		t.Fatalf("observed %v, %d failed", seen, failed)
 	}
 }
