@@ -23,6 +23,7 @@ import (
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/store"
+	"github.com/keyhold/keyhold/xks"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -36,6 +37,7 @@ type Deps struct {
 	Keys    *keymgmt.Manager
 	Logger  *slog.Logger
 	Version string
+	XKS     *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
 }
 
 // Server is the REST API handler.
@@ -55,6 +57,7 @@ func New(d Deps) *Server {
 	s.sysRoutes()
 	s.mountRoutes()
 	s.keymgmtRoutes()
+	s.xksRoutes()
 	return s
 }
 

@@ -229,7 +229,12 @@ func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, err
 		return nil, nil
 	}
 	force := req.Data.Bool("force")
-	return nil, s.mounts.remove(ctx, path, func(tx store.Tx) error {
+	err := s.mounts.remove(ctx, path, func(tx store.Tx) error {
+		if m.Type == "xks" && s.d.XKS != nil {
+			if err := s.d.XKS.Purge(ctx, tx, m.UUID, force); err != nil {
+				return err
+			}
+		}
 		names, err := tx.ListKeys(ctx, m.UUID)
 		if err != nil {
 			return err
@@ -244,6 +249,10 @@ func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, err
 		}
 		return nil
 	})
+	if err == nil && m.Type == "xks" && s.d.XKS != nil {
+		s.d.XKS.Stop(m.UUID) // its data is gone with the mount; so is its listener
+	}
+	return nil, err
 }
 
 func randomHex(n int) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
+	"github.com/keyhold/keyhold/xks"
 )
 
 // Options are what Run needs beside the configuration.
@@ -70,6 +71,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer st.Close()
 	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
 
+	// The XKS proxy: one HTTPS listener per configured xks mount.
+	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version})
+	defer xm.Close()
 	handler := api.New(api.Deps{
 		HSM:     h,
 		Store:   st,
@@ -77,8 +81,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		Keys:    keymgmt.New(h, st),
 		Logger:  log,
 		Version: opts.Version,
+		XKS:     xm,
 	})
 	if err := handler.Init(ctx, opts.RootToken); err != nil {
+		return err
+	}
+	if err := xm.Start(ctx); err != nil {
 		return err
 	}
 

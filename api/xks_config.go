@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/xks"
+)
+
+// The xks mount type: administration of the AWS XKS proxy. The data plane
+// (SigV4, the four XKS operations) runs on its own HTTPS listener in package
+// xks; these routes configure it:
+//
+//	config                      read, write (listener, prefixes, TLS, mTLS, limits)
+//	ca                          read the internal CA certificate
+//	credential/generate         write: a new SigV4 key pair for a prefix
+//	credential                  LIST
+//	credential/revoke           write access_key_id
+//	credential/:access_key_id   read, delete
+//	key                         LIST
+//	key/:name                   create, read, update, delete
+//	rule                        LIST
+//	rule/:name                  write, read, delete
+
+func (s *Server) xksRoutes() {
+	s.handleBackend("xks", "config", Fields{
+		"listen_addrs":           {Type: TypeStringList},
+		"uri_path_prefixes":      {Type: TypeStringList},
+		"tls_cert":               {Type: TypeString},
+		"tls_key":                {Type: TypeString},
+		"tls_internal_ca":        {Type: TypeBool},
+		"tls_dns_names":          {Type: TypeStringList},
+		"tls_ip_addresses":       {Type: TypeStringList},
+		"mtls_client_ca":         {Type: TypeString},
+		"mtls_allowed_subjects":  {Type: TypeStringList},
+		"mtls_allowed_dns_names": {Type: TypeStringList},
+		"max_plaintext_bytes":    {Type: TypeInt},
+		"max_aad_bytes":          {Type: TypeInt},
+		"rate_limit":             {Type: TypeInt},
+	}, map[Operation]HandlerFunc{OpRead: s.xksReadConfig, OpUpdate: s.xksWriteConfig})
+	s.handleBackend("xks", "ca", Fields{}, map[Operation]HandlerFunc{OpRead: s.xksReadCA})
+	s.xksCredentialRoutes()
+	s.xksKeyRoutes()
+	s.xksRuleRoutes()
+}
+
+// xksManager returns the XKS manager, or an error if the appliance runs without one.
+func (s *Server) xksManager() (*xks.Manager, error) {
+	if s.d.XKS == nil {
+		return nil, fault.New(fault.Unsupported, "the XKS proxy is not enabled in this appliance")
+	}
+	return s.d.XKS, nil
+}
+
+func xksConfigData(v *xks.ConfigView) map[string]any {
+	c := v.Config
+	listening := v.Listening
+	if listening == nil {
+		listening = []string{}
+	}
+	return map[string]any{
+		"listen_addrs":           c.ListenAddrs,
+		"listening":              listening,
+		"uri_path_prefixes":      c.Prefixes,
+		"uri_paths":              v.URIPaths,
+		"tls_internal_ca":        c.TLSInternalCA,
+		"tls_dns_names":          c.TLSDNSNames,
+		"tls_ip_addresses":       c.TLSIPAddresses,
+		"tls_cert":               c.TLSCertPEM,
+		"mtls_client_ca":         c.ClientCAPEM,
+		"mtls_allowed_subjects":  c.AllowedSubjects,
+		"mtls_allowed_dns_names": c.AllowedDNSNames,
+		"max_plaintext_bytes":    c.MaxPlaintext,
+		"max_aad_bytes":          c.MaxAAD,
+		"rate_limit":             c.RateLimit,
+		"updated_at":             c.UpdatedAt.Format(time.RFC3339Nano),
+	}
+}
+
+func (s *Server) xksReadConfig(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.xksManager()
+	if err != nil {
+		return nil, err
+	}
+	v, err := m.Config(ctx, req.Mount.UUID)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Data: xksConfigData(v)}, nil
+}
+
+func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.xksManager()
+	if err != nil {
+		return nil, err
+	}
+	d := req.Data
+	strs := func(name string) *[]string {
+		if !d.Has(name) {
+			return nil
+		}
+		v := d.Strings(name)
+		return &v
+	}
+	str := func(name string) *string {
+		if !d.Has(name) {
+			return nil
+		}
+		v := d.String(name)
+		return &v
+	}
+	num := func(name string) *int {
+		if !d.Has(name) {
+			return nil
+		}
+		v := d.Int(name)
+		return &v
+	}
+	in := xks.ConfigInput{
+		ListenAddrs:     strs("listen_addrs"),
+		Prefixes:        strs("uri_path_prefixes"),
+		TLSCertPEM:      str("tls_cert"),
+		TLSKeyPEM:       str("tls_key"),
+		TLSDNSNames:     strs("tls_dns_names"),
+		TLSIPAddresses:  strs("tls_ip_addresses"),
+		ClientCAPEM:     str("mtls_client_ca"),
+		AllowedSubjects: strs("mtls_allowed_subjects"),
+		AllowedDNSNames: strs("mtls_allowed_dns_names"),
+		MaxPlaintext:    num("max_plaintext_bytes"),
+		MaxAAD:          num("max_aad_bytes"),
+		RateLimit:       num("rate_limit"),
+	}
+	if d.Has("tls_internal_ca") {
+		b := d.Bool("tls_internal_ca")
+		in.TLSInternalCA = &b
+	}
+	if in.Prefixes != nil && len(*in.Prefixes) == 0 && d.Has("uri_path_prefixes") {
+		*in.Prefixes = []string{""} // uri_path_prefixes="" is the empty prefix
+	}
+	v, err := m.SetConfig(ctx, req.Mount.UUID, in)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Data: xksConfigData(v)}, nil
+}
+
+func (s *Server) xksReadCA(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.xksManager()
+	if err != nil {
+		return nil, err
+	}
+	pem, err := m.CA(ctx, req.Mount.UUID)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Data: map[string]any{"certificate": pem}}, nil
+}

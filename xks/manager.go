@@ -1,0 +1,295 @@
+package xks
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/store"
+)
+
+// Options are what a Manager needs.
+type Options struct {
+	HSM     *hsm.HSM
+	Store   store.Store
+	Logger  *slog.Logger
+	Version string
+	Now     func() time.Time // the clock SigV4 checks against; time.Now if nil
+}
+
+// Manager runs the XKS listeners of every xks mount and carries out the
+// administration the REST API asks for. Writes take effect at once: the
+// data plane state is swapped atomically, and a configuration write
+// restarts that mount's listener. It is safe for concurrent use.
+type Manager struct {
+	o      Options
+	mu     sync.Mutex // serializes writes and listener changes
+	mounts map[string]*runtime
+}
+
+// runtime is a mount's running listener.
+type runtime struct {
+	p   *proxy
+	srv *http.Server
+	lns []net.Listener
+}
+
+// New returns a Manager; call Start to bring up the configured listeners.
+func New(o Options) *Manager {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Manager{o: o, mounts: map[string]*runtime{}}
+}
+
+// Start starts the listener of every configured xks mount. A mount that
+// cannot start is logged and skipped so the rest of the appliance (and the
+// REST API to fix it) still comes up.
+func (m *Manager) Start(ctx context.Context) error {
+	var ids []string
+	err := m.o.Store.View(ctx, func(tx store.Tx) error {
+		paths, err := tx.List(ctx, kvRoot)
+		for _, p := range paths {
+			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
+				ids = append(ids, id)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if err := m.startMount(ctx, id); err != nil {
+			m.o.Logger.Error("xks: listener not started", "mount", id, "error", err)
+		}
+	}
+	return nil
+}
+
+// Close stops every listener, letting requests in flight finish.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, rt := range m.mounts {
+		rt.stop()
+		delete(m.mounts, id)
+	}
+	return nil
+}
+
+// Addrs returns the addresses a mount's listener is bound to.
+func (m *Manager) Addrs(mountID string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addrs(mountID)
+}
+
+func (m *Manager) addrs(mountID string) []string {
+	rt := m.mounts[mountID]
+	if rt == nil {
+		return nil
+	}
+	var out []string
+	for _, ln := range rt.lns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// startMount renews an internal-CA certificate that is close to expiry,
+// then loads the state and listens. Callers hold m.mu.
+func (m *Manager) startMount(ctx context.Context, id string) error {
+	snap, err := readSnapshot(ctx, m.o.Store, id)
+	if err != nil {
+		return err
+	}
+	if snap.cfg == nil {
+		return fault.New(fault.NotFound, "the xks mount is not configured")
+	}
+	if snap.cfg.TLSInternalCA && certExpiresWithin(snap.cfg.TLSCertPEM, leafRenewLeft) {
+		if err := m.issueInternal(ctx, id, snap.cfg); err != nil {
+			return err
+		}
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(id, "config"), snap.cfg) }); err != nil {
+			return err
+		}
+	}
+	st, err := buildState(ctx, m.o.HSM, id, snap)
+	if err != nil {
+		return err
+	}
+	rt, err := m.listen(ctx, id, st)
+	if err != nil {
+		return err
+	}
+	m.mounts[id] = rt
+	return nil
+}
+
+func certExpiresWithin(chainPEM string, d time.Duration) bool {
+	b, _ := pem.Decode([]byte(chainPEM))
+	if b == nil {
+		return true
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	return err != nil || time.Until(c.NotAfter) < d
+}
+
+func (m *Manager) newProxy(id string) *proxy {
+	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, limits: map[string]*bucket{}}
+}
+
+// listen starts a listener on every configured address with the state's
+// TLS configuration.
+func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, error) {
+	tc, err := m.tlsConfig(ctx, st.cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := m.newProxy(id)
+	p.st.Store(st)
+	rt := &runtime{p: p, srv: &http.Server{
+		Handler:           p,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(m.o.Logger.Handler(), slog.LevelDebug),
+	}}
+	for _, a := range st.cfg.ListenAddrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range rt.lns {
+				l.Close()
+			}
+			return nil, fault.Wrap(fault.BadInput, err, "cannot listen on %s", a)
+		}
+		rt.lns = append(rt.lns, ln)
+	}
+	for _, ln := range rt.lns {
+		go func(ln net.Listener) {
+			if err := rt.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.o.Logger.Error("xks: listener stopped", "mount", id, "address", ln.Addr().String(), "error", err)
+			}
+		}(ln)
+	}
+	m.o.Logger.Info("xks: listening", "mount", id, "addresses", m.addrsOf(rt), "uri_paths", uriPaths(st.cfg.Prefixes), "mtls", st.cfg.ClientCAPEM != "")
+	return rt, nil
+}
+
+func (m *Manager) addrsOf(rt *runtime) []string {
+	var out []string
+	for _, ln := range rt.lns {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+func uriPaths(prefixes []string) []string {
+	var out []string
+	for _, p := range prefixes {
+		out = append(out, URIPath(p))
+	}
+	return out
+}
+
+// stop shuts the listener down, letting requests in flight finish (5 s).
+func (rt *runtime) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.srv.Shutdown(ctx); err != nil {
+		rt.srv.Close()
+	}
+	for _, ln := range rt.lns {
+		ln.Close()
+	}
+}
+
+// tlsConfig is the listener's TLS: 1.2 or later with forward-secret AEAD
+// suites only, the server key in the HSM, and, when a client CA is set,
+// mutual TLS that ends the handshake for a certificate not chained to that
+// CA or not carrying an allowed subject CN or DNS name.
+func (m *Manager) tlsConfig(ctx context.Context, c *Config) (*tls.Config, error) {
+	cert, err := serverCertificate(ctx, m.o.HSM, c)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
+	if c.ClientCAPEM == "" {
+		return tc, nil
+	}
+	pool, err := parseCertPool(c.ClientCAPEM)
+	if err != nil {
+		return nil, err
+	}
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.ClientCAs = pool
+	subjects, names := c.AllowedSubjects, c.AllowedDNSNames
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("xks: no client certificate")
+		}
+		if len(subjects) == 0 && len(names) == 0 {
+			return nil
+		}
+		leaf := cs.PeerCertificates[0]
+		if contains(subjects, leaf.Subject.CommonName) {
+			return nil
+		}
+		for _, n := range leaf.DNSNames {
+			if contains(names, n) {
+				return nil
+			}
+		}
+		return fmt.Errorf("xks: client certificate subject %q is not allowed", leaf.Subject.CommonName)
+	}
+	return tc, nil
+}
+
+// reload re-reads a running mount's state after a write. Callers hold m.mu.
+func (m *Manager) reload(ctx context.Context, id string) error {
+	rt := m.mounts[id]
+	if rt == nil {
+		return nil
+	}
+	snap, err := readSnapshot(ctx, m.o.Store, id)
+	if err != nil {
+		return err
+	}
+	if snap.cfg == nil {
+		return nil
+	}
+	st, err := buildState(ctx, m.o.HSM, id, snap)
+	if err != nil {
+		return err
+	}
+	rt.p.st.Store(st)
+	return nil
+}

@@ -1,0 +1,220 @@
+package xks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyhold/keyhold/hsm"
+)
+
+// opTimeout bounds one request's work in the HSM: AWS KMS gives up after 250 ms.
+const opTimeout = 2 * time.Second
+
+// proxy is one xks mount's data plane: an http.Handler over the current state.
+type proxy struct {
+	mountID string
+	h       *hsm.HSM
+	log     *slog.Logger
+	now     func() time.Time
+	version string
+
+	st      atomic.Pointer[state]
+	health  healthCache
+	limitMu sync.Mutex
+	limits  map[string]*bucket // rate limiters by prefix, kept across reloads
+}
+
+var _ http.Handler = (*proxy)(nil)
+
+// ServeHTTP serves the four XKS operations. Order of checks: the path's
+// shape (InvalidUriPathException), the method (405), the body size, the
+// SigV4 signature (AuthenticationFailedException), the prefix and the
+// credential's prefix, the rate limit, the body, then the operation.
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &logRecord{}
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("xks: panic serving a request", "mount", p.mountID, "panic", v)
+			rec.err = xerr(InternalException, "internal error")
+			writeError(w, rec.err)
+		}
+		p.logRequest(r, rec, time.Since(start))
+	}()
+	resp, err := p.serve(r, rec)
+	var me *methodError
+	if errors.As(err, &me) {
+		rec.err = &Error{Name: UnsupportedOperationException, Msg: "only POST is allowed on XKS URIs", Err: err}
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{ErrorName: rec.err.Name, ErrorMessage: rec.err.Msg})
+		return
+	}
+	if err != nil {
+		rec.err = wireError(err)
+		writeError(w, rec.err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// logRecord is what the request log says; never plaintext, keys or secrets.
+type logRecord struct {
+	route route
+	akid  string
+	meta  *RequestMetadata
+	err   *Error
+}
+
+func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
+	st := p.st.Load()
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		return nil, xerr(InvalidURIPathException, "the URI path is not an XKS API path")
+	}
+	rec.route = rt
+	if r.Method != http.MethodPost {
+		return nil, &methodError{method: r.Method}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, st.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, xerr(UnsupportedOperationException, "the request body is larger than this proxy's configured limits")
+		}
+		return nil, xerr(ValidationException, "could not read the request body")
+	}
+	cred, xe := verifySigV4(r, body, p.now(), st.credential)
+	if xe != nil {
+		return nil, xe
+	}
+	rec.akid = cred.AccessKeyID
+	if !st.prefixes[rt.Prefix] {
+		return nil, xerr(InvalidURIPathException, "no key store is configured at this URI path")
+	}
+	if cred.Prefix != rt.Prefix {
+		return nil, authFailure(errors.New("the credential belongs to another path prefix"))
+	}
+	if st.cfg.RateLimit > 0 && !p.bucket(rt.Prefix, st.cfg.RateLimit).take(p.now()) {
+		return nil, xerr(ThrottlingException, "request rate over the configured limit")
+	}
+	req, xe := ParseRequest(rt.Op, body, st.limits)
+	if xe != nil {
+		return nil, xe
+	}
+	rec.meta = &req.Meta
+	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
+	defer cancel()
+	if rt.Op == OpHealth {
+		return p.healthStatus(ctx, st)
+	}
+	k := st.keys[rt.KeyID]
+	if k == nil {
+		return nil, xerr(KeyNotFoundException, "external key not found")
+	}
+	if err := authorize(st.rules, rt.Prefix, rt.KeyID, &req.Meta); err != nil {
+		return nil, &Error{Name: AccessDeniedException, Msg: "denied by the proxy's secondary authorization rules", Err: err}
+	}
+	switch rt.Op {
+	case OpMetadata:
+		return &MetadataResponse{KeySpec: keySpecAES, KeyUsage: k.Usage, KeyStatus: k.Status()}, nil
+	case OpEncrypt:
+		return p.encrypt(ctx, k, req)
+	default:
+		return p.decrypt(ctx, k, req)
+	}
+}
+
+type methodError struct{ method string }
+
+func (e *methodError) Error() string { return "method " + e.method + " not allowed" }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"errorName":"InternalException"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, status(e.Name), errorBody{ErrorName: e.Name, ErrorMessage: e.Msg})
+}
+
+// logRequest logs one request: the spec asks for requestMetadata (above all
+// kmsRequestId), the outcome and the processing time. Failures are logged
+// with their cause at Info (4xx) or Error (5xx); successes at Debug.
+func (p *proxy) logRequest(r *http.Request, rec *logRecord, d time.Duration) {
+	level := slog.LevelDebug
+	attrs := []slog.Attr{
+		slog.String("mount", p.mountID),
+		slog.String("op", string(rec.route.Op)),
+		slog.String("prefix", rec.route.Prefix),
+		slog.String("key", rec.route.KeyID),
+		slog.String("access_key_id", rec.akid),
+		slog.String("remote", r.RemoteAddr),
+		slog.Duration("duration", d),
+	}
+	if rec.meta != nil {
+		attrs = append(attrs, slog.String("kms_request_id", rec.meta.KMSRequestID),
+			slog.String("kms_operation", rec.meta.KMSOperation),
+			slog.String("aws_principal_arn", rec.meta.AWSPrincipalArn),
+			slog.String("kms_key_arn", rec.meta.KMSKeyArn),
+			slog.String("kms_via_service", rec.meta.KMSViaService),
+			slog.String("aws_source_vpc", rec.meta.AWSSourceVpc),
+			slog.String("aws_source_vpce", rec.meta.AWSSourceVpce))
+	}
+	if rec.err != nil {
+		level = slog.LevelInfo
+		if status(rec.err.Name) >= 500 {
+			level = slog.LevelError
+		}
+		attrs = append(attrs, slog.String("error_name", string(rec.err.Name)))
+		if rec.err.Err != nil {
+			attrs = append(attrs, slog.String("cause", rec.err.Err.Error()))
+		}
+	}
+	p.log.LogAttrs(context.Background(), level, "xks request", attrs...)
+}
+
+// bucket is a token bucket: rate tokens a second, bursts of rate.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func (p *proxy) bucket(prefix string, rate int) *bucket {
+	p.limitMu.Lock()
+	defer p.limitMu.Unlock()
+	b := p.limits[prefix]
+	if b == nil || b.rate != float64(rate) {
+		b = &bucket{rate: float64(rate), tokens: float64(rate)}
+		p.limits[prefix] = b
+	}
+	return b
+}
+
+func (b *bucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,272 @@
+package xks
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+)
+
+// The XKS wire format: JSON request bodies parsed into typed requests with
+// every field checked, and the response bodies. Unknown fields are ignored
+// (the spec lets AWS KMS add requestMetadata fields at any time).
+
+// Operation is one of the four XKS APIs.
+type Operation string
+
+// The operations, named as the spec's URIs name them.
+const (
+	OpHealth   Operation = "health"
+	OpMetadata Operation = "metadata"
+	OpEncrypt  Operation = "encrypt"
+	OpDecrypt  Operation = "decrypt"
+)
+
+// The spec's fixed values.
+const (
+	algAESGCM   = "AES_GCM"
+	cdivSHA256  = "SHA_256"
+	keySpecAES  = "AES_256"
+	maxMetaLen  = 20   // ciphertextMetadata bytes
+	maxFieldLen = 4096 // a requestMetadata string (ARNs go up to 2048)
+)
+
+// RequestMetadata is the requestMetadata object: who asked AWS KMS for what.
+// It is logged and is what secondary authorization rules look at.
+type RequestMetadata struct {
+	AWSPrincipalArn string `json:"awsPrincipalArn,omitempty"`
+	AWSSourceVpc    string `json:"awsSourceVpc,omitempty"`
+	AWSSourceVpce   string `json:"awsSourceVpce,omitempty"`
+	KMSKeyArn       string `json:"kmsKeyArn,omitempty"`
+	KMSOperation    string `json:"kmsOperation,omitempty"`
+	KMSRequestID    string `json:"kmsRequestId,omitempty"`
+	KMSViaService   string `json:"kmsViaService,omitempty"`
+}
+
+// Request is a parsed, checked XKS request body.
+type Request struct {
+	Meta RequestMetadata
+	// Encrypt and Decrypt.
+	AAD []byte
+	// Encrypt.
+	Plaintext []byte
+	CDIV      bool // ciphertextDataIntegrityValueAlgorithm was SHA_256
+	// Decrypt.
+	Ciphertext, CiphertextMetadata, IV, Tag []byte
+}
+
+// Limits bound what one request may carry.
+type Limits struct {
+	MaxPlaintext int // bytes of plaintext (and ciphertext)
+	MaxAAD       int // bytes of additional authenticated data
+}
+
+// wireRequest is the JSON shape of every request; pointers tell absent from empty.
+type wireRequest struct {
+	RequestMetadata     *wireMetadata `json:"requestMetadata"`
+	Plaintext           *string       `json:"plaintext"`
+	AAD                 *string       `json:"additionalAuthenticatedData"`
+	EncryptionAlgorithm *string       `json:"encryptionAlgorithm"`
+	CDIVAlgorithm       *string       `json:"ciphertextDataIntegrityValueAlgorithm"`
+	Ciphertext          *string       `json:"ciphertext"`
+	CiphertextMetadata  *string       `json:"ciphertextMetadata"`
+	IV                  *string       `json:"initializationVector"`
+	Tag                 *string       `json:"authenticationTag"`
+}
+
+type wireMetadata struct {
+	AWSPrincipalArn *string `json:"awsPrincipalArn"`
+	AWSSourceVpc    *string `json:"awsSourceVpc"`
+	AWSSourceVpce   *string `json:"awsSourceVpce"`
+	KMSKeyArn       *string `json:"kmsKeyArn"`
+	KMSOperation    *string `json:"kmsOperation"`
+	KMSRequestID    *string `json:"kmsRequestId"`
+	KMSViaService   *string `json:"kmsViaService"`
+}
+
+func invalid(format string, args ...any) *Error {
+	return xerr(ValidationException, fmt.Sprintf(format, args...))
+}
+
+// ParseRequest parses and checks the body of an operation against the spec
+// and the limits. It never echoes field values in its errors.
+func ParseRequest(op Operation, body []byte, lim Limits) (*Request, *Error) {
+	var w wireRequest
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, invalid("the body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, invalid("malformed JSON body")
+	}
+	if w.RequestMetadata == nil {
+		return nil, invalid("requestMetadata is required")
+	}
+	req := &Request{}
+	m := w.RequestMetadata
+	fields := []struct {
+		name     string
+		v        *string
+		dst      *string
+		required bool
+	}{
+		{"awsPrincipalArn", m.AWSPrincipalArn, &req.Meta.AWSPrincipalArn, op != OpHealth},
+		{"awsSourceVpc", m.AWSSourceVpc, &req.Meta.AWSSourceVpc, false},
+		{"awsSourceVpce", m.AWSSourceVpce, &req.Meta.AWSSourceVpce, false},
+		{"kmsKeyArn", m.KMSKeyArn, &req.Meta.KMSKeyArn, op == OpEncrypt || op == OpDecrypt},
+		{"kmsOperation", m.KMSOperation, &req.Meta.KMSOperation, true},
+		{"kmsRequestId", m.KMSRequestID, &req.Meta.KMSRequestID, true},
+		{"kmsViaService", m.KMSViaService, &req.Meta.KMSViaService, false},
+	}
+	for _, f := range fields {
+		if f.v == nil || *f.v == "" {
+			if f.required {
+				return nil, invalid("requestMetadata.%s is required", f.name)
+			}
+			continue
+		}
+		if len(*f.v) > maxFieldLen {
+			return nil, invalid("requestMetadata.%s is longer than %d characters", f.name, maxFieldLen)
+		}
+		*f.dst = *f.v
+	}
+	switch op {
+	case OpEncrypt:
+		return req, parseEncrypt(&w, req, lim)
+	case OpDecrypt:
+		return req, parseDecrypt(&w, req, lim)
+	}
+	return req, nil
+}
+
+func parseEncrypt(w *wireRequest, req *Request, lim Limits) *Error {
+	if err := checkAlgorithm(w.EncryptionAlgorithm); err != nil {
+		return err
+	}
+	var err *Error
+	if req.Plaintext, err = decodeField("plaintext", w.Plaintext, true, lim.MaxPlaintext); err != nil {
+		return err
+	}
+	if req.AAD, err = decodeField("additionalAuthenticatedData", w.AAD, false, lim.MaxAAD); err != nil {
+		return err
+	}
+	if w.CDIVAlgorithm != nil {
+		if *w.CDIVAlgorithm != cdivSHA256 {
+			return xerr(UnsupportedOperationException, "ciphertextDataIntegrityValueAlgorithm must be SHA_256")
+		}
+		req.CDIV = true
+	}
+	return nil
+}
+
+func parseDecrypt(w *wireRequest, req *Request, lim Limits) *Error {
+	if err := checkAlgorithm(w.EncryptionAlgorithm); err != nil {
+		return err
+	}
+	var err *Error
+	if req.Ciphertext, err = decodeField("ciphertext", w.Ciphertext, true, lim.MaxPlaintext); err != nil {
+		return err
+	}
+	if req.AAD, err = decodeField("additionalAuthenticatedData", w.AAD, false, lim.MaxAAD); err != nil {
+		return err
+	}
+	if req.IV, err = decodeField("initializationVector", w.IV, true, 64); err != nil {
+		return err
+	}
+	if req.Tag, err = decodeField("authenticationTag", w.Tag, true, 64); err != nil {
+		return err
+	}
+	if req.CiphertextMetadata, err = decodeField("ciphertextMetadata", w.CiphertextMetadata, false, 1<<10); err != nil {
+		return err
+	}
+	if len(req.CiphertextMetadata) > maxMetaLen {
+		return invalid("ciphertextMetadata is longer than %d bytes", maxMetaLen)
+	}
+	if n := len(req.IV); n != 12 && n != 16 {
+		return xerr(InvalidCiphertextException, "the initialization vector must be 12 or 16 bytes")
+	}
+	if len(req.Tag) != 16 {
+		return xerr(InvalidCiphertextException, "the authentication tag must be 16 bytes")
+	}
+	return nil
+}
+
+func checkAlgorithm(a *string) *Error {
+	if a == nil || *a == "" {
+		return invalid("encryptionAlgorithm is required")
+	}
+	if *a != algAESGCM {
+		return xerr(UnsupportedOperationException, "encryptionAlgorithm must be AES_GCM")
+	}
+	return nil
+}
+
+// decodeField decodes a Base64 field. A field over max bytes is refused with
+// UnsupportedOperationException: the spec's answer for a value beyond what
+// this implementation supports.
+func decodeField(name string, v *string, required bool, max int) ([]byte, *Error) {
+	if v == nil {
+		if required {
+			return nil, invalid("%s is required", name)
+		}
+		return nil, nil
+	}
+	if *v == "" {
+		if required {
+			return nil, invalid("%s must not be empty", name)
+		}
+		return nil, nil
+	}
+	if base64.StdEncoding.DecodedLen(len(*v)) > max+3 {
+		return nil, xerr(UnsupportedOperationException, fmt.Sprintf("%s is larger than the configured limit of %d bytes", name, max))
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(*v)
+	if err != nil {
+		return nil, invalid("%s is not valid Base64", name)
+	}
+	if len(b) > max {
+		return nil, xerr(UnsupportedOperationException, fmt.Sprintf("%s is larger than the configured limit of %d bytes", name, max))
+	}
+	return b, nil
+}
+
+// MetadataResponse is GetKeyMetadata's answer.
+type MetadataResponse struct {
+	KeySpec   string   `json:"keySpec"`
+	KeyUsage  []string `json:"keyUsage"`
+	KeyStatus string   `json:"keyStatus"`
+}
+
+// EncryptResponse is Encrypt's answer; []byte fields marshal as Base64.
+type EncryptResponse struct {
+	Ciphertext         []byte `json:"ciphertext"`
+	CiphertextMetadata []byte `json:"ciphertextMetadata,omitempty"`
+	IV                 []byte `json:"initializationVector"`
+	Tag                []byte `json:"authenticationTag"`
+	CDIV               []byte `json:"ciphertextDataIntegrityValue,omitempty"`
+}
+
+// DecryptResponse is Decrypt's answer.
+type DecryptResponse struct {
+	Plaintext []byte `json:"plaintext"`
+}
+
+// HealthResponse is GetHealthStatus's answer.
+type HealthResponse struct {
+	FleetSize   int          `json:"xksProxyFleetSize"`
+	ProxyVendor string       `json:"xksProxyVendor"`
+	ProxyModel  string       `json:"xksProxyModel"`
+	EKMVendor   string       `json:"ekmVendor"`
+	EKMFleet    []EKMDetails `json:"ekmFleetDetails"`
+}
+
+// EKMDetails describes one key manager (here: the HSM token).
+type EKMDetails struct {
+	ID           string `json:"id"`
+	Model        string `json:"model"`
+	HealthStatus string `json:"healthStatus"`
+}
+
+type errorBody struct {
+	ErrorName    Name   `json:"errorName"`
+	ErrorMessage string `json:"errorMessage,omitempty"`
+}
