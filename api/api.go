@@ -18,10 +18,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/xks"
 )
@@ -35,6 +37,8 @@ type Deps struct {
 	Store   store.Store
 	Auth    *auth.Manager
 	Keys    *keymgmt.Manager
+	Audit   *audit.Broker
+	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Version string
 	XKS     *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
@@ -58,6 +62,8 @@ func New(d Deps) *Server {
 	s.mountRoutes()
 	s.keymgmtRoutes()
 	s.xksRoutes()
+	s.tokenRoutes()
+	s.policyRoutes()
 	return s
 }
 

@@ -1,0 +1,95 @@
+package auth
+
+import (
+	"context"
+	"errors"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/store"
+)
+
+// Bootstrap makes sure the root token given at start (dev mode's, fixed or
+// generated) exists: it is created, with the root policy and no expiry, if
+// it is missing (never made, or revoked since). An empty rootToken does
+// nothing: in production the root token comes from CreateRoot.
+func (m *Manager) Bootstrap(ctx context.Context, rootToken string) error {
+	if rootToken == "" {
+		return nil
+	}
+	if !validTokenText(rootToken) {
+		return fault.New(fault.BadInput, "invalid root token id: up to 1024 visible ASCII characters")
+	}
+	hash := hashToken(rootToken)
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		t, err := getEntry(ctx, tx, hash)
+		switch {
+		case err == nil && !t.expired(m.now()):
+			return nil
+		case err == nil:
+			if err := revokeTx(ctx, tx, t.Accessor, false); err != nil {
+				return err
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return putNew(ctx, tx, hash, m.rootEntry())
+	})
+}
+
+// CreateRoot makes a root token (root policy, no expiry, an orphan) and
+// returns it; it is shown this once. Unless force is set it refuses, with
+// a Conflict fault wrapping ErrRootExists, when a live root token exists
+// already: `keyhold operator init` makes the first one, and another is a
+// deliberate act (force), as with Vault's generate-root.
+func (m *Manager) CreateRoot(ctx context.Context, force bool) (string, error) {
+	id := newToken()
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		if !force {
+			live, err := m.liveRoot(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if live {
+				return fault.Wrap(fault.Conflict, ErrRootExists, "a root token exists already")
+			}
+		}
+		return putNew(ctx, tx, hashToken(id), m.rootEntry())
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// liveRoot reports whether a token with the root policy exists and has not expired.
+func (m *Manager) liveRoot(ctx context.Context, tx store.Tx) (bool, error) {
+	accs, err := tx.List(ctx, rootPrefix)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range accs {
+		t, err := entryByAccessor(ctx, tx, a)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if !t.expired(m.now()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (m *Manager) rootEntry() *Token {
+	return &Token{
+		Accessor:    newAccessor(),
+		Policies:    []string{RootPolicy},
+		Root:        true,
+		DisplayName: "root",
+		Path:        "auth/token/root",
+		IssuedAt:    m.now().UTC(),
+		Orphan:      true,
+	}
+}
