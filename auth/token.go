@@ -44,7 +44,7 @@ func (t *Token) Remaining(now time.Time) time.Duration {
 	if t.ExpireAt.IsZero() {
 		return 0
 	}
-	return max(t.ExpireAt.Sub(now).Truncate(time.Second), 0)
+	return max(t.ExpireAt.Sub(now).Round(time.Second), 0)
 }
 
 func (t *Token) expired(now time.Time) bool {
@@ -85,7 +85,11 @@ func hashToken(token string) string {
 
 func newToken() string { return "khs." + randomString(24) }
 
-func newAccessor() string { return randomString(18) }
+func newAccessor() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b) // never starts with "-", unlike base64url
+}
 
 func randomString(n int) string {
 	b := make([]byte, n)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// The generic path commands: read, write, list and delete any API path, as
+// Vault's CLI does.
+
+func cmdWrite(e *env, args []string) int {
+	c := e.newCommand("write", "[options] PATH [KEY=VALUE ...]",
+		`Writes data to PATH. Values are strings (the server converts them); KEY=@FILE
+reads a file, KEY=- stdin; a repeated KEY builds a list, and KEY=NAME=VALUE
+pairs build an object (credentials=client_id=... credentials=client_secret=...).
+A lone - or @FILE.json merges a JSON object.`, true)
+	force := c.fs.Bool("force", false, "write even with no data")
+	c.fs.BoolVar(force, "f", false, "short for -force")
+	cl, code := c.start(args, 1, -1)
+	if cl == nil {
+		return code
+	}
+	path := cleanPath(c.fs.Arg(0))
+	data, err := parseData(c.fs.Args()[1:], e.stdin)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if len(data) == 0 && !*force {
+		return c.usageError("must supply data or use -force (-f)")
+	}
+	r, err := cl.do(e.ctx, http.MethodPut, path, nil, data)
+	if err != nil {
+		return c.fail("writing "+path, err)
+	}
+	p := c.printer()
+	s, err := parseSecret(r.body)
+	if err != nil {
+		return c.fail("writing "+path, err)
+	}
+	if r.status == http.StatusNoContent || (s.Data == nil && s.Auth == nil) {
+		p.success("Data written to: %s", path)
+		return exitOK
+	}
+	return p.secret(r, s)
+}
+
+func cmdRead(e *env, args []string) int {
+	c := e.newCommand("read", "[options] PATH [KEY=VALUE ...]",
+		"Reads the data at PATH. KEY=VALUE pairs are sent as query parameters.", true)
+	cl, code := c.start(args, 1, -1)
+	if cl == nil {
+		return code
+	}
+	path := cleanPath(c.fs.Arg(0))
+	q, err := queryOf(c.fs.Args()[1:], e)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	r, err := cl.do(e.ctx, http.MethodGet, path, q, nil)
+	if err != nil {
+		return c.fail("reading "+path, err)
+	}
+	s, err := parseSecret(r.body)
+	if err != nil {
+		return c.fail("reading "+path, err)
+	}
+	if r.status == http.StatusNoContent || (s.Data == nil && s.Auth == nil) {
+		fmt.Fprintf(e.stderr, "No value found at %s\n", path)
+		return exitError
+	}
+	return c.printer().secret(r, s)
+}
+
+func cmdList(e *env, args []string) int {
+	c := e.newCommand("list", "[options] PATH", "Lists the entries at PATH, one per line.", false)
+	cl, code := c.start(args, 1, 1)
+	if cl == nil {
+		return code
+	}
+	path := cleanPath(c.fs.Arg(0))
+	r, err := cl.do(e.ctx, http.MethodGet, path, url.Values{"list": {"true"}}, nil)
+	if err != nil {
+		return c.fail("listing "+path, err)
+	}
+	s, err := parseSecret(r.body)
+	if err != nil {
+		return c.fail("listing "+path, err)
+	}
+	if _, ok := s.Data["keys"].([]any); !ok {
+		fmt.Fprintf(e.stderr, "No value found at %s/\n", path)
+		return exitError
+	}
+	return c.printer().list(r, s, true)
+}
+
+func cmdDelete(e *env, args []string) int {
+	c := e.newCommand("delete", "[options] PATH [KEY=VALUE ...]",
+		"Deletes the data at PATH. KEY=VALUE pairs are sent as query parameters.", false)
+	cl, code := c.start(args, 1, -1)
+	if cl == nil {
+		return code
+	}
+	path := cleanPath(c.fs.Arg(0))
+	q, err := queryOf(c.fs.Args()[1:], e)
+	if err != nil {
+		return c.usageError("%v", err)
+	}
+	if _, err := cl.do(e.ctx, http.MethodDelete, path, q, nil); err != nil {
+		return c.fail("deleting "+path, err)
+	}
+	fmt.Fprintf(e.stdout, "Success! Data deleted (if it existed) at: %s\n", path)
+	return exitOK
+}
+
+// queryOf turns KEY=VALUE arguments into query parameters; a repeated key
+// repeats the parameter.
+func queryOf(args []string, e *env) (url.Values, error) {
+	data, err := parseData(args, e.stdin)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	for k, v := range data {
+		switch x := v.(type) {
+		case string:
+			q.Set(k, x)
+		case []any:
+			for _, s := range x {
+				q.Add(k, fmt.Sprint(s))
+			}
+		default:
+			return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
+		}
+	}
+	return q, nil
+}
+
+// cleanPath drops the slashes around a path, as paths are relative to /v1/.
+func cleanPath(p string) string {
+	return strings.Trim(p, "/")
+}
