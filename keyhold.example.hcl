@@ -42,3 +42,8 @@ listener {
 # debug, info, warn or error; log_json = true for JSON lines.
 log_level = "info"
 log_json  = false
+
+# /v1/sys/metrics (Prometheus text format) needs a token unless this is set.
+telemetry {
+  unauthenticated_metrics_access = false
+}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
@@ -39,6 +40,8 @@ type Deps struct {
 	Keys    *keymgmt.Manager
 	Audit   *audit.Broker
 	Metrics *metrics.Metrics
+	// UnauthenticatedMetrics serves sys/metrics without a token.
+	UnauthenticatedMetrics bool
 	Logger  *slog.Logger
 	Version string
 	XKS     *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
@@ -61,6 +64,8 @@ func New(d Deps) *Server {
 	s.sysRoutes()
 	s.mountRoutes()
 	s.keymgmtRoutes()
+	s.auditRoutes()
+	s.metricsRoutes()
 	s.xksRoutes()
 	s.tokenRoutes()
 	s.policyRoutes()
@@ -106,6 +111,7 @@ type Response struct {
 	Data   map[string]any // becomes {"data": ...}
 	Auth   map[string]any // becomes {"auth": ...} (token creation)
 	Raw    any            // written as the whole body instead (sys/health)
+	Stream http.Handler   // serves the whole response instead (sys/metrics)
 }
 
 // HandlerFunc serves one operation of a route.
@@ -120,6 +126,7 @@ type route struct {
 	exists  func(ctx context.Context, req *Request) (bool, error)
 	unauthN bool // served without a token
 	sudo    bool // needs the sudo capability besides the operation's
+	noAudit bool // not written to the audit trail (health, metrics)
 }
 
 // handle registers a sys/ or auth/ route.
@@ -165,37 +172,80 @@ func (r *route) match(segs []string) (map[string]string, bool) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := newID()
+	start := time.Now()
+	st := &reqState{id: newID()}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	defer func() {
 		if p := recover(); p != nil {
-			s.d.Logger.Error("panic serving request", "request_id", reqID, "path", r.URL.Path, "panic", p)
-			s.writeError(w, reqID, fault.New(fault.Internal, "internal error"))
+			s.d.Logger.Error("panic serving request", "request_id", st.id, "path", r.URL.Path, "panic", p)
+			s.writeError(w, st.id, fault.New(fault.Internal, "internal error"))
 		}
 	}()
-	resp, err := s.serve(r, reqID)
-	if err != nil {
-		s.writeError(w, reqID, err)
-		return
+	resp, err := s.serve(r, st)
+	if aerr := s.auditResponse(r, st, resp, err); aerr != nil {
+		resp, err = nil, aerr
 	}
-	s.writeResponse(w, reqID, resp)
+	status := http.StatusNoContent
+	if err != nil {
+		status, _ = statusOf(err)
+		s.writeError(w, st.id, err)
+	} else {
+		if resp != nil {
+			status = max(resp.Status, http.StatusOK)
+		}
+		s.writeResponse(w, r, st.id, resp)
+	}
+	if s.d.Metrics != nil {
+		s.d.Metrics.Request("rest", st.metricOp(), status, time.Since(start))
+		if err != nil {
+			s.d.Metrics.Error("rest", errKind(err))
+		}
+	}
 }
 
-func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
+// reqState is what serve learned of a request, for the audit trail and the
+// metrics.
+type reqState struct {
+	id      string
+	req     *Request
+	rt      *route
+	mount   *Mount
+	op      Operation
+	path    string
+	token   *auth.Token
+	entry   *audit.Entry // set once the request event is written
+	noAudit bool         // health and metrics are not audited
+}
+
+func (st *reqState) metricOp() string {
+	if st.rt == nil {
+		return string(st.op) + " unknown"
+	}
+	prefix := ""
+	if st.mount != nil {
+		prefix = st.mount.Type + ":"
+	}
+	return string(st.op) + " " + prefix + strings.Join(st.rt.pattern, "/")
+}
+
+func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
 		return nil, fault.New(fault.NotFound, "no handler for route %q: paths start with /v1/", r.URL.Path)
 	}
 	path = strings.TrimSuffix(path, "/")
+	st.path = path
 	op, err := operation(r)
 	if err != nil {
 		return nil, err
 	}
+	st.op = op
 	rt, params, mount := s.findRoute(path)
 	if rt == nil {
 		return nil, fault.New(fault.NotFound, "no handler for route %q", path)
 	}
+	st.rt, st.mount, st.noAudit = rt, mount, rt.noAudit
 	raw, err := readBody(r, op)
 	if err != nil {
 		return nil, err
@@ -204,13 +254,14 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &Request{ID: reqID, Op: op, Path: path, Params: params, Data: data, HTTP: r, Mount: mount}
+	req := &Request{ID: st.id, Op: op, Path: path, Params: params, Data: data, HTTP: r, Mount: mount}
+	st.req = req
 	if !rt.unauthN {
 		tok, err := s.authenticate(r.Context(), r)
 		if err != nil {
 			return nil, err
 		}
-		req.Token = tok
+		req.Token, st.token = tok, tok
 	}
 	if op == OpUpdate && rt.exists != nil {
 		ok, err := rt.exists(r.Context(), req)
@@ -219,6 +270,7 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 		}
 		if !ok {
 			req.Op = OpCreate
+			st.op = OpCreate
 		}
 	}
 	if !rt.unauthN {
@@ -232,6 +284,11 @@ func (s *Server) serve(r *http.Request, reqID string) (*Response, error) {
 	}
 	if h == nil {
 		return nil, &methodError{op: req.Op, path: path}
+	}
+	// The request event is durable before anything changes; if it cannot be
+	// written the request is refused (fail closed).
+	if err := s.auditRequest(r, st); err != nil {
+		return nil, err
 	}
 	return h(r.Context(), req)
 }

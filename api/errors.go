@@ -62,9 +62,13 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) {
 	json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
 }
 
-func (s *Server) writeResponse(w http.ResponseWriter, reqID string, resp *Response) {
+func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, reqID string, resp *Response) {
 	if resp == nil {
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if resp.Stream != nil {
+		resp.Stream.ServeHTTP(w, r)
 		return
 	}
 	status := resp.Status

@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
@@ -47,7 +49,8 @@ func newTestEnv(t testing.TB) *testEnv {
 	if os.Getenv("KEYHOLD_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := New(Deps{HSM: h, Store: st, Auth: auth.New(st), Keys: keymgmt.New(h, st), Logger: logger, Version: "test"})
+	srv := New(Deps{HSM: h, Store: st, Auth: auth.New(st), Keys: keymgmt.New(h, st), Logger: logger, Version: "test",
+		Audit: audit.NewBroker(h, st, logger), Metrics: metrics.New()})
 	if err := srv.Init(ctx, testRootToken); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ func (s *Server) sysRoutes() {
 	for _, k := range []string{"standbycode", "drsecondarycode", "haunhealthycode", "performancestandbycode", "removedcode", "sealedcode", "uninitcode"} {
 		f[k] = Field{Type: TypeInt}
 	}
-	s.handle("sys/health", f, map[Operation]HandlerFunc{OpRead: s.health}).unauthN = true
+	h := s.handle("sys/health", f, map[Operation]HandlerFunc{OpRead: s.health})
+	h.unauthN, h.noAudit = true, true
 }
 
 // health answers like Vault's sys/health (top-level fields) and adds the

@@ -15,11 +15,12 @@ import (
 // Config is the appliance's configuration file (HCL, like Vault's). See
 // keyhold.example.hcl at the top of the repository for every setting.
 type Config struct {
-	HSM      *HSMConfig      `hcl:"hsm"`
-	Storage  *StorageConfig  `hcl:"storage"`
-	Listener *ListenerConfig `hcl:"listener"`
-	LogLevel string          `hcl:"log_level"`
-	LogJSON  bool            `hcl:"log_json"`
+	HSM       *HSMConfig       `hcl:"hsm"`
+	Storage   *StorageConfig   `hcl:"storage"`
+	Listener  *ListenerConfig  `hcl:"listener"`
+	Telemetry *TelemetryConfig `hcl:"telemetry"`
+	LogLevel  string           `hcl:"log_level"`
+	LogJSON   bool             `hcl:"log_json"`
 }
 
 // HSMConfig says which PKCS#11 token holds the KEKs.
@@ -48,6 +49,13 @@ type ListenerConfig struct {
 	TLSCertFile string `hcl:"tls_cert_file"`
 	TLSKeyFile  string `hcl:"tls_key_file"`
 	TLSDisable  bool   `hcl:"tls_disable"` // plain HTTP: only for dev mode or behind a TLS proxy on loopback
+}
+
+// TelemetryConfig configures /v1/sys/metrics.
+type TelemetryConfig struct {
+	// UnauthenticatedMetricsAccess serves the metrics without a token (for a
+	// Prometheus scraper on a trusted network).
+	UnauthenticatedMetricsAccess bool `hcl:"unauthenticated_metrics_access"`
 }
 
 // LoadConfig reads and checks a configuration file. Unknown settings are an

@@ -12,12 +12,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/keyhold/keyhold/api"
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 	"github.com/keyhold/keyhold/xks"
@@ -48,6 +52,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	mx := metrics.New()
 	h, err := hsm.Open(ctx, hsm.Config{
 		Module:      cfg.HSM.Module,
 		TokenLabel:  cfg.HSM.TokenLabel,
@@ -55,11 +60,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		Sessions:    cfg.HSM.Sessions,
 		CacheSize:   cfg.HSM.CacheSize,
 		LabelPrefix: cfg.HSM.LabelPrefix,
+		Observe:     mx.ObserveHSM,
 	})
 	if err != nil {
 		return err
 	}
 	defer h.Close()
+	mx.WatchHSM(h)
 	info := h.Info()
 	log.Info("hsm opened", "token", info.TokenLabel, "model", info.Model, "library", info.Library,
 		"kek_version", h.KEKVersion(), "oaep_hashes", h.Capabilities().OAEPHashes)
@@ -70,6 +77,26 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	}
 	defer st.Close()
 	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
+
+	// Audit devices open before anything is served: a trail that cannot be
+	// written stops the start.
+	trail := audit.NewBroker(h, st, log)
+	if err := trail.Load(ctx); err != nil {
+		return err
+	}
+	defer trail.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := trail.Reopen(); err != nil {
+				log.Error("audit: reopen after SIGHUP failed; requests are refused until it succeeds", "error", err)
+			} else {
+				log.Info("audit: files reopened after SIGHUP")
+			}
+		}
+	}()
 
 	// The XKS proxy: one HTTPS listener per configured xks mount.
 	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version})
@@ -82,6 +109,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		Logger:  log,
 		Version: opts.Version,
 		XKS:     xm,
+		Audit:   trail,
+		Metrics: mx,
+
+		UnauthenticatedMetrics: cfg.Telemetry != nil && cfg.Telemetry.UnauthenticatedMetricsAccess,
 	})
 	if err := handler.Init(ctx, opts.RootToken); err != nil {
 		return err

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sort"
+
+	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+)
+
+// auditing reports whether the request goes to the audit trail.
+func (s *Server) auditing(st *reqState) bool {
+	return s.d.Audit != nil && !st.noAudit && s.d.Audit.Enabled()
+}
+
+// entry describes the request for the audit trail: sensitive fields only
+// as HMACs, the token only by its accessor.
+func (s *Server) entry(r *http.Request, st *reqState) *audit.Entry {
+	e := &audit.Entry{
+		RequestID: st.id,
+		Interface: audit.REST,
+		Operation: string(st.op),
+		Path:      st.path,
+		Auth:      audit.Principal{RemoteAddr: r.RemoteAddr},
+		Sensitive: map[string][]byte{},
+	}
+	if st.token != nil {
+		e.Auth.TokenAccessor, e.Auth.Policies = st.token.Accessor, st.token.Policies
+	}
+	if st.req != nil {
+		e.Data = splitSensitive(st.req.Data.raw, e.Sensitive, "")
+		for _, k := range sortedKeys(st.req.Params) {
+			e.Objects = append(e.Objects, st.req.Params[k])
+		}
+	}
+	return e
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// auditRequest writes the request event before the handler runs.
+func (s *Server) auditRequest(r *http.Request, st *reqState) error {
+	if !s.auditing(st) {
+		return nil
+	}
+	e := s.entry(r, st)
+	if err := s.d.Audit.LogRequest(r.Context(), e); err != nil {
+		return err
+	}
+	st.entry = e
+	return nil
+}
+
+// auditResponse writes the response event (and, for a request refused
+// before its handler, the request event too). An error means the response
+// must not be sent as it is.
+func (s *Server) auditResponse(r *http.Request, st *reqState, resp *Response, err error) error {
+	if !s.auditing(st) {
+		return nil
+	}
+	ctx := context.WithoutCancel(r.Context())
+	e := st.entry
+	if e == nil {
+		e = s.entry(r, st)
+		if lerr := s.d.Audit.LogRequest(ctx, e); lerr != nil {
+			return lerr
+		}
+	}
+	e.Status = http.StatusNoContent
+	if err != nil {
+		e.Status, e.Error = statusOf(err)
+	} else if resp != nil {
+		e.Status = max(resp.Status, http.StatusOK)
+		e.SensitiveResponse = map[string][]byte{}
+		data := splitSensitive(resp.Data, e.SensitiveResponse, "")
+		if resp.Auth != nil {
+			if data == nil {
+				data = map[string]any{}
+			}
+			data["auth"] = splitSensitive(resp.Auth, e.SensitiveResponse, "auth.")
+		}
+		if resp.Raw == nil {
+			e.ResponseData = data
+		}
+	}
+	return s.d.Audit.LogResponse(ctx, e)
+}
+
+// errKind names the class of an error for the metrics.
+func errKind(err error) string {
+	if e, ok := fault.As(err); ok {
+		return string(e.Kind)
+	}
+	if k := hsm.KindOf(err); k != hsm.KindInternal {
+		return "hsm " + string(k)
+	}
+	if _, ok := err.(*methodError); ok {
+		return "method"
+	}
+	return "internal"
+}
+
+func (s *Server) metricsRoutes() {
+	r := s.handle("sys/metrics", Fields{"format": {Type: TypeString}}, map[Operation]HandlerFunc{OpRead: s.metrics})
+	r.noAudit = true
+	r.unauthN = s.d.UnauthenticatedMetrics
+}
+
+// metrics serves the Prometheus text format (format=prometheus, the
+// default; Vault's JSON format is not offered).
+func (s *Server) metrics(ctx context.Context, req *Request) (*Response, error) {
+	if f := req.Data.String("format"); f != "" && f != "prometheus" {
+		return nil, fault.New(fault.BadInput, "format %q is not supported (prometheus)", f)
+	}
+	if s.d.Metrics == nil {
+		return nil, fault.New(fault.NotFound, "metrics are not enabled")
+	}
+	return &Response{Stream: s.d.Metrics.Handler()}, nil
+}

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/keyhold/keyhold/audit"
+)
+
+func readEvents(t *testing.T, path string) []audit.Event {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Event
+	for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var ev audit.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatalf("bad event %q: %v", l, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestRESTAuditTrail(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	mountKeymgmt(t, root, "keymgmt")
+	if _, err := root.Logical().Write("keymgmt/key/audited", map[string]any{"type": "ecdsa-p256"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("reader", `path "keymgmt/key/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	child, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"reader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := env.client(t, child.Auth.ClientToken)
+	if _, err := reader.Logical().Read("keymgmt/key/audited"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Logical().Write("keymgmt/key/audited/rotate", nil); statusOfErr(err) != 403 {
+		t.Fatalf("rotate by reader: %v", err)
+	}
+	devices, err := root.Sys().ListAudit()
+	if err != nil || devices["file/"] == nil || devices["file/"].Options["file_path"] != logPath {
+		t.Fatalf("list audit: %v %v", devices, err)
+	}
+
+	events := readEvents(t, logPath)
+	raw, _ := os.ReadFile(logPath)
+	for _, secret := range []string{testRootToken, child.Auth.ClientToken} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Fatal("a token is in the audit trail in the clear")
+		}
+	}
+	// The investigator finds the child's accessor through audit-hash.
+	hs, err := root.Logical().Write("sys/audit-hash/file", map[string]any{"input": child.Auth.Accessor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accHash := hs.Data["hash"].(string)
+	var create, read, denied, tokenCreate *audit.Event
+	for i := range events {
+		ev := &events[i]
+		if ev.Type != "response" {
+			continue
+		}
+		switch {
+		case ev.Request.Path == "keymgmt/key/audited" && ev.Request.Operation == "create":
+			create = ev
+		case ev.Request.Path == "keymgmt/key/audited" && ev.Request.Operation == "read":
+			read = ev
+		case ev.Request.Path == "keymgmt/key/audited/rotate":
+			denied = ev
+		case ev.Request.Path == "auth/token/create":
+			tokenCreate = ev
+		}
+	}
+	if create == nil || create.Response.Status != 200 || create.Interface != "rest" || len(create.Request.Objects) != 1 || create.Request.Objects[0] != "audited" {
+		t.Fatalf("create event %+v", create)
+	}
+	if read == nil || read.Auth.TokenAccessor != accHash || strings.Join(read.Auth.Policies, ",") != "default,reader" {
+		t.Fatalf("read event principal %+v, want accessor %s", read, accHash)
+	}
+	if denied == nil || denied.Response.Status != 403 || denied.Auth.TokenAccessor != accHash {
+		t.Fatalf("denied event %+v", denied)
+	}
+	if tokenCreate == nil {
+		t.Fatal("no token create event")
+	}
+	ct, _ := tokenCreate.Response.Data["auth.client_token"].(string)
+	if !strings.HasPrefix(ct, audit.HMACPrefix) {
+		t.Fatalf("client_token written as %q", ct)
+	}
+	// Every response event follows its request event, and the chain verifies.
+	rep, err := audit.Verify([]string{logPath})
+	if err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	for _, ev := range events {
+		if ev.Request.Path == "sys/health" {
+			t.Fatal("health checks are audited")
+		}
+	}
+}
+
+func TestRESTAuditFailsClosed(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	mountKeymgmt(t, root, "keymgmt")
+	os.Remove(logPath)
+	if err := os.Symlink("/dev/full", logPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.d.Audit.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := root.Logical().Write("keymgmt/key/never", map[string]any{"type": "aes256-gcm96"})
+	if statusOfErr(err) != 503 || !strings.Contains(err.Error(), "audit trail cannot be written") {
+		t.Fatalf("create with a broken trail: %v", err)
+	}
+	m := env.srv.mounts.get("keymgmt")
+	if ok, err := env.srv.d.Keys.Exists(context.Background(), m.UUID, "never"); err != nil || ok {
+		t.Fatalf("the key exists after a refused request: %v %v", ok, err)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	mountKeymgmt(t, root, "keymgmt")
+	root.Logical().Write("keymgmt/key/m", map[string]any{"type": "aes256-gcm96"})
+	root.Logical().Read("keymgmt/key/nope")
+	if st, _ := rawReq(t, env, "GET", "/v1/sys/metrics", "", ""); st != 403 {
+		t.Fatalf("metrics without a token: %d", st)
+	}
+	req, _ := http.NewRequest("GET", env.ts.URL+"/v1/sys/metrics?format=prometheus", nil)
+	req.Header.Set("X-Vault-Token", testRootToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`keyhold_requests_total{interface="rest",operation="create keymgmt:key/{name}",status="200"} 1`,
+		`keyhold_requests_total{interface="rest",operation="read keymgmt:key/{name}",status="404"} 1`,
+		`keyhold_errors_total{interface="rest",kind="not found"} 1`,
+		`keyhold_request_duration_seconds_bucket{interface="rest",operation="create keymgmt:key/{name}"`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, body)
+		}
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+	}
+}
