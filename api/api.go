@@ -65,6 +65,7 @@ func New(d Deps) *Server {
 	s.mountRoutes()
 	s.keymgmtRoutes()
 	s.auditRoutes()
+	s.initRoutes()
 	s.metricsRoutes()
 	s.xksRoutes()
 	s.tokenRoutes()

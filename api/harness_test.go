@@ -32,6 +32,13 @@ type testEnv struct {
 // the test's own, with the root token testRootToken.
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
+	return newTestEnvRoot(t, testRootToken)
+}
+
+// newTestEnvRoot is newTestEnv with another root token ("" for none: an
+// appliance that waits for sys/init).
+func newTestEnvRoot(t testing.TB, rootToken string) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	tok := softhsm.NewTestToken(t)
 	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
@@ -51,7 +58,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	}
 	srv := New(Deps{HSM: h, Store: st, Auth: auth.New(st), Keys: keymgmt.New(h, st), Logger: logger, Version: "test",
 		Audit: audit.NewBroker(h, st, logger), Metrics: metrics.New()})
-	if err := srv.Init(ctx, testRootToken); err != nil {
+	if err := srv.Init(ctx, rootToken); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv)

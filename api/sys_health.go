@@ -46,10 +46,21 @@ func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 		problems = append(problems, "store: unavailable")
 		s.d.Logger.Error("health: store check failed", "error", err)
 	}
+	initialized, err := s.d.Auth.Initialized(ctx)
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		problems = append(problems, "store: unavailable")
+	}
+	if !initialized && status == http.StatusOK {
+		status = http.StatusNotImplemented // Vault's status for "not initialised"
+		if c := req.Data.Int("uninitcode"); c >= 200 && c < 600 {
+			status = c
+		}
+	}
 	info := s.d.HSM.Info()
 	caps := s.d.HSM.Capabilities()
 	body := map[string]any{
-		"initialized":     true,
+		"initialized":     initialized,
 		"sealed":          false,
 		"standby":         false,
 		"version":         s.d.Version,

@@ -93,3 +93,15 @@ func (m *Manager) rootEntry() *Token {
 		Orphan:      true,
 	}
 }
+
+// Initialized reports whether a live root token exists (the appliance was
+// initialised with `keyhold operator init`, or runs in dev mode).
+func (m *Manager) Initialized(ctx context.Context) (bool, error) {
+	var live bool
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		live, err = m.liveRoot(ctx, tx)
+		return err
+	})
+	return live, err
+}

@@ -54,6 +54,10 @@ func run(args []string, e *env) int {
 		return cmdToken(e, args[1:])
 	case "policy":
 		return cmdPolicy(e, args[1:])
+	case "operator":
+		return cmdOperator(e, args[1:])
+	case "audit":
+		return cmdAudit(e, args[1:])
 	}
 	fmt.Fprintf(e.stderr, "keyhold: unknown command %q\n\n", args[0])
 	usage(e.stderr)
@@ -70,6 +74,8 @@ Common commands:
   list       List the entries at a path
 
 Other commands:
+  audit      Verify the hash chain of an audit trail
+  operator   Initialise a production appliance (its first root token)
   policy     Write, read, list and delete ACL policies
   secrets    Enable, disable and list secrets engines
   server     Run the appliance (-dev for a self-contained dev appliance)

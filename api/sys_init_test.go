@@ -1,0 +1,36 @@
+package api
+
+import (
+	"strings"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+func TestOperatorInit(t *testing.T) {
+	env := newTestEnvRoot(t, "")
+	c := env.client(t, "")
+	if ok, err := c.Sys().InitStatus(); err != nil || ok {
+		t.Fatalf("init status before init: %v %v", ok, err)
+	}
+	if st, m := rawReq(t, env, "GET", "/v1/sys/health", "", ""); st != 501 || m["initialized"] != false {
+		t.Fatalf("health before init: %d %v", st, m)
+	}
+	resp, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil || !strings.HasPrefix(resp.RootToken, "khs.") {
+		t.Fatalf("init: %+v %v", resp, err)
+	}
+	if ok, _ := c.Sys().InitStatus(); !ok {
+		t.Fatal("not initialized after init")
+	}
+	root := env.client(t, resp.RootToken)
+	if err := root.Sys().Mount("keymgmt", &vault.MountInput{Type: "keymgmt"}); err != nil {
+		t.Fatalf("the new root token does not work: %v", err)
+	}
+	if _, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1}); statusOfErr(err) != 400 || !strings.Contains(err.Error(), "already initialized") {
+		t.Fatalf("second init: %v", err)
+	}
+	if st, _ := rawReq(t, env, "GET", "/v1/sys/health", "", ""); st != 200 {
+		t.Fatalf("health after init: %d", st)
+	}
+}
