@@ -42,9 +42,9 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// UnauthenticatedMetrics serves sys/metrics without a token.
 	UnauthenticatedMetrics bool
-	Logger  *slog.Logger
-	Version string
-	XKS     *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
+	Logger                 *slog.Logger
+	Version                string
+	XKS                    *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
 }
 
 // Server is the REST API handler.
