@@ -12,7 +12,8 @@ BENCH_COUNT ?= 6
 export CGO_ENABLED := 1
 
 # Debian packages the build and the tests need, as "command:package".
-DEPS := softhsm2-util:softhsm2 openssl:openssl gcc:gcc sqlite3:sqlite3
+DEPS := softhsm2-util:softhsm2 openssl:openssl gcc:gcc sqlite3:sqlite3 \
+        curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
@@ -50,8 +51,11 @@ lint:
 	$(GO) vet ./...
 
 # Benchmarks: medians over $(BENCH_COUNT) runs, side by side in one run.
+# The XKS load runs (open loop at XKS_LOAD_RATE req/s for XKS_LOAD_DURATION,
+# then max Encrypt beside a minimal baseline server) run once, after.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'XKSLoad' -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench 'XKSLoad' -benchtime 1x -count 1 -timeout 30m ./xks | tee -a bench.txt
 
 clean:
 	rm -rf bin bench.txt
