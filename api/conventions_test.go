@@ -145,3 +145,16 @@ func FuzzRequestBody(f *testing.F) {
 		}
 	})
 }
+
+func TestVaultClientOversizedBody(t *testing.T) {
+	env := newTestEnv(t)
+	c := env.client(t, testRootToken)
+	mountKeymgmt(t, c, "keymgmt")
+	_, err := c.Logical().Write("keymgmt/key/big", map[string]any{"type": strings.Repeat("a", 2*MaxBodyBytes)})
+	if statusOfErr(err) != 413 || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("oversized write: %v", err)
+	}
+	if s, err := c.Logical().Read("keymgmt/key/big"); err != nil || s != nil {
+		t.Fatalf("oversized write left a key: %v %v", s, err)
+	}
+}
