@@ -98,13 +98,32 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		}
 	}()
 
+	// Expired tokens are refused anyway; every 10 minutes their entries go.
+	tokens := auth.New(st)
+	go func() {
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := tokens.Tidy(ctx); err != nil {
+					log.Warn("token tidy failed", "error", err)
+				} else if n > 0 {
+					log.Info("expired tokens removed", "count", n)
+				}
+			}
+		}
+	}()
+
 	// The XKS proxy: one HTTPS listener per configured xks mount.
 	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version})
 	defer xm.Close()
 	handler := api.New(api.Deps{
 		HSM:     h,
 		Store:   st,
-		Auth:    auth.New(st),
+		Auth:    tokens,
 		Keys:    keymgmt.New(h, st),
 		Logger:  log,
 		Version: opts.Version,
