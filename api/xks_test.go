@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keyhold/keyhold/store"
+	"github.com/keyhold/keyhold/xks"
+)
+
+// newXKSEnv is the API test server with an XKS manager and an xks mount.
+func newXKSEnv(t *testing.T) (*testEnv, *xks.Manager) {
+	t.Helper()
+	e := newTestEnv(t)
+	m := xks.New(xks.Options{HSM: e.hsm, Store: e.store, Version: "test"})
+	t.Cleanup(func() { m.Close() })
+	e.srv.d.XKS = m
+	c := e.client(t, testRootToken)
+	if _, err := c.Logical().Write("sys/mounts/xks", map[string]any{"type": "xks"}); err != nil {
+		t.Fatal(err)
+	}
+	return e, m
+}
+
+func TestXKSAdmin(t *testing.T) {
+	e, m := newXKSEnv(t)
+	c := e.client(t, testRootToken).Logical()
+	mount := e.srv.mounts.get("xks")
+
+	if sec, err := c.Read("xks/config"); sec != nil || err != nil { // the Vault client's answer to a 404
+		t.Fatalf("config before any write: %v %v", sec, err)
+	}
+	if _, err := c.Write("xks/credential/generate", map[string]any{"prefix": "p"}); statusOfErr(err) != http.StatusBadRequest {
+		t.Fatalf("credential before config: %v", err)
+	}
+	for name, bad := range map[string]map[string]any{
+		"fail no TLS":              {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p"},
+		"fail no prefixes":         {"listen_addrs": "127.0.0.1:0", "tls_internal_ca": true},
+		"fail bad prefix":          {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "a b", "tls_internal_ca": true},
+		"fail plaintext limit low": {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "max_plaintext_bytes": 4299},
+		"fail unknown field":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "nope": 1},
+		"fail bad client CA":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "mtls_client_ca": "x"},
+	} {
+		if _, err := c.Write("xks/config", bad); statusOfErr(err) != http.StatusBadRequest {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	sec, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": []any{"p", ""}, "tls_internal_ca": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := sec.Data["listening"].([]any); len(l) != 1 || len(m.Addrs(mount.UUID)) != 1 {
+		t.Fatalf("not listening: %v", sec.Data)
+	}
+	if p := sec.Data["uri_paths"].([]any); len(p) != 2 || p[0] != "/p/kms/xks/v1" || p[1] != "/kms/xks/v1" {
+		t.Fatalf("uri_paths %v", p)
+	}
+	if _, ok := sec.Data["tls_key_blob"]; ok {
+		t.Fatal("the config shows the key blob")
+	}
+	ca, err := c.Read("xks/ca")
+	if err != nil || !strings.HasPrefix(ca.Data["certificate"].(string), "-----BEGIN CERTIFICATE-----") {
+		t.Fatalf("ca: %v %v", ca, err)
+	}
+
+	cred, err := c.Write("xks/credential/generate", map[string]any{"prefix": "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	akid := cred.Data["access_key_id"].(string)
+	if cred.Data["secret_access_key"].(string) == "" || cred.Data["xks_proxy_configuration"].(map[string]any)["XksProxyUriPath"] != "/p/kms/xks/v1" {
+		t.Fatalf("generate: %v", cred.Data)
+	}
+	list, err := c.List("xks/credential")
+	if err != nil || len(list.Data["keys"].([]any)) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	info, err := c.Read("xks/credential/" + akid)
+	if err != nil || info.Data["prefix"] != "p" || info.Data["secret_access_key"] != nil {
+		t.Fatalf("read credential: %v %v", info, err)
+	}
+	if _, err := c.Write("xks/credential/revoke", map[string]any{"access_key_id": akid}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write("xks/credential/revoke", map[string]any{"access_key_id": akid}); statusOfErr(err) != http.StatusNotFound {
+		t.Fatalf("second revoke: %v", err)
+	}
+
+	k, err := c.Write("xks/key/foo", map[string]any{"key_usage": "ENCRYPT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Data["key_status"] != "ENABLED" || len(k.Data["key_usage"].([]any)) != 1 || k.Data["key_spec"] != "AES_256" {
+		t.Fatalf("key: %v", k.Data)
+	}
+	if _, err := c.Write("xks/key/bad!name", nil); statusOfErr(err) != http.StatusBadRequest {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, err := c.Write("xks/key/x", map[string]any{"key_usage": "SIGN"}); statusOfErr(err) != http.StatusBadRequest {
+		t.Fatalf("bad usage: %v", err)
+	}
+	k, err = c.Write("xks/key/foo", map[string]any{"enabled": false, "key_usage": "encrypt,decrypt"})
+	if err != nil || k.Data["key_status"] != "DISABLED" || len(k.Data["key_usage"].([]any)) != 2 {
+		t.Fatalf("update: %v %v", k, err)
+	}
+	if keys, err := c.List("xks/key"); err != nil || len(keys.Data["keys"].([]any)) != 1 {
+		t.Fatalf("list keys: %v %v", keys, err)
+	}
+
+	if _, err := c.Write("xks/rule/r1", map[string]any{"keys": "foo", "aws_principal_arn": "arn:aws:iam::1:user/*"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Read("xks/rule/r1")
+	if err != nil || r.Data["aws_principal_arn"].([]any)[0] != "arn:aws:iam::1:user/*" {
+		t.Fatalf("rule: %v %v", r, err)
+	}
+	if _, err := c.Write("xks/rule/r2", map[string]any{"keys": "foo"}); statusOfErr(err) != http.StatusBadRequest {
+		t.Fatalf("rule without conditions: %v", err)
+	}
+	if _, err := c.Delete("xks/rule/r1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Disabling the mount needs force while it holds keys; then its data
+	// and its listener are gone.
+	if _, err := c.Delete("sys/mounts/xks"); statusOfErr(err) != http.StatusConflict {
+		t.Fatalf("disable without force: %v", err)
+	}
+	if _, err := c.DeleteWithData("sys/mounts/xks", map[string][]string{"force": {"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Addrs(mount.UUID)) != 0 {
+		t.Fatal("the listener survived the mount")
+	}
+	e.store.View(context.Background(), func(tx store.Tx) error {
+		if left, _ := tx.List(context.Background(), "xks/"+mount.UUID+"/"); len(left) != 0 {
+			t.Fatalf("left in the store: %v", left)
+		}
+		return nil
+	})
+}
