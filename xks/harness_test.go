@@ -54,6 +54,13 @@ func (c *testClock) now() time.Time { return time.Now().Add(c.offset) }
 
 func newTestEnv(t testing.TB, cfg ConfigInput) *testEnv {
 	t.Helper()
+	return newTestEnvCA(t, cfg, true)
+}
+
+// newTestEnvCA is newTestEnv; withCA says whether the mount's internal CA
+// issues the server certificate (else cfg carries one).
+func newTestEnvCA(t testing.TB, cfg ConfigInput, withCA bool) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	tok := softhsm.NewTestToken(t)
 	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
@@ -91,7 +98,9 @@ func newTestEnv(t testing.TB, cfg ConfigInput) *testEnv {
 	}
 	_, port, _ := strings.Cut(v.Listening[0], ":")
 	e.addr = "localhost:" + port
-	if e.caPEM, err = m.CA(ctx, e.mount); err != nil {
+	if !withCA {
+		e.caPEM = *cfg.TLSCertPEM
+	} else if e.caPEM, err = m.CA(ctx, e.mount); err != nil {
 		t.Fatal(err)
 	}
 	e.caFile = filepath.Join(dir, "ca.pem")
