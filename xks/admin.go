@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -89,6 +90,14 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 		return nil, err
 	}
 	prev := m.mounts[mountID]
+	if prev != nil && old != nil && sameListener(old, cfg) {
+		// Prefixes and limits only: swap the state, keep connections.
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
+			return nil, err
+		}
+		prev.p.st.Store(st)
+		return &ConfigView{Config: *cfg, URIPaths: uriPaths(cfg.Prefixes), Listening: m.addrs(mountID)}, nil
+	}
 	if prev != nil {
 		prev.stop()
 		delete(m.mounts, mountID)
@@ -491,4 +500,12 @@ func (m *Manager) Stop(mountID string) {
 		rt.stop()
 		delete(m.mounts, mountID)
 	}
+}
+
+// sameListener reports whether two configurations listen alike (addresses,
+// server certificate and key, mutual TLS), so a write need not restart.
+func sameListener(a, b *Config) bool {
+	return slices.Equal(a.ListenAddrs, b.ListenAddrs) && a.TLSCertPEM == b.TLSCertPEM && a.TLSKeyID == b.TLSKeyID &&
+		a.ClientCAPEM == b.ClientCAPEM && slices.Equal(a.AllowedSubjects, b.AllowedSubjects) &&
+		slices.Equal(a.AllowedDNSNames, b.AllowedDNSNames)
 }

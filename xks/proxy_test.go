@@ -261,18 +261,25 @@ func TestRestartAndReconfigure(t *testing.T) {
 	e.m, e.addr = m2, "localhost:"+addrs[0][strings.LastIndexByte(addrs[0], ':')+1:]
 	st, b = e.post(t, testPrefix, "keys/foo/decrypt", decBody(&enc, ""), e.akid, e.secret)
 	wantOK(t, st, b, &DecryptResponse{})
-	old := e.addr
+	before := m2.Addrs(e.mount)[0]
 	if _, err := m2.SetConfig(ctx, e.mount, ConfigInput{Prefixes: &[]string{"moved"}}); err != nil {
 		t.Fatal(err)
 	}
-	e.addr = "localhost:" + strings.Split(m2.Addrs(e.mount)[0], ":")[1]
+	if m2.Addrs(e.mount)[0] != before {
+		t.Fatal("a prefix change restarted the listener")
+	}
 	st, b = e.post(t, testPrefix, "health", healthBody(), e.akid, e.secret)
 	wantError(t, st, b, InvalidURIPathException)
-	_ = old
+	if _, err := m2.SetConfig(ctx, e.mount, ConfigInput{ListenAddrs: &[]string{"127.0.0.1:0", "[::1]:0"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m2.Addrs(e.mount); len(got) != 2 || got[0] == before {
+		t.Fatalf("the listener did not move: %v", got)
+	}
 	if _, err := m2.SetConfig(ctx, e.mount, ConfigInput{ListenAddrs: &[]string{"256.0.0.1:1"}}); err == nil {
 		t.Fatal("an unusable listen address was accepted")
 	}
-	if len(m2.Addrs(e.mount)) != 1 {
+	if len(m2.Addrs(e.mount)) != 2 {
 		t.Fatal("the previous listener was not brought back")
 	}
 }
