@@ -26,6 +26,13 @@ type Options struct {
 	Logger  *slog.Logger
 	Version string
 	Now     func() time.Time // the clock SigV4 checks against; time.Now if nil
+	Metrics Metrics          // counts requests; may be nil
+}
+
+// Metrics counts XKS requests by key store (path prefix), operation and
+// errorName ("" for success); *metrics.Metrics is one.
+type Metrics interface {
+	XKSRequest(keystore, op, errName string)
 }
 
 // Manager runs the XKS listeners of every xks mount and carries out the
@@ -153,7 +160,7 @@ func certExpiresWithin(chainPEM string, d time.Duration) bool {
 }
 
 func (m *Manager) newProxy(id string) *proxy {
-	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, limits: map[string]*bucket{}}
+	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, limits: map[string]*bucket{}}
 }
 
 // listen starts a listener on every configured address with the state's

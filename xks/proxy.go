@@ -24,6 +24,7 @@ type proxy struct {
 	log     *slog.Logger
 	now     func() time.Time
 	version string
+	metrics Metrics
 
 	st      atomic.Pointer[state]
 	health  healthCache
@@ -47,6 +48,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, rec.err)
 		}
 		p.logRequest(r, rec, time.Since(start))
+		p.count(rec)
 	}()
 	resp, err := p.serve(r, rec)
 	var me *methodError
@@ -217,4 +219,24 @@ func (b *bucket) take(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// count records the request in the metrics. Only configured prefixes are
+// label values (a path is the caller's choice; labels must stay few).
+func (p *proxy) count(rec *logRecord) {
+	if p.metrics == nil {
+		return
+	}
+	keystore, op := "", string(rec.route.Op)
+	if st := p.st.Load(); st != nil && st.prefixes[rec.route.Prefix] {
+		keystore = URIPath(rec.route.Prefix)
+	}
+	if op == "" {
+		op = "invalid"
+	}
+	name := ""
+	if rec.err != nil {
+		name = string(rec.err.Name)
+	}
+	p.metrics.XKSRequest(keystore, op, name)
 }

@@ -338,3 +338,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+type countMetrics struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countMetrics) XKSRequest(keystore, op, errName string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[keystore+"|"+op+"|"+errName]++
+}
+
+// Every request is counted by key store, operation and errorName; paths
+// that name no configured key store are counted without one.
+func TestMetrics(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	cm := &countMetrics{n: map[string]int{}}
+	for _, rt := range e.m.mounts {
+		rt.p.metrics = cm
+	}
+	e.post(t, testPrefix, "health", healthBody(), e.akid, e.secret)
+	e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, "x"+e.secret)
+	e.post(t, "attacker-chosen", "health", healthBody(), e.akid, e.secret)
+	e.post(t, testPrefix, "nothing", healthBody(), e.akid, e.secret)
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	p := URIPath(testPrefix)
+	for _, k := range []string{p + "|health|", p + "|encrypt|AuthenticationFailedException", "|health|InvalidUriPathException", "|invalid|InvalidUriPathException"} {
+		if cm.n[k] != 1 {
+			t.Errorf("count %q = %d (all: %v)", k, cm.n[k], cm.n)
+		}
+	}
+}
