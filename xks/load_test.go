@@ -327,11 +327,11 @@ func newCertFor(tb testing.TB, key *ecdsa.PrivateKey) *x509.Certificate {
 
 func BenchmarkSigV4Verify(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 300)
-	cr := sdkRequest(b, "https://h:443/p/kms/xks/v1/keys/k/encrypt", body, tAKID, tSecret, time.Now())
+	cr := sdkRequest(b, "https://h:8443/p/kms/xks/v1/keys/k/encrypt", body, tAKID, tSecret, time.Now())
 	hdr := cr.Header.Clone()
 	cred := testCred()
 	lookup := func(string) *credential { return cred }
-	r, _ := http.NewRequest(http.MethodPost, "https://h:443/p/kms/xks/v1/keys/k/encrypt", nil)
+	r, _ := http.NewRequest(http.MethodPost, "https://h:8443/p/kms/xks/v1/keys/k/encrypt", nil)
 	r.Header = hdr
 	r.ContentLength = int64(len(body))
 	b.ReportAllocs()
