@@ -157,6 +157,15 @@ func writeError(w http.ResponseWriter, e *Error) {
 // with their cause at Info (4xx) or Error (5xx); successes at Debug.
 func (p *proxy) logRequest(r *http.Request, rec *logRecord, d time.Duration) {
 	level := slog.LevelDebug
+	if rec.err != nil {
+		level = slog.LevelInfo
+		if status(rec.err.Name) >= 500 {
+			level = slog.LevelError
+		}
+	}
+	if !p.log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("mount", p.mountID),
 		slog.String("op", string(rec.route.Op)),
@@ -176,10 +185,6 @@ func (p *proxy) logRequest(r *http.Request, rec *logRecord, d time.Duration) {
 			slog.String("aws_source_vpce", rec.meta.AWSSourceVpce))
 	}
 	if rec.err != nil {
-		level = slog.LevelInfo
-		if status(rec.err.Name) >= 500 {
-			level = slog.LevelError
-		}
 		attrs = append(attrs, slog.String("error_name", string(rec.err.Name)))
 		if rec.err.Err != nil {
 			attrs = append(attrs, slog.String("cause", rec.err.Err.Error()))
