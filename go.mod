@@ -8,6 +8,7 @@ require (
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/miekg/pkcs11 v1.1.2
+	github.com/ovh/kmip-go v0.8.1
 	github.com/prometheus/client_golang v1.23.2
 )
 

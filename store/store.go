@@ -74,6 +74,9 @@ type Tx interface {
 	KeyVersions(ctx context.Context, keyID string) ([]KeyVersion, error)
 	// GetKeyVersion returns one version of a key, or ErrNotFound.
 	GetKeyVersion(ctx context.Context, keyID string, version int) (*KeyVersion, error)
+
+	// The managed objects of kmip mounts (kmip.go).
+	KMIPObjects
 }
 
 // Key is a named key of a mount. Its material lives in its versions.

@@ -38,6 +38,34 @@ func migrations() []string {
 			created_at INTEGER NOT NULL,
 			PRIMARY KEY (key_id, version)
 		) STRICT;`,
+		// 2: the managed objects of kmip mounts and their attributes,
+		// indexed for Locate. seq orders objects by creation.
+		`CREATE TABLE kmip_objects (
+			seq        INTEGER PRIMARY KEY,
+			mount      TEXT NOT NULL,
+			scope      TEXT NOT NULL,
+			id         TEXT NOT NULL UNIQUE,
+			type       TEXT NOT NULL,
+			value      BLOB NOT NULL,
+			due_at     INTEGER,
+			created_at INTEGER NOT NULL,
+			updated_at INTEGER NOT NULL
+		) STRICT;
+		CREATE INDEX kmip_objects_scope ON kmip_objects (mount, scope, seq);
+		CREATE INDEX kmip_objects_due ON kmip_objects (mount, scope, due_at) WHERE due_at IS NOT NULL;
+		CREATE TABLE kmip_attributes (
+			object   INTEGER NOT NULL REFERENCES kmip_objects (seq) ON DELETE CASCADE,
+			position INTEGER NOT NULL,
+			name     TEXT NOT NULL,
+			idx      INTEGER NOT NULL,
+			value    BLOB NOT NULL,
+			text     TEXT,
+			number   INTEGER,
+			PRIMARY KEY (object, position)
+		) STRICT;
+		CREATE INDEX kmip_attributes_value ON kmip_attributes (name, value);
+		CREATE INDEX kmip_attributes_text ON kmip_attributes (name, text) WHERE text IS NOT NULL;
+		CREATE INDEX kmip_attributes_number ON kmip_attributes (name, number) WHERE number IS NOT NULL;`,
 	}
 }
 

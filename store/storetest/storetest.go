@@ -31,6 +31,7 @@ func Run(t *testing.T, newLocation func(t *testing.T) Opener) {
 	t.Run("tx", s.tx)
 	t.Run("lifecycle", s.lifecycle)
 	t.Run("concurrency", s.concurrency)
+	t.Run("kmip", s.kmip)
 }
 
 type suite struct {

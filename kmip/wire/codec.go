@@ -1,0 +1,136 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/ttlv"
+
+	// The payload types register themselves with kmip-go's operation
+	// registry; without them every payload decodes as unknown.
+	_ "github.com/ovh/kmip-go/payloads"
+)
+
+// Request is a decoded request message.
+type Request struct {
+	Header kmip.RequestHeader
+	Items  []Item
+}
+
+// Item is one batch item. Operation and ID are read even when the payload
+// cannot be decoded; Err then says why, and Payload is nil.
+type Item struct {
+	Operation kmip.Operation
+	ID        []byte // Unique Batch Item ID, echoed in the response
+	Payload   kmip.OperationPayload
+	Err       error
+}
+
+// DecodeError is a request that Parse accepted but whose header or batch
+// structure does not decode as a KMIP request.
+type DecodeError struct{ Msg string }
+
+func (e *DecodeError) Error() string { return "kmip: " + e.Msg }
+
+// Version returns the protocol version a parsed request message declares,
+// if its header carries a well-formed one; an error response is written in
+// it.
+func Version(msg []byte, root *Node) (kmip.ProtocolVersion, bool) {
+	if root == nil || root.Tag != kmip.TagRequestMessage {
+		return kmip.ProtocolVersion{}, false
+	}
+	h := root.Child(kmip.TagRequestHeader)
+	if h == nil {
+		return kmip.ProtocolVersion{}, false
+	}
+	pv := h.Child(kmip.TagProtocolVersion)
+	if pv == nil {
+		return kmip.ProtocolVersion{}, false
+	}
+	major, minor := pv.Child(kmip.TagProtocolVersionMajor), pv.Child(kmip.TagProtocolVersionMinor)
+	if major == nil || minor == nil || major.Type != ttlv.TypeInteger || minor.Type != ttlv.TypeInteger {
+		return kmip.ProtocolVersion{}, false
+	}
+	return kmip.ProtocolVersion{
+		ProtocolVersionMajor: int32(binary.BigEndian.Uint32(major.Value(msg))),
+		ProtocolVersionMinor: int32(binary.BigEndian.Uint32(minor.Value(msg))),
+	}, true
+}
+
+// DecodeRequest decodes a request message that Parse accepted. A defect of
+// the header or of the message's layout fails the whole message; a batch
+// item whose payload does not decode carries its own error.
+func DecodeRequest(msg []byte, root *Node) (req *Request, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			req, err = nil, &DecodeError{Msg: fmt.Sprintf("the request cannot be decoded (%v)", p)}
+		}
+	}()
+	if root.Tag != kmip.TagRequestMessage || root.Type != ttlv.TypeStructure {
+		return nil, &DecodeError{Msg: "not a Request Message"}
+	}
+	if len(root.Children) < 2 || root.Children[0].Tag != kmip.TagRequestHeader {
+		return nil, &DecodeError{Msg: "a Request Message is a Request Header followed by batch items"}
+	}
+	req = &Request{}
+	if err := ttlv.UnmarshalTTLV(root.Children[0].Raw(msg), &req.Header); err != nil {
+		return nil, &DecodeError{Msg: "malformed Request Header: " + decodeText(err)}
+	}
+	for _, c := range root.Children[1:] {
+		if c.Tag != kmip.TagBatchItem || c.Type != ttlv.TypeStructure {
+			return nil, &DecodeError{Msg: fmt.Sprintf("unexpected %s item in a Request Message", ttlv.TagString(c.Tag))}
+		}
+		req.Items = append(req.Items, decodeItem(msg, c))
+	}
+	if int(req.Header.BatchCount) != len(req.Items) {
+		return nil, &DecodeError{Msg: fmt.Sprintf("Batch Count is %d but the message holds %d batch items", req.Header.BatchCount, len(req.Items))}
+	}
+	return req, nil
+}
+
+func decodeItem(msg []byte, n *Node) Item {
+	var it Item
+	if op := n.Child(kmip.TagOperation); op != nil && op.Type == ttlv.TypeEnumeration {
+		it.Operation = kmip.Operation(binary.BigEndian.Uint32(op.Value(msg)))
+	}
+	if id := n.Child(kmip.TagUniqueBatchItemID); id != nil && id.Type == ttlv.TypeByteString {
+		it.ID = append([]byte(nil), id.Value(msg)...)
+	}
+	if it.Operation == 0 {
+		it.Err = &DecodeError{Msg: "a batch item without an Operation"}
+		return it
+	}
+	var bi kmip.RequestBatchItem
+	dec, err := ttlv.NewTTLVDecoder(n.Raw(msg))
+	if err == nil {
+		err = dec.TagAny(kmip.TagBatchItem, &bi)
+	}
+	if err != nil {
+		it.Err = &DecodeError{Msg: "malformed " + ttlv.EnumStr(it.Operation) + " request: " + decodeText(err)}
+		return it
+	}
+	it.Payload = bi.RequestPayload
+	return it
+}
+
+// decodeText is the codec's error text: it names tags and types, never values.
+func decodeText(err error) string {
+	var e ttlv.ErrEncoding
+	if errors.As(err, &e) {
+		return e.Unwrap().Error()
+	}
+	return err.Error()
+}
+
+// EncodeResponse encodes a response message. The protocol version of its
+// header decides which version-dependent fields are written.
+func EncodeResponse(m *kmip.ResponseMessage) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("kmip: cannot encode the response: %v", p)
+		}
+	}()
+	return ttlv.MarshalTTLV(m), nil
+}
