@@ -8,6 +8,13 @@
 // still the one it started from; rotations of one key in this process are
 // also serialized by a lock, so they never lose or duplicate a version, and
 // a crash leaves either the whole new version or nothing.
+//
+// Keys are also distributed to cloud KMSs (BYOK, Vault's kms/ paths): the
+// providers (kms.go, credentials sealed in the HSM by seal.go) and each key's
+// distribution record (distribution.go), one sub-package per cloud behind
+// the contract of package provider. A rotation or a change of
+// min_enabled_version is pushed to every provider the key is in, and a key
+// is deleted only when it is distributed nowhere.
 package keymgmt
 
 import (
@@ -18,11 +25,16 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/keymgmt/awskms"
+	"github.com/keyhold/keyhold/keymgmt/azurekv"
+	"github.com/keyhold/keyhold/keymgmt/gcpckms"
+	"github.com/keyhold/keyhold/keymgmt/provider"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -46,8 +58,32 @@ var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 type Manager struct {
 	h     *hsm.HSM
 	st    store.Store
+	o     Options
 	mu    sync.Mutex
 	locks map[string]*keyLock
+}
+
+// Options configures the distribution of keys to cloud KMSs.
+type Options struct {
+	// Providers makes the providers of each kms provider type; default the
+	// real clouds (awskms, azurekeyvault, gcpckms).
+	Providers map[string]provider.Factory
+	// ClientTimeout bounds one call to a cloud for providers without their
+	// own timeout; default provider.DefaultTimeout.
+	ClientTimeout time.Duration
+	// ForbidSoftwareOAEP refuses wrapping schemes whose OAEP hash the token
+	// cannot do, instead of OAEP-encrypting their one-time ephemeral key in
+	// Go (the target key is wrapped in the token either way).
+	ForbidSoftwareOAEP bool
+}
+
+// DefaultProviders are the real clouds.
+func DefaultProviders() map[string]provider.Factory {
+	return map[string]provider.Factory{
+		provider.AWSKMS:        awskms.New,
+		provider.AzureKeyVault: azurekv.New,
+		provider.GCPCKMS:       gcpckms.New,
+	}
 }
 
 type keyLock struct {
@@ -55,9 +91,18 @@ type keyLock struct {
 	users int
 }
 
-// New returns a manager.
-func New(h *hsm.HSM, st store.Store) *Manager {
-	return &Manager{h: h, st: st, locks: map[string]*keyLock{}}
+// New returns a manager with the default options.
+func New(h *hsm.HSM, st store.Store) *Manager { return NewWithOptions(h, st, Options{}) }
+
+// NewWithOptions returns a manager.
+func NewWithOptions(h *hsm.HSM, st store.Store, o Options) *Manager {
+	if o.Providers == nil {
+		o.Providers = DefaultProviders()
+	}
+	if o.ClientTimeout <= 0 {
+		o.ClientTimeout = provider.DefaultTimeout
+	}
+	return &Manager{h: h, st: st, o: o, locks: map[string]*keyLock{}}
 }
 
 // Key is a named key and its versions.
@@ -241,8 +286,11 @@ func (m *Manager) List(ctx context.Context, mount string) ([]string, error) {
 	return names, err
 }
 
-// UpdateKey changes min_enabled_version and deletion_allowed.
+// UpdateKey changes min_enabled_version and deletion_allowed. A change of
+// min_enabled_version is pushed to every provider the key is distributed to
+// (lower versions disabled there, the others enabled).
 func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (*Key, error) {
+	var keyID string
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		k, err := tx.GetKey(ctx, mount, name)
 		if err != nil {
@@ -255,6 +303,7 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 			}
 			k.MinEnabledVersion = v
 		}
+		keyID = k.ID
 		if u.DeletionAllowed != nil {
 			k.DeletionAllowed = *u.DeletionAllowed
 		}
@@ -264,7 +313,17 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 	if err != nil {
 		return nil, err
 	}
-	return m.Get(ctx, mount, name)
+	if u.MinEnabledVersion != nil {
+		// Pushed even when unchanged: writing it again retries a failed push.
+		unlock := m.lock(keyID)
+		err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
+		unlock()
+	}
+	k, gerr := m.Get(ctx, mount, name)
+	if gerr != nil {
+		return nil, gerr
+	}
+	return k, err
 }
 
 // Rotate adds a new version, generated in the HSM, and makes it the latest.
@@ -281,12 +340,19 @@ func (m *Manager) Rotate(ctx context.Context, mount, name string) (*Key, error) 
 		}
 		unlock := m.lock(k.ID)
 		done, err := m.rotateFrom(ctx, mount, name, k)
+		if done && err == nil {
+			err = m.propagate(ctx, mount, name, fmt.Sprintf("rotated to version %d", k.LatestVersion+1))
+		}
 		unlock()
-		if err != nil {
+		if err != nil && !done {
 			return nil, err
 		}
 		if done {
-			return m.Get(ctx, mount, name)
+			out, gerr := m.Get(ctx, mount, name)
+			if gerr != nil {
+				return nil, gerr
+			}
+			return out, err
 		}
 	}
 	return nil, fault.New(fault.Conflict, "key %q is being rotated concurrently; try again", name)
@@ -351,6 +417,13 @@ func (m *Manager) Delete(ctx context.Context, mount, name string) error {
 		}
 		if !k.DeletionAllowed {
 			return fault.New(fault.BadInput, "deletion is not allowed for key %q; set deletion_allowed=true first", name)
+		}
+		kmss, err := m.kmsOf(ctx, tx, mount, name)
+		if err != nil {
+			return err
+		}
+		if len(kmss) > 0 {
+			return fault.New(fault.Conflict, "key %q is distributed to kms %s; remove it there first (delete kms/<name>/key/%s)", name, strings.Join(kmss, ", "), name)
 		}
 		return tx.DeleteKey(ctx, mount, name)
 	})

@@ -1,0 +1,373 @@
+// Package azurekv distributes keys to Azure Key Vault and Managed HSM (BYOK)
+// through the azkeys SDK.
+//
+// Per distributed key the vault gets a key-exchange key (KEK: RSA-HSM 4096,
+// key_ops import) named keyhold-kek-<key>; each appliance version is wrapped
+// under the KEK's public key with CKM_RSA_AES_KEY_WRAP (OAEP SHA-1, the only
+// hash Azure's BYOK takes) into a `.byok` blob and imported with ImportKey
+// (key_hsm) as a new version of the key, tagged with its appliance version:
+// a retry finds a version an earlier attempt imported by that tag. The
+// newest version of an Azure key is the one Azure uses, so rotation needs no
+// further step. BYOK imports only into HSM-protected keys, so protection must
+// be hsm; symmetric keys (oct-HSM) exist only in Managed HSM.
+package azurekv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"github.com/keyhold/keyhold/wrap"
+)
+
+// Client is the part of the azkeys client the provider calls.
+type Client interface {
+	CreateKey(ctx context.Context, name string, p azkeys.CreateKeyParameters, o *azkeys.CreateKeyOptions) (azkeys.CreateKeyResponse, error)
+	GetKey(ctx context.Context, name, version string, o *azkeys.GetKeyOptions) (azkeys.GetKeyResponse, error)
+	ImportKey(ctx context.Context, name string, p azkeys.ImportKeyParameters, o *azkeys.ImportKeyOptions) (azkeys.ImportKeyResponse, error)
+	UpdateKey(ctx context.Context, name, version string, p azkeys.UpdateKeyParameters, o *azkeys.UpdateKeyOptions) (azkeys.UpdateKeyResponse, error)
+	DeleteKey(ctx context.Context, name string, o *azkeys.DeleteKeyOptions) (azkeys.DeleteKeyResponse, error)
+	NewListKeyPropertiesVersionsPager(name string, o *azkeys.ListKeyPropertiesVersionsOptions) *runtime.Pager[azkeys.ListKeyPropertiesVersionsResponse]
+}
+
+var _ Client = (*azkeys.Client)(nil)
+
+// Provider is one vault.
+type Provider struct {
+	cfg provider.Config
+	c   Client
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// FactoryOptions are the seams tests use to reach azkeys' fake server.
+type FactoryOptions struct {
+	Transport  policy.Transporter     // the HTTP transport of the vault client
+	Credential azcore.TokenCredential // used instead of the client secret (which is still checked)
+}
+
+// environments maps Vault's environment names to the vault DNS suffix and
+// the Entra ID cloud.
+var environments = map[string]struct {
+	suffix string
+	cloud  cloud.Configuration
+}{
+	"AzurePublicCloud":       {"vault.azure.net", cloud.AzurePublic},
+	"AzureChinaCloud":        {"vault.azure.cn", cloud.AzureChina},
+	"AzureUSGovernmentCloud": {"vault.usgovcloudapi.net", cloud.AzureGovernment},
+}
+
+var vaultRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$`)
+
+// New builds the vault client: key_collection is the vault's name,
+// credentials tenant_id, client_id, client_secret and optionally environment.
+func New(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+	return NewFactory(FactoryOptions{})(ctx, cfg)
+}
+
+// NewFactory returns a factory with the given seams.
+func NewFactory(fo FactoryOptions) provider.Factory {
+	return func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+		if !vaultRe.MatchString(cfg.KeyCollection) {
+			return nil, fault.New(fault.BadInput, "key_collection must be an Azure Key Vault name (3-24 letters, digits and '-'), got %q", cfg.KeyCollection)
+		}
+		c := cfg.Credentials
+		for k := range c {
+			switch k {
+			case "tenant_id", "client_id", "client_secret", "environment":
+			default:
+				return nil, fault.New(fault.BadInput, "unknown azurekeyvault credential %q (tenant_id, client_id, client_secret, environment)", k)
+			}
+		}
+		if c["tenant_id"] == "" || c["client_id"] == "" || c["client_secret"] == "" {
+			return nil, fault.New(fault.BadInput, "azurekeyvault credentials need tenant_id, client_id and client_secret")
+		}
+		envName := c["environment"]
+		if envName == "" {
+			envName = "AzurePublicCloud"
+		}
+		env, ok := environments[envName]
+		if !ok {
+			return nil, fault.New(fault.BadInput, "unknown Azure environment %q (AzurePublicCloud, AzureChinaCloud, AzureUSGovernmentCloud)", envName)
+		}
+		httpClient := &http.Client{Timeout: cfg.CallTimeout()}
+		var transport policy.Transporter = httpClient
+		if fo.Transport != nil {
+			transport = fo.Transport
+		}
+		cred := fo.Credential
+		if cred == nil {
+			var err error
+			cred, err = azidentity.NewClientSecretCredential(c["tenant_id"], c["client_id"], c["client_secret"],
+				&azidentity.ClientSecretCredentialOptions{ClientOptions: azcore.ClientOptions{Cloud: env.cloud, Transport: httpClient}})
+			if err != nil {
+				return nil, provider.CloudError(cfg, fault.BadInput, "azure credentials", err)
+			}
+		}
+		url := "https://" + cfg.KeyCollection + "." + env.suffix + "/"
+		if cfg.Endpoint != "" {
+			url = cfg.Endpoint
+		}
+		client, err := azkeys.NewClient(url, cred, &azkeys.ClientOptions{
+			ClientOptions:                        azcore.ClientOptions{Transport: transport},
+			DisableChallengeResourceVerification: fo.Transport != nil || cfg.Endpoint != "",
+		})
+		if err != nil {
+			return nil, provider.CloudError(cfg, fault.BadInput, "azure key vault client", err)
+		}
+		return NewWithClient(cfg, client), nil
+	}
+}
+
+// NewWithClient returns a provider over a given client.
+func NewWithClient(cfg provider.Config, c Client) *Provider { return &Provider{cfg: cfg, c: c} }
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9-]{1,115}$`)
+
+type spec struct {
+	kty azkeys.KeyType
+	crv azkeys.CurveName
+	ops []*azkeys.KeyOperation
+}
+
+var opNames = map[string]azkeys.KeyOperation{
+	"encrypt": azkeys.KeyOperationEncrypt, "decrypt": azkeys.KeyOperationDecrypt,
+	"sign": azkeys.KeyOperationSign, "verify": azkeys.KeyOperationVerify,
+	"wrap": azkeys.KeyOperationWrapKey, "unwrap": azkeys.KeyOperationUnwrapKey,
+}
+
+func (p *Provider) spec(k provider.Key) (spec, error) {
+	var s spec
+	if k.Protection != provider.ProtectionHSM {
+		return s, fault.New(fault.BadInput, "Azure Key Vault imports a .byok transfer blob only into HSM-protected keys: use protection=hsm (software would need the key in the clear)")
+	}
+	if !nameRe.MatchString(k.Name) {
+		return s, fault.New(fault.BadInput, "key name %q cannot be an Azure key name (letters, digits and '-')", k.Name)
+	}
+	var err error
+	switch k.Type {
+	case "rsa-2048", "rsa-3072", "rsa-4096":
+		s.kty = azkeys.KeyTypeRSAHSM
+		err = provider.CheckPurposes("azurekeyvault", k, "encrypt", "decrypt", "sign", "verify", "wrap", "unwrap")
+	case "ecdsa-p256", "ecdsa-p384", "ecdsa-p521":
+		s.kty, s.crv = azkeys.KeyTypeECHSM, azkeys.CurveName("P-"+k.Type[7:])
+		err = provider.CheckPurposes("azurekeyvault", k, "sign", "verify")
+	case "aes256-gcm96":
+		s.kty = azkeys.KeyTypeOctHSM
+		err = provider.CheckPurposes("azurekeyvault (oct-HSM keys, Managed HSM only)", k, "encrypt", "decrypt", "wrap", "unwrap")
+	default:
+		err = fault.New(fault.BadInput, "azurekeyvault cannot take a %s key", k.Type)
+	}
+	for _, pu := range k.Purposes {
+		op := opNames[pu]
+		s.ops = append(s.ops, &op)
+	}
+	return s, err
+}
+
+// Check refuses what Azure cannot import.
+func (p *Provider) Check(k provider.Key) error {
+	_, err := p.spec(k)
+	return err
+}
+
+func kekName(k provider.Key) string { return "keyhold-kek-" + k.Name }
+
+func (p *Provider) fail(op string, err error) error {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		kind := fault.BadInput
+		if re.StatusCode == http.StatusNotFound {
+			kind = fault.NotFound
+		} else if re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests {
+			kind = fault.Unavailable
+		}
+		return provider.CloudError(p.cfg, kind, "azure key vault "+op, fmt.Errorf("%d %s", re.StatusCode, re.ErrorCode))
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if len(msg) > 500 {
+		msg = msg[:500] + "..."
+	}
+	return provider.CloudError(p.cfg, fault.Unavailable, "azure key vault "+op, errors.New(msg))
+}
+
+func notFound(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+func (p *Provider) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return provider.Call(ctx, p.cfg.Timeout, fn)
+}
+
+// kek returns the KEK's key (creating it once) with its public key.
+func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkeys.JSONWebKey, error) {
+	name := kekName(req.Key)
+	var key *azkeys.JSONWebKey
+	err := p.call(ctx, func(ctx context.Context) error {
+		r, err := p.c.GetKey(ctx, name, "", nil)
+		key = r.Key
+		return err
+	})
+	if notFound(err) {
+		err = p.call(ctx, func(ctx context.Context) error {
+			kty, size, imp := azkeys.KeyTypeRSAHSM, int32(4096), azkeys.KeyOperationImport
+			r, err := p.c.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: &kty, KeySize: &size, KeyOps: []*azkeys.KeyOperation{&imp},
+				Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-key": ptr(req.Key.Name)}}, nil)
+			key = r.Key
+			return err
+		})
+		if err != nil {
+			return nil, p.fail("CreateKey (KEK)", err)
+		}
+	} else if err != nil {
+		return nil, p.fail("GetKey (KEK)", err)
+	}
+	if key == nil || key.KID == nil {
+		return nil, fault.New(fault.Unavailable, "%s: azure key vault answered no KEK", p.cfg.Name)
+	}
+	hasImport := false
+	for _, op := range key.KeyOps {
+		hasImport = hasImport || (op != nil && *op == azkeys.KeyOperationImport)
+	}
+	if !hasImport {
+		return nil, fault.New(fault.Conflict, "%s: key %s exists in the vault but is not a key-exchange key (key_ops import)", p.cfg.Name, name)
+	}
+	if req.State["kek_kid"] != string(*key.KID) {
+		req.State["kek_kid"] = string(*key.KID)
+		if err := req.Save(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return key, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// imported finds a version of the key an earlier attempt imported for v.
+func (p *Provider) imported(ctx context.Context, name string, v int) (string, bool, error) {
+	var id string
+	var enabled bool
+	err := p.call(ctx, func(ctx context.Context) error {
+		pg := p.c.NewListKeyPropertiesVersionsPager(name, nil)
+		for pg.More() {
+			page, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, kp := range page.Value {
+				if kp == nil || kp.KID == nil {
+					continue
+				}
+				if t := kp.Tags["keyhold-version"]; t != nil && *t == strconv.Itoa(v) {
+					id = kp.KID.Version()
+					enabled = kp.Attributes != nil && kp.Attributes.Enabled != nil && *kp.Attributes.Enabled
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if notFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, p.fail("ListKeyPropertiesVersions", err)
+	}
+	return id, enabled, nil
+}
+
+// Import wraps the version under the KEK into a .byok blob and imports it.
+func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) error {
+	s, err := p.spec(req.Key)
+	if err != nil {
+		return err
+	}
+	v := req.Version
+	if id, enabled, err := p.imported(ctx, req.Key.Name, v.Version); err != nil {
+		return err
+	} else if id != "" {
+		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
+		return req.Save(ctx)
+	}
+	kek, err := p.kek(ctx, req)
+	if err != nil {
+		return err
+	}
+	pub, err := wrap.ParseJWK(kek.N, kek.E)
+	if err != nil {
+		return fault.Wrap(fault.BadInput, err, "%s: the vault's KEK is unusable: %s", p.cfg.Name, err.Error())
+	}
+	res, err := req.Wrap(ctx, wrap.AzureRSAAESKeyWrap, pub, string(*kek.KID))
+	if err != nil {
+		return err
+	}
+	jwk := &azkeys.JSONWebKey{Kty: &s.kty, KeyOps: s.ops, T: res.Blob}
+	if s.crv != "" {
+		jwk.Crv = &s.crv
+	}
+	var out azkeys.ImportKeyResponse
+	err = p.call(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = p.c.ImportKey(ctx, req.Key.Name, azkeys.ImportKeyParameters{
+			Key: jwk, HSM: ptr(true), KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(true)},
+			Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-version": ptr(strconv.Itoa(v.Version))},
+		}, nil)
+		return err
+	})
+	if err != nil {
+		return p.fail("ImportKey", err)
+	}
+	if out.Key == nil || out.Key.KID == nil {
+		return fault.New(fault.Unavailable, "%s: azure key vault ImportKey answered no key id", p.cfg.Name)
+	}
+	v.ProviderID, v.Imported, v.Enabled = out.Key.KID.Version(), true, true
+	v.Scheme, v.Path = string(wrap.AzureRSAAESKeyWrap), string(res.Path)
+	return req.Save(ctx)
+}
+
+// MakeCurrent does nothing: Azure uses a key's newest version, and versions
+// are imported in order.
+func (p *Provider) MakeCurrent(context.Context, provider.Key, provider.State, *provider.Version) error {
+	return nil
+}
+
+// SetEnabled enables or disables one version.
+func (p *Provider) SetEnabled(ctx context.Context, k provider.Key, _ provider.State, v *provider.Version, enabled bool) error {
+	err := p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.UpdateKey(ctx, k.Name, v.ProviderID, azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(enabled)}}, nil)
+		return err
+	})
+	if err != nil {
+		return p.fail("UpdateKey", err)
+	}
+	v.Enabled = enabled
+	return nil
+}
+
+// Remove deletes the key and its KEK (Key Vault keeps them soft-deleted for
+// the vault's retention period).
+func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, _ []*provider.Version) error {
+	for _, name := range []string{k.Name, kekName(k)} {
+		err := p.call(ctx, func(ctx context.Context) error {
+			_, err := p.c.DeleteKey(ctx, name, nil)
+			return err
+		})
+		if err != nil && !notFound(err) {
+			return p.fail("DeleteKey", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,488 @@
+// Package gcpckms distributes keys to Google Cloud KMS (BYOK) through
+// cloud.google.com/go/kms.
+//
+// A key becomes an import-only crypto key of the same name in the key ring
+// (key_collection); each appliance version is imported as a new crypto key
+// version through an import job of its own (created, waited for until
+// ACTIVE). The job's name is recorded before it is created, and a version is
+// recognised by the import job it came from, so a retry after any failure
+// finds what the last attempt made instead of importing a second copy. For
+// symmetric keys the newest version is made primary; asymmetric keys have no
+// primary in Cloud KMS (callers name the version).
+package gcpckms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	kmsapi "cloud.google.com/go/kms/apiv1"
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/googleapis/gax-go/v2"
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"github.com/keyhold/keyhold/wrap"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+)
+
+// Client is the part of the Cloud KMS client the provider calls.
+type Client interface {
+	CreateCryptoKey(ctx context.Context, req *kmspb.CreateCryptoKeyRequest, opts ...gax.CallOption) (*kmspb.CryptoKey, error)
+	GetCryptoKey(ctx context.Context, req *kmspb.GetCryptoKeyRequest, opts ...gax.CallOption) (*kmspb.CryptoKey, error)
+	CreateImportJob(ctx context.Context, req *kmspb.CreateImportJobRequest, opts ...gax.CallOption) (*kmspb.ImportJob, error)
+	GetImportJob(ctx context.Context, req *kmspb.GetImportJobRequest, opts ...gax.CallOption) (*kmspb.ImportJob, error)
+	ImportCryptoKeyVersion(ctx context.Context, req *kmspb.ImportCryptoKeyVersionRequest, opts ...gax.CallOption) (*kmspb.CryptoKeyVersion, error)
+	ListCryptoKeyVersions(ctx context.Context, req *kmspb.ListCryptoKeyVersionsRequest, opts ...gax.CallOption) *kmsapi.CryptoKeyVersionIterator
+	GetCryptoKeyVersion(ctx context.Context, req *kmspb.GetCryptoKeyVersionRequest, opts ...gax.CallOption) (*kmspb.CryptoKeyVersion, error)
+	UpdateCryptoKeyVersion(ctx context.Context, req *kmspb.UpdateCryptoKeyVersionRequest, opts ...gax.CallOption) (*kmspb.CryptoKeyVersion, error)
+	UpdateCryptoKeyPrimaryVersion(ctx context.Context, req *kmspb.UpdateCryptoKeyPrimaryVersionRequest, opts ...gax.CallOption) (*kmspb.CryptoKey, error)
+	DestroyCryptoKeyVersion(ctx context.Context, req *kmspb.DestroyCryptoKeyVersionRequest, opts ...gax.CallOption) (*kmspb.CryptoKeyVersion, error)
+	Close() error
+}
+
+var _ Client = (*kmsapi.KeyManagementClient)(nil)
+
+// Provider is one key ring.
+type Provider struct {
+	cfg  provider.Config
+	c    Client
+	poll time.Duration
+}
+
+var (
+	_ provider.Provider = (*Provider)(nil)
+	_ io.Closer         = (*Provider)(nil)
+)
+
+var ringRe = regexp.MustCompile(`^projects/[a-z0-9-]+/locations/[a-z0-9-]+/keyRings/[A-Za-z0-9_-]{1,63}$`)
+
+// New builds a Cloud KMS client: key_collection is the key ring's resource
+// name, credentials service_account_file the content of a service account
+// key file.
+func New(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+	return NewFactory()(ctx, cfg)
+}
+
+// NewFactory returns a factory whose clients also get opts. With any opts
+// the service account is only checked, not used (tests reach an
+// unauthenticated fake with option.WithoutAuthentication).
+func NewFactory(opts ...option.ClientOption) provider.Factory {
+	return func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+		if !ringRe.MatchString(cfg.KeyCollection) {
+			return nil, fault.New(fault.BadInput, "key_collection must be a key ring resource name, projects/P/locations/L/keyRings/R; got %q", cfg.KeyCollection)
+		}
+		sa := cfg.Credentials["service_account_file"]
+		for k := range cfg.Credentials {
+			if k != "service_account_file" {
+				return nil, fault.New(fault.BadInput, "unknown gcpckms credential %q (service_account_file)", k)
+			}
+		}
+		if err := checkServiceAccount(sa); err != nil {
+			return nil, err
+		}
+		all := []option.ClientOption{}
+		if len(opts) == 0 {
+			all = append(all, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(sa)))
+		}
+		if cfg.Endpoint != "" {
+			all = append(all, option.WithEndpoint(cfg.Endpoint))
+		}
+		all = append(all, opts...)
+		c, err := kmsapi.NewKeyManagementClient(ctx, all...)
+		if err != nil {
+			return nil, fault.Wrap(fault.BadInput, err, "%s: cannot make a Cloud KMS client: %s", cfg.Name, provider.CloudError(cfg, fault.BadInput, "client", err).(*fault.Error).Msg)
+		}
+		return NewWithClient(cfg, c), nil
+	}
+}
+
+// NewWithClient returns a provider over a given client.
+func NewWithClient(cfg provider.Config, c Client) *Provider {
+	return &Provider{cfg: cfg, c: c, poll: 100 * time.Millisecond}
+}
+
+// Close closes the client's connection.
+func (p *Provider) Close() error { return p.c.Close() }
+
+func checkServiceAccount(sa string) error {
+	var f struct {
+		Type        string `json:"type"`
+		ClientEmail string `json:"client_email"`
+		PrivateKey  string `json:"private_key"`
+	}
+	if sa == "" || json.Unmarshal([]byte(sa), &f) != nil || f.Type != "service_account" || f.ClientEmail == "" || f.PrivateKey == "" {
+		return fault.New(fault.BadInput, "gcpckms credentials need service_account_file: the JSON key file of a service account (type, client_email, private_key)")
+	}
+	return nil
+}
+
+type spec struct {
+	purpose kmspb.CryptoKey_CryptoKeyPurpose
+	alg     kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm
+	level   kmspb.ProtectionLevel
+}
+
+func (p *Provider) spec(k provider.Key) (spec, error) {
+	var s spec
+	switch k.Protection {
+	case provider.ProtectionHSM:
+		s.level = kmspb.ProtectionLevel_HSM
+	case provider.ProtectionSoftware:
+		s.level = kmspb.ProtectionLevel_SOFTWARE
+	default:
+		return s, fault.New(fault.BadInput, "protection must be hsm or software")
+	}
+	one := "gcpckms (one purpose per key: encrypt/decrypt or sign/verify)"
+	switch k.Type {
+	case "aes256-gcm96":
+		s.purpose, s.alg = kmspb.CryptoKey_ENCRYPT_DECRYPT, kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION
+		return s, provider.CheckPurposes("gcpckms", k, "encrypt", "decrypt")
+	case "rsa-2048", "rsa-3072", "rsa-4096":
+		bits := k.Type[4:]
+		if k.Has("sign") || k.Has("verify") {
+			s.purpose = kmspb.CryptoKey_ASYMMETRIC_SIGN
+			s.alg = kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm(kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm_value["RSA_SIGN_PKCS1_"+bits+"_SHA256"])
+			return s, provider.CheckPurposes(one, k, "sign", "verify")
+		}
+		s.purpose = kmspb.CryptoKey_ASYMMETRIC_DECRYPT
+		s.alg = kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm(kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm_value["RSA_DECRYPT_OAEP_"+bits+"_SHA256"])
+		return s, provider.CheckPurposes(one, k, "encrypt", "decrypt")
+	case "ecdsa-p256":
+		s.purpose, s.alg = kmspb.CryptoKey_ASYMMETRIC_SIGN, kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256
+		return s, provider.CheckPurposes("gcpckms", k, "sign", "verify")
+	case "ecdsa-p384":
+		s.purpose, s.alg = kmspb.CryptoKey_ASYMMETRIC_SIGN, kmspb.CryptoKeyVersion_EC_SIGN_P384_SHA384
+		return s, provider.CheckPurposes("gcpckms", k, "sign", "verify")
+	}
+	return s, fault.New(fault.BadInput, "gcpckms cannot take a %s key (Cloud KMS has no such import)", k.Type)
+}
+
+// Check refuses what Cloud KMS cannot import.
+func (p *Provider) Check(k provider.Key) error {
+	_, err := p.spec(k)
+	return err
+}
+
+// method picks the import method: SHA-256 unless the provider is set to
+// SHA-1; RSA-OAEP alone for symmetric keys where the token can do SHA-256.
+func (p *Provider) method(k provider.Key) kmspb.ImportJob_ImportMethod {
+	switch {
+	case p.cfg.OAEPHash == "sha1":
+		return kmspb.ImportJob_RSA_OAEP_4096_SHA1_AES_256
+	case k.Type == "aes256-gcm96" && p.cfg.TokenOAEPSHA256:
+		return kmspb.ImportJob_RSA_OAEP_4096_SHA256
+	}
+	return kmspb.ImportJob_RSA_OAEP_4096_SHA256_AES_256
+}
+
+func (p *Provider) fail(op string, err error) error {
+	kind := fault.BadInput
+	msg := err
+	if s, ok := status.FromError(err); ok {
+		switch s.Code() {
+		case codes.NotFound:
+			kind = fault.NotFound
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+			kind = fault.Unavailable
+		case codes.AlreadyExists, codes.FailedPrecondition:
+			kind = fault.Conflict
+		}
+		msg = fmt.Errorf("%s: %s", s.Code(), s.Message())
+	}
+	return provider.CloudError(p.cfg, kind, "cloud kms "+op, msg)
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+func (p *Provider) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return provider.Call(ctx, p.cfg.Timeout, fn)
+}
+
+// cryptoKey creates the import-only crypto key (or finds it and checks it).
+func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s spec) (string, error) {
+	if name := req.State["crypto_key"]; name != "" {
+		return name, nil
+	}
+	name := p.cfg.KeyCollection + "/cryptoKeys/" + req.Key.Name
+	var ck *kmspb.CryptoKey
+	err := p.call(ctx, func(ctx context.Context) error {
+		var err error
+		ck, err = p.c.CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{
+			Parent: p.cfg.KeyCollection, CryptoKeyId: req.Key.Name, SkipInitialVersionCreation: true,
+			CryptoKey: &kmspb.CryptoKey{
+				Purpose: s.purpose, ImportOnly: true,
+				VersionTemplate: &kmspb.CryptoKeyVersionTemplate{ProtectionLevel: s.level, Algorithm: s.alg},
+				Labels:          map[string]string{"managed-by": "keyhold"},
+			},
+		})
+		return err
+	})
+	if code(err) == codes.AlreadyExists {
+		err = p.call(ctx, func(ctx context.Context) error {
+			var err error
+			ck, err = p.c.GetCryptoKey(ctx, &kmspb.GetCryptoKeyRequest{Name: name})
+			return err
+		})
+		if err != nil {
+			return "", p.fail("GetCryptoKey", err)
+		}
+		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg {
+			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose or algorithm, or is not import-only", p.cfg.Name, name)
+		}
+	} else if err != nil {
+		return "", p.fail("CreateCryptoKey", err)
+	}
+	req.State["crypto_key"] = ck.GetName()
+	return ck.GetName(), req.Save(ctx)
+}
+
+func randomID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Import imports one version through an import job of its own.
+func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) error {
+	s, err := p.spec(req.Key)
+	if err != nil {
+		return err
+	}
+	ck, err := p.cryptoKey(ctx, req, s)
+	if err != nil {
+		return err
+	}
+	v := req.Version
+	if v.Progress == nil {
+		v.Progress = map[string]string{}
+	}
+	jobName := v.Progress["import_job"]
+	if jobName == "" {
+		jobName = fmt.Sprintf("%s/importJobs/keyhold-%s-v%d-%s", p.cfg.KeyCollection, req.Key.Name, v.Version, randomID())
+		v.Progress["import_job"] = jobName
+		if err := req.Save(ctx); err != nil {
+			return err
+		}
+	}
+	job, err := p.importJob(ctx, jobName, req.Key, s.level)
+	if err != nil {
+		return err
+	}
+	if v.ProviderID == "" {
+		// A version an earlier attempt imported through this job is ours.
+		found, err := p.versionFromJob(ctx, ck, jobName)
+		if err != nil {
+			return err
+		}
+		if found == "" {
+			pub, err := wrap.ParsePublicKey([]byte(job.GetPublicKey().GetPem()))
+			if err != nil {
+				return fault.Wrap(fault.BadInput, err, "%s: the import job's wrapping key is unusable: %s", p.cfg.Name, err.Error())
+			}
+			scheme := wrap.Scheme(job.GetImportMethod().String())
+			res, err := req.Wrap(ctx, scheme, pub, "")
+			if err != nil {
+				return err
+			}
+			var ckv *kmspb.CryptoKeyVersion
+			err = p.call(ctx, func(ctx context.Context) error {
+				var err error
+				ckv, err = p.c.ImportCryptoKeyVersion(ctx, &kmspb.ImportCryptoKeyVersionRequest{
+					Parent: ck, Algorithm: s.alg, ImportJob: jobName,
+					WrappedKeyMaterial: &kmspb.ImportCryptoKeyVersionRequest_RsaAesWrappedKey{RsaAesWrappedKey: res.Blob},
+				})
+				return err
+			})
+			if err != nil {
+				return p.fail("ImportCryptoKeyVersion", err)
+			}
+			found = ckv.GetName()
+			v.Scheme, v.Path = string(scheme), string(res.Path)
+		}
+		v.ProviderID = found
+		if err := req.Save(ctx); err != nil {
+			return err
+		}
+	}
+	ckv, err := p.waitVersion(ctx, v.ProviderID)
+	if err != nil {
+		return err
+	}
+	v.Imported, v.Enabled = true, ckv.GetState() == kmspb.CryptoKeyVersion_ENABLED
+	return req.Save(ctx)
+}
+
+// importJob gets the job, creating it if it does not exist, and waits until it is ACTIVE.
+func (p *Provider) importJob(ctx context.Context, name string, k provider.Key, level kmspb.ProtectionLevel) (*kmspb.ImportJob, error) {
+	var job *kmspb.ImportJob
+	get := func() error {
+		return p.call(ctx, func(ctx context.Context) error {
+			var err error
+			job, err = p.c.GetImportJob(ctx, &kmspb.GetImportJobRequest{Name: name})
+			return err
+		})
+	}
+	err := get()
+	if code(err) == codes.NotFound {
+		id := name[strings.LastIndexByte(name, '/')+1:]
+		err = p.call(ctx, func(ctx context.Context) error {
+			var err error
+			job, err = p.c.CreateImportJob(ctx, &kmspb.CreateImportJobRequest{
+				Parent: p.cfg.KeyCollection, ImportJobId: id,
+				ImportJob: &kmspb.ImportJob{ImportMethod: p.method(k), ProtectionLevel: level},
+			})
+			return err
+		})
+		if err != nil {
+			return nil, p.fail("CreateImportJob", err)
+		}
+	} else if err != nil {
+		return nil, p.fail("GetImportJob", err)
+	}
+	deadline := time.Now().Add(p.cfg.CallTimeout())
+	for job.GetState() != kmspb.ImportJob_ACTIVE {
+		if job.GetState() == kmspb.ImportJob_EXPIRED {
+			return nil, fault.New(fault.Conflict, "%s: import job %s has expired; remove the distribution and distribute again", p.cfg.Name, name)
+		}
+		if time.Now().After(deadline) {
+			return nil, fault.New(fault.Unavailable, "%s: import job %s did not become active within %s", p.cfg.Name, name, p.cfg.CallTimeout())
+		}
+		if err := sleep(ctx, p.poll); err != nil {
+			return nil, err
+		}
+		if err := get(); err != nil {
+			return nil, p.fail("GetImportJob", err)
+		}
+	}
+	return job, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fault.Wrap(fault.Unavailable, ctx.Err(), "cancelled while waiting for Cloud KMS")
+	case <-t.C:
+		return nil
+	}
+}
+
+func (p *Provider) versionFromJob(ctx context.Context, ck, job string) (string, error) {
+	var found string
+	err := p.call(ctx, func(ctx context.Context) error {
+		it := p.c.ListCryptoKeyVersions(ctx, &kmspb.ListCryptoKeyVersionsRequest{Parent: ck})
+		for {
+			v, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if v.GetImportJob() == job {
+				found = v.GetName()
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return "", p.fail("ListCryptoKeyVersions", err)
+	}
+	return found, nil
+}
+
+// waitVersion waits until an imported version leaves PENDING_IMPORT.
+func (p *Provider) waitVersion(ctx context.Context, name string) (*kmspb.CryptoKeyVersion, error) {
+	deadline := time.Now().Add(p.cfg.CallTimeout())
+	for {
+		var v *kmspb.CryptoKeyVersion
+		err := p.call(ctx, func(ctx context.Context) error {
+			var err error
+			v, err = p.c.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: name})
+			return err
+		})
+		if err != nil {
+			return nil, p.fail("GetCryptoKeyVersion", err)
+		}
+		switch v.GetState() {
+		case kmspb.CryptoKeyVersion_PENDING_IMPORT:
+		case kmspb.CryptoKeyVersion_IMPORT_FAILED:
+			return nil, fault.New(fault.BadInput, "%s: Cloud KMS refused the import of %s: %s", p.cfg.Name, name, v.GetImportFailureReason())
+		default:
+			return v, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fault.New(fault.Unavailable, "%s: version %s is still being imported after %s", p.cfg.Name, name, p.cfg.CallTimeout())
+		}
+		if err := sleep(ctx, p.poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// MakeCurrent makes the version primary (symmetric keys only: asymmetric
+// keys have no primary in Cloud KMS).
+func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, st provider.State, v *provider.Version) error {
+	if k.Type != "aes256-gcm96" {
+		return nil
+	}
+	id := v.ProviderID[strings.LastIndexByte(v.ProviderID, '/')+1:]
+	err := p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.UpdateCryptoKeyPrimaryVersion(ctx, &kmspb.UpdateCryptoKeyPrimaryVersionRequest{Name: st["crypto_key"], CryptoKeyVersionId: id})
+		return err
+	})
+	if err != nil {
+		return p.fail("UpdateCryptoKeyPrimaryVersion", err)
+	}
+	return nil
+}
+
+// SetEnabled enables or disables a version.
+func (p *Provider) SetEnabled(ctx context.Context, _ provider.Key, _ provider.State, v *provider.Version, enabled bool) error {
+	state := kmspb.CryptoKeyVersion_DISABLED
+	if enabled {
+		state = kmspb.CryptoKeyVersion_ENABLED
+	}
+	err := p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.UpdateCryptoKeyVersion(ctx, &kmspb.UpdateCryptoKeyVersionRequest{
+			CryptoKeyVersion: &kmspb.CryptoKeyVersion{Name: v.ProviderID, State: state},
+			UpdateMask:       &fieldmaskpb.FieldMask{Paths: []string{"state"}},
+		})
+		return err
+	})
+	if err != nil {
+		return p.fail("UpdateCryptoKeyVersion", err)
+	}
+	v.Enabled = enabled
+	return nil
+}
+
+// Remove schedules the destruction of every version (Cloud KMS never
+// deletes a crypto key itself; without versions it holds nothing).
+func (p *Provider) Remove(ctx context.Context, _ provider.Key, _ provider.State, vs []*provider.Version) error {
+	for _, v := range vs {
+		if v.ProviderID == "" {
+			continue
+		}
+		err := p.call(ctx, func(ctx context.Context) error {
+			_, err := p.c.DestroyCryptoKeyVersion(ctx, &kmspb.DestroyCryptoKeyVersionRequest{Name: v.ProviderID})
+			return err
+		})
+		if c := code(err); err != nil && c != codes.NotFound && c != codes.FailedPrecondition {
+			return p.fail("DestroyCryptoKeyVersion", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+package keymgmt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"github.com/keyhold/keyhold/store"
+)
+
+// KMS providers of a mount (Vault's kms/:name), kept in the store's key/value
+// space under keymgmt/<mount>/kms/<name>, credentials sealed.
+
+// KMS is a configured provider as shown to callers: never its credentials.
+type KMS struct {
+	Name          string
+	Provider      string
+	KeyCollection string
+	Endpoint      string
+	Timeout       time.Duration // 0: the appliance's default
+	OAEPHash      string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// KMSUpdate creates or changes a provider; nil fields are left as they are.
+type KMSUpdate struct {
+	Provider      *string
+	KeyCollection *string
+	Credentials   map[string]string // replaces the stored credentials when non-nil
+	Endpoint      *string
+	Timeout       *time.Duration
+	OAEPHash      *string
+}
+
+type kmsRecord struct {
+	Name          string    `json:"name"`
+	Provider      string    `json:"provider"`
+	KeyCollection string    `json:"key_collection"`
+	Endpoint      string    `json:"endpoint,omitempty"`
+	TimeoutSecs   int64     `json:"timeout_seconds,omitempty"`
+	OAEPHash      string    `json:"oaep_hash"`
+	Credentials   *sealed   `json:"credentials"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func (r *kmsRecord) public() *KMS {
+	return &KMS{Name: r.Name, Provider: r.Provider, KeyCollection: r.KeyCollection, Endpoint: r.Endpoint,
+		Timeout: time.Duration(r.TimeoutSecs) * time.Second, OAEPHash: r.OAEPHash, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func kmsPrefix(mount string) string          { return "keymgmt/" + mount + "/kms/" }
+func kmsPath(mount, name string) string      { return kmsPrefix(mount) + name }
+func distPrefix(mount string) string         { return "keymgmt/" + mount + "/dist/" }
+func distPath(mount, kms, key string) string { return distPrefix(mount) + kms + "/" + key }
+
+func getJSON(ctx context.Context, tx store.Tx, path string, v any) error {
+	b, err := tx.Get(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fault.Wrap(fault.Internal, err, "corrupt record at %s", path)
+	}
+	return nil
+}
+
+func putJSON(ctx context.Context, tx store.Tx, path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(ctx, path, b)
+}
+
+func (m *Manager) getKMS(ctx context.Context, tx store.Tx, mount, name string) (*kmsRecord, error) {
+	var r kmsRecord
+	if err := getJSON(ctx, tx, kmsPath(mount, name), &r); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fault.New(fault.NotFound, "no kms provider named %q", name)
+		}
+		return nil, err
+	}
+	return &r, nil
+}
+
+// KMSExists reports whether the mount has the provider.
+func (m *Manager) KMSExists(ctx context.Context, mount, name string) (bool, error) {
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		_, err := tx.Get(ctx, kmsPath(mount, name))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func checkOAEPHash(h string) error {
+	if h != "sha256" && h != "sha1" {
+		return fault.New(fault.BadInput, "oaep_hash must be sha256 or sha1, got %q", h)
+	}
+	return nil
+}
+
+// WriteKMS creates or updates a provider. Credentials are sealed in the HSM
+// before they are stored. The provider type cannot change, and the key
+// collection cannot change while keys are distributed there.
+func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate) (*KMS, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var sealedCreds *sealed
+	if u.Credentials != nil {
+		s, err := m.sealCredentials(ctx, mount, name, u.Credentials)
+		if err != nil {
+			return nil, err
+		}
+		sealedCreds = s
+	}
+	var out *KMS
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		now := time.Now().UTC()
+		r, err := m.getKMS(ctx, tx, mount, name)
+		if fault.KindOf(err) == fault.NotFound {
+			r = &kmsRecord{Name: name, OAEPHash: "sha256", CreatedAt: now}
+			if u.Provider == nil || *u.Provider == "" {
+				return fault.New(fault.BadInput, "provider is required (%s, %s or %s)", provider.AWSKMS, provider.AzureKeyVault, provider.GCPCKMS)
+			}
+			if u.KeyCollection == nil || *u.KeyCollection == "" {
+				return fault.New(fault.BadInput, "key_collection is required (AWS region, Azure vault name or GCP key ring resource name)")
+			}
+		} else if err != nil {
+			return err
+		}
+		if u.Provider != nil && r.Provider != "" && *u.Provider != r.Provider {
+			return fault.New(fault.BadInput, "kms %q is a %s provider; the provider cannot change", name, r.Provider)
+		}
+		if u.Provider != nil {
+			if _, ok := m.o.Providers[*u.Provider]; !ok {
+				return fault.New(fault.BadInput, "unknown provider %q: use %s", *u.Provider, strings.Join(m.providerNames(), ", "))
+			}
+			r.Provider = *u.Provider
+		}
+		if u.KeyCollection != nil && *u.KeyCollection != r.KeyCollection {
+			if r.KeyCollection != "" {
+				keys, err := m.distributedTo(ctx, tx, mount, name)
+				if err != nil {
+					return err
+				}
+				if len(keys) > 0 {
+					return fault.New(fault.Conflict, "key_collection of kms %q cannot change while keys are distributed there (%s)", name, strings.Join(keys, ", "))
+				}
+			}
+			r.KeyCollection = *u.KeyCollection
+		}
+		if u.Endpoint != nil {
+			r.Endpoint = *u.Endpoint
+		}
+		if u.Timeout != nil {
+			if *u.Timeout < 0 || *u.Timeout > time.Hour {
+				return fault.New(fault.BadInput, "timeout must be between 0 (the default) and 1h")
+			}
+			r.TimeoutSecs = int64(*u.Timeout / time.Second)
+		}
+		if u.OAEPHash != nil {
+			if err := checkOAEPHash(*u.OAEPHash); err != nil {
+				return err
+			}
+			r.OAEPHash = *u.OAEPHash
+		}
+		if sealedCreds != nil {
+			r.Credentials = sealedCreds
+		}
+		r.UpdatedAt = now
+		out = r.public()
+		return putJSON(ctx, tx, kmsPath(mount, name), r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadKMS returns a provider (never its credentials).
+func (m *Manager) ReadKMS(ctx context.Context, mount, name string) (*KMS, error) {
+	var out *KMS
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		r, err := m.getKMS(ctx, tx, mount, name)
+		if err != nil {
+			return err
+		}
+		out = r.public()
+		return nil
+	})
+	return out, err
+}
+
+// ListKMS returns the names of the mount's providers.
+func (m *Manager) ListKMS(ctx context.Context, mount string) ([]string, error) {
+	var names []string
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		names, err = tx.List(ctx, kmsPrefix(mount))
+		return err
+	})
+	return names, err
+}
+
+// DeleteKMS removes a provider; refused while keys are distributed there.
+func (m *Manager) DeleteKMS(ctx context.Context, mount, name string) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := m.getKMS(ctx, tx, mount, name); err != nil {
+			if fault.KindOf(err) == fault.NotFound {
+				return nil // like Vault: deleting what is not there succeeds
+			}
+			return err
+		}
+		keys, err := m.distributedTo(ctx, tx, mount, name)
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			return fault.New(fault.Conflict, "kms %q still holds distributed keys (%s); remove them first with delete kms/%s/key/<name>", name, strings.Join(keys, ", "), name)
+		}
+		return tx.Delete(ctx, kmsPath(mount, name))
+	})
+}
+
+// distributedTo lists the keys distributed to a provider.
+func (m *Manager) distributedTo(ctx context.Context, tx store.Tx, mount, kms string) ([]string, error) {
+	return tx.List(ctx, distPrefix(mount)+kms+"/")
+}
+
+func (m *Manager) providerNames() []string {
+	var out []string
+	for n := range m.o.Providers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// providerFor builds the provider of a record with its credentials unsealed.
+func (m *Manager) providerFor(ctx context.Context, mount string, r *kmsRecord) (provider.Provider, error) {
+	f, ok := m.o.Providers[r.Provider]
+	if !ok {
+		return nil, fault.New(fault.Internal, "kms %q has unknown provider %q", r.Name, r.Provider)
+	}
+	creds, err := m.unsealCredentials(ctx, mount, r.Name, r.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	timeout := time.Duration(r.TimeoutSecs) * time.Second
+	if timeout == 0 {
+		timeout = m.o.ClientTimeout
+	}
+	return f(ctx, provider.Config{
+		Name: r.Name, KeyCollection: r.KeyCollection, Credentials: creds, Endpoint: r.Endpoint,
+		Timeout: timeout, OAEPHash: r.OAEPHash, TokenOAEPSHA256: m.h.Capabilities().OAEP(sha256Hash),
+	})
+}

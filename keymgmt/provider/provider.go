@@ -1,0 +1,188 @@
+// Package provider is the contract between the Key Management engine and
+// the cloud KMSs it distributes keys to (BYOK): one small interface that each
+// cloud package (awskms, azurekv, gcpckms) implements over its vendor SDK.
+//
+// The engine owns the records: what was distributed where, and for each
+// version of a key, how far its import went. A provider reads and fills in
+// those records and calls Save after every step that changed the cloud, so a
+// failure part-way leaves a recorded state and running the same step again
+// resumes it without creating a second key in the cloud. Providers never see
+// the HSM: they get a Wrap function that builds the import blob in the token.
+package provider
+
+import (
+	"context"
+	"crypto/rsa"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/wrap"
+)
+
+// The provider names of the kms/:name provider field (Vault's).
+const (
+	AWSKMS        = "awskms"
+	AzureKeyVault = "azurekeyvault"
+	GCPCKMS       = "gcpckms"
+)
+
+// The purposes and protections of a distribution (Vault's).
+const (
+	ProtectionHSM      = "hsm"
+	ProtectionSoftware = "software"
+)
+
+// Purposes lists the purposes a distribution may ask for.
+var Purposes = []string{"decrypt", "encrypt", "sign", "unwrap", "verify", "wrap"}
+
+// DefaultTimeout bounds one call to a cloud when nothing else is configured.
+const DefaultTimeout = 30 * time.Second
+
+// Config is a KMS provider as configured on the mount, with its credentials
+// unsealed.
+type Config struct {
+	Name          string            // the kms/:name of the provider in the appliance
+	KeyCollection string            // AWS region, Azure vault name, GCP key ring resource name
+	Credentials   map[string]string // never logged, never returned
+	Endpoint      string            // optional override (private endpoints, tests)
+	Timeout       time.Duration     // per cloud call
+	// OAEPHash is "sha256" or "sha1": the OAEP hash of the wrapping schemes
+	// where the cloud offers both.
+	OAEPHash string
+	// TokenOAEPSHA256 tells whether the HSM itself does OAEP with SHA-256 (so
+	// direct OAEP-SHA-256 schemes are possible).
+	TokenOAEPSHA256 bool
+}
+
+// Key is the appliance key being distributed.
+type Key struct {
+	Name       string   // the key's name; also its name in the provider
+	Type       string   // keymgmt type, e.g. "aes256-gcm96"
+	Purposes   []string // sorted
+	Protection string
+}
+
+// State is provider-wide progress of a distribution (e.g. Azure's KEK id, GCP's crypto key name).
+type State map[string]string
+
+// Version is the record of one key version in one provider.
+type Version struct {
+	Version    int               `json:"version"`
+	ProviderID string            `json:"provider_id,omitempty"` // the cloud's id of this version
+	Imported   bool              `json:"imported"`
+	Enabled    bool              `json:"enabled"`
+	Scheme     string            `json:"scheme,omitempty"` // wrapping scheme used
+	Path       string            `json:"path,omitempty"`   // how the token made the blob (hsm.TransferPath)
+	Progress   map[string]string `json:"progress,omitempty"`
+}
+
+// WrapFunc builds the import blob of the version being imported, in the HSM.
+type WrapFunc func(ctx context.Context, scheme wrap.Scheme, wrappingKey *rsa.PublicKey, kid string) (*wrap.Result, error)
+
+// ImportRequest asks a provider to import one version.
+type ImportRequest struct {
+	Key     Key
+	State   State
+	Version *Version
+	Wrap    WrapFunc
+	// Save records State and Version; call it after each step that changed
+	// the cloud, before the next.
+	Save func(ctx context.Context) error
+}
+
+// Provider is one cloud KMS account/collection. Every method is idempotent
+// given the records it is handed.
+type Provider interface {
+	// Check refuses a key type, purposes or protection the cloud cannot take,
+	// before anything is created.
+	Check(k Key) error
+	// Import creates what the version needs in the cloud (key, KEK, import
+	// job) and imports it, resuming from req.Version's progress.
+	Import(ctx context.Context, req *ImportRequest) error
+	// MakeCurrent makes v the version the cloud uses for new operations
+	// where the key's purpose has such a notion.
+	MakeCurrent(ctx context.Context, k Key, st State, v *Version) error
+	// SetEnabled enables or disables one version in the cloud.
+	SetEnabled(ctx context.Context, k Key, st State, v *Version, enabled bool) error
+	// Remove deletes (or schedules the deletion of) the key and every version
+	// in the cloud; things already gone are not an error.
+	Remove(ctx context.Context, k Key, st State, vs []*Version) error
+}
+
+// Factory makes a provider from its configuration.
+type Factory func(ctx context.Context, cfg Config) (Provider, error)
+
+// CheckPurposes refuses purposes outside allowed and empty ones.
+func CheckPurposes(provider string, k Key, allowed ...string) error {
+	if len(k.Purposes) == 0 {
+		return fault.New(fault.BadInput, "purpose is required (%s)", strings.Join(Purposes, ", "))
+	}
+	for _, p := range k.Purposes {
+		if !slices.Contains(allowed, p) {
+			return fault.New(fault.BadInput, "%s cannot give a %s key the purpose %q; allowed: %s", provider, k.Type, p, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// NormalizePurposes checks and sorts a purpose list.
+func NormalizePurposes(ps []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range ps {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if p == "" || seen[p] {
+			continue
+		}
+		if !slices.Contains(Purposes, p) {
+			return nil, fault.New(fault.BadInput, "unknown purpose %q: use %s", p, strings.Join(Purposes, ", "))
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Has reports whether the key has a purpose.
+func (k Key) Has(p string) bool { return slices.Contains(k.Purposes, p) }
+
+// Call runs one cloud call with the provider's timeout.
+func Call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// CloudError makes a cloud's error a fault whose message reaches the
+// operator: the operation, the cloud's own message, with every credential
+// value cut out. Timeouts and unreachable clouds are Unavailable; the rest
+// BadInput unless kind says otherwise.
+func CloudError(cfg Config, kind fault.Kind, op string, err error) error {
+	msg := err.Error()
+	for _, v := range cfg.Credentials {
+		if len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+		}
+	}
+	if ctxErr := context.DeadlineExceeded; strings.Contains(msg, ctxErr.Error()) {
+		return fault.New(fault.Unavailable, "%s: %s: no answer within the client timeout (%s)", cfg.Name, op, timeoutOf(cfg))
+	}
+	return fault.New(kind, "%s: %s: %s", cfg.Name, op, msg)
+}
+
+func timeoutOf(cfg Config) time.Duration {
+	if cfg.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return cfg.Timeout
+}
+
+// CallTimeout returns the configured per-call timeout (DefaultTimeout if unset).
+func (c Config) CallTimeout() time.Duration { return timeoutOf(c) }
