@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	}()
 
 	// The XKS proxy: one HTTPS listener per configured xks mount.
-	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx})
+	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx, Audit: trail})
 	defer xm.Close()
 	handler := api.New(api.Deps{
 		HSM:     h,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
@@ -45,6 +46,7 @@ type testEnv struct {
 	clock   *testClock
 	pool    *x509.CertPool
 	baseDir string
+	audit   *audit.Broker // no device enabled unless a test enables one
 }
 
 // testClock is the proxy's clock in tests, shiftable to test the skew window.
@@ -79,9 +81,11 @@ func newTestEnvCA(t testing.TB, cfg ConfigInput, withCA bool) *testEnv {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	clock := &testClock{}
-	m := New(Options{HSM: h, Store: st, Logger: logger, Version: "test", Now: clock.now})
+	trail := audit.NewBroker(h, st, logger)
+	t.Cleanup(trail.Close)
+	m := New(Options{HSM: h, Store: st, Logger: logger, Version: "test", Now: clock.now, Audit: trail})
 	t.Cleanup(func() { m.Close() })
-	e := &testEnv{m: m, h: h, mount: "m0" + randomID()[:8], clock: clock, baseDir: dir}
+	e := &testEnv{m: m, h: h, mount: "m0" + randomID()[:8], clock: clock, baseDir: dir, audit: trail}
 	if cfg.ListenAddrs == nil {
 		cfg.ListenAddrs = &[]string{"127.0.0.1:0"}
 	}

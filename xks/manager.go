@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/keyhold/keyhold/audit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +28,15 @@ type Options struct {
 	Version string
 	Now     func() time.Time // the clock SigV4 checks against; time.Now if nil
 	Metrics Metrics          // counts requests; may be nil
+	Audit   Auditor          // the audit trail; nil audits nothing
+}
+
+// Auditor writes request and response events (*audit.Broker is one). A
+// request whose event cannot be written is refused before it runs.
+type Auditor interface {
+	Enabled() bool
+	LogRequest(ctx context.Context, e *audit.Entry) error
+	LogResponse(ctx context.Context, e *audit.Entry) error
 }
 
 // Metrics counts XKS requests by key store (path prefix), operation and
@@ -160,7 +170,7 @@ func certExpiresWithin(chainPEM string, d time.Duration) bool {
 }
 
 func (m *Manager) newProxy(id string) *proxy {
-	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, limits: map[string]*bucket{}}
+	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, audit: m.o.Audit, limits: map[string]*bucket{}}
 }
 
 // listen starts a listener on every configured address with the state's

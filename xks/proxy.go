@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/hsm"
 )
 
@@ -25,6 +26,7 @@ type proxy struct {
 	now     func() time.Time
 	version string
 	metrics Metrics
+	audit   Auditor
 
 	st      atomic.Pointer[state]
 	health  healthCache
@@ -51,6 +53,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.count(rec)
 	}()
 	resp, err := p.serve(r, rec)
+	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
+		resp, err = nil, aerr
+	}
 	var me *methodError
 	if errors.As(err, &me) {
 		rec.err = &Error{Name: UnsupportedOperationException, Msg: "only POST is allowed on XKS URIs", Err: err}
@@ -72,6 +77,7 @@ type logRecord struct {
 	akid  string
 	meta  *RequestMetadata
 	err   *Error
+	entry *audit.Entry // set once the request event is written
 }
 
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
@@ -111,6 +117,11 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, xe
 	}
 	rec.meta = &req.Meta
+	// The request event is durable before the HSM is used; if it cannot be
+	// written the request is refused (fail closed).
+	if err := p.auditRequest(r, rec, req); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 	defer cancel()
 	if rt.Op == OpHealth {

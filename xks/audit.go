@@ -1,0 +1,111 @@
+package xks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+
+	"github.com/keyhold/keyhold/audit"
+)
+
+// Audit events of the data plane: who (the SigV4 access key id and the AWS
+// principal of the request metadata), what (operation, key store prefix,
+// external key id, KMS request metadata), the result (HTTP status and XKS
+// errorName). Plaintext, ciphertext and AAD are written only as HMACs.
+
+func (p *proxy) auditing() bool { return p.audit != nil && p.audit.Enabled() }
+
+func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entry {
+	e := &audit.Entry{
+		RequestID: "xks-" + newRequestID(),
+		Interface: audit.XKS,
+		Operation: string(rec.route.Op),
+		Path:      rec.route.Prefix,
+		Auth:      audit.Principal{AccessKeyID: rec.akid, RemoteAddr: r.RemoteAddr},
+	}
+	if rec.route.KeyID != "" {
+		e.Objects = []string{rec.route.KeyID}
+	}
+	if req != nil {
+		m := req.Meta
+		e.Auth.PrincipalARN = m.AWSPrincipalArn
+		e.RequestID = firstNonEmpty(m.KMSRequestID, e.RequestID)
+		e.Data = map[string]any{}
+		for k, v := range map[string]string{
+			"kmsRequestId": m.KMSRequestID, "kmsOperation": m.KMSOperation, "kmsKeyArn": m.KMSKeyArn,
+			"kmsViaService": m.KMSViaService, "awsSourceVpc": m.AWSSourceVpc, "awsSourceVpce": m.AWSSourceVpce,
+		} {
+			if v != "" {
+				e.Data[k] = v
+			}
+		}
+		e.Sensitive = map[string][]byte{}
+		for k, v := range map[string][]byte{"plaintext": req.Plaintext, "additionalAuthenticatedData": req.AAD, "ciphertext": req.Ciphertext} {
+			if v != nil {
+				e.Sensitive[k] = v
+			}
+		}
+	}
+	return e
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (p *proxy) auditRequest(r *http.Request, rec *logRecord, req *Request) error {
+	if !p.auditing() {
+		return nil
+	}
+	e := p.entry(r, rec, req)
+	if err := p.audit.LogRequest(r.Context(), e); err != nil {
+		return &Error{Name: InternalException, Msg: "the audit trail cannot be written; the request was refused", Err: err}
+	}
+	rec.entry = e
+	return nil
+}
+
+// auditResponse writes the response event (and the request event of a
+// request refused before it was parsed). An error replaces the answer.
+func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err error) error {
+	if !p.auditing() {
+		return nil
+	}
+	ctx := context.WithoutCancel(r.Context())
+	e := rec.entry
+	if e == nil {
+		e = p.entry(r, rec, nil)
+		if lerr := p.audit.LogRequest(ctx, e); lerr != nil {
+			return &Error{Name: InternalException, Msg: "the audit trail cannot be written", Err: lerr}
+		}
+	}
+	e.Status = http.StatusOK
+	if err != nil {
+		var me *methodError
+		if errors.As(err, &me) {
+			e.Status, e.XKSErrorName = http.StatusMethodNotAllowed, string(UnsupportedOperationException)
+		} else {
+			we := wireError(err)
+			e.Status, e.XKSErrorName = status(we.Name), string(we.Name)
+		}
+	} else if out, ok := resp.(*EncryptResponse); ok {
+		e.SensitiveResponse = map[string][]byte{"ciphertext": out.Ciphertext}
+	} else if out, ok := resp.(*DecryptResponse); ok {
+		e.SensitiveResponse = map[string][]byte{"plaintext": out.Plaintext}
+	}
+	if lerr := p.audit.LogResponse(ctx, e); lerr != nil {
+		return &Error{Name: InternalException, Msg: "the audit trail cannot be written", Err: lerr}
+	}
+	return nil
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,99 @@
+package xks
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyhold/keyhold/audit"
+)
+
+// XKS requests go to the audit trail with the SigV4 access key and the AWS
+// principal; plaintext, ciphertext and the SigV4 secret never appear.
+func TestXKSAuditTrail(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := e.audit.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	plaintext := []byte("xks audit plaintext that must never be in the trail")
+	body := encBody(base64.StdEncoding.EncodeToString(plaintext), base64.StdEncoding.EncodeToString([]byte("aad")), false)
+	st, b := e.post(t, testPrefix, "keys/foo/encrypt", body, e.akid, e.secret)
+	var enc EncryptResponse
+	wantOK(t, st, b, &enc)
+	st, b = e.post(t, testPrefix, "keys/encrypt_only_key/decrypt", decBody(&enc, base64.StdEncoding.EncodeToString([]byte("aad"))), e.akid, e.secret)
+	wantError(t, st, b, InvalidKeyUsageException)
+	st, b = e.post(t, testPrefix, "keys/foo/encrypt", body, e.akid, strings.Repeat("A", len(e.secret)))
+	wantError(t, st, b, AuthenticationFailedException)
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range [][]byte{plaintext, []byte(base64.StdEncoding.EncodeToString(plaintext)), []byte(e.secret), enc.Ciphertext, []byte(base64.StdEncoding.EncodeToString(enc.Ciphertext))} {
+		if bytes.Contains(raw, secret) {
+			t.Fatalf("the trail holds a secret value in the clear")
+		}
+	}
+	var responses []audit.Event
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var ev audit.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Interface != "xks" {
+			t.Fatalf("interface %q", ev.Interface)
+		}
+		if ev.Type == "response" {
+			responses = append(responses, ev)
+		}
+	}
+	if len(responses) != 3 {
+		t.Fatalf("%d response events, want 3", len(responses))
+	}
+	ok, denied, unauth := responses[0], responses[1], responses[2]
+	if ok.Response.Status != 200 || ok.Auth.AccessKeyID != e.akid || ok.Auth.PrincipalARN != tcPrincipal ||
+		ok.Request.Operation != "encrypt" || len(ok.Request.Objects) != 1 || ok.Request.Objects[0] != "foo" ||
+		!strings.HasPrefix(ok.Request.Data["plaintext"].(string), audit.HMACPrefix) || ok.Request.Data["kmsKeyArn"] != tcKeyArn {
+		t.Fatalf("encrypt event %+v", ok)
+	}
+	wantHash, _ := e.audit.Hash("file", plaintext)
+	if ok.Request.Data["plaintext"] != wantHash {
+		t.Fatal("the plaintext's HMAC is not the device's audit-hash")
+	}
+	if denied.Response.XKSErrorName != string(InvalidKeyUsageException) || denied.Response.Status != 400 {
+		t.Fatalf("denied event %+v", denied.Response)
+	}
+	if unauth.Response.XKSErrorName != string(AuthenticationFailedException) || unauth.Auth.AccessKeyID != "" {
+		t.Fatalf("unauthenticated event %+v %+v", unauth.Response, unauth.Auth)
+	}
+	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// With the trail unwritable, an Encrypt is refused before the HSM is used.
+func TestXKSAuditFailsClosed(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := e.audit.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(logPath)
+	if err := os.Symlink("/dev/full", logPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.audit.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	st, b := e.post(t, testPrefix, "keys/foo/encrypt", encBody(base64.StdEncoding.EncodeToString([]byte("p")), "", false), e.akid, e.secret)
+	wantError(t, st, b, InternalException)
+	if !strings.Contains(string(b), "audit trail") {
+		t.Fatalf("answer %s", b)
+	}
+}
