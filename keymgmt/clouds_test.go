@@ -1,0 +1,199 @@
+package keymgmt
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	azkfake "github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys/fake"
+	"github.com/keyhold/keyhold/keymgmt/awskms"
+	"github.com/keyhold/keyhold/keymgmt/azurekv"
+	"github.com/keyhold/keyhold/keymgmt/gcpckms"
+	"github.com/keyhold/keyhold/keymgmt/kmsfake"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// cloudVersion is one imported version as a fake cloud holds it.
+type cloudVersion struct {
+	material *kmsfake.Material
+	enabled  bool
+	gone     bool // deleted or scheduled for deletion/destruction
+}
+
+// cloud is a fake cloud under test, reached by the real SDK.
+type cloud struct {
+	provider   string
+	collection string
+	creds      map[string]string
+	endpoint   string
+	factory    provider.Factory
+	// versions returns what the cloud holds of the key, by provider id, and
+	// the provider id of its current version ("" where the purpose has none).
+	versions func(key string) (map[string]cloudVersion, string)
+	// created counts the key versions the cloud ever created for the key.
+	created func(key string) int
+	// importOp is the operation that imports material.
+	importOp string
+	fail     func(op string, n int)
+	lose     func(op string, n int)
+}
+
+func awsCloud(t *testing.T) *cloud {
+	f := kmsfake.NewAWS("eu-west-1")
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	mine := func(key string) []kmsfake.AWSKey {
+		var out []kmsfake.AWSKey
+		for _, k := range f.Keys() {
+			if k.Tags["keyhold-key"] == key {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	return &cloud{
+		provider: provider.AWSKMS, collection: "eu-west-1", endpoint: srv.URL, factory: awskms.New,
+		creds: map[string]string{"access_key": "AKIAFAKEFAKEFAKE", "secret_key": "aws-secret-key-never-stored-in-clear"},
+		versions: func(key string) (map[string]cloudVersion, string) {
+			out := map[string]cloudVersion{}
+			cur := ""
+			alias := f.Alias("alias/" + key)
+			for _, k := range mine(key) {
+				out[k.ARN] = cloudVersion{material: k.Material, enabled: k.State == "Enabled", gone: k.State == "PendingDeletion"}
+				if k.ID == alias {
+					cur = k.ARN
+				}
+			}
+			return out, cur
+		},
+		created:  func(key string) int { return len(mine(key)) },
+		importOp: "ImportKeyMaterial",
+		fail:     f.FailNext, lose: f.LoseNext,
+	}
+}
+
+const gcpRing = "projects/keyhold-test/locations/europe-west1/keyRings/ring1"
+
+func gcpCloud(t *testing.T) *cloud {
+	f := kmsfake.NewGCP()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	kmspb.RegisterKeyManagementServiceServer(gs, f)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	sa, _ := json.Marshal(map[string]string{"type": "service_account", "client_email": "keyhold@keyhold-test.iam.gserviceaccount.com",
+		"private_key": fakePrivateKeyPEM(t), "project_id": "keyhold-test"})
+	return &cloud{
+		provider: provider.GCPCKMS, collection: gcpRing, endpoint: lis.Addr().String(),
+		factory: gcpckms.NewFactory(option.WithoutAuthentication(), option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))),
+		creds:   map[string]string{"service_account_file": string(sa)},
+		versions: func(key string) (map[string]cloudVersion, string) {
+			out := map[string]cloudVersion{}
+			k := f.Key(gcpRing + "/cryptoKeys/" + key)
+			if k == nil {
+				return out, ""
+			}
+			for _, v := range k.Versions {
+				st := v.Version.GetState()
+				out[v.Version.GetName()] = cloudVersion{material: v.Material, enabled: st == kmspb.CryptoKeyVersion_ENABLED,
+					gone: st == kmspb.CryptoKeyVersion_DESTROY_SCHEDULED}
+			}
+			return out, k.Key.GetPrimary().GetName()
+		},
+		created: func(key string) int {
+			if k := f.Key(gcpRing + "/cryptoKeys/" + key); k != nil {
+				return len(k.Versions)
+			}
+			return 0
+		},
+		importOp: "ImportCryptoKeyVersion",
+		fail:     f.FailNext, lose: f.LoseNext,
+	}
+}
+
+func azureCloud(t *testing.T) *cloud {
+	f := kmsfake.NewAzure("https://vault1.vault.azure.net")
+	return &cloud{
+		provider: provider.AzureKeyVault, collection: "vault1",
+		factory: azurekv.NewFactory(azurekv.FactoryOptions{Transport: azkfake.NewServerTransport(f.Server()), Credential: &azfake.TokenCredential{}}),
+		creds:   map[string]string{"tenant_id": "tenant", "client_id": "client", "client_secret": "azure-client-secret-never-in-clear"},
+		versions: func(key string) (map[string]cloudVersion, string) {
+			out := map[string]cloudVersion{}
+			k := f.Key(key)
+			if k == nil {
+				return out, ""
+			}
+			for _, v := range k.Versions {
+				out[v.ID] = cloudVersion{material: v.Material, enabled: v.Enabled, gone: k.Deleted}
+			}
+			if k.Deleted || len(k.Versions) == 0 {
+				return out, ""
+			}
+			return out, k.Versions[len(k.Versions)-1].ID // Azure uses the newest version
+		},
+		created: func(key string) int {
+			if k := f.Key(key); k != nil {
+				return len(k.Versions)
+			}
+			return 0
+		},
+		importOp: "ImportKey",
+		fail:     f.FailNext, lose: f.LoseNext,
+	}
+}
+
+// fakePrivateKeyPEM is a throw-away key for a service account file the
+// fake never checks.
+func fakePrivateKeyPEM(t *testing.T) string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// providers returns factories where each cloud's provider name maps to the
+// fake-backed factory.
+func providers(cs ...*cloud) map[string]provider.Factory {
+	out := DefaultProviders()
+	for _, c := range cs {
+		out[c.provider] = c.factory
+	}
+	return out
+}
+
+func (c *cloud) write(t *testing.T, ctx context.Context, m *Manager, mount, name string, extra func(u *KMSUpdate)) {
+	t.Helper()
+	u := KMSUpdate{Provider: &c.provider, KeyCollection: &c.collection, Credentials: c.creds}
+	if c.endpoint != "" {
+		u.Endpoint = &c.endpoint
+	}
+	if extra != nil {
+		extra(&u)
+	}
+	if _, err := m.WriteKMS(ctx, mount, name, u); err != nil {
+		t.Fatalf("write kms: %v", err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

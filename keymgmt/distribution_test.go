@@ -1,0 +1,500 @@
+package keymgmt
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/keymgmt/kmsfake"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/store"
+	"github.com/keyhold/keyhold/store/sqlite"
+)
+
+const mount = "mnt-0001"
+
+type testEnv struct {
+	m      *Manager
+	h      *hsm.HSM
+	st     *sqlite.Store
+	dbPath string
+}
+
+func newEnv(t *testing.T, o Options) *testEnv {
+	t.Helper()
+	tok := softhsm.NewTestToken(t)
+	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	db := filepath.Join(t.TempDir(), "keyhold.db")
+	st, err := sqlite.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &testEnv{m: NewWithOptions(h, st, o), h: h, st: st, dbPath: db}
+}
+
+// checkMaterial proves that what the cloud holds for a version is the HSM's
+// key: the AES check value computed by the HSM, or the public key.
+func (e *testEnv) checkMaterial(t *testing.T, key string, version int, m *kmsfake.Material) {
+	t.Helper()
+	if m == nil || m.Raw == nil {
+		t.Fatalf("the cloud holds no material for version %d", version)
+	}
+	k, err := e.m.Get(context.Background(), mount, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Type == "aes256-gcm96" {
+		var sk *store.Key
+		var kv *store.KeyVersion
+		e.st.View(context.Background(), func(tx store.Tx) error {
+			sk, _ = tx.GetKey(context.Background(), mount, key)
+			kv, err = tx.GetKeyVersion(context.Background(), sk.ID, version)
+			return err
+		})
+		kcv, err := e.h.KeyCheckValue(context.Background(), hsm.Key{ID: bindID(sk.ID, version, k.Type), Blob: kv.Blob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := aes.NewCipher(m.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 16)
+		c.Encrypt(got, got)
+		if !bytes.Equal(got, kcv) {
+			t.Fatalf("version %d: the cloud's AES key is not the HSM's (check values differ)", version)
+		}
+		return
+	}
+	blk, _ := pem.Decode([]byte(k.Versions[version-1].PublicKey))
+	var der []byte
+	switch p := m.Public.(type) {
+	case *rsa.PublicKey:
+		der, _ = x509.MarshalPKIXPublicKey(p)
+	case *ecdsa.PublicKey:
+		der, _ = x509.MarshalPKIXPublicKey(p)
+	}
+	if blk == nil || !bytes.Equal(der, blk.Bytes) {
+		t.Fatalf("version %d: the cloud's private key does not match the appliance's public key", version)
+	}
+}
+
+// expect checks the cloud against the distribution record: every version
+// imported with the HSM's material, enabled as wanted, the current one.
+func (e *testEnv) expect(t *testing.T, c *cloud, kms, key string, enabled map[int]bool, current int) {
+	t.Helper()
+	d, err := e.m.ReadDistribution(context.Background(), mount, kms, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != StatusDistributed || d.Error != "" {
+		t.Fatalf("status %s, error %q", d.Status, d.Error)
+	}
+	vs, cur := c.versions(key)
+	if len(d.Versions) != len(enabled) || len(vs) != len(enabled) {
+		t.Fatalf("%d versions recorded, %d in the cloud, want %d", len(d.Versions), len(vs), len(enabled))
+	}
+	for _, v := range d.Versions {
+		cv, ok := vs[v.ProviderID]
+		if !ok || !v.Imported {
+			t.Fatalf("version %d (%s) is not in the cloud", v.Version, v.ProviderID)
+		}
+		e.checkMaterial(t, key, v.Version, cv.material)
+		if cv.enabled != enabled[v.Version] || v.Enabled != enabled[v.Version] {
+			t.Fatalf("version %d: enabled in the cloud %v, recorded %v, want %v", v.Version, cv.enabled, v.Enabled, enabled[v.Version])
+		}
+		if v.Version == current && cur != "" && cur != v.ProviderID {
+			t.Fatalf("the cloud's current version is %s, want version %d (%s)", cur, current, v.ProviderID)
+		}
+	}
+}
+
+func intp(i int) *int { return &i }
+
+// lifecycle is the seed workflow for one cloud and key type: distribute,
+// rotate, min_enabled_version up and down, the delete guards, remove.
+func lifecycle(t *testing.T, c *cloud, typ string, purposes []string, hasCurrent bool) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "example-kms", nil)
+	key := "example-key"
+	if _, err := e.m.Create(ctx, mount, key, typ); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "example-kms", Key: key, Purposes: purposes, Protection: "hsm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Versions[0].Path == "" || d.Versions[0].Scheme == "" {
+		t.Fatalf("the wrapping path is not recorded: %+v", d.Versions[0])
+	}
+	e.expect(t, c, "example-kms", key, map[int]bool{1: true}, 1)
+
+	if _, err := e.m.Rotate(ctx, mount, key); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "example-kms", key, map[int]bool{1: true, 2: true}, 2)
+
+	if _, err := e.m.UpdateKey(ctx, mount, key, Update{MinEnabledVersion: intp(2)}); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "example-kms", key, map[int]bool{1: false, 2: true}, 2)
+	if _, err := e.m.UpdateKey(ctx, mount, key, Update{MinEnabledVersion: intp(1)}); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "example-kms", key, map[int]bool{1: true, 2: true}, 2)
+	if _, err := e.m.UpdateKey(ctx, mount, key, Update{MinEnabledVersion: intp(2)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The guards: a distributed key, a provider holding keys.
+	if _, err := e.m.UpdateKey(ctx, mount, key, Update{DeletionAllowed: boolp(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Delete(ctx, mount, key); fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "example-kms") {
+		t.Fatalf("delete of a distributed key: %v", err)
+	}
+	if err := e.m.DeleteKMS(ctx, mount, "example-kms"); fault.KindOf(err) != fault.Conflict {
+		t.Fatalf("delete of a provider holding keys: %v", err)
+	}
+	names, err := e.m.KeyKMS(ctx, mount, key)
+	if err != nil || len(names) != 1 || names[0] != "example-kms" {
+		t.Fatalf("key/%s/kms = %v, %v", key, names, err)
+	}
+	names, err = e.m.ListDistributed(ctx, mount, "example-kms")
+	if err != nil || len(names) != 1 || names[0] != key {
+		t.Fatalf("kms/example-kms/key = %v, %v", names, err)
+	}
+
+	if err := e.m.RemoveDistribution(ctx, mount, "example-kms", key); err != nil {
+		t.Fatal(err)
+	}
+	vs, cur := c.versions(key)
+	for id, v := range vs {
+		if !v.gone {
+			t.Fatalf("version %s is still in the cloud after the removal", id)
+		}
+	}
+	if hasCurrent && cur != "" && c.provider != provider.GCPCKMS {
+		t.Fatalf("the cloud still has a current version %s", cur)
+	}
+	if _, err := e.m.ReadDistribution(ctx, mount, "example-kms", key); fault.KindOf(err) != fault.NotFound {
+		t.Fatalf("read after remove: %v", err)
+	}
+	if err := e.m.DeleteKMS(ctx, mount, "example-kms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Delete(ctx, mount, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func boolp(b bool) *bool { return &b }
+
+func TestLifecycleAWS(t *testing.T) {
+	for _, tc := range []struct {
+		typ      string
+		purposes []string
+	}{
+		{"aes256-gcm96", []string{"encrypt", "decrypt"}},
+		{"rsa-2048", []string{"sign", "verify"}},
+		{"ecdsa-p521", []string{"sign"}},
+	} {
+		t.Run("ok "+tc.typ, func(t *testing.T) { lifecycle(t, awsCloud(t), tc.typ, tc.purposes, true) })
+	}
+}
+
+func TestLifecycleGCP(t *testing.T) {
+	for _, tc := range []struct {
+		typ      string
+		purposes []string
+		current  bool
+	}{
+		{"aes256-gcm96", []string{"encrypt", "decrypt"}, true},
+		{"rsa-3072", []string{"decrypt"}, false},
+		{"ecdsa-p384", []string{"sign", "verify"}, false},
+	} {
+		t.Run("ok "+tc.typ, func(t *testing.T) { lifecycle(t, gcpCloud(t), tc.typ, tc.purposes, tc.current) })
+	}
+}
+
+func TestLifecycleAzure(t *testing.T) {
+	for _, tc := range []struct {
+		typ      string
+		purposes []string
+	}{
+		{"rsa-2048", []string{"encrypt", "decrypt", "sign", "verify", "wrap", "unwrap"}},
+		{"ecdsa-p256", []string{"sign", "verify"}},
+		{"aes256-gcm96", []string{"encrypt", "decrypt"}},
+	} {
+		t.Run("ok "+tc.typ, func(t *testing.T) { lifecycle(t, azureCloud(t), tc.typ, tc.purposes, true) })
+	}
+}
+
+// TestFailureAndRetry injects a failure of the import call (before it runs,
+// and after it ran with its answer lost) during a distribution and during a
+// rotation; the record keeps the error, and writing the distribution again
+// completes it without a second copy in the cloud.
+func TestFailureAndRetry(t *testing.T) {
+	for _, mk := range []func(*testing.T) *cloud{awsCloud, gcpCloud, azureCloud} {
+		for _, how := range []string{"fail", "lose"} {
+			c := mk(t)
+			t.Run("ok "+c.provider+" "+how, func(t *testing.T) {
+				ctx := context.Background()
+				e := newEnv(t, Options{Providers: providers(c)})
+				c.write(t, ctx, e.m, mount, "k1", nil)
+				key := "retry-key"
+				if _, err := e.m.Create(ctx, mount, key, "rsa-2048"); err != nil {
+					t.Fatal(err)
+				}
+				inject := c.fail
+				if how == "lose" {
+					inject = c.lose
+				}
+				req := DistributeRequest{KMS: "k1", Key: key, Purposes: []string{"sign", "verify"}}
+				inject(c.importOp, 1)
+				_, err := e.m.Distribute(ctx, mount, req)
+				if err == nil || !strings.Contains(err.Error(), c.importOp) {
+					t.Fatalf("distribute with a failing %s: %v", c.importOp, err)
+				}
+				d, rerr := e.m.ReadDistribution(ctx, mount, "k1", key)
+				if rerr != nil || d.Status != StatusDistributing || !strings.Contains(d.Error, c.importOp) {
+					t.Fatalf("record after the failure: %+v, %v", d, rerr)
+				}
+				if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+				e.expect(t, c, "k1", key, map[int]bool{1: true}, 1)
+				if n := c.created(key); n != 1 {
+					t.Fatalf("%d versions created in the cloud for one, after a retry", n)
+				}
+
+				// A rotation whose push fails: the key has its new version, the
+				// error names the provider, a retry pushes it once.
+				inject(c.importOp, 1)
+				k, err := e.m.Rotate(ctx, mount, key)
+				if err == nil || !strings.Contains(err.Error(), "k1") || k == nil || k.LatestVersion != 2 {
+					t.Fatalf("rotate with a failing push: %v, %+v", err, k)
+				}
+				if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+					t.Fatalf("retry after rotate: %v", err)
+				}
+				e.expect(t, c, "k1", key, map[int]bool{1: true, 2: true}, 2)
+				if n := c.created(key); n != 2 {
+					t.Fatalf("%d versions created in the cloud for two", n)
+				}
+			})
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	ctx := context.Background()
+	aws, gcp, az := awsCloud(t), gcpCloud(t), azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(aws, gcp, az)})
+	aws.write(t, ctx, e.m, mount, "aws", nil)
+	gcp.write(t, ctx, e.m, mount, "gcp", nil)
+	az.write(t, ctx, e.m, mount, "az", nil)
+	for _, k := range []struct{ name, typ string }{{"aes", "aes256-gcm96"}, {"rsa", "rsa-2048"}, {"p521", "ecdsa-p521"}, {"dotted.name", "aes256-gcm96"}} {
+		if _, err := e.m.Create(ctx, mount, k.name, k.typ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		req  DistributeRequest
+		msg  string
+	}{
+		{"fail aws software protection", DistributeRequest{KMS: "aws", Key: "aes", Purposes: []string{"encrypt"}, Protection: "software"}, "protection=hsm"},
+		{"fail aws symmetric sign", DistributeRequest{KMS: "aws", Key: "aes", Purposes: []string{"sign"}}, `purpose "sign"`},
+		{"fail aws rsa sign and encrypt", DistributeRequest{KMS: "aws", Key: "rsa", Purposes: []string{"sign", "encrypt"}}, "either sign/verify or encrypt/decrypt"},
+		{"fail aws alias name", DistributeRequest{KMS: "aws", Key: "dotted.name", Purposes: []string{"encrypt"}}, "AWS alias"},
+		{"fail gcp p521", DistributeRequest{KMS: "gcp", Key: "p521", Purposes: []string{"sign"}}, "cannot take a ecdsa-p521"},
+		{"fail gcp two purposes", DistributeRequest{KMS: "gcp", Key: "rsa", Purposes: []string{"decrypt", "sign"}}, "one purpose per key"},
+		{"fail azure software", DistributeRequest{KMS: "az", Key: "rsa", Purposes: []string{"sign"}, Protection: "software"}, "HSM-protected"},
+		{"fail azure ec encrypt", DistributeRequest{KMS: "az", Key: "p521", Purposes: []string{"encrypt"}}, `purpose "encrypt"`},
+		{"fail unknown purpose", DistributeRequest{KMS: "az", Key: "rsa", Purposes: []string{"mint"}}, "unknown purpose"},
+		{"fail no purpose", DistributeRequest{KMS: "az", Key: "rsa"}, "purpose is required"},
+		{"fail unknown protection", DistributeRequest{KMS: "az", Key: "rsa", Purposes: []string{"sign"}, Protection: "tpm"}, "protection must be"},
+		{"fail unknown kms", DistributeRequest{KMS: "nope", Key: "rsa", Purposes: []string{"sign"}}, "no kms provider"},
+		{"fail unknown key", DistributeRequest{KMS: "az", Key: "nope", Purposes: []string{"sign"}}, "no key named"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.m.Distribute(ctx, mount, c.req)
+			if err == nil || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want an error containing %q", err, c.msg)
+			}
+		})
+	}
+	t.Run("fail purpose change of a distribution", func(t *testing.T) {
+		if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "rsa", Purposes: []string{"sign"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "rsa", Purposes: []string{"decrypt"}})
+		if fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("got %v", err)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		u    KMSUpdate
+		msg  string
+	}{
+		{"fail no provider", KMSUpdate{KeyCollection: strp("x")}, "provider is required"},
+		{"fail unknown provider", KMSUpdate{Provider: strp("oraclekms"), KeyCollection: strp("x")}, "unknown provider"},
+		{"fail no collection", KMSUpdate{Provider: strp("awskms")}, "key_collection is required"},
+		{"fail bad oaep hash", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), OAEPHash: strp("md5")}, "oaep_hash"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := e.m.WriteKMS(ctx, mount, "new", c.u); err == nil || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+	t.Run("fail provider change", func(t *testing.T) {
+		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Provider: strp("gcpckms")}); err == nil {
+			t.Fatal("accepted")
+		}
+	})
+	t.Run("fail bad credentials refused at use", func(t *testing.T) {
+		if _, err := e.m.WriteKMS(ctx, mount, "aws2", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Credentials: map[string]string{"access_key": "a"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws2", Key: "aes", Purposes: []string{"encrypt"}})
+		if err == nil || !strings.Contains(err.Error(), "secret_key") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func strp(s string) *string { return &s }
+
+// TestCredentialsSealed: the secrets are nowhere in the database file in the
+// clear, and a read never shows them.
+func TestCredentialsSealed(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.st.Close()
+	files, _ := filepath.Glob(e.dbPath + "*")
+	if len(files) == 0 {
+		t.Fatal("no database files")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{c.creds["secret_key"], c.creds["access_key"]} {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Fatalf("%s holds a credential in the clear", filepath.Base(f))
+			}
+		}
+	}
+}
+
+// TestSoftwareOAEPSwitch: SHA-256 hybrids on a token without OAEP-SHA-256 use
+// software OAEP of the ephemeral key, recorded as such; forbidding it refuses
+// with a message that says what works; SHA-1 then works in the token.
+func TestSoftwareOAEPSwitch(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c), ForbidSoftwareOAEP: true})
+	if e.h.Capabilities().OAEP(sha256Hash) {
+		t.Skip("this token does OAEP-SHA-256 itself")
+	}
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "rsa-2048"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"sign", "verify"}}
+	_, err := e.m.Distribute(ctx, mount, req)
+	if fault.KindOf(err) != fault.Unsupported || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{OAEPHash: strp("sha1")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.m.Distribute(ctx, mount, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := d.Versions[0]; v.Path != string(hsm.PathTokenComposed) || v.Scheme != "RSA_AES_KEY_WRAP_SHA_1" {
+		t.Fatalf("scheme %s, path %s", v.Scheme, v.Path)
+	}
+
+	// The same appliance without the switch.
+	allowed := NewWithOptions(e.h, e.st, Options{Providers: providers(c)})
+	c.write(t, ctx, allowed, mount, "aws256", nil)
+	if _, err := allowed.Create(ctx, mount, "k2", "rsa-2048"); err != nil {
+		t.Fatal(err)
+	}
+	d, err = allowed.Distribute(ctx, mount, DistributeRequest{KMS: "aws256", Key: "k2", Purposes: []string{"sign"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := d.Versions[0]; v.Path != string(hsm.PathSoftwareOAEP) || v.Scheme != "RSA_AES_KEY_WRAP_SHA_256" {
+		t.Fatalf("scheme %s, path %s", v.Scheme, v.Path)
+	}
+}
+
+// TestClientTimeout: a provider that does not answer fails within its
+// timeout, with a message that says so.
+func TestClientTimeout(t *testing.T) {
+	ctx := context.Background()
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	defer close(stop)
+	e := newEnv(t, Options{ClientTimeout: 500 * time.Millisecond})
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Endpoint: &hang.URL,
+		Credentials: map[string]string{"access_key": "AKIAX", "secret_key": "s3cr3t-value"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt"}})
+	if fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("took %v with a 500ms timeout", d)
+	}
+	if strings.Contains(err.Error(), "s3cr3t-value") {
+		t.Fatal("the error shows the secret")
+	}
+}

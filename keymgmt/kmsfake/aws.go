@@ -1,0 +1,321 @@
+package kmsfake
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AWS is a fake of AWS KMS's JSON 1.1 API (the key-import subset), served
+// over HTTP: point the SDK's BaseEndpoint at it.
+type AWS struct {
+	failures
+	Region string
+
+	mu      sync.Mutex
+	keys    map[string]*AWSKey
+	order   []string
+	aliases map[string]string // alias name → key id
+	tokens  map[string]awsToken
+	wk      wrappingKeys
+	// Requests counts the calls of each operation.
+	Requests map[string]int
+}
+
+// AWSKey is one AWS KMS key in the fake.
+type AWSKey struct {
+	ID, ARN     string
+	KeySpec     string
+	KeyUsage    string
+	Origin      string
+	State       string // PendingImport, Enabled, Disabled, PendingDeletion
+	Description string
+	Tags        map[string]string
+	Material    *Material
+}
+
+type awsToken struct {
+	keyID string
+	alg   string
+	bits  int
+}
+
+// NewAWS returns an empty fake for a region.
+func NewAWS(region string) *AWS {
+	return &AWS{Region: region, keys: map[string]*AWSKey{}, aliases: map[string]string{}, tokens: map[string]awsToken{}, Requests: map[string]int{}}
+}
+
+// Keys returns copies of the fake's keys in creation order.
+func (f *AWS) Keys() []AWSKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]AWSKey, 0, len(f.order))
+	for _, id := range f.order {
+		out = append(out, *f.keys[id])
+	}
+	return out
+}
+
+// Alias returns the key id an alias points at ("" if none).
+func (f *AWS) Alias(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.aliases[name]
+}
+
+type awsError struct {
+	status int
+	typ    string
+	msg    string
+}
+
+func (f *AWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op, ok := strings.CutPrefix(target, "TrentService.")
+	if r.Method != http.MethodPost || !ok {
+		writeAWSError(w, &awsError{400, "UnknownOperationException", "unknown operation " + target})
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=") {
+		writeAWSError(w, &awsError{400, "MissingAuthenticationTokenException", "request is not signed"})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeAWSError(w, &awsError{400, "ValidationException", "cannot read body"})
+		return
+	}
+	var in map[string]any
+	if err := json.Unmarshal(body, &in); err != nil {
+		writeAWSError(w, &awsError{400, "SerializationException", "malformed JSON"})
+		return
+	}
+	f.mu.Lock()
+	f.Requests[op]++
+	f.mu.Unlock()
+	if f.fail(op) {
+		writeAWSError(w, &awsError{400, "KMSInvalidStateException", "injected failure of " + op})
+		return
+	}
+	out, aerr := f.do(op, in)
+	if aerr == nil && f.lose(op) {
+		aerr = &awsError{400, "KMSInternalException", "injected loss of the answer to " + op}
+	}
+	if aerr != nil {
+		writeAWSError(w, aerr)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	json.NewEncoder(w).Encode(out)
+}
+
+func writeAWSError(w http.ResponseWriter, e *awsError) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", e.typ)
+	w.WriteHeader(e.status)
+	json.NewEncoder(w).Encode(map[string]string{"__type": e.typ, "message": e.msg})
+}
+
+func str(in map[string]any, k string) string { s, _ := in[k].(string); return s }
+
+func (f *AWS) key(in map[string]any) (*AWSKey, *awsError) {
+	id := str(in, "KeyId")
+	if strings.HasPrefix(id, "alias/") {
+		id = f.aliases[id]
+	}
+	if i := strings.LastIndex(id, ":key/"); i >= 0 {
+		id = id[i+5:]
+	}
+	k := f.keys[id]
+	if k == nil {
+		return nil, &awsError{400, "NotFoundException", "Key '" + str(in, "KeyId") + "' does not exist"}
+	}
+	return k, nil
+}
+
+func (f *AWS) metadata(k *AWSKey) map[string]any {
+	return map[string]any{"KeyMetadata": map[string]any{
+		"KeyId": k.ID, "Arn": k.ARN, "KeySpec": k.KeySpec, "CustomerMasterKeySpec": k.KeySpec, "KeyUsage": k.KeyUsage,
+		"Origin": k.Origin, "KeyState": k.State, "Enabled": k.State == "Enabled", "Description": k.Description,
+		"KeyManager": "CUSTOMER", "AWSAccountId": "111122223333", "CreationDate": float64(time.Now().Unix()),
+	}}
+}
+
+var awsKinds = map[string]string{
+	"SYMMETRIC_DEFAULT": "aes256", "RSA_2048": "rsa-2048", "RSA_3072": "rsa-3072", "RSA_4096": "rsa-4096",
+	"ECC_NIST_P256": "ec-P-256", "ECC_NIST_P384": "ec-P-384", "ECC_NIST_P521": "ec-P-521",
+}
+
+func (f *AWS) do(op string, in map[string]any) (map[string]any, *awsError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch op {
+	case "CreateKey":
+		spec := str(in, "KeySpec")
+		if spec == "" {
+			spec = "SYMMETRIC_DEFAULT"
+		}
+		if _, ok := awsKinds[spec]; !ok {
+			return nil, &awsError{400, "ValidationException", "unsupported KeySpec " + spec}
+		}
+		usage := str(in, "KeyUsage")
+		if usage == "" {
+			usage = "ENCRYPT_DECRYPT"
+		}
+		origin := str(in, "Origin")
+		if origin == "" {
+			origin = "AWS_KMS"
+		}
+		b := make([]byte, 16)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		id = id[:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:]
+		k := &AWSKey{ID: id, ARN: fmt.Sprintf("arn:aws:kms:%s:111122223333:key/%s", f.Region, id), KeySpec: spec, KeyUsage: usage,
+			Origin: origin, State: "Enabled", Description: str(in, "Description"), Tags: map[string]string{}}
+		if origin == "EXTERNAL" {
+			k.State = "PendingImport"
+		}
+		if tags, ok := in["Tags"].([]any); ok {
+			for _, t := range tags {
+				if m, ok := t.(map[string]any); ok {
+					k.Tags[str(m, "TagKey")] = str(m, "TagValue")
+				}
+			}
+		}
+		f.keys[id] = k
+		f.order = append(f.order, id)
+		return f.metadata(k), nil
+	case "DescribeKey":
+		k, err := f.key(in)
+		if err != nil {
+			return nil, err
+		}
+		return f.metadata(k), nil
+	case "GetParametersForImport":
+		k, err := f.key(in)
+		if err != nil {
+			return nil, err
+		}
+		if k.Origin != "EXTERNAL" || k.State != "PendingImport" {
+			return nil, &awsError{400, "UnsupportedOperationException", "key " + k.ID + " does not accept key material in state " + k.State}
+		}
+		alg := str(in, "WrappingAlgorithm")
+		if _, ok := awsAlgs[alg]; !ok {
+			return nil, &awsError{400, "ValidationException", "unsupported WrappingAlgorithm " + alg}
+		}
+		bits := map[string]int{"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}[str(in, "WrappingKeySpec")]
+		if bits == 0 {
+			return nil, &awsError{400, "ValidationException", "unsupported WrappingKeySpec " + str(in, "WrappingKeySpec")}
+		}
+		if awsAlgs[alg].direct && k.KeySpec != "SYMMETRIC_DEFAULT" {
+			return nil, &awsError{400, "ValidationException", alg + " cannot import " + k.KeySpec + " key material"}
+		}
+		pub, _ := x509.MarshalPKIXPublicKey(&f.wk.get(bits).PublicKey)
+		tok := make([]byte, 32)
+		rand.Read(tok)
+		f.tokens[string(tok)] = awsToken{keyID: k.ID, alg: alg, bits: bits}
+		return map[string]any{"KeyId": k.ARN, "ImportToken": tok, "PublicKey": pub, "ParametersValidTo": float64(time.Now().Add(24 * time.Hour).Unix())}, nil
+	case "ImportKeyMaterial":
+		k, err := f.key(in)
+		if err != nil {
+			return nil, err
+		}
+		tokB, _ := b64(str(in, "ImportToken"))
+		tok, ok := f.tokens[string(tokB)]
+		if !ok || tok.keyID != k.ID {
+			return nil, &awsError{400, "InvalidImportTokenException", "the import token is not valid for this key"}
+		}
+		if k.State != "PendingImport" {
+			return nil, &awsError{400, "KMSInvalidStateException", "key " + k.ID + " is " + k.State}
+		}
+		blob, _ := b64(str(in, "EncryptedKeyMaterial"))
+		a := awsAlgs[tok.alg]
+		raw, uerr := unwrap(f.wk.get(tok.bits), a.hash, !a.direct, blob)
+		if uerr != nil {
+			return nil, &awsError{400, "InvalidCiphertextException", "cannot decrypt the key material: " + uerr.Error()}
+		}
+		m, perr := parseMaterial(awsKinds[k.KeySpec], raw)
+		if perr != nil {
+			return nil, &awsError{400, "IncorrectKeyMaterialException", perr.Error()}
+		}
+		k.Material, k.State = m, "Enabled"
+		delete(f.tokens, string(tokB))
+		return map[string]any{}, nil
+	case "CreateAlias", "UpdateAlias":
+		name := str(in, "AliasName")
+		if !strings.HasPrefix(name, "alias/") || strings.HasPrefix(name, "alias/aws/") {
+			return nil, &awsError{400, "ValidationException", "invalid alias name " + name}
+		}
+		_, exists := f.aliases[name]
+		if op == "CreateAlias" && exists {
+			return nil, &awsError{400, "AlreadyExistsException", "alias " + name + " already exists"}
+		}
+		if op == "UpdateAlias" && !exists {
+			return nil, &awsError{400, "NotFoundException", "alias " + name + " does not exist"}
+		}
+		k, err := f.key(map[string]any{"KeyId": str(in, "TargetKeyId")})
+		if err != nil {
+			return nil, err
+		}
+		f.aliases[name] = k.ID
+		return map[string]any{}, nil
+	case "DeleteAlias":
+		name := str(in, "AliasName")
+		if _, ok := f.aliases[name]; !ok {
+			return nil, &awsError{400, "NotFoundException", "alias " + name + " does not exist"}
+		}
+		delete(f.aliases, name)
+		return map[string]any{}, nil
+	case "ListAliases":
+		var out []any
+		names := make([]string, 0, len(f.aliases))
+		for n := range f.aliases {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			out = append(out, map[string]any{"AliasName": n, "TargetKeyId": f.aliases[n]})
+		}
+		return map[string]any{"Aliases": out, "Truncated": false}, nil
+	case "EnableKey", "DisableKey":
+		k, err := f.key(in)
+		if err != nil {
+			return nil, err
+		}
+		if k.State != "Enabled" && k.State != "Disabled" {
+			return nil, &awsError{400, "KMSInvalidStateException", "key " + k.ID + " is " + k.State}
+		}
+		k.State = map[string]string{"EnableKey": "Enabled", "DisableKey": "Disabled"}[op]
+		return map[string]any{}, nil
+	case "ScheduleKeyDeletion":
+		k, err := f.key(in)
+		if err != nil {
+			return nil, err
+		}
+		if k.State == "PendingDeletion" {
+			return nil, &awsError{400, "KMSInvalidStateException", "key " + k.ID + " is pending deletion"}
+		}
+		k.State = "PendingDeletion"
+		return map[string]any{"KeyId": k.ARN, "KeyState": k.State, "DeletionDate": float64(time.Now().Add(7 * 24 * time.Hour).Unix())}, nil
+	}
+	return nil, &awsError{400, "UnknownOperationException", "the fake does not implement " + op}
+}
+
+var awsAlgs = map[string]struct {
+	hash   crypto.Hash
+	direct bool
+}{
+	"RSAES_OAEP_SHA_1":         {crypto.SHA1, true},
+	"RSAES_OAEP_SHA_256":       {crypto.SHA256, true},
+	"RSA_AES_KEY_WRAP_SHA_1":   {crypto.SHA1, false},
+	"RSA_AES_KEY_WRAP_SHA_256": {crypto.SHA256, false},
+}
