@@ -64,6 +64,7 @@ func New(d Deps) *Server {
 	s.sysRoutes()
 	s.mountRoutes()
 	s.keymgmtRoutes()
+	s.keymgmtKMSRoutes()
 	s.auditRoutes()
 	s.initRoutes()
 	s.metricsRoutes()

@@ -235,6 +235,11 @@ func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, err
 				return err
 			}
 		}
+		if m.Type == "keymgmt" && s.d.Keys != nil {
+			if err := s.d.Keys.PurgeMount(ctx, tx, m.UUID, force); err != nil {
+				return err
+			}
+		}
 		names, err := tx.ListKeys(ctx, m.UUID)
 		if err != nil {
 			return err

@@ -2,29 +2,14 @@ package keymgmt
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
-	"net"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
-	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
-	azkfake "github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys/fake"
 	"github.com/keyhold/keyhold/keymgmt/awskms"
-	"github.com/keyhold/keyhold/keymgmt/azurekv"
-	"github.com/keyhold/keyhold/keymgmt/gcpckms"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/keymgmt/provider"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // cloudVersion is one imported version as a fake cloud holds it.
@@ -54,7 +39,7 @@ type cloud struct {
 
 func awsCloud(t *testing.T) *cloud {
 	f := kmsfake.NewAWS("eu-west-1")
-	srv := httptest.NewServer(f)
+	srv := f.Serve()
 	t.Cleanup(srv.Close)
 	mine := func(key string) []kmsfake.AWSKey {
 		var out []kmsfake.AWSKey
@@ -90,20 +75,18 @@ const gcpRing = "projects/keyhold-test/locations/europe-west1/keyRings/ring1"
 
 func gcpCloud(t *testing.T) *cloud {
 	f := kmsfake.NewGCP()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := f.Serve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	kmspb.RegisterKeyManagementServiceServer(gs, f)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	sa, _ := json.Marshal(map[string]string{"type": "service_account", "client_email": "keyhold@keyhold-test.iam.gserviceaccount.com",
-		"private_key": fakePrivateKeyPEM(t), "project_id": "keyhold-test"})
+	t.Cleanup(stop)
+	sa, err := kmsfake.ServiceAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &cloud{
-		provider: provider.GCPCKMS, collection: gcpRing, endpoint: lis.Addr().String(),
-		factory: gcpckms.NewFactory(option.WithoutAuthentication(), option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))),
-		creds:   map[string]string{"service_account_file": string(sa)},
+		provider: provider.GCPCKMS, collection: gcpRing, endpoint: addr, factory: kmsfake.GCPFactory(),
+		creds: map[string]string{"service_account_file": string(sa)},
 		versions: func(key string) (map[string]cloudVersion, string) {
 			out := map[string]cloudVersion{}
 			k := f.Key(gcpRing + "/cryptoKeys/" + key)
@@ -132,7 +115,7 @@ func azureCloud(t *testing.T) *cloud {
 	f := kmsfake.NewAzure("https://vault1.vault.azure.net")
 	return &cloud{
 		provider: provider.AzureKeyVault, collection: "vault1",
-		factory: azurekv.NewFactory(azurekv.FactoryOptions{Transport: azkfake.NewServerTransport(f.Server()), Credential: &azfake.TokenCredential{}}),
+		factory: f.Factory(),
 		creds:   map[string]string{"tenant_id": "tenant", "client_id": "client", "client_secret": "azure-client-secret-never-in-clear"},
 		versions: func(key string) (map[string]cloudVersion, string) {
 			out := map[string]cloudVersion{}
@@ -157,17 +140,6 @@ func azureCloud(t *testing.T) *cloud {
 		importOp: "ImportKey",
 		fail:     f.FailNext, lose: f.LoseNext,
 	}
-}
-
-// fakePrivateKeyPEM is a throw-away key for a service account file the
-// fake never checks.
-func fakePrivateKeyPEM(t *testing.T) string {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // providers returns factories where each cloud's provider name maps to the

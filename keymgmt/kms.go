@@ -266,3 +266,27 @@ func (m *Manager) providerFor(ctx context.Context, mount string, r *kmsRecord) (
 		Timeout: timeout, OAEPHash: r.OAEPHash, TokenOAEPSHA256: m.h.Capabilities().OAEP(sha256Hash),
 	})
 }
+
+// PurgeMount deletes the mount's providers, distribution records and seal
+// key, in the caller's transaction (the mount is being disabled). Keys still
+// distributed to a cloud refuse it unless force is set; with force their
+// cloud copies stay where they are.
+func (m *Manager) PurgeMount(ctx context.Context, tx store.Tx, mount string, force bool) error {
+	dists, err := tx.List(ctx, distPrefix(mount))
+	if err != nil {
+		return err
+	}
+	if len(dists) > 0 && !force {
+		return fault.New(fault.Conflict, "the mount still has %d key distribution(s) to cloud KMSs (%s); remove them first, or disable with force=true to forget them (the clouds keep their copies)", len(dists), strings.Join(dists, ", "))
+	}
+	rest, err := tx.List(ctx, "keymgmt/"+mount+"/")
+	if err != nil {
+		return err
+	}
+	for _, p := range rest {
+		if err := tx.Delete(ctx, "keymgmt/"+mount+"/"+p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/keymgmt/kmsfake"
+	"github.com/keyhold/keyhold/keymgmt/provider"
+	"github.com/keyhold/keyhold/metrics"
+	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/store/sqlite"
+)
+
+// newKMSTestEnv is newTestEnv with a keymgmt manager whose providers are
+// the given (fake-backed) factories.
+func newKMSTestEnv(t *testing.T, providers map[string]provider.Factory) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	tok := softhsm.NewTestToken(t)
+	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "keyhold.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logger := slog.New(slog.DiscardHandler)
+	srv := New(Deps{HSM: h, Store: st, Auth: auth.New(st), Keys: keymgmt.NewWithOptions(h, st, keymgmt.Options{Providers: providers}),
+		Logger: logger, Version: "test", Audit: audit.NewBroker(h, st, logger), Metrics: metrics.New()})
+	if err := srv.Init(ctx, testRootToken); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return &testEnv{srv: srv, ts: ts, hsm: h, store: st, dir: dir}
+}
+
+type kmsCase struct {
+	provider, collection, endpoint string
+	creds                          map[string]string
+	typ                            string
+	purpose                        string
+}
+
+func kmsCases(t *testing.T) ([]kmsCase, map[string]provider.Factory) {
+	aws := kmsfake.NewAWS("us-east-1")
+	srv := aws.Serve()
+	t.Cleanup(srv.Close)
+	gcp := kmsfake.NewGCP()
+	addr, stop, err := gcp.Serve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	sa, err := kmsfake.ServiceAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	az := kmsfake.NewAzure("https://keyvault-name.vault.azure.net")
+	return []kmsCase{
+			{provider.AWSKMS, "us-east-1", srv.URL, map[string]string{"access_key": "AKIAEXAMPLE", "secret_key": "aws-secret-in-audit-only-as-hmac"}, "aes256-gcm96", "encrypt,decrypt"},
+			{provider.GCPCKMS, "projects/p1/locations/global/keyRings/r1", addr, map[string]string{"service_account_file": sa}, "rsa-2048", "decrypt"},
+			{provider.AzureKeyVault, "keyvault-name", "", map[string]string{"client_id": "azure-client-id-0001", "client_secret": "azure-secret-in-audit-only-as-hmac", "tenant_id": "azure-tenant-id-0001"}, "rsa-2048", "encrypt,decrypt"},
+		}, map[string]provider.Factory{
+			provider.AWSKMS: keymgmt.DefaultProviders()[provider.AWSKMS], provider.GCPCKMS: kmsfake.GCPFactory(), provider.AzureKeyVault: az.Factory(),
+		}
+}
+
+func TestKMSWithVaultClient(t *testing.T) {
+	cases, factories := kmsCases(t)
+	env := newKMSTestEnv(t, factories)
+	c := env.client(t, testRootToken)
+	mountKeymgmt(t, c, "keymgmt")
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	l := c.Logical()
+	for _, kc := range cases {
+		t.Run("ok "+kc.provider, func(t *testing.T) {
+			kms, key := "kms-"+kc.provider, "key-"+kc.provider
+			data := map[string]any{"provider": kc.provider, "key_collection": kc.collection, "credentials": kc.creds}
+			if kc.endpoint != "" {
+				data["endpoint"] = kc.endpoint
+			}
+			if _, err := l.Write("keymgmt/kms/"+kms, data); err != nil {
+				t.Fatal(err)
+			}
+			s, err := l.Read("keymgmt/kms/" + kms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Data["provider"] != kc.provider || s.Data["key_collection"] != kc.collection {
+				t.Fatalf("read kms: %v", s.Data)
+			}
+			if _, ok := s.Data["credentials"]; ok {
+				t.Fatal("read returns the credentials")
+			}
+			if _, err := l.Write("keymgmt/key/"+key, map[string]any{"type": kc.typ}); err != nil {
+				t.Fatal(err)
+			}
+			s, err = l.Write("keymgmt/kms/"+kms+"/key/"+key, map[string]any{"purpose": kc.purpose, "protection": "hsm"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs := s.Data["versions"].(map[string]any)
+			if s.Data["status"] != "distributed" || len(vs) != 1 || vs["1"] == "" {
+				t.Fatalf("distribute: %v", s.Data)
+			}
+			details := s.Data["version_details"].(map[string]any)["1"].(map[string]any)
+			if !strings.HasPrefix(details["wrapping_path"].(string), "token:") {
+				t.Fatalf("no wrapping path: %v", details)
+			}
+			if _, err := l.Write("keymgmt/key/"+key+"/rotate", nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Write("keymgmt/key/"+key, map[string]any{"min_enabled_version": 2}); err != nil {
+				t.Fatal(err)
+			}
+			s, err = l.Read("keymgmt/kms/" + kms + "/key/" + key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			det := s.Data["version_details"].(map[string]any)
+			if len(det) != 2 || det["1"].(map[string]any)["enabled"] != false || det["2"].(map[string]any)["enabled"] != true {
+				t.Fatalf("after rotate and min_enabled_version=2: %v", det)
+			}
+			list, err := l.List("keymgmt/kms/" + kms + "/key")
+			if err != nil || fmt.Sprint(list.Data["keys"]) != "["+key+"]" {
+				t.Fatalf("list kms/:name/key: %v %v", list, err)
+			}
+			list, err = l.List("keymgmt/key/" + key + "/kms")
+			if err != nil || fmt.Sprint(list.Data["keys"]) != "["+kms+"]" {
+				t.Fatalf("list key/:name/kms: %v %v", list, err)
+			}
+			if _, err := l.Write("keymgmt/key/"+key, map[string]any{"deletion_allowed": true}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Delete("keymgmt/key/" + key); statusOfErr(err) != 409 {
+				t.Fatalf("delete of a distributed key: %v", err)
+			}
+			if _, err := l.Delete("keymgmt/kms/" + kms); statusOfErr(err) != 409 {
+				t.Fatalf("delete of a kms holding keys: %v", err)
+			}
+			if _, err := l.Delete("keymgmt/kms/" + kms + "/key/" + key); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := l.Read("keymgmt/kms/" + kms + "/key/" + key); err != nil || s != nil {
+				t.Fatalf("read after remove: %v %v", s, err)
+			}
+			if _, err := l.Delete("keymgmt/key/" + key); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Delete("keymgmt/kms/" + kms); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	list, err := l.List("keymgmt/kms")
+	if err != nil || list != nil {
+		t.Fatalf("kms left: %v %v", list, err)
+	}
+
+	t.Run("ok audit holds credentials only as HMACs and records the wrapping path", func(t *testing.T) {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kc := range cases {
+			for k, v := range kc.creds {
+				if k != "service_account_file" && strings.Contains(string(b), v) {
+					t.Fatalf("the audit trail holds credential %s in the clear", k)
+				}
+			}
+		}
+		if strings.Contains(string(b), "PRIVATE KEY") {
+			t.Fatal("the audit trail holds the service account key")
+		}
+		if !strings.Contains(string(b), `"wrapping_path":"token:`) {
+			t.Fatal("the audit trail does not record the wrapping path")
+		}
+	})
+
+	t.Run("fail errors", func(t *testing.T) {
+		for _, f := range []struct {
+			path   string
+			data   map[string]any
+			status int
+			msg    string
+		}{
+			{"keymgmt/kms/x", map[string]any{"provider": "awskms", "key_collection": "us-east-1"}, 400, "credentials are required"},
+			{"keymgmt/kms/x", map[string]any{"provider": "ibm", "key_collection": "a", "credentials": map[string]any{"a": "b"}}, 400, "unknown provider"},
+			{"keymgmt/kms/x", map[string]any{"provider": "awskms", "key_collection": "us-east-1", "credentials": "flat"}, 400, "want an object"},
+			{"keymgmt/kms/nope/key/k", map[string]any{"purpose": "encrypt"}, 404, "no kms provider"},
+		} {
+			_, err := l.Write(f.path, f.data)
+			if statusOfErr(err) != f.status || !strings.Contains(err.Error(), f.msg) {
+				t.Fatalf("write %s %v: %v", f.path, f.data, err)
+			}
+		}
+	})
+
+	t.Run("fail a token without the capability", func(t *testing.T) {
+		if err := c.Sys().PutPolicy("kms-read", `path "keymgmt/kms/*" { capabilities = ["read", "list"] }`); err != nil {
+			t.Fatal(err)
+		}
+		sec, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"kms-read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro := env.client(t, sec.Auth.ClientToken).Logical()
+		_, err = ro.Write("keymgmt/kms/evil", map[string]any{"provider": "awskms", "key_collection": "us-east-1", "credentials": map[string]any{"access_key": "a", "secret_key": "b"}})
+		if statusOfErr(err) != 403 {
+			t.Fatalf("write without update capability: %v", err)
+		}
+		if _, err := ro.Write("keymgmt/kms/evil/key/k", map[string]any{"purpose": "encrypt"}); statusOfErr(err) != 403 {
+			t.Fatalf("distribute without capability: %v", err)
+		}
+	})
+}
