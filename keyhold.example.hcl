@@ -47,3 +47,13 @@ log_json  = false
 telemetry {
   unauthenticated_metrics_access = false
 }
+
+# Key distribution to cloud KMSs (BYOK). Each call to a cloud times out after
+# client_timeout (else KEYHOLD_CLIENT_TIMEOUT, else 30s; a kms provider's own
+# timeout wins). Where a wrapping scheme needs an OAEP hash the token cannot
+# do, the one-time ephemeral AES key (never the key being distributed) is
+# OAEP-encrypted in software unless forbid_software_oaep = true.
+keymgmt {
+  client_timeout       = "30s"
+  forbid_software_oaep = false
+}

@@ -6,10 +6,13 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
+	"github.com/keyhold/keyhold/keymgmt"
 )
 
 // Config is the appliance's configuration file (HCL, like Vault's). See
@@ -19,6 +22,7 @@ type Config struct {
 	Storage   *StorageConfig   `hcl:"storage"`
 	Listener  *ListenerConfig  `hcl:"listener"`
 	Telemetry *TelemetryConfig `hcl:"telemetry"`
+	KeyMgmt   *KeyMgmtConfig   `hcl:"keymgmt"`
 	LogLevel  string           `hcl:"log_level"`
 	LogJSON   bool             `hcl:"log_json"`
 }
@@ -56,6 +60,49 @@ type TelemetryConfig struct {
 	// UnauthenticatedMetricsAccess serves the metrics without a token (for a
 	// Prometheus scraper on a trusted network).
 	UnauthenticatedMetricsAccess bool `hcl:"unauthenticated_metrics_access"`
+}
+
+// KeyMgmtConfig configures the distribution of keys to cloud KMSs (BYOK).
+type KeyMgmtConfig struct {
+	// ClientTimeout bounds each call to a cloud ("30s"; a number is seconds).
+	// Unset: KEYHOLD_CLIENT_TIMEOUT, else 30 s. A kms provider's own timeout wins.
+	ClientTimeout string `hcl:"client_timeout"`
+	// ForbidSoftwareOAEP refuses wrapping schemes whose OAEP hash the token
+	// cannot do, instead of OAEP-encrypting their one-time ephemeral key in Go.
+	ForbidSoftwareOAEP bool `hcl:"forbid_software_oaep"`
+}
+
+// parseTimeout reads "30s" or "30" (seconds).
+func parseTimeout(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a positive duration such as 30s, got %q", v)
+	}
+	return d, nil
+}
+
+// KeyMgmtOptions are the keymgmt manager's options from the configuration
+// and, for the timeout, the environment (getenv).
+func (c *Config) KeyMgmtOptions(getenv func(string) string) (keymgmt.Options, error) {
+	var o keymgmt.Options
+	v := getenv("KEYHOLD_CLIENT_TIMEOUT")
+	if c.KeyMgmt != nil {
+		o.ForbidSoftwareOAEP = c.KeyMgmt.ForbidSoftwareOAEP
+		if c.KeyMgmt.ClientTimeout != "" {
+			v = c.KeyMgmt.ClientTimeout
+		}
+	}
+	if v != "" {
+		d, err := parseTimeout(v)
+		if err != nil {
+			return o, fmt.Errorf("config: keymgmt client timeout: %w", err)
+		}
+		o.ClientTimeout = d
+	}
+	return o, nil
 }
 
 // LoadConfig reads and checks a configuration file. Unknown settings are an
@@ -171,6 +218,11 @@ func (c *Config) validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log_level %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.KeyMgmt != nil && c.KeyMgmt.ClientTimeout != "" {
+		if _, err := parseTimeout(c.KeyMgmt.ClientTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("keymgmt.client_timeout: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

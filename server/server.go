@@ -117,6 +117,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		}
 	}()
 
+	kmo, err := cfg.KeyMgmtOptions(os.Getenv)
+	if err != nil {
+		return err
+	}
 	// The XKS proxy: one HTTPS listener per configured xks mount.
 	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx, Audit: trail})
 	defer xm.Close()
@@ -124,7 +128,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		HSM:     h,
 		Store:   st,
 		Auth:    tokens,
-		Keys:    keymgmt.New(h, st),
+		Keys:    keymgmt.NewWithOptions(h, st, kmo),
 		Logger:  log,
 		Version: opts.Version,
 		XKS:     xm,
