@@ -1,0 +1,142 @@
+package kmip
+
+import (
+	"context"
+
+	"github.com/keyhold/keyhold/store"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// read loads an object of the caller's scope in a read transaction.
+func (c *call) read(ctx context.Context, id string) (*object, error) {
+	var o *object
+	err := c.view(ctx, func(tx store.Tx) (err error) {
+		o, err = c.load(ctx, tx, id)
+		return err
+	})
+	return o, err
+}
+
+// get returns an object with its value in the clear (KMIP 1.4 §4.11): KMIP
+// clients need the material of their keys. The first Get clears Fresh.
+func get(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
+	req := pl.(*payloads.GetRequestPayload)
+	id, err := c.target(req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeyWrappingSpecification != nil || req.KeyWrapType != 0 {
+		return nil, errorf(kmip.ResultReasonFeatureNotSupported, "Get with key wrapping is not supported")
+	}
+	if req.KeyCompressionType != 0 {
+		return nil, errorf(kmip.ResultReasonKeyCompressionTypeNotSupported, "key compression is not supported")
+	}
+	o, err := c.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s := o.state(); s == kmip.StateDestroyed || s == kmip.StateDestroyedCompromised {
+		if versionNumber(c.b.version) < 12 {
+			return nil, errorf(kmip.ResultReasonItemNotFound, "object %s was destroyed", id)
+		}
+		return nil, errorf(kmip.ResultReasonKeyValueNotPresent, "object %s was destroyed", id)
+	}
+	meta, m, err := c.b.st.vals.material(ctx, id, o.rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	c.respSensitive["key_material"] = m
+	obj, err := objectValue(o, meta, m, req.KeyFormatType)
+	if err != nil {
+		return nil, err
+	}
+	if fresh, _ := o.get(kmip.AttributeNameFresh); fresh == true {
+		if _, err := c.modify(ctx, id, func(o *object) error {
+			o.set(kmip.AttributeNameFresh, false)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return &payloads.GetResponsePayload{ObjectType: o.typ, UniqueIdentifier: id, Object: obj}, nil
+}
+
+// objectValue builds the managed object a Get returns, in the requested key
+// format (0: the object's own).
+func objectValue(o *object, meta sealMeta, m []byte, format kmip.KeyFormatType) (kmip.Object, error) {
+	plain := func(f kmip.KeyFormatType) *kmip.KeyValue {
+		km := kmip.KeyMaterial{Bytes: &m}
+		if f == kmip.KeyFormatTypeTransparentSymmetricKey {
+			km = kmip.KeyMaterial{TransparentSymmetricKey: &kmip.TransparentSymmetricKey{Key: m}}
+		}
+		return &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: km}}
+	}
+	switch o.typ {
+	case kmip.ObjectTypeSymmetricKey:
+		if format == 0 {
+			format = kmip.KeyFormatTypeRaw
+		}
+		if format != kmip.KeyFormatTypeRaw && format != kmip.KeyFormatTypeTransparentSymmetricKey {
+			return nil, errorf(kmip.ResultReasonKeyFormatTypeNotSupported, "a symmetric key is returned in Raw or Transparent Symmetric Key format, not %s", ttlv.EnumStr(format))
+		}
+		alg, _ := o.get(kmip.AttributeNameCryptographicAlgorithm)
+		length, _ := o.get(kmip.AttributeNameCryptographicLength)
+		kb := kmip.KeyBlock{KeyFormatType: format, KeyValue: plain(format)}
+		kb.CryptographicAlgorithm, _ = alg.(kmip.CryptographicAlgorithm)
+		kb.CryptographicLength, _ = length.(int32)
+		return &kmip.SymmetricKey{KeyBlock: kb}, nil
+	case kmip.ObjectTypeSecretData:
+		if format == 0 {
+			format = meta.format
+		}
+		if format != kmip.KeyFormatTypeRaw && format != kmip.KeyFormatTypeOpaque {
+			return nil, errorf(kmip.ResultReasonKeyFormatTypeNotSupported, "secret data is returned in Opaque or Raw format, not %s", ttlv.EnumStr(format))
+		}
+		return &kmip.SecretData{SecretDataType: kmip.SecretDataType(meta.subtype), KeyBlock: kmip.KeyBlock{KeyFormatType: format, KeyValue: plain(format)}}, nil
+	case kmip.ObjectTypeOpaqueObject:
+		if format != 0 {
+			return nil, errorf(kmip.ResultReasonKeyFormatTypeNotSupported, "an opaque object has no key format")
+		}
+		return &kmip.OpaqueObject{OpaqueDataType: kmip.OpaqueDataType(meta.subtype), OpaqueDataValue: m}, nil
+	}
+	return nil, errorf(kmip.ResultReasonFeatureNotSupported, "Get of a %s is not supported", ttlv.EnumStr(o.typ))
+}
+
+// getAttributes returns the asked attributes of an object, or all of them,
+// as far as they exist in the negotiated version (KMIP 1.4 §4.12).
+func getAttributes(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
+	req := pl.(*payloads.GetAttributesRequestPayload)
+	id, err := c.target(req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	o, err := c.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &payloads.GetAttributesResponsePayload{UniqueIdentifier: id, Attribute: o.listed(c.b.version, req.AttributeName)}, nil
+}
+
+// getAttributeList returns the names of an object's attributes (KMIP 1.4 §4.13).
+func getAttributeList(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
+	req := pl.(*payloads.GetAttributeListRequestPayload)
+	id, err := c.target(req.UniqueIdentifier)
+	if err != nil {
+		return nil, err
+	}
+	o, err := c.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &payloads.GetAttributeListResponsePayload{UniqueIdentifier: id}
+	seen := map[kmip.AttributeName]bool{}
+	for _, a := range o.listed(c.b.version, nil) {
+		if !seen[a.AttributeName] {
+			seen[a.AttributeName] = true
+			resp.AttributeName = append(resp.AttributeName, a.AttributeName)
+		}
+	}
+	return resp, nil
+}

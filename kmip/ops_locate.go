@@ -1,0 +1,177 @@
+package kmip
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyhold/keyhold/store"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+// locate finds the objects of the caller's scope that match every attribute
+// of the request (KMIP 1.4 §4.9), newest first, with Offset Items and
+// Maximum Items. How each attribute matches:
+//
+//   - a date: equal to one instance, or within the range of two;
+//   - the Cryptographic Usage Mask: every requested bit set;
+//   - a Name: its value (and type, if given);
+//   - text, numbers, enumerations, booleans: equal;
+//   - anything else: an equal encoded value.
+//
+// Several instances of one (non-date) attribute must all match. A single
+// result becomes the ID Placeholder; several empty it.
+func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
+	req := pl.(*payloads.LocateRequestPayload)
+	b := c.b
+	if req.MaximumItems < 0 || req.OffsetItems < 0 {
+		return nil, invalidField("Maximum Items and Offset Items cannot be negative")
+	}
+	resp := &payloads.LocateResponsePayload{}
+	if req.StorageStatusMask != 0 && req.StorageStatusMask&kmip.StorageStatusOnlineStorage == 0 {
+		// Nothing is archived: only online objects exist.
+		return c.located(resp, nil, 0), nil
+	}
+	filters, err := locateFilters(req.Attribute)
+	if err != nil {
+		return nil, err
+	}
+	if req.ObjectGroupMember == kmip.ObjectGroupMemberFresh {
+		filters = append(filters, store.KMIPFilter{Name: string(kmip.AttributeNameFresh), Match: store.KMIPMatchRange, Min: 1, Max: 1})
+	}
+	if err := c.sweepDue(ctx); err != nil {
+		return nil, err
+	}
+	q := &store.KMIPQuery{Mount: b.st.mount, Scope: b.cred.Scope, Filters: filters, Offset: int(req.OffsetItems), Limit: int(req.MaximumItems)}
+	var ids []string
+	var total int
+	err = c.view(ctx, func(tx store.Tx) (err error) {
+		ids, total, err = tx.LocateKMIPObjects(ctx, q)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b.s.m.dbg.index {
+		names := make([]string, len(filters))
+		for i, f := range filters {
+			names[i] = f.Name + ":" + string(f.Match)
+		}
+		b.s.m.dbg.logf(ctx, true, "locate", "mount", b.st.mount, "scope", b.cred.Scope, "filters", names,
+			"offset", q.Offset, "limit", q.Limit, "found", len(ids), "total", total)
+	}
+	switch {
+	case len(ids) == 1:
+		b.placeholder = ids[0]
+	case len(ids) > 1:
+		b.placeholder = ""
+	}
+	for _, id := range ids {
+		c.touched(id)
+	}
+	return c.located(resp, ids, total), nil
+}
+
+func (c *call) located(resp *payloads.LocateResponsePayload, ids []string, total int) *payloads.LocateResponsePayload {
+	resp.UniqueIdentifier = ids
+	if versionNumber(c.b.version) >= 13 {
+		n := int32(total)
+		resp.LocatedItems = &n
+	}
+	return resp
+}
+
+// locateFilters turns a Locate request's attributes into store filters.
+func locateFilters(attrs []kmip.Attribute) ([]store.KMIPFilter, error) {
+	var order []kmip.AttributeName
+	byName := map[kmip.AttributeName][]kmip.Attribute{}
+	for _, a := range attrs {
+		if _, ok := ruleOf(a.AttributeName); !ok {
+			return nil, invalidField("unknown attribute %q", a.AttributeName)
+		}
+		if byName[a.AttributeName] == nil {
+			order = append(order, a.AttributeName)
+		}
+		byName[a.AttributeName] = append(byName[a.AttributeName], a)
+	}
+	var out []store.KMIPFilter
+	for _, name := range order {
+		r, _ := ruleOf(name)
+		group := byName[name]
+		if r.key == keyDate {
+			f, err := dateFilter(name, group)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
+			continue
+		}
+		for _, a := range group {
+			v, err := normalize(name, a.AttributeValue)
+			if err != nil {
+				return nil, err
+			}
+			f := store.KMIPFilter{Name: string(name), Match: store.KMIPMatchValue, Value: encodeValue(v)}
+			text, hasText, num, hasNum := indexKeys(v)
+			switch {
+			case r.key == keyMask && hasNum:
+				f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchMask, Mask: num}
+			case r.key == keyName:
+				if n, _ := a.AttributeValue.(kmip.Name); n.NameType == 0 {
+					f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchText, Text: text}
+				}
+			case r.key == keyText && hasText:
+				f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchText, Text: text}
+			case r.key == keyNumber && hasNum:
+				f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchRange, Min: num, Max: num}
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// dateFilter matches one date, or the range between two.
+func dateFilter(name kmip.AttributeName, group []kmip.Attribute) (store.KMIPFilter, error) {
+	var ts []int64
+	for _, a := range group {
+		t, ok := a.AttributeValue.(time.Time)
+		if !ok {
+			return store.KMIPFilter{}, invalidField("attribute %q needs a date", name)
+		}
+		ts = append(ts, t.Unix())
+	}
+	switch len(ts) {
+	case 1:
+		return store.KMIPFilter{Name: string(name), Match: store.KMIPMatchRange, Min: ts[0], Max: ts[0]}, nil
+	case 2:
+		return store.KMIPFilter{Name: string(name), Match: store.KMIPMatchRange, Min: min(ts[0], ts[1]), Max: max(ts[0], ts[1])}, nil
+	}
+	return store.KMIPFilter{}, invalidField("attribute %q is given %d times: once for a date, twice for a range", name, len(ts))
+}
+
+// sweepDue stores the state changes that dates have caused in the caller's
+// scope, so that a Locate by State sees them.
+func (c *call) sweepDue(ctx context.Context) error {
+	b := c.b
+	var ids []string
+	if err := c.view(ctx, func(tx store.Tx) (err error) {
+		ids, err = tx.DueKMIPObjects(ctx, b.st.mount, b.cred.Scope, b.now)
+		return err
+	}); err != nil || len(ids) == 0 {
+		return err
+	}
+	b.s.m.dbg.logf(ctx, b.s.m.dbg.index, "objects due for a state change", "mount", b.st.mount, "scope", b.cred.Scope, "count", len(ids))
+	return c.update(ctx, func(tx store.Tx) error {
+		for _, id := range ids {
+			o, err := c.load(ctx, tx, id)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			if err := tx.UpdateKMIPObject(ctx, o.record()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,406 @@
+package kmip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/kmip/wire"
+	"github.com/keyhold/keyhold/store"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// server handles the messages of one mount: it decodes a request, runs its
+// batch items and encodes the response. Connections and TLS are the
+// listener's; the server sees a message and the authenticated peer.
+type server struct {
+	m     *Manager
+	mount string
+	st    atomic.Pointer[state]
+	ops   map[kmip.Operation]opSpec
+	seq   atomic.Uint64 // request ids
+}
+
+// peer is the authenticated client of a connection.
+type peer struct {
+	serial string // the client certificate's serial, decimal
+	remote string
+}
+
+// supportedVersions are answered to Discover Versions, newest first.
+var supportedVersions = []kmip.ProtocolVersion{kmip.V1_4, kmip.V1_3, kmip.V1_2, kmip.V1_1, kmip.V1_0}
+
+func supported(v kmip.ProtocolVersion) bool {
+	return v.ProtocolVersionMajor == 1 && v.ProtocolVersionMinor >= 0 && v.ProtocolVersionMinor <= 4
+}
+
+// parseLimits bound what a request may nest and hold.
+var parseLimits = wire.Limits{MaxDepth: 24, MaxItems: 1 << 16}
+
+// handle serves one request message and returns the encoded response, and
+// whether the connection must close after it (the peer's credential is
+// gone). It never panics: a failure of the server becomes a General
+// Failure answer.
+func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, closeConn bool) {
+	dbg := s.m.dbg
+	defer func() {
+		if r := recover(); r != nil {
+			s.m.o.Logger.Error("kmip: panic serving a request", "mount", s.mount, "panic", fmt.Sprint(r))
+			out, closeConn = s.messageError(kmip.V1_0, &Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "internal error"}), true
+		}
+	}()
+	dbg.logf(ctx, dbg.decoding, "message framed", "mount", s.mount, "bytes", len(msg))
+	root, err := wire.Parse(msg, parseLimits)
+	if err != nil {
+		dbg.logf(ctx, dbg.decoding, "message refused by the structural check", "mount", s.mount, "error", err)
+		s.countRefused(ctx, p, err)
+		return s.messageError(kmip.V1_0, err), false
+	}
+	if dbg.request {
+		dbg.logf(ctx, true, "request", "mount", s.mount, "serial", p.serial, "message", wire.Render(msg, root))
+	}
+	version, _ := wire.Version(msg, root)
+	req, err := wire.DecodeRequest(msg, root)
+	if err != nil {
+		dbg.logf(ctx, dbg.decoding, "request not decoded", "mount", s.mount, "error", err)
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), false
+	}
+	dbg.logf(ctx, dbg.decoding, "request decoded", "mount", s.mount, "version", version.String(), "batch_items", len(req.Items))
+	if !supported(version) {
+		err := errorf(kmip.ResultReasonInvalidMessage, "KMIP %s is not supported (1.0 to 1.4)", version)
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), false
+	}
+	st := s.st.Load()
+	cred := st.creds[p.serial]
+	if cred == nil {
+		err := errorf(kmip.ResultReasonAuthenticationNotSuccessful, "the client certificate is revoked or unknown")
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), true
+	}
+	b := &batch{
+		s: s, st: st, p: p, cred: cred, role: st.role(cred.Scope, cred.Role),
+		version: version, now: s.m.o.Now().UTC(),
+		reqID: strconv.FormatUint(s.seq.Add(1), 36) + "-" + randomHex(6),
+	}
+	items := b.run(ctx, req)
+	resp := &kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{
+			ProtocolVersion:        version,
+			TimeStamp:              b.now.Truncate(time.Second),
+			ClientCorrelationValue: req.Header.ClientCorrelationValue,
+			BatchCount:             int32(len(items)),
+		},
+		BatchItem: items,
+	}
+	out, err = wire.EncodeResponse(resp)
+	if err == nil && req.Header.MaximumResponseSize > 0 && len(out) > int(req.Header.MaximumResponseSize) {
+		out, err = s.tooLarge(resp, int(req.Header.MaximumResponseSize))
+	}
+	if err != nil {
+		s.m.o.Logger.Error("kmip: cannot encode a response", "mount", s.mount, "error", err)
+		return s.messageError(version, &Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "internal error"}), false
+	}
+	s.debugResponse(ctx, out)
+	return out, false
+}
+
+// tooLarge replaces every payload by a Response Too Large failure.
+func (s *server) tooLarge(resp *kmip.ResponseMessage, limit int) ([]byte, error) {
+	for i := range resp.BatchItem {
+		it := &resp.BatchItem[i]
+		it.ResultStatus, it.ResultReason = kmip.ResultStatusOperationFailed, kmip.ResultReasonResponseTooLarge
+		it.ResultMessage = fmt.Sprintf("the response is larger than the Maximum Response Size of %d bytes", limit)
+		it.ResponsePayload = nil
+	}
+	return wire.EncodeResponse(resp)
+}
+
+func (s *server) debugResponse(ctx context.Context, out []byte) {
+	if !s.m.dbg.response {
+		return
+	}
+	root, err := wire.Parse(out, wire.Limits{})
+	if err != nil {
+		s.m.dbg.logf(ctx, true, "response does not parse", "mount", s.mount, "error", err)
+		return
+	}
+	s.m.dbg.logf(ctx, true, "response", "mount", s.mount, "message", wire.Render(out, root))
+}
+
+// messageError is the answer to a message that cannot be served at all: one
+// batch item without an operation, carrying the failure.
+func (s *server) messageError(v kmip.ProtocolVersion, err error) []byte {
+	reason, msg, internal := reasonOf(err)
+	if internal {
+		s.m.o.Logger.Error("kmip: request failed", "mount", s.mount, "error", err)
+	}
+	resp := &kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: s.m.o.Now().UTC().Truncate(time.Second), BatchCount: 1},
+		BatchItem: []kmip.ResponseBatchItem{{
+			ResultStatus: kmip.ResultStatusOperationFailed, ResultReason: reason, ResultMessage: msg,
+		}},
+	}
+	out, eerr := wire.EncodeResponse(resp)
+	if eerr != nil {
+		resp.Header.ProtocolVersion = kmip.V1_0
+		out, _ = wire.EncodeResponse(resp)
+	}
+	s.debugResponse(context.Background(), out)
+	return out
+}
+
+// countRefused records a message refused before any batch item ran, in the
+// metrics and, when auditing, the audit trail.
+func (s *server) countRefused(ctx context.Context, p *peer, err error) {
+	reason, msg, _ := reasonOf(err)
+	if mx := s.m.o.Metrics; mx != nil {
+		mx.Request("kmip", "message", statusOf(reason, true), 0)
+		mx.Error("kmip", ttlv.EnumStr(reason))
+	}
+	if a := s.m.o.Audit; a != nil && a.Enabled() {
+		e := &audit.Entry{
+			RequestID: "refused-" + randomHex(8), Interface: audit.KMIP, Operation: "message",
+			Auth: audit.Principal{CertSerial: p.serial, RemoteAddr: p.remote},
+		}
+		if a.LogRequest(ctx, e) == nil {
+			e.Status, e.Error, e.KMIPResultReason = statusOf(reason, true), msg, ttlv.EnumStr(reason)
+			_ = a.LogResponse(context.WithoutCancel(ctx), e)
+		}
+	}
+}
+
+// batch is the processing of one request message's batch items.
+type batch struct {
+	s       *server
+	st      *state
+	p       *peer
+	cred    *credRecord
+	role    *Role
+	version kmip.ProtocolVersion
+	now     time.Time
+	reqID   string
+	// placeholder is the ID Placeholder (KMIP 1.4 §2.1.? "ID Placeholder"):
+	// the id the last Create, Register, Re-key or single-result Locate
+	// returned, used by later items that omit their Unique Identifier.
+	placeholder string
+	tx          store.Tx // the transaction of an Undo batch
+}
+
+// errUndo aborts the transaction of an Undo batch.
+var errUndo = errors.New("kmip: batch undone")
+
+// run executes the batch items in order (Batch Order Option does not change
+// that: processing in order is always allowed) under the Batch Error
+// Continuation Option: Stop (the default) answers the items up to the first
+// failure; Continue answers every item; Undo runs the batch in one
+// transaction and, if an item fails, undoes the others, whose status
+// becomes Operation Undone.
+func (b *batch) run(ctx context.Context, req *wire.Request) []kmip.ResponseBatchItem {
+	opt := req.Header.BatchErrorContinuationOption
+	if opt == 0 {
+		opt = kmip.BatchErrorContinuationOptionStop
+	}
+	switch opt {
+	case kmip.BatchErrorContinuationOptionStop, kmip.BatchErrorContinuationOptionContinue:
+		var out []kmip.ResponseBatchItem
+		for i, it := range req.Items {
+			r, ev := b.item(ctx, i, it)
+			b.finish(ctx, ev, &r)
+			out = append(out, r)
+			if r.ResultStatus != kmip.ResultStatusSuccess && opt == kmip.BatchErrorContinuationOptionStop {
+				break
+			}
+		}
+		return out
+	case kmip.BatchErrorContinuationOptionUndo:
+		return b.runUndo(ctx, req)
+	}
+	out := make([]kmip.ResponseBatchItem, len(req.Items))
+	for i, it := range req.Items {
+		out[i] = failed(it, errorf(kmip.ResultReasonInvalidField, "unknown Batch Error Continuation Option %d", opt))
+	}
+	return out
+}
+
+func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseBatchItem {
+	var out []kmip.ResponseBatchItem
+	var evs []*itemEvent
+	err := b.s.m.o.Store.Update(ctx, func(tx store.Tx) error {
+		b.tx = tx
+		defer func() { b.tx = nil }()
+		out, evs = nil, nil
+		for i, it := range req.Items {
+			r, ev := b.item(ctx, i, it)
+			out, evs = append(out, r), append(evs, ev)
+			if r.ResultStatus != kmip.ResultStatusSuccess {
+				return errUndo
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range out {
+			if out[i].ResultStatus == kmip.ResultStatusSuccess {
+				out[i].ResultStatus, out[i].ResponsePayload = kmip.ResultStatusOperationUndone, nil
+				evs[i].undone = true
+			}
+		}
+		if !errors.Is(err, errUndo) && len(out) > 0 {
+			// The commit itself failed: nothing of the batch happened.
+			last := &out[len(out)-1]
+			if last.ResultStatus == kmip.ResultStatusSuccess {
+				*last = failed(req.Items[len(out)-1], err)
+			}
+		}
+	}
+	for i := range out {
+		b.finish(ctx, evs[i], &out[i])
+	}
+	return out
+}
+
+// failed is the answer of an item that failed with err.
+func failed(it wire.Item, err error) kmip.ResponseBatchItem {
+	reason, msg, _ := reasonOf(err)
+	return kmip.ResponseBatchItem{
+		Operation: it.Operation, UniqueBatchItemID: it.ID,
+		ResultStatus: kmip.ResultStatusOperationFailed, ResultReason: reason, ResultMessage: msg,
+	}
+}
+
+// itemEvent is what is left to record of an item once it ran: its audit
+// entry (nil if not audited), its start time and error.
+type itemEvent struct {
+	op     kmip.Operation
+	entry  *audit.Entry
+	start  time.Time
+	err    error
+	undone bool
+}
+
+// item runs one batch item: decoding error, operation lookup, the role's
+// permission, the audit request event (fail closed), then the operation.
+func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBatchItem, *itemEvent) {
+	ev := &itemEvent{op: it.Operation, start: time.Now()}
+	fail := func(err error) (kmip.ResponseBatchItem, *itemEvent) {
+		ev.err = err
+		return failed(it, err), ev
+	}
+	c := &call{b: b, sensitive: map[string][]byte{}, respSensitive: map[string][]byte{}}
+	if id := requestedID(it.Payload); id != "" {
+		c.objects = append(c.objects, id)
+	}
+	ev.entry = b.auditEntry(i, it, c)
+	if ev.entry != nil {
+		if err := b.s.m.o.Audit.LogRequest(ctx, ev.entry); err != nil {
+			b.s.m.o.Logger.Error("kmip: audit trail unavailable; batch item refused", "mount", b.s.mount, "error", err)
+			ev.entry = nil
+			return fail(&Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "the audit trail cannot be written; the operation was refused", Err: err})
+		}
+	}
+	if it.Err != nil {
+		return fail(it.Err)
+	}
+	spec, ok := b.s.ops[it.Operation]
+	if !ok {
+		return fail(errorf(kmip.ResultReasonOperationNotSupported, "operation %s is not supported", ttlv.EnumStr(it.Operation)))
+	}
+	if spec.since > versionNumber(b.version) {
+		return fail(errorf(kmip.ResultReasonOperationNotSupported, "operation %s is not part of KMIP %s", ttlv.EnumStr(it.Operation), b.version))
+	}
+	if !b.role.allows(it.Operation) {
+		return fail(permissionDenied("role %q of scope %q may not %s", b.cred.Role, b.cred.Scope, opNames[it.Operation]))
+	}
+	payload, err := spec.fn(ctx, c, it.Payload)
+	if ev.entry != nil {
+		ev.entry.Objects = c.objects
+		ev.entry.Sensitive = c.sensitive
+		ev.entry.SensitiveResponse = c.respSensitive
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return kmip.ResponseBatchItem{
+		Operation: it.Operation, UniqueBatchItemID: it.ID, ResultStatus: kmip.ResultStatusSuccess, ResponsePayload: payload,
+	}, ev
+}
+
+// finish writes an item's response audit event and metrics. If the audit
+// trail cannot take the response event, the item's answer becomes a
+// failure: the client is not told of a result the trail does not hold.
+func (b *batch) finish(ctx context.Context, ev *itemEvent, r *kmip.ResponseBatchItem) {
+	failedNow := r.ResultStatus != kmip.ResultStatusSuccess
+	reason := r.ResultReason
+	if ev.err != nil {
+		if _, _, internal := reasonOf(ev.err); internal {
+			b.s.m.o.Logger.Error("kmip: operation failed", "mount", b.s.mount, "operation", ttlv.EnumStr(ev.op), "error", ev.err)
+		}
+	}
+	if e := ev.entry; e != nil {
+		e.Status = statusOf(reason, failedNow)
+		e.ResponseData = map[string]any{"result_status": ttlv.EnumStr(r.ResultStatus)}
+		if failedNow {
+			e.KMIPResultReason, e.Error = ttlv.EnumStr(reason), r.ResultMessage
+		}
+		if err := b.s.m.o.Audit.LogResponse(context.WithoutCancel(ctx), e); err != nil {
+			b.s.m.o.Logger.Error("kmip: audit trail unavailable; response withheld", "mount", b.s.mount, "error", err)
+			*r = kmip.ResponseBatchItem{
+				Operation: r.Operation, UniqueBatchItemID: r.UniqueBatchItemID, ResultStatus: kmip.ResultStatusOperationFailed,
+				ResultReason: kmip.ResultReasonGeneralFailure, ResultMessage: "the audit trail cannot be written",
+			}
+			failedNow, reason = true, kmip.ResultReasonGeneralFailure
+		}
+	}
+	if mx := b.s.m.o.Metrics; mx != nil {
+		op := ttlv.EnumStr(ev.op)
+		if op == "" {
+			op = "unknown"
+		}
+		mx.Request("kmip", op, statusOf(reason, failedNow), time.Since(ev.start))
+		if failedNow {
+			mx.Error("kmip", ttlv.EnumStr(reason))
+		}
+	}
+}
+
+// auditEntry describes a batch item for the audit trail, or returns nil
+// when no audit device is enabled.
+func (b *batch) auditEntry(i int, it wire.Item, c *call) *audit.Entry {
+	a := b.s.m.o.Audit
+	if a == nil || !a.Enabled() {
+		return nil
+	}
+	return &audit.Entry{
+		RequestID: b.reqID + "/" + strconv.Itoa(i),
+		Interface: audit.KMIP,
+		Auth:      audit.Principal{CertSerial: b.p.serial, Scope: b.cred.Scope, Role: b.cred.Role, RemoteAddr: b.p.remote},
+		Operation: ttlv.EnumStr(it.Operation),
+		Objects:   c.objects,
+		Data:      map[string]any{"protocol_version": b.version.String(), "batch_item": i, "mount": b.s.mount},
+		Sensitive: c.sensitive,
+	}
+}
+
+// requestedID returns the Unique Identifier a request payload names, if any.
+func requestedID(pl kmip.OperationPayload) string {
+	if pl == nil {
+		return ""
+	}
+	v := reflect.ValueOf(pl)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	f := v.Elem().FieldByName("UniqueIdentifier")
+	if f.IsValid() && f.Kind() == reflect.String {
+		return f.String()
+	}
+	return ""
+}

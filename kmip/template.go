@@ -1,0 +1,142 @@
+package kmip
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// leaseTime is the Lease Time the server gives every object: how long a
+// client may keep using a copy before it asks again. Advisory, as KMIP has
+// it; the server does not revoke copies.
+const leaseTime = time.Hour
+
+// newUID returns a fresh Unique Identifier (a random UUID).
+func newUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// normalize checks a client-supplied attribute value and brings it to the
+// form the server stores (dates in UTC to the second, a Name's type).
+func normalize(name kmip.AttributeName, v any) (any, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Truncate(time.Second), nil
+	case kmip.Name:
+		if x.NameValue == "" {
+			return nil, invalidField("a Name needs a Name Value")
+		}
+		if x.NameType == 0 {
+			x.NameType = kmip.NameTypeUninterpretedTextString
+		}
+		return x, nil
+	case kmip.Link:
+		if x.LinkType == 0 || x.LinkedObjectIdentifier == "" {
+			return nil, invalidField("a Link needs a Link Type and a Linked Object Identifier")
+		}
+	case string:
+		if x == "" && name != kmip.AttributeNameContactInformation {
+			return nil, invalidField("attribute %q needs a value", name)
+		}
+	case kmip.CryptographicUsageMask:
+		if x < 0 {
+			return nil, invalidField("invalid Cryptographic Usage Mask")
+		}
+	}
+	return v, nil
+}
+
+// clientAttribute checks that a client may set an attribute on an object in
+// its current state and returns the value to store. creating is true for a
+// template of Create, Register or Re-key.
+func (c *call) clientAttribute(o *object, a kmip.Attribute, creating bool) (attrRule, any, error) {
+	r, ok := ruleOf(a.AttributeName)
+	if !ok {
+		return r, nil, invalidField("unknown attribute %q", a.AttributeName)
+	}
+	if !inVersion(a.AttributeName, c.b.version) {
+		return r, nil, invalidField("attribute %q is not part of KMIP %s", a.AttributeName, c.b.version)
+	}
+	if _, generic := a.AttributeValue.(ttlv.Value); generic && r.key != keyValue {
+		return r, nil, invalidField("attribute %q has a value of the wrong type", a.AttributeName)
+	}
+	if !r.set || (r.create && !creating) {
+		return r, nil, permissionDenied("attribute %q is set by the server", a.AttributeName)
+	}
+	if !r.stateAllows(o.state()) {
+		return r, nil, permissionDenied("attribute %q cannot be set in state %s", a.AttributeName, ttlv.EnumStr(o.state()))
+	}
+	v, err := normalize(a.AttributeName, a.AttributeValue)
+	return r, v, err
+}
+
+// applyTemplate sets the attributes of a Create, Register or Re-key
+// template on a new object. Attributes the server sets are refused with
+// Invalid Field (a template may not carry them); so is a second instance of
+// a single-instance attribute.
+func (c *call) applyTemplate(o *object, tpl *kmip.TemplateAttribute) error {
+	if tpl == nil {
+		return nil
+	}
+	attrs := make([]kmip.Attribute, 0, len(tpl.Name)+len(tpl.Attribute))
+	for _, n := range tpl.Name {
+		attrs = append(attrs, kmip.Attribute{AttributeName: kmip.AttributeNameName, AttributeValue: n})
+	}
+	attrs = append(attrs, tpl.Attribute...)
+	seen := map[kmip.AttributeName]bool{}
+	for _, a := range attrs {
+		r, v, err := c.clientAttribute(o, a, true)
+		if err != nil {
+			if ke, ok := err.(*Error); ok && ke.Reason == kmip.ResultReasonPermissionDenied {
+				ke.Reason = kmip.ResultReasonInvalidField
+			}
+			return err
+		}
+		if !r.multi {
+			if seen[a.AttributeName] {
+				return invalidField("attribute %q has a single instance", a.AttributeName)
+			}
+			seen[a.AttributeName] = true
+			o.set(a.AttributeName, v)
+			continue
+		}
+		o.add(a.AttributeName, v)
+	}
+	return nil
+}
+
+// setKeyAttributes sets what the server records of every new object with a
+// value: usage mask (if the client gave none), digest, lease time,
+// freshness, creation date, the generator, and that the value can be exported (KMIP-created
+// objects are exportable: Sensitive and Always Sensitive are false,
+// Extractable true, Never Extractable false). generated says the server
+// made the value, which a Random Number Generator attribute then describes.
+func setKeyAttributes(o *object, d kmip.Digest, defaultMask kmip.CryptographicUsageMask, generated bool, now time.Time) {
+	if _, ok := o.get(kmip.AttributeNameCryptographicUsageMask); !ok && defaultMask != 0 {
+		o.set(kmip.AttributeNameCryptographicUsageMask, defaultMask)
+	}
+	o.set(kmip.AttributeNameDigest, d)
+	o.set(kmip.AttributeNameLeaseTime, leaseTime)
+	o.set(kmip.AttributeNameFresh, true)
+	if _, ok := o.get(kmip.AttributeNameOriginalCreationDate); !ok {
+		o.set(kmip.AttributeNameOriginalCreationDate, now.UTC().Truncate(time.Second))
+	}
+	if generated {
+		// The token's generator made the key; which algorithm it runs is
+		// the token's business (SoftHSM2 uses OpenSSL's DRBG, other
+		// tokens their own), so it is not claimed.
+		o.set(kmip.AttributeNameRandomNumberGenerator, kmip.RNGParameters{RNGAlgorithm: kmip.RNGAlgorithmUnspecified})
+	}
+	o.set(kmip.AttributeNameSensitive, false)
+	o.set(kmip.AttributeNameAlwaysSensitive, false)
+	o.set(kmip.AttributeNameExtractable, true)
+	o.set(kmip.AttributeNameNeverExtractable, false)
+}
