@@ -19,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/keymgmt/provider"
 	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -232,4 +233,39 @@ func TestKMSWithVaultClient(t *testing.T) {
 			t.Fatalf("distribute without capability: %v", err)
 		}
 	})
+}
+
+// TestKMSMountDisable: a keymgmt mount with keys distributed to a cloud is
+// not disabled without force; with force its providers and records go.
+func TestKMSMountDisable(t *testing.T) {
+	cases, factories := kmsCases(t)
+	env := newKMSTestEnv(t, factories)
+	c := env.client(t, testRootToken)
+	mountKeymgmt(t, c, "km2")
+	l := c.Logical()
+	kc := cases[0]
+	if _, err := l.Write("km2/kms/aws", map[string]any{"provider": kc.provider, "key_collection": kc.collection, "credentials": kc.creds, "endpoint": kc.endpoint}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write("km2/key/k", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write("km2/kms/aws/key/k", map[string]any{"purpose": "encrypt,decrypt"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DeleteWithData("sys/mounts/km2", map[string][]string{"force": {"false"}}); statusOfErr(err) != 409 || !strings.Contains(err.Error(), "distribution") {
+		t.Fatalf("disable without force: %v", err)
+	}
+	if _, err := l.DeleteWithData("sys/mounts/km2", map[string][]string{"force": {"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	env.store.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		left, err = tx.List(context.Background(), "keymgmt/")
+		return err
+	})
+	if len(left) != 0 {
+		t.Fatalf("records left after disable: %v", left)
+	}
 }
