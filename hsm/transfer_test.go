@@ -253,3 +253,33 @@ func TestTransferRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestTransferNativeMechanismIsChosen: where the token lists
+// CKM_RSA_AES_KEY_WRAP (and does the hash), WrapRSAAES asks the token for it
+// instead of composing. SoftHSM2 2.6.1 has no such mechanism, so the
+// capability is pretended here and the token's refusal shows that the native
+// call (with its CK_RSA_AES_KEY_WRAP_PARAMS) was made; no token at hand can
+// show the native blob itself.
+func TestTransferNativeMechanismIsChosen(t *testing.T) {
+	ctx := context.Background()
+	h, _ := openTest(t, Config{})
+	if h.caps.RSAAESKeyWrap {
+		t.Skip("this token has CKM_RSA_AES_KEY_WRAP; TestTransferOpenedByOpenSSL covers it")
+	}
+	key := Key{ID: "native"}
+	var err error
+	if key.Blob, err = h.Generate(ctx, GenerateRequest{ID: key.ID, Type: AES256}); err != nil {
+		t.Fatal(err)
+	}
+	cloud, _ := rsa.GenerateKey(rand.Reader, 2048)
+	h.caps.RSAAESKeyWrap = true
+	_, err = h.WrapRSAAES(ctx, TransferRequest{Key: key, WrappingKey: &cloud.PublicKey, Hash: crypto.SHA1})
+	h.caps.RSAAESKeyWrap = false
+	if c, ok := ckr(err); !ok || c != 0x70 /* CKR_MECHANISM_INVALID */ {
+		t.Fatalf("got %v, want the token's CKR_MECHANISM_INVALID for CKM_RSA_AES_KEY_WRAP", err)
+	}
+	tr, err := h.WrapRSAAES(ctx, TransferRequest{Key: key, WrappingKey: &cloud.PublicKey, Hash: crypto.SHA1})
+	if err != nil || tr.Path != PathTokenComposed {
+		t.Fatalf("composed: %v %v", tr, err)
+	}
+}
