@@ -82,7 +82,7 @@ func (r *distRecord) version(v int) *provider.Version {
 }
 
 func (r *distRecord) providerKey(typ string) provider.Key {
-	return provider.Key{Name: r.Key, Type: typ, Purposes: r.Purposes, Protection: r.Protection}
+	return provider.Key{ID: r.KeyID, Name: r.Key, Type: typ, Purposes: r.Purposes, Protection: r.Protection}
 }
 
 func (m *Manager) getDist(ctx context.Context, tx store.Tx, mount, kms, key string) (*distRecord, error) {
@@ -140,7 +140,7 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 		return nil, err
 	}
 	defer closeProvider(prov)
-	pk := provider.Key{Name: key.Name, Type: key.Type, Purposes: purposes, Protection: req.Protection}
+	pk := provider.Key{ID: key.ID, Name: key.Name, Type: key.Type, Purposes: purposes, Protection: req.Protection}
 	if err := prov.Check(pk); err != nil {
 		return nil, err
 	}

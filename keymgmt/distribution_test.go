@@ -498,3 +498,30 @@ func TestClientTimeout(t *testing.T) {
 		t.Fatal("the error shows the secret")
 	}
 }
+
+// TestAWSLostCreateKey: CreateKey made the key but its answer was lost; the
+// retry finds that key by its description instead of making a second.
+func TestAWSLostCreateKey(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	c.lose("CreateKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil || !strings.Contains(err.Error(), "CreateKey") {
+		t.Fatalf("got %v", err)
+	}
+	if n := c.created("k"); n != 1 {
+		t.Fatalf("%d keys after the lost answer", n)
+	}
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.created("k"); n != 1 {
+		t.Fatalf("%d keys in AWS after the retry, want 1", n)
+	}
+	e.expect(t, c, "aws", "k", map[int]bool{1: true}, 1)
+}

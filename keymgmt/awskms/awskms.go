@@ -41,6 +41,7 @@ type Client interface {
 	EnableKey(ctx context.Context, in *kms.EnableKeyInput, opts ...func(*kms.Options)) (*kms.EnableKeyOutput, error)
 	DisableKey(ctx context.Context, in *kms.DisableKeyInput, opts ...func(*kms.Options)) (*kms.DisableKeyOutput, error)
 	ScheduleKeyDeletion(ctx context.Context, in *kms.ScheduleKeyDeletionInput, opts ...func(*kms.Options)) (*kms.ScheduleKeyDeletionOutput, error)
+	ListKeys(ctx context.Context, in *kms.ListKeysInput, opts ...func(*kms.Options)) (*kms.ListKeysOutput, error)
 }
 
 var _ Client = (*kms.Client)(nil)
@@ -164,7 +165,26 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		v.Progress = map[string]string{}
 	}
 	keyID := v.Progress["key_id"]
+	if keyID == "" && v.Progress["create_started"] != "" {
+		// An earlier CreateKey may have made the key and lost its answer:
+		// find it by its description before making another.
+		found, arn, err := p.findCreated(ctx, description(req.Key, v.Version))
+		if err != nil {
+			return err
+		}
+		if found != "" {
+			keyID, v.ProviderID = found, arn
+			v.Progress["key_id"] = keyID
+			if err := req.Save(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	if keyID == "" {
+		v.Progress["create_started"] = "1"
+		if err := req.Save(ctx); err != nil {
+			return err
+		}
 		var out *kms.CreateKeyOutput
 		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
 			var err error
@@ -172,7 +192,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 				Origin:      types.OriginTypeExternal,
 				KeySpec:     sp.keySpec,
 				KeyUsage:    sp.usage,
-				Description: aws.String(fmt.Sprintf("keyhold: %s version %d", req.Key.Name, v.Version)),
+				Description: aws.String(description(req.Key, v.Version)),
 				Tags: []types.Tag{
 					{TagKey: aws.String("keyhold-key"), TagValue: aws.String(req.Key.Name)},
 					{TagKey: aws.String("keyhold-version"), TagValue: aws.String(strconv.Itoa(v.Version))},
@@ -259,6 +279,51 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 }
 
 func aliasName(k provider.Key) string { return "alias/" + k.Name }
+
+// description names a version's AWS key uniquely: the appliance's key id
+// tells apart keys that reused a name.
+func description(k provider.Key, version int) string {
+	return fmt.Sprintf("keyhold: %s version %d (key id %s)", k.Name, version, k.ID)
+}
+
+// findCreated looks through the account's keys for the one a lost CreateKey
+// made (not pending deletion); it returns its id and ARN, or "".
+func (p *Provider) findCreated(ctx context.Context, desc string) (string, string, error) {
+	var marker *string
+	for {
+		var page *kms.ListKeysOutput
+		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+			var err error
+			page, err = p.c.ListKeys(ctx, &kms.ListKeysInput{Marker: marker})
+			return err
+		})
+		if err != nil {
+			return "", "", p.fail("ListKeys", err)
+		}
+		for _, e := range page.Keys {
+			if e.KeyId == nil {
+				continue
+			}
+			var d *kms.DescribeKeyOutput
+			err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+				var err error
+				d, err = p.c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: e.KeyId})
+				return err
+			})
+			if err != nil {
+				return "", "", p.fail("DescribeKey", err)
+			}
+			m := d.KeyMetadata
+			if m != nil && m.Description != nil && *m.Description == desc && m.KeyState != types.KeyStatePendingDeletion && m.Origin == types.OriginTypeExternal {
+				return *e.KeyId, aws.ToString(m.Arn), nil
+			}
+		}
+		if !page.Truncated || page.NextMarker == nil {
+			return "", "", nil
+		}
+		marker = page.NextMarker
+	}
+}
 
 // MakeCurrent points alias/<name> at the version's key.
 func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.State, v *provider.Version) error {

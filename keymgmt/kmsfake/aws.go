@@ -275,6 +275,12 @@ func (f *AWS) do(op string, in map[string]any) (map[string]any, *awsError) {
 		}
 		delete(f.aliases, name)
 		return map[string]any{}, nil
+	case "ListKeys":
+		var out []any
+		for _, id := range f.order {
+			out = append(out, map[string]any{"KeyId": id, "KeyArn": f.keys[id].ARN})
+		}
+		return map[string]any{"Keys": out, "Truncated": false}, nil
 	case "ListAliases":
 		var out []any
 		names := make([]string, 0, len(f.aliases))

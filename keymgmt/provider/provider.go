@@ -59,6 +59,7 @@ type Config struct {
 
 // Key is the appliance key being distributed.
 type Key struct {
+	ID         string   // the appliance's random id of the key (names can be reused; ids are not)
 	Name       string   // the key's name; also its name in the provider
 	Type       string   // keymgmt type, e.g. "aes256-gcm96"
 	Purposes   []string // sorted
