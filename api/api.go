@@ -24,6 +24,7 @@ import (
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/xks"
@@ -44,7 +45,8 @@ type Deps struct {
 	UnauthenticatedMetrics bool
 	Logger                 *slog.Logger
 	Version                string
-	XKS                    *xks.Manager // the XKS proxy listeners; nil leaves xks mounts unserved
+	XKS                    *xks.Manager  // the XKS proxy listeners; nil leaves xks mounts unserved
+	KMIP                   *kmip.Manager // the KMIP listeners; nil leaves kmip mounts unserved
 }
 
 // Server is the REST API handler.
@@ -69,6 +71,7 @@ func New(d Deps) *Server {
 	s.initRoutes()
 	s.metricsRoutes()
 	s.xksRoutes()
+	s.kmipRoutes()
 	s.tokenRoutes()
 	s.policyRoutes()
 	return s

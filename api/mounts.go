@@ -235,6 +235,11 @@ func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, err
 				return err
 			}
 		}
+		if m.Type == "kmip" && s.d.KMIP != nil {
+			if err := s.d.KMIP.Purge(ctx, tx, m.UUID, force); err != nil {
+				return err
+			}
+		}
 		if m.Type == "keymgmt" && s.d.Keys != nil {
 			if err := s.d.Keys.PurgeMount(ctx, tx, m.UUID, force); err != nil {
 				return err
@@ -256,6 +261,9 @@ func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, err
 	})
 	if err == nil && m.Type == "xks" && s.d.XKS != nil {
 		s.d.XKS.Stop(m.UUID) // its data is gone with the mount; so is its listener
+	}
+	if err == nil && m.Type == "kmip" && s.d.KMIP != nil {
+		s.d.KMIP.Stop(m.UUID)
 	}
 	return nil, err
 }

@@ -17,8 +17,8 @@ import (
 
 // Credential is a client certificate as the API returns it, in the asked
 // format: "pem" (PEM certificate, PKCS#8 PEM key, CA chain in PEM),
-// "pem_bundle" (as pem, with the certificate field holding the key, the
-// certificate and the CA) or "der" (base64 DER).
+// "pem_bundle" (as pem, with the certificate field holding the certificate
+// and the CA) or "der" (base64 DER).
 type Credential struct {
 	SerialNumber string
 	Certificate  string
@@ -65,7 +65,9 @@ func render(format string, cert *x509.Certificate, key crypto.Signer, caPEM stri
 			out.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 		}
 		if format == "pem_bundle" {
-			out.Certificate = out.PrivateKey + certPEM + caPEM
+			// The chain, not the key: the key stays in its own field,
+			// which the audit trail records only as an HMAC.
+			out.Certificate = certPEM + caPEM
 		}
 	}
 	return out, nil

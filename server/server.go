@@ -21,6 +21,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
@@ -124,6 +125,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	// The XKS proxy: one HTTPS listener per configured xks mount.
 	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx, Audit: trail})
 	defer xm.Close()
+	// The KMIP server: one mutual-TLS listener per configured kmip mount.
+	km := kmip.New(kmip.Options{HSM: h, Store: st, Audit: trail, Metrics: mx, Logger: log, Version: opts.Version})
+	defer km.Close()
 	handler := api.New(api.Deps{
 		HSM:     h,
 		Store:   st,
@@ -132,6 +136,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		Logger:  log,
 		Version: opts.Version,
 		XKS:     xm,
+		KMIP:    km,
 		Audit:   trail,
 		Metrics: mx,
 
@@ -141,6 +146,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return err
 	}
 	if err := xm.Start(ctx); err != nil {
+		return err
+	}
+	if err := km.Start(ctx); err != nil {
 		return err
 	}
 

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/kmip"
+)
+
+func (s *Server) kmipScopeRoutes() {
+	s.handleBackend("kmip", "scope", Fields{}, map[Operation]HandlerFunc{OpList: s.kmipListScopes})
+	s.handleBackend("kmip", "scope/{scope}", Fields{"force": {Type: TypeBool}},
+		map[Operation]HandlerFunc{OpUpdate: s.kmipCreateScope, OpDelete: s.kmipDeleteScope})
+	s.handleBackend("kmip", "scope/{scope}/role", Fields{}, map[Operation]HandlerFunc{OpList: s.kmipListRoles})
+	roleFields := Fields{
+		"operation_all":       {Type: TypeBool},
+		"operation_none":      {Type: TypeBool},
+		"tls_client_key_type": {Type: TypeString},
+		"tls_client_key_bits": {Type: TypeInt},
+		"tls_client_ttl":      {Type: TypeDuration},
+	}
+	for _, op := range kmip.OperationNames() {
+		roleFields["operation_"+op] = Field{Type: TypeBool}
+	}
+	s.handleBackend("kmip", "scope/{scope}/role/{role}", roleFields, map[Operation]HandlerFunc{
+		OpUpdate: s.kmipWriteRole, OpRead: s.kmipReadRole, OpDelete: s.kmipDeleteRole,
+	})
+}
+
+func (s *Server) kmipListScopes(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	names, err := m.Scopes(ctx, req.Mount.UUID)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fault.New(fault.NotFound, "no scopes")
+	}
+	return &Response{Data: map[string]any{"keys": names}}, nil
+}
+
+func (s *Server) kmipCreateScope(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.CreateScope(ctx, req.Mount.UUID, req.Params["scope"])
+}
+
+func (s *Server) kmipDeleteScope(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.DeleteScope(ctx, req.Mount.UUID, req.Params["scope"], req.Data.Bool("force"))
+}
+
+func (s *Server) kmipListRoles(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	names, err := m.Roles(ctx, req.Mount.UUID, req.Params["scope"])
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fault.New(fault.NotFound, "no roles")
+	}
+	return &Response{Data: map[string]any{"keys": names}}, nil
+}
+
+// kmipRoleData is a role as Vault shows it: the operation_* flags it
+// grants, and the credential settings it sets.
+func kmipRoleData(r *kmip.Role) map[string]any {
+	d := map[string]any{}
+	if r.All {
+		d["operation_all"] = true
+	} else if len(r.Operations) == 0 {
+		d["operation_none"] = true
+	}
+	for _, op := range r.Operations {
+		d["operation_"+op] = true
+	}
+	if r.TLSClientKeyType != "" {
+		d["tls_client_key_type"], d["tls_client_key_bits"] = r.TLSClientKeyType, r.TLSClientKeyBits
+	}
+	if r.TLSClientTTL != 0 {
+		d["tls_client_ttl"] = int(r.TLSClientTTL / time.Second)
+	}
+	return d
+}
+
+func (s *Server) kmipWriteRole(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	d := req.Data
+	in := kmip.RoleInput{Ops: map[string]bool{}}
+	for _, op := range append(kmip.OperationNames(), "all", "none") {
+		if d.Has("operation_" + op) {
+			in.Ops[op] = d.Bool("operation_" + op)
+		}
+	}
+	if d.Has("tls_client_key_type") {
+		v := d.String("tls_client_key_type")
+		in.TLSClientKeyType = &v
+	}
+	if d.Has("tls_client_key_bits") {
+		v := d.Int("tls_client_key_bits")
+		in.TLSClientKeyBits = &v
+	}
+	if d.Has("tls_client_ttl") {
+		v := d.Duration("tls_client_ttl")
+		in.TLSClientTTL = &v
+	}
+	r, err := m.PutRole(ctx, req.Mount.UUID, req.Params["scope"], req.Params["role"], in)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Data: kmipRoleData(r)}, nil
+}
+
+func (s *Server) kmipReadRole(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.Role(ctx, req.Mount.UUID, req.Params["scope"], req.Params["role"])
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Data: kmipRoleData(r)}, nil
+}
+
+func (s *Server) kmipDeleteRole(ctx context.Context, req *Request) (*Response, error) {
+	m, err := s.kmipManager()
+	if err != nil {
+		return nil, err
+	}
+	return nil, m.DeleteRole(ctx, req.Mount.UUID, req.Params["scope"], req.Params["role"])
+}
