@@ -14,8 +14,10 @@ package azurekv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -194,13 +196,42 @@ func (p *Provider) fail(op string, err error) error {
 		} else if re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests {
 			kind = fault.Unavailable
 		}
-		return provider.CloudError(p.cfg, kind, "azure key vault "+op, fmt.Errorf("%d %s", re.StatusCode, re.ErrorCode))
+		msg := fmt.Sprintf("%d %s", re.StatusCode, re.ErrorCode)
+		if m := bodyMessage(re.RawResponse); m != "" {
+			msg += ": " + m
+		}
+		return provider.CloudError(p.cfg, kind, "azure key vault "+op, errors.New(msg))
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	if len(msg) > 500 {
 		msg = msg[:500] + "..."
 	}
 	return provider.CloudError(p.cfg, fault.Unavailable, "azure key vault "+op, errors.New(msg))
+}
+
+// bodyMessage is the message of a Key Vault error body,
+// {"error": {"code": ..., "message": ...}}, if there is one.
+func bodyMessage(resp *http.Response) string {
+	if resp == nil || resp.Body == nil {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return ""
+	}
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) != nil {
+		return ""
+	}
+	m := strings.Join(strings.Fields(e.Error.Message), " ")
+	if len(m) > 500 {
+		m = m[:500] + "..."
+	}
+	return m
 }
 
 func notFound(err error) bool {
