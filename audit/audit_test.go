@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/keyhold/keyhold/hsm"
@@ -22,7 +23,7 @@ type rig struct {
 	dir string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	tok := softhsm.NewTestToken(t)
 	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
@@ -39,7 +40,7 @@ func newRig(t *testing.T) *rig {
 	return &rig{h: h, st: st, dir: dir}
 }
 
-func (r *rig) broker(t *testing.T) *Broker {
+func (r *rig) broker(t testing.TB) *Broker {
 	b := NewBroker(r.h, r.st, nil)
 	if err := b.Load(context.Background()); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func entry(i int, secret string) *Entry {
 	}
 }
 
-func logPair(t *testing.T, b *Broker, e *Entry) {
+func logPair(t testing.TB, b *Broker, e *Entry) {
 	t.Helper()
 	ctx := context.Background()
 	if err := b.LogRequest(ctx, e); err != nil {
@@ -272,4 +273,79 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	if err != nil || rep.Problem != nil || rep.Events != 400 {
 		t.Fatalf("%+v %v", rep, err)
 	}
+}
+
+// Writers racing a device failure: none hangs, the ones after the failure
+// get errors, and what reached the file before it still verifies.
+func TestConcurrentWritersAndFailure(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var okN, failN sync.Map
+	start, stop := make(chan struct{}), make(chan struct{})
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e := entry(g*1000+i, "s")
+				ctx := context.Background()
+				err := b.QueueRequest(ctx, e)
+				if err == nil {
+					e.Status = 200
+					err = b.LogResponse(ctx, e)
+				}
+				if err != nil {
+					failN.Store(e.RequestID, true)
+				} else {
+					okN.Store(e.RequestID, true)
+				}
+			}
+		}()
+	}
+	close(start)
+	time.Sleep(20 * time.Millisecond)
+	os.Rename(path, path+".old")
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("writers hung after the device failed")
+	}
+	fails := 0
+	failN.Range(func(any, any) bool { fails++; return true })
+	if fails == 0 {
+		t.Fatal("no write failed on a full device")
+	}
+	rep, err := Verify([]string{path + ".old"})
+	if err != nil || rep.Problem != nil {
+		t.Fatalf("the trail before the failure: %+v %v", rep, err)
+	}
+	// Every response that succeeded is in the old file, after its request.
+	data, _ := os.ReadFile(path + ".old")
+	okN.Range(func(k, _ any) bool {
+		if !bytes.Contains(data, []byte(`"request_id":"`+k.(string)+`"`)) {
+			t.Errorf("acknowledged request %s is not in the trail", k)
+		}
+		return true
+	})
 }

@@ -215,13 +215,27 @@ func (b *Broker) Enabled() bool {
 
 // LogRequest writes the request event. It fails, and the caller must then
 // refuse the request, if devices are enabled and none could write it.
-func (b *Broker) LogRequest(ctx context.Context, e *Entry) error { return b.log1(e, "request") }
+func (b *Broker) LogRequest(ctx context.Context, e *Entry) error {
+	return b.log1(e, "request", written)
+}
 
-// LogResponse writes the response event; the caller sends its response only
-// if this succeeds.
-func (b *Broker) LogResponse(ctx context.Context, e *Entry) error { return b.log1(e, "response") }
+// QueueRequest queues the request event of a request that changes nothing
+// (an XKS Encrypt, a KMIP Get): it fails at once if no device is healthy, and
+// the event is written with the next line. Such a request must still wait
+// for LogResponse before it answers: if the trail fails meanwhile, the
+// response is withheld.
+func (b *Broker) QueueRequest(ctx context.Context, e *Entry) error {
+	return b.log1(e, "request", queued)
+}
 
-func (b *Broker) log1(e *Entry, typ string) error {
+// LogResponse writes the response event and makes the trail durable (the
+// request event with it); the caller sends its response only if this
+// succeeds.
+func (b *Broker) LogResponse(ctx context.Context, e *Entry) error {
+	return b.log1(e, "response", durable)
+}
+
+func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	b.mu.RLock()
 	devs := make([]*device, 0, len(b.devices))
 	for _, d := range b.devices {
@@ -233,19 +247,31 @@ func (b *Broker) log1(e *Entry, typ string) error {
 	}
 	now := b.now()
 	errs := make([]error, len(devs))
-	var wg sync.WaitGroup
-	for i, d := range devs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ev := build(e, typ, d.key, now)
-			if d.cfg.HMACAccessor && ev.Auth.TokenAccessor != "" {
-				ev.Auth.TokenAccessor = hmacValue(d.key, []byte(ev.Auth.TokenAccessor))
-			}
-			errs[i] = d.sink.write(ev)
-		}()
+	write := func(i int, d *device) {
+		ev := build(e, typ, d.key, now)
+		if d.cfg.HMACAccessor && ev.Auth.TokenAccessor != "" {
+			ev.Auth.TokenAccessor = hmacValue(d.key, []byte(ev.Auth.TokenAccessor))
+		}
+		body, err := json.Marshal(ev)
+		if err != nil {
+			errs[i] = fmt.Errorf("audit: encode event: %w", err)
+			return
+		}
+		errs[i] = d.sink.write(body, wait)
 	}
-	wg.Wait()
+	if len(devs) == 1 {
+		write(0, devs[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, d := range devs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				write(i, d)
+			}()
+		}
+		wg.Wait()
+	}
 	ok := false
 	for i, err := range errs {
 		if err == nil {

@@ -62,11 +62,19 @@ type Entry struct {
 	SensitiveResponse map[string][]byte
 }
 
-// Event is one line of the trail. Hash must stay the first field.
+// Event is one line of the trail, as read back. A line is written as
+// {"hash":…,"prev":…,"seq":…, followed by the fields of eventBody}; the hash
+// stays first.
 type Event struct {
-	Hash      string          `json:"hash"`
-	Seq       uint64          `json:"seq"`
-	Prev      string          `json:"prev"`
+	Hash string `json:"hash"`
+	Prev string `json:"prev"`
+	Seq  uint64 `json:"seq"`
+	eventBody
+}
+
+// eventBody is the part of an event that does not depend on its place in
+// the chain; it is encoded before the sink's lock is taken.
+type eventBody struct {
 	Time      time.Time       `json:"time"`
 	Type      string          `json:"type"` // "request" or "response"
 	RequestID string          `json:"request_id"`
@@ -105,8 +113,8 @@ func hmacValue(key, v []byte) string {
 
 // build makes the event of an entry for a device: sensitive values become
 // HMACs under the device's key. Hash, Seq and Prev are set by the sink.
-func build(e *Entry, typ string, key []byte, now time.Time) *Event {
-	ev := &Event{
+func build(e *Entry, typ string, key []byte, now time.Time) *eventBody {
+	ev := &eventBody{
 		Time:      now.UTC(),
 		Type:      typ,
 		RequestID: e.RequestID,

@@ -63,7 +63,11 @@ func (p *proxy) auditRequest(r *http.Request, rec *logRecord, req *Request) erro
 		return nil
 	}
 	e := p.entry(r, rec, req)
-	if err := p.audit.LogRequest(r.Context(), e); err != nil {
+	// The XKS operations change nothing, so the request event need only be
+	// queued: the response event after it is made durable (with it) before
+	// any answer goes out, and a trail that fails meanwhile withholds the
+	// answer.
+	if err := p.audit.QueueRequest(r.Context(), e); err != nil {
 		return &Error{Name: InternalException, Msg: "the audit trail cannot be written; the request was refused", Err: err}
 	}
 	rec.entry = e

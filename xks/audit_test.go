@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/audit"
 )
@@ -95,5 +96,45 @@ func TestXKSAuditFailsClosed(t *testing.T) {
 	wantError(t, st, b, InternalException)
 	if !strings.Contains(string(b), "audit trail") {
 		t.Fatalf("answer %s", b)
+	}
+}
+
+// BenchmarkXKSAuditOverhead: Encrypt throughput with the file audit device
+// on and off, interleaved in one run (issue: overhead ≤ 20%).
+//
+//	go test -run '^$' -bench XKSAuditOverhead -benchtime 1x ./xks
+func BenchmarkXKSAuditOverhead(b *testing.B) {
+	dur := envDuration("XKS_LOAD_MAX_DURATION", 15*time.Second)
+	workers := envInt("XKS_LOAD_WORKERS", 64)
+	e, lt := keyholdTarget(b, workers)
+	enc, _ := loadBodies(b, lt, "foo")
+	logPath := filepath.Join(b.TempDir(), "audit.log")
+	ctx := context.Background()
+	for range b.N {
+		const rounds = 3
+		var off, on float64
+		var errs int64
+		for i := range rounds {
+			r, n := closedLoop(b, lt, dur/rounds/2, workers, "keys/foo/encrypt", enc)
+			off, errs = off+r/rounds, errs+n
+			if err := e.audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+				b.Fatal(err)
+			}
+			r, n = closedLoop(b, lt, dur/rounds/2, workers, "keys/foo/encrypt", enc)
+			on, errs = on+r/rounds, errs+n
+			if err := e.audit.Disable(ctx, "file"); err != nil {
+				b.Fatal(err)
+			}
+			if i == rounds-1 {
+				if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+					b.Fatalf("trail after the load: %+v %v", rep, err)
+				}
+			}
+		}
+		b.ReportMetric(off, "audit-off-req/s")
+		b.ReportMetric(on, "audit-on-req/s")
+		b.ReportMetric(100*(off-on)/off, "overhead-%")
+		b.ReportMetric(float64(errs), "errors")
+		b.ReportMetric(0, "ns/op")
 	}
 }

@@ -35,8 +35,9 @@ type Options struct {
 // request whose event cannot be written is refused before it runs.
 type Auditor interface {
 	Enabled() bool
-	LogRequest(ctx context.Context, e *audit.Entry) error
+	QueueRequest(ctx context.Context, e *audit.Entry) error
 	LogResponse(ctx context.Context, e *audit.Entry) error
+	LogRequest(ctx context.Context, e *audit.Entry) error
 }
 
 // Metrics counts XKS requests by key store (path prefix), operation and
