@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/softhsm"
