@@ -68,6 +68,7 @@ func New(d Deps) *Server {
 	s.keymgmtRoutes()
 	s.keymgmtKMSRoutes()
 	s.auditRoutes()
+	s.auditLogRoutes()
 	s.initRoutes()
 	s.metricsRoutes()
 	s.xksRoutes()
