@@ -40,6 +40,10 @@ func supported(v kmip.ProtocolVersion) bool {
 	return v.ProtocolVersionMajor == 1 && v.ProtocolVersionMinor >= 0 && v.ProtocolVersionMinor <= 4
 }
 
+// maxBatchItems bounds the batch items of one request, so that one message
+// cannot ask for an unbounded amount of HSM work.
+const maxBatchItems = 1024
+
 // parseLimits bound what a request may nest and hold.
 var parseLimits = wire.Limits{MaxDepth: 24, MaxItems: 1 << 16}
 
@@ -73,6 +77,11 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		return s.messageError(version, err), false
 	}
 	dbg.logf(ctx, dbg.decoding, "request decoded", "mount", s.mount, "version", version.String(), "batch_items", len(req.Items))
+	if len(req.Items) > maxBatchItems {
+		err := errorf(kmip.ResultReasonInvalidMessage, "a request may hold at most %d batch items", maxBatchItems)
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), false
+	}
 	if !supported(version) {
 		err := errorf(kmip.ResultReasonInvalidMessage, "KMIP %s is not supported (1.0 to 1.4)", version)
 		s.countRefused(ctx, p, err)

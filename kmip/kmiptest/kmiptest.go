@@ -87,7 +87,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	getenv := o.Getenv
 	if getenv == nil {
-		getenv = func(string) string { return "" }
+		getenv = os.Getenv
 	}
 	broker := audit.NewBroker(h, st, logger)
 	if o.Audit != nil {

@@ -1,0 +1,160 @@
+package kmip_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+func TestAttributeRules(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "a", "all", "all")
+	cert, _ := e.Credential(t, "a", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	id := must[*payloads.CreateResponsePayload](t, do(t, c, v, createAES("first"))).UniqueIdentifier
+	idx := func(i int32) *int32 { return &i }
+
+	add := func(a gokmip.Attribute) *gokmip.ResponseBatchItem {
+		return do(t, c, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: a})
+	}
+	t.Run("add", func(t *testing.T) {
+		r := must[*payloads.AddAttributeResponsePayload](t, add(attr(gokmip.AttributeNameName, gokmip.Name{NameValue: "second"})))
+		if r.Attribute.AttributeIndex == nil || *r.Attribute.AttributeIndex != 1 || r.Attribute.AttributeValue.(gokmip.Name).NameType != gokmip.NameTypeUninterpretedTextString {
+			t.Fatalf("added name: %+v", r.Attribute)
+		}
+		must[*payloads.AddAttributeResponsePayload](t, add(attr(gokmip.AttributeNameContactInformation, "ops@example.com")))
+		must[*payloads.AddAttributeResponsePayload](t, add(attr("x-owner", gokmip.Name{NameValue: "ignored"})))
+		for _, tt := range []struct {
+			name   string
+			a      gokmip.Attribute
+			reason gokmip.ResultReason
+		}{
+			{"fail single instance twice", attr(gokmip.AttributeNameContactInformation, "again"), gokmip.ResultReasonInvalidField},
+			{"fail set by the server", attr(gokmip.AttributeNameState, gokmip.StateActive), gokmip.ResultReasonPermissionDenied},
+			{"fail digest", attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: []byte{1}}), gokmip.ResultReasonPermissionDenied},
+			{"fail only at creation", attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign), gokmip.ResultReasonPermissionDenied},
+			{"fail unknown attribute", attr("Favourite Colour", "blue"), gokmip.ResultReasonInvalidField},
+			{"fail server custom attribute", attr("y-server", "v"), gokmip.ResultReasonPermissionDenied},
+		} {
+			t.Run(tt.name, func(t *testing.T) { mustFail(t, add(tt.a), tt.reason) })
+		}
+		mustFail(t, do(t, c, gokmip.V1_2, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(gokmip.AttributeNameDescription, "1.4 only")}),
+			gokmip.ResultReasonInvalidField)
+	})
+
+	modify := func(a gokmip.Attribute) *gokmip.ResponseBatchItem {
+		return do(t, c, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: a})
+	}
+	t.Run("modify", func(t *testing.T) {
+		r := must[*payloads.ModifyAttributeResponsePayload](t, modify(gokmip.Attribute{AttributeName: gokmip.AttributeNameName, AttributeIndex: idx(1), AttributeValue: gokmip.Name{NameValue: "renamed"}}))
+		if *r.Attribute.AttributeIndex != 1 || r.Attribute.AttributeValue.(gokmip.Name).NameValue != "renamed" {
+			t.Fatalf("modified: %+v", r.Attribute)
+		}
+		mustFail(t, modify(gokmip.Attribute{AttributeName: gokmip.AttributeNameName, AttributeIndex: idx(5), AttributeValue: gokmip.Name{NameValue: "x"}}), gokmip.ResultReasonItemNotFound)
+		mustFail(t, modify(attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign)), gokmip.ResultReasonPermissionDenied)
+		mustFail(t, modify(attr(gokmip.AttributeNameInitialDate, time.Now())), gokmip.ResultReasonPermissionDenied)
+		// An Activation Date while Pre-Active: in the past, the key is Active at once.
+		must[*payloads.AddAttributeResponsePayload](t, add(attr(gokmip.AttributeNameActivationDate, time.Now().Add(time.Hour))))
+		must[*payloads.ModifyAttributeResponsePayload](t, modify(attr(gokmip.AttributeNameActivationDate, time.Now().Add(-time.Minute))))
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []gokmip.AttributeName{gokmip.AttributeNameState}}))
+		if ga.Attribute[0].AttributeValue != gokmip.StateActive {
+			t.Fatalf("state after a past activation date: %v", ga.Attribute)
+		}
+		// ... and then no longer modifiable (SKLC-M-3).
+		mustFail(t, modify(attr(gokmip.AttributeNameActivationDate, time.Now())), gokmip.ResultReasonPermissionDenied)
+		must[*payloads.AddAttributeResponsePayload](t, add(attr(gokmip.AttributeNameDeactivationDate, time.Now().Add(time.Hour))))
+		must[*payloads.ModifyAttributeResponsePayload](t, modify(attr(gokmip.AttributeNameDeactivationDate, time.Now().Add(2*time.Hour))))
+	})
+
+	del := func(name gokmip.AttributeName, i *int32) *gokmip.ResponseBatchItem {
+		return do(t, c, v, &payloads.DeleteAttributeRequestPayload{UniqueIdentifier: id, AttributeName: name, AttributeIndex: i})
+	}
+	t.Run("delete", func(t *testing.T) {
+		r := must[*payloads.DeleteAttributeResponsePayload](t, del(gokmip.AttributeNameName, nil))
+		if r.Attribute.AttributeValue.(gokmip.Name).NameValue != "first" {
+			t.Fatalf("deleted: %+v", r.Attribute)
+		}
+		mustFail(t, del(gokmip.AttributeNameName, nil), gokmip.ResultReasonItemNotFound)
+		must[*payloads.DeleteAttributeResponsePayload](t, del(gokmip.AttributeNameName, idx(1)))
+		must[*payloads.DeleteAttributeResponsePayload](t, del("x-owner", nil))
+		mustFail(t, del(gokmip.AttributeNameDigest, nil), gokmip.ResultReasonPermissionDenied)
+		mustFail(t, del(gokmip.AttributeNameActivationDate, nil), gokmip.ResultReasonPermissionDenied)
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameName, "x-owner"}}))
+		if len(ga.Attribute) != 0 {
+			t.Fatalf("after deletes: %+v", ga.Attribute)
+		}
+	})
+
+	t.Run("templates", func(t *testing.T) {
+		bad := createAES("t")
+		bad.TemplateAttribute.Attribute = append(bad.TemplateAttribute.Attribute, attr(gokmip.AttributeNameState, gokmip.StateActive))
+		mustFail(t, do(t, c, v, bad), gokmip.ResultReasonInvalidField)
+		twice := createAES("t")
+		twice.TemplateAttribute.Attribute = append(twice.TemplateAttribute.Attribute, attr(gokmip.AttributeNameCryptographicLength, int32(256)))
+		mustFail(t, do(t, c, v, twice), gokmip.ResultReasonInvalidField)
+		odd := createAES("t")
+		odd.TemplateAttribute.Attribute[1] = attr(gokmip.AttributeNameCryptographicLength, int32(100))
+		mustFail(t, do(t, c, v, odd), gokmip.ResultReasonInvalidField)
+		none := &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey}
+		mustFail(t, do(t, c, v, none), gokmip.ResultReasonInvalidField)
+		mustFail(t, do(t, c, v, &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypePrivateKey, TemplateAttribute: createAES("t").TemplateAttribute}), gokmip.ResultReasonInvalidField)
+	})
+}
+
+func TestVersionedAttributes(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "a", "all", "all")
+	cert, _ := e.Credential(t, "a", "all")
+	c := e.Dial(t, cert)
+	// A KMIP 1.0 client sets the Operation Policy Name (deprecated in 1.3, still accepted).
+	req := createAES("old")
+	req.TemplateAttribute.Attribute = append(req.TemplateAttribute.Attribute, attr(gokmip.AttributeNameOperationPolicyName, "default"))
+	id := must[*payloads.CreateResponsePayload](t, do(t, c, gokmip.V1_0, req)).UniqueIdentifier
+	names := func(v gokmip.ProtocolVersion) map[gokmip.AttributeName]bool {
+		r := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
+		m := map[gokmip.AttributeName]bool{}
+		for _, n := range r.AttributeName {
+			m[n] = true
+		}
+		return m
+	}
+	tests := []struct {
+		v       gokmip.ProtocolVersion
+		present []gokmip.AttributeName
+		absent  []gokmip.AttributeName
+	}{
+		{gokmip.V1_0, []gokmip.AttributeName{gokmip.AttributeNameOperationPolicyName, gokmip.AttributeNameDigest, gokmip.AttributeNameLeaseTime},
+			[]gokmip.AttributeName{gokmip.AttributeNameFresh, gokmip.AttributeNameOriginalCreationDate, gokmip.AttributeNameRandomNumberGenerator, gokmip.AttributeNameSensitive}},
+		{gokmip.V1_1, []gokmip.AttributeName{gokmip.AttributeNameFresh},
+			[]gokmip.AttributeName{gokmip.AttributeNameOriginalCreationDate, gokmip.AttributeNameRandomNumberGenerator}},
+		{gokmip.V1_2, []gokmip.AttributeName{gokmip.AttributeNameOriginalCreationDate},
+			[]gokmip.AttributeName{gokmip.AttributeNameRandomNumberGenerator, gokmip.AttributeNameExtractable}},
+		{gokmip.V1_3, []gokmip.AttributeName{gokmip.AttributeNameRandomNumberGenerator}, []gokmip.AttributeName{gokmip.AttributeNameAlwaysSensitive}},
+		{gokmip.V1_4, []gokmip.AttributeName{gokmip.AttributeNameSensitive, gokmip.AttributeNameAlwaysSensitive, gokmip.AttributeNameExtractable,
+			gokmip.AttributeNameNeverExtractable, gokmip.AttributeNameOperationPolicyName}, nil},
+	}
+	for _, tt := range tests {
+		got := names(tt.v)
+		for _, n := range tt.present {
+			if !got[n] {
+				t.Errorf("KMIP %v: %q missing", tt.v, n)
+			}
+		}
+		for _, n := range tt.absent {
+			if got[n] {
+				t.Errorf("KMIP %v: %q shown", tt.v, n)
+			}
+		}
+	}
+	// Asked by name, an attribute of a later version is not returned either.
+	ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_0, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+		AttributeName: []gokmip.AttributeName{gokmip.AttributeNameFresh, gokmip.AttributeNameState}}))
+	if len(ga.Attribute) != 1 || ga.Attribute[0].AttributeName != gokmip.AttributeNameState {
+		t.Fatalf("1.0 get attributes: %+v", ga.Attribute)
+	}
+}

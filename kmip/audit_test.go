@@ -1,0 +1,122 @@
+package kmip_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+func readTrail(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("trail line %q: %v", sc.Text(), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestAuditTrail(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
+		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	e.Role(t, "audited", "ops", "all")
+	cert, serial := e.Credential(t, "audited", "ops")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+
+	id := must[*payloads.CreateResponsePayload](t, do(t, c, v, createAES("audited-key"))).UniqueIdentifier
+	key, _ := must[*payloads.GetResponsePayload](t, do(t, c, v, &payloads.GetRequestPayload{UniqueIdentifier: id})).SymmetricKey()
+	secret := []byte("the-audited-secret-value-42")
+	must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSecretData, Object: secretData(secret)}))
+	mustFail(t, do(t, c, v, &payloads.DestroyRequestPayload{UniqueIdentifier: "nope"}), gokmip.ResultReasonItemNotFound)
+
+	evs := readTrail(t, logPath)
+	var kmipEvents []map[string]any
+	for _, ev := range evs {
+		if ev["interface"] == audit.KMIP {
+			kmipEvents = append(kmipEvents, ev)
+		}
+	}
+	if len(kmipEvents) != 8 {
+		t.Fatalf("%d kmip events, want a request and a response for each of 4 items", len(kmipEvents))
+	}
+	for i, ev := range kmipEvents {
+		auth := ev["auth"].(map[string]any)
+		if auth["cert_serial"] != serial || auth["scope"] != "audited" || auth["role"] != "ops" || auth["remote_addr"] == nil {
+			t.Fatalf("event %d principal: %v", i, auth)
+		}
+		wantType := []string{"request", "response"}[i%2]
+		if ev["type"] != wantType {
+			t.Fatalf("event %d is a %v", i, ev["type"])
+		}
+	}
+	create := kmipEvents[1]
+	if req := create["request"].(map[string]any); req["operation"] != "Create" || !slices.Contains(anyStrings(req["objects"]), id) {
+		t.Fatalf("create response event: %v", create)
+	}
+	get := kmipEvents[3]["response"].(map[string]any)
+	if m, _ := get["data"].(map[string]any)["key_material"].(string); !strings.HasPrefix(m, audit.HMACPrefix) {
+		t.Fatalf("get's key material is not an HMAC: %v", get)
+	}
+	failed := kmipEvents[7]["response"].(map[string]any)
+	if failed["kmip_result_reason"] != "ItemNotFound" || failed["status"] != 404.0 {
+		t.Fatalf("failed destroy: %v", failed)
+	}
+	raw, _ := os.ReadFile(logPath)
+	for name, v := range map[string][]byte{"key": key, "secret": secret} {
+		for _, enc := range []string{string(v), hex.EncodeToString(v), base64.StdEncoding.EncodeToString(v)} {
+			if bytes.Contains(raw, []byte(enc)) {
+				t.Fatalf("the %s is in the trail in the clear", name)
+			}
+		}
+	}
+	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+
+	t.Run("fail closed", func(t *testing.T) {
+		before := countObjects(t, e, "audited")
+		os.Remove(logPath)
+		if err := os.Symlink("/dev/full", logPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Audit.Reopen(); err != nil {
+			t.Fatal(err)
+		}
+		it := do(t, c, v, createAES("refused"))
+		mustFail(t, it, gokmip.ResultReasonGeneralFailure)
+		if !strings.Contains(it.ResultMessage, "audit trail") {
+			t.Fatalf("message %q", it.ResultMessage)
+		}
+		if n := countObjects(t, e, "audited"); n != before {
+			t.Fatalf("a refused create left %d object(s)", n-before)
+		}
+	})
+}

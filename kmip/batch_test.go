@@ -1,0 +1,191 @@
+package kmip_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	"github.com/keyhold/keyhold/store"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+func batch(v gokmip.ProtocolVersion, opt gokmip.BatchErrorContinuationOption, pls ...gokmip.OperationPayload) *gokmip.RequestMessage {
+	m := gokmip.NewRequestMessage(v, pls...)
+	m.Header.BatchErrorContinuationOption = opt
+	return &m
+}
+
+func createAES(name string) *payloads.CreateRequestPayload {
+	return &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, TemplateAttribute: aesTemplate(name, 128)}
+}
+
+func statuses(resp *gokmip.ResponseMessage) []gokmip.ResultStatus {
+	var out []gokmip.ResultStatus
+	for _, it := range resp.BatchItem {
+		out = append(out, it.ResultStatus)
+	}
+	return out
+}
+
+func countObjects(t *testing.T, e *kmiptest.Env, scope string) int {
+	t.Helper()
+	var n int
+	err := e.Store.View(context.Background(), func(tx store.Tx) (err error) {
+		n, err = tx.CountKMIPObjects(context.Background(), e.Mount, scope)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestBatches(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+
+	t.Run("ok the ID placeholder chains create, activate and get", func(t *testing.T) {
+		resp, err := c.Send(batch(v, 0, createAES("ph"), &payloads.ActivateRequestPayload{},
+			&payloads.GetAttributesRequestPayload{AttributeName: []gokmip.AttributeName{gokmip.AttributeNameState}},
+			&payloads.GetRequestPayload{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := resp.BatchItem[0].ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier
+		for i, it := range resp.BatchItem {
+			if it.ResultStatus != gokmip.ResultStatusSuccess {
+				t.Fatalf("item %d: %v %q", i, it.ResultReason, it.ResultMessage)
+			}
+			if !bytes.Equal(it.UniqueBatchItemID, []byte{0, 0, 0, 0, 0, 0, 0, byte(i)}) {
+				t.Fatalf("item %d: batch item id %x", i, it.UniqueBatchItemID)
+			}
+		}
+		ga := resp.BatchItem[2].ResponsePayload.(*payloads.GetAttributesResponsePayload)
+		if ga.UniqueIdentifier != id || ga.Attribute[0].AttributeValue != gokmip.StateActive {
+			t.Fatalf("get attributes: %+v", ga)
+		}
+	})
+	t.Run("fail no placeholder", func(t *testing.T) {
+		mustFail(t, do(t, c, v, &payloads.ActivateRequestPayload{}), gokmip.ResultReasonInvalidField)
+	})
+
+	bad := &payloads.GetRequestPayload{UniqueIdentifier: "no-such-object"}
+	t.Run("ok stop is the default", func(t *testing.T) {
+		before := countObjects(t, e, "b")
+		resp, err := c.Send(batch(v, 0, createAES("s1"), bad, createAES("s2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(resp); len(got) != 2 || got[0] != gokmip.ResultStatusSuccess || got[1] != gokmip.ResultStatusOperationFailed {
+			t.Fatalf("statuses %v", got)
+		}
+		if resp.Header.BatchCount != 2 || countObjects(t, e, "b") != before+1 {
+			t.Fatalf("batch count %d, objects %d (before %d)", resp.Header.BatchCount, countObjects(t, e, "b"), before)
+		}
+	})
+	t.Run("ok continue", func(t *testing.T) {
+		before := countObjects(t, e, "b")
+		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionContinue, createAES("c1"), bad, createAES("c2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := statuses(resp)
+		if len(got) != 3 || got[0] != gokmip.ResultStatusSuccess || got[1] != gokmip.ResultStatusOperationFailed || got[2] != gokmip.ResultStatusSuccess {
+			t.Fatalf("statuses %v", got)
+		}
+		if countObjects(t, e, "b") != before+2 {
+			t.Fatal("continue did not create both keys")
+		}
+	})
+	t.Run("ok undo undoes what succeeded", func(t *testing.T) {
+		before := countObjects(t, e, "b")
+		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("u1"), createAES("u2"), bad, createAES("u3")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := statuses(resp)
+		if len(got) != 3 || got[0] != gokmip.ResultStatusOperationUndone || got[1] != gokmip.ResultStatusOperationUndone || got[2] != gokmip.ResultStatusOperationFailed {
+			t.Fatalf("statuses %v", got)
+		}
+		if resp.BatchItem[0].ResponsePayload != nil || resp.BatchItem[2].ResultReason != gokmip.ResultReasonItemNotFound {
+			t.Fatalf("undone items: %+v", resp.BatchItem)
+		}
+		if n := countObjects(t, e, "b"); n != before {
+			t.Fatalf("undo left %d objects behind", n-before)
+		}
+	})
+	t.Run("ok undo commits a batch that succeeds", func(t *testing.T) {
+		before := countObjects(t, e, "b")
+		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("w1"), &payloads.ActivateRequestPayload{}, createAES("w2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(resp); len(got) != 3 || got[2] != gokmip.ResultStatusSuccess {
+			t.Fatalf("statuses %v", got)
+		}
+		if countObjects(t, e, "b") != before+2 {
+			t.Fatal("the undo batch did not commit")
+		}
+	})
+	t.Run("fail unknown operation alone", func(t *testing.T) {
+		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionContinue,
+			gokmip.NewUnknownPayload(gokmip.OperationCheck), &payloads.DiscoverVersionsRequestPayload{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.BatchItem[0].ResultReason != gokmip.ResultReasonOperationNotSupported || resp.BatchItem[1].ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("items: %+v", resp.BatchItem)
+		}
+	})
+	t.Run("ok responses in the request's version", func(t *testing.T) {
+		for _, ver := range []gokmip.ProtocolVersion{gokmip.V1_0, gokmip.V1_1, gokmip.V1_2, gokmip.V1_3, gokmip.V1_4} {
+			resp, err := c.Send(batch(ver, 0, &payloads.QueryRequestPayload{QueryFunction: []gokmip.QueryFunction{gokmip.QueryFunctionOperations}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Header.ProtocolVersion != ver || resp.BatchItem[0].ResultStatus != gokmip.ResultStatusSuccess {
+				t.Fatalf("%v: %+v", ver, resp)
+			}
+		}
+		// Discover Versions is KMIP 1.1.
+		mustFail(t, do(t, c, gokmip.V1_0, &payloads.DiscoverVersionsRequestPayload{}), gokmip.ResultReasonOperationNotSupported)
+	})
+}
+
+func TestDiscoverAndQuery(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "q", "all", "all")
+	cert, _ := e.Credential(t, "q", "all")
+	c := e.Dial(t, cert)
+	dv := must[*payloads.DiscoverVersionsResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}))
+	if len(dv.ProtocolVersion) != 5 || dv.ProtocolVersion[0] != gokmip.V1_4 || dv.ProtocolVersion[4] != gokmip.V1_0 {
+		t.Fatalf("versions: %v", dv.ProtocolVersion)
+	}
+	dv = must[*payloads.DiscoverVersionsResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.DiscoverVersionsRequestPayload{
+		ProtocolVersion: []gokmip.ProtocolVersion{{ProtocolVersionMajor: 2, ProtocolVersionMinor: 0}, gokmip.V1_2}}))
+	if len(dv.ProtocolVersion) != 1 || dv.ProtocolVersion[0] != gokmip.V1_2 {
+		t.Fatalf("common versions: %v", dv.ProtocolVersion)
+	}
+	q := must[*payloads.QueryResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []gokmip.QueryFunction{
+		gokmip.QueryFunctionOperations, gokmip.QueryFunctionObjects, gokmip.QueryFunctionServerInformation, gokmip.QueryFunctionCapabilities}}))
+	has := func(op gokmip.Operation) bool {
+		for _, o := range q.Operations {
+			if o == op {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(gokmip.OperationLocate) || !has(gokmip.OperationReKey) || has(gokmip.OperationEncrypt) {
+		t.Fatalf("operations: %v", q.Operations)
+	}
+	if len(q.ObjectType) != 3 || q.VendorIdentification != "Keyhold test" || len(q.CapabilityInformation) != 1 ||
+		!*q.CapabilityInformation[0].BatchUndoCapability {
+		t.Fatalf("query: %+v", q)
+	}
+}

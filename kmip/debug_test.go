@@ -1,0 +1,81 @@
+package kmip_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDebugVariables(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		vars map[string]string
+		want []string
+		not  []string
+	}{
+		{name: "ok all on", vars: map[string]string{
+			"KMIP_CONNECTION_DEBUGGING": "1", "KMIP_REQUEST_DEBUGGING": "1", "KMIP_RESPONSE_DEBUGGING": "1",
+			"KMIP_DECODING_DEBUGGING": "1", "KMIP_INDEX_DEBUGGING": "1"},
+			want: []string{"kmip debug: connection open", "kmip debug: request", "kmip debug: response", "kmip debug: message framed",
+				"kmip debug: request decoded", "kmip debug: object look-up", "kmip debug: locate", "<redacted"}},
+		{name: "ok requests only", vars: map[string]string{"KMIP_REQUEST_DEBUGGING": "1"},
+			want: []string{"kmip debug: request"}, not: []string{"kmip debug: response", "kmip debug: connection", "kmip debug: object look-up"}},
+		{name: "ok none", vars: map[string]string{"KMIP_REQUEST_DEBUGGING": "0"}, not: []string{"kmip debug"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf syncBuffer
+			e := kmiptest.Start(t, kmiptest.Options{
+				Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Getenv: func(k string) string { return tt.vars[k] },
+			})
+			e.Role(t, "d", "all", "all")
+			cert, _ := e.Credential(t, "d", "all")
+			c := e.Dial(t, cert)
+			secret := []byte("debug-secret-material-0123456789")
+			id := must[*payloads.RegisterResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.RegisterRequestPayload{
+				ObjectType: gokmip.ObjectTypeSymmetricKey, Object: symmetricKey(gokmip.CryptographicAlgorithmAES, secret, gokmip.KeyFormatTypeRaw)})).UniqueIdentifier
+			must[*payloads.GetResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: id}))
+			must[*payloads.LocateResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{}))
+			c.Conn.Close()
+			out := buf.String()
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("log lacks %q", w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(out, n) {
+					t.Errorf("log has %q", n)
+				}
+			}
+			if strings.Contains(out, string(secret)) || strings.Contains(out, hex.EncodeToString(secret)) || strings.Contains(out, hex.EncodeToString(secret[:8])) {
+				t.Fatal("key material in the log")
+			}
+		})
+	}
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""PyKMIP as an independent KMIP client of the Keyhold server (tests only).
+
+Usage: pykmip_client.py HOST PORT CERT KEY CA VERSION MODE [ARG...]
+
+VERSION is 1.2 or 1.4. MODE is:
+  lifecycle            create, register (key, secret data, opaque object),
+                       get, locate, get_attributes, get_attribute_list,
+                       modify_attribute, delete_attribute, activate, revoke,
+                       destroy; prints the results as one JSON object
+  get UID              prints {"ok": ...} or {"error": ...}
+  create               prints {"ok": uid} or {"error": ...}
+  query                prints the operations and object types the server lists
+
+Failures print {"error": {"reason": ..., "message": ...}} (KMIP failures) or
+{"error": {"exception": ...}} (anything else), and exit 0, so that the Go
+test decides what is expected. Key material is printed only as hex of the
+test's own known keys and as lengths.
+"""
+
+import json
+import logging
+import sys
+
+from kmip.core import enums
+from kmip.core.factories import attributes
+from kmip.pie import client as pieclient
+from kmip.pie import exceptions
+from kmip.pie import objects
+
+logging.disable(logging.CRITICAL)
+
+VERSIONS = {"1.2": enums.KMIPVersion.KMIP_1_2, "1.4": enums.KMIPVersion.KMIP_1_4}
+KNOWN_KEY = bytes(range(16))
+SECRET = b"correct horse battery staple"
+OPAQUE = b"\x00\x01opaque\xff"
+
+
+def failure(e):
+    if isinstance(e, exceptions.KmipOperationFailure):
+        return {"error": {"reason": e.reason.name, "message": e.message}}
+    return {"error": {"exception": type(e).__name__ + ": " + str(e)}}
+
+
+def attr_map(attrs):
+    out = {}
+    for a in attrs:
+        name = a.attribute_name.value
+        v = a.attribute_value
+        if hasattr(v, "value") and not isinstance(v.value, (bytes, list)):
+            v = v.value
+        if isinstance(v, enums.enum.Enum):
+            v = v.name
+        elif hasattr(v, "name_value"):
+            v = v.name_value.value
+        elif not isinstance(v, (str, int, bool)):
+            v = str(v)
+        out.setdefault(name, []).append(v)
+    return out
+
+
+def lifecycle(c):
+    r = {}
+    f = attributes.AttributeFactory()
+    kid = c.create(enums.CryptographicAlgorithm.AES, 256, name="pyk-created",
+                   cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
+                                             enums.CryptographicUsageMask.DECRYPT])
+    r["created"] = kid
+    rid = c.register(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 128, KNOWN_KEY, name="pyk-registered"))
+    r["registered"] = rid
+    sid = c.register(objects.SecretData(SECRET, enums.SecretDataType.PASSWORD, name="pyk-secret"))
+    oid = c.register(objects.OpaqueObject(OPAQUE, enums.OpaqueDataType.NONE, name="pyk-opaque"))
+
+    k = c.get(kid)
+    r["created_len"] = len(k.value)
+    r["created_alg"] = k.cryptographic_algorithm.name
+    r["registered_value"] = c.get(rid).value.hex()
+    r["secret_value_matches"] = c.get(sid).value == SECRET
+    r["opaque_value_matches"] = c.get(oid).value == OPAQUE
+
+    name = f.create_attribute(enums.AttributeType.NAME, "pyk-registered")
+    r["located_by_name"] = c.locate(attributes=[name])
+    alg = f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM, enums.CryptographicAlgorithm.AES)
+    r["located_aes"] = c.locate(attributes=[alg])
+    r["located_first"] = c.locate(maximum_items=1, attributes=[alg])
+
+    uid, attrs = c.get_attributes(kid, ["State", "Cryptographic Length", "Name", "Object Type"])
+    r["get_attributes_uid"] = uid
+    r["attributes"] = attr_map(attrs)
+    r["attribute_list"] = sorted(c.get_attribute_list(kid))
+
+    new_name = f.create_attribute(enums.AttributeType.NAME, "pyk-renamed")
+    c.modify_attribute(unique_identifier=rid, attribute=new_name)
+    r["located_renamed"] = c.locate(attributes=[f.create_attribute(enums.AttributeType.NAME, "pyk-renamed")])
+    c.delete_attribute(unique_identifier=rid, attribute_name="Name", attribute_index=0)
+    _, attrs = c.get_attributes(rid, ["Name"])
+    r["names_after_delete"] = len(attrs)
+
+    c.activate(kid)
+    _, attrs = c.get_attributes(kid, ["State"])
+    r["state_after_activate"] = attr_map(attrs)["State"][0]
+    try:
+        c.destroy(kid)
+        r["destroy_active"] = "succeeded"
+    except exceptions.KmipOperationFailure as e:
+        r["destroy_active"] = e.reason.name
+    c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, kid)
+    _, attrs = c.get_attributes(kid, ["State"])
+    r["state_after_revoke"] = attr_map(attrs)["State"][0]
+    c.destroy(kid)
+    c.destroy(rid)
+    _, attrs = c.get_attributes(kid, ["State", "Destroy Date"])
+    m = attr_map(attrs)
+    r["state_after_destroy"] = m["State"][0]
+    r["has_destroy_date"] = "Destroy Date" in m
+    for uid in (sid, oid):
+        c.destroy(uid)
+    return r
+
+
+def main():
+    host, port, cert, key, ca, version, mode = sys.argv[1:8]
+    args = sys.argv[8:]
+    c = pieclient.ProxyKmipClient(hostname=host, port=int(port), cert=cert, key=key, ca=ca,
+                                  config_file="/dev/null", kmip_version=VERSIONS[version])
+    try:
+        c.open()
+        if mode == "lifecycle":
+            out = {"ok": lifecycle(c)}
+        elif mode == "get":
+            out = {"ok": len(c.get(args[0]).value)}
+        elif mode == "create":
+            out = {"ok": c.create(enums.CryptographicAlgorithm.AES, 128)}
+        else:
+            raise ValueError("unknown mode " + mode)
+    except Exception as e:  # reported to the Go test, which decides
+        out = failure(e)
+    finally:
+        try:
+            c.close()
+        except Exception:
+            pass
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
