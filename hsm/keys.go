@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -28,25 +29,56 @@ type GenerateRequest struct {
 // Generate creates a key in the token as a session object, wraps it at once
 // under the current KEK and returns the blob. No plaintext leaves the token.
 func (h *HSM) Generate(ctx context.Context, req GenerateRequest) ([]byte, error) {
+	blob, _, err := h.generate(ctx, "generate", req, 0)
+	return blob, err
+}
+
+// GenerateDigest is Generate for a secret (AES or HMAC) key that also
+// returns the digest of the key's value, computed in the token
+// (C_DigestKey): what KMIP's Digest attribute records, without the value
+// leaving the token.
+func (h *HSM) GenerateDigest(ctx context.Context, req GenerateRequest, hash crypto.Hash) (blob, digest []byte, err error) {
 	const op = "generate"
+	if !req.Type.Symmetric() {
+		return nil, nil, errorf(op, KindBadInput, "the token digests secret keys only, not %s", req.Type)
+	}
+	m, ok := hashMechs[hash]
+	if !ok {
+		return nil, nil, errorf(op, KindUnsupported, "no digest mechanism for %v", hash)
+	}
+	return h.generate(ctx, op, req, m.hash)
+}
+
+func (h *HSM) generate(ctx context.Context, op string, req GenerateRequest, digestMech uint) ([]byte, []byte, error) {
 	spec, err := req.Type.spec(op)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.ID == "" {
-		return nil, errorf(op, KindBadInput, "empty key id")
+		return nil, nil, errorf(op, KindBadInput, "empty key id")
 	}
-	var out []byte
+	var out, sum []byte
 	err = h.do(ctx, op, func(s *session) error {
 		obj, pub, destroy, err := h.generateObject(s, spec)
 		if err != nil {
 			return err
 		}
 		defer destroy()
+		if digestMech != 0 {
+			if err := h.ctx.DigestInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(digestMech, nil)}); err != nil {
+				return err
+			}
+			if err := h.ctx.DigestKey(s.h, obj); err != nil {
+				return err
+			}
+			if sum, err = h.ctx.DigestFinal(s.h); err != nil {
+				return err
+			}
+		}
 		out, err = h.wrapNew(s, req.ID, req.Type, req.Exportable, pub, obj)
 		return err
 	})
-	return out, err
+	return out, sum, err
 }
 
 // generateObject creates the key as session objects and returns the object
@@ -233,7 +265,9 @@ func (h *HSM) withKey(ctx context.Context, op string, k Key, fn func(s *session,
 			if err != nil {
 				return err
 			}
-			obj, err := h.unwrap(s, b, false)
+			// An exportable key's material may be read out anyway: its
+			// object is not sensitive, so Export reads it from the cache.
+			obj, err := h.unwrap(s, b, b.exportable)
 			if err != nil {
 				return err
 			}

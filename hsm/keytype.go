@@ -93,7 +93,8 @@ func (t KeyType) Asymmetric() bool {
 // unwrapTemplate is the template of the session object a blob of this type
 // is unwrapped into: sensitive, and extractable only so that it can be
 // wrapped again (under a new KEK, or for BYOK transfer). With clear, the
-// object is not sensitive (used only to export an exportable key).
+// object is not sensitive: the objects of exportable keys, whose material
+// Export reads.
 func (s keySpec) unwrapTemplate(clear bool) []*pkcs11.Attribute {
 	common := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),

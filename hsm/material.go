@@ -151,23 +151,17 @@ func parsePrivateKey(der []byte) (any, error) {
 
 // Export returns the plaintext material of an exportable key: raw bytes for
 // AES and HMAC keys, PKCS#8 DER for private keys. A key generated or imported
-// without Exportable is refused with KindPermission.
+// without Exportable is refused with KindPermission. The material is read
+// from the key's cached session object (an exportable key's is not
+// sensitive), so repeated exports cost no unwrap.
 func (h *HSM) Export(ctx context.Context, k Key) ([]byte, error) {
 	const op = "export"
 	var out []byte
-	err := h.do(ctx, op, func(s *session) error {
-		b, err := h.openBlob(s, op, k)
-		if err != nil {
-			return err
-		}
+	err := h.withKey(ctx, op, k, func(s *session, obj pkcs11.ObjectHandle, b *blob) error {
 		if !b.exportable {
 			return errorf(op, KindPermission, "the key is not exportable")
 		}
-		obj, err := h.unwrap(s, b, true)
-		if err != nil {
-			return err
-		}
-		defer h.ctx.DestroyObject(s.h, obj)
+		var err error
 		out, err = h.readMaterial(s, obj, b)
 		return err
 	})

@@ -181,6 +181,7 @@ func (m *Manager) Scopes(ctx context.Context, mount string) ([]string, error) {
 // DeleteScope deletes a scope with its roles and credentials. While the
 // scope holds objects it needs force, which destroys them.
 func (m *Manager) DeleteScope(ctx context.Context, mount, scope string, force bool) error {
+	defer m.cache.clearAll()
 	return m.write(ctx, mount, func(tx store.Tx) error {
 		if _, err := tx.Get(ctx, kvPath(mount, "scope", scope)); errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "no scope %q", scope)

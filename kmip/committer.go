@@ -42,8 +42,9 @@ func newCommitter(st store.Store) *committer {
 	return c
 }
 
-// do runs fn in a write transaction and returns once it is durable, or when
-// ctx ends (the write may still commit then).
+// do runs fn in a write transaction and returns once it is durable. ctx
+// bounds the wait for the committer to take the write; once taken, do waits
+// for its outcome (a write is short, and its caller must know it).
 func (c *committer) do(ctx context.Context, fn func(store.Tx) error) error {
 	r := &commitReq{fn: fn, err: make(chan error, 1)}
 	select {
@@ -53,12 +54,7 @@ func (c *committer) do(ctx context.Context, fn func(store.Tx) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-r.err:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return <-r.err
 }
 
 func (c *committer) close() {

@@ -36,6 +36,7 @@ type Manager struct {
 	o      Options
 	dbg    debug
 	commit *committer
+	cache  *objectCache
 	mu     sync.Mutex // serializes administrative writes and listener changes
 	mounts map[string]*listener
 }
@@ -48,7 +49,8 @@ func New(o Options) *Manager {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Manager{o: o, dbg: newDebug(o.Logger, o.Getenv), commit: newCommitter(o.Store), mounts: map[string]*listener{}}
+	return &Manager{o: o, dbg: newDebug(o.Logger, o.Getenv), commit: newCommitter(o.Store),
+		cache: newObjectCache(objectCacheTTL, objectCacheSize), mounts: map[string]*listener{}}
 }
 
 // Start starts the listener of every configured kmip mount. A mount that
@@ -170,6 +172,7 @@ func (m *Manager) Purge(ctx context.Context, tx store.Tx, mount string, force bo
 	if _, err := tx.DeleteKMIPObjects(ctx, mount, ""); err != nil {
 		return err
 	}
+	m.cache.clearAll()
 	paths, err := tx.List(ctx, kvPath(mount, ""))
 	if err != nil {
 		return err

@@ -81,12 +81,20 @@ func (c *call) view(ctx context.Context, fn func(store.Tx) error) error {
 
 // update runs fn in a durable write: the batch's transaction in an Undo
 // batch, else a group commit. fn keeps refusals in its own variables (see
-// committer).
+// committer). The objects fn updates are out of the object cache from the
+// moment they are written until the transaction is over (for an Undo batch,
+// until the batch ends).
 func (c *call) update(ctx context.Context, fn func(store.Tx) error) error {
+	cache := c.b.s.m.cache
 	if c.b.tx != nil {
-		return fn(c.b.tx)
+		return fn(recordingTx{Tx: c.b.tx, cache: cache, keys: &c.b.written})
 	}
-	return c.b.s.m.commit.do(ctx, fn)
+	var keys []string
+	err := c.b.s.m.commit.do(ctx, func(tx store.Tx) error { return fn(recordingTx{Tx: tx, cache: cache, keys: &keys}) })
+	if len(keys) > 0 {
+		cache.endWrite(keys)
+	}
+	return err
 }
 
 // load reads an object of the caller's scope, with its date-driven state

@@ -2,6 +2,7 @@ package kmip
 
 import (
 	"context"
+	"crypto"
 	"time"
 
 	"github.com/keyhold/keyhold/hsm"
@@ -39,19 +40,13 @@ func keySpec(o *object) (kmip.CryptographicAlgorithm, int32, hsm.KeyType, error)
 // value and digest.
 func (c *call) generateKey(ctx context.Context, o *object, kt hsm.KeyType) error {
 	vals := c.b.st.vals
-	blob, err := vals.h.Generate(ctx, hsm.GenerateRequest{ID: vals.hsmID(o.id()), Type: kt, Exportable: true})
+	// The Digest is of the key's value, which the token hashes itself.
+	blob, sum, err := vals.h.GenerateDigest(ctx, hsm.GenerateRequest{ID: vals.hsmID(o.id()), Type: kt, Exportable: true}, crypto.SHA256)
 	if err != nil {
 		return err
 	}
-	// The digest is of the key's material, which only the token knows: read
-	// it out (the key is exportable, as KMIP clients need), hash, forget.
-	material, err := vals.h.Export(ctx, hsm.Key{ID: vals.hsmID(o.id()), Blob: blob})
-	if err != nil {
-		return err
-	}
-	d := digest(material, kmip.KeyFormatTypeRaw)
-	clear(material)
 	o.rec.Value = blob
+	d := kmip.Digest{HashingAlgorithm: kmip.HashingAlgorithmSHA_256, DigestValue: sum, KeyFormatType: kmip.KeyFormatTypeRaw}
 	setKeyAttributes(o, d, defaultSymmetricMask, true, c.b.now)
 	return nil
 }

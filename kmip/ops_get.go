@@ -9,13 +9,35 @@ import (
 	"github.com/ovh/kmip-go/ttlv"
 )
 
-// read loads an object of the caller's scope in a read transaction.
+// read loads an object of the caller's scope, from the object cache or in a
+// read transaction (always the latter in an Undo batch, whose transaction
+// may have changed it).
 func (c *call) read(ctx context.Context, id string) (*object, error) {
+	b := c.b
+	if b.tx != nil {
+		var o *object
+		err := c.view(ctx, func(tx store.Tx) (err error) {
+			o, err = c.load(ctx, tx, id)
+			return err
+		})
+		return o, err
+	}
+	cache := b.s.m.cache
+	key := cacheKey(b.st.mount, b.cred.Scope, id)
+	if o := cache.get(key, b.now); o != nil {
+		b.s.m.dbg.logf(ctx, b.s.m.dbg.index, "object look-up", "mount", b.st.mount, "scope", b.cred.Scope, "id", id, "found", true, "cached", true)
+		o.refresh(b.now)
+		return o, nil
+	}
+	epoch := cache.begin()
 	var o *object
 	err := c.view(ctx, func(tx store.Tx) (err error) {
 		o, err = c.load(ctx, tx, id)
 		return err
 	})
+	if err == nil {
+		cache.put(key, o, epoch, b.now)
+	}
 	return o, err
 }
 

@@ -201,6 +201,7 @@ type batch struct {
 	// returned, used by later items that omit their Unique Identifier.
 	placeholder string
 	tx          store.Tx // the transaction of an Undo batch
+	written     []string // cache keys of the objects an Undo batch changed
 }
 
 // errUndo aborts the transaction of an Undo batch.
@@ -255,6 +256,10 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 		}
 		return nil
 	})
+	if len(b.written) > 0 {
+		b.s.m.cache.endWrite(b.written)
+		b.written = nil
+	}
 	if err != nil {
 		for i := range out {
 			if out[i].ResultStatus == kmip.ResultStatusSuccess {

@@ -19,9 +19,9 @@ func (t *tx) CreateKMIPObject(ctx context.Context, o *store.KMIPObject) error {
 	if o == nil {
 		return errors.New("store: create kmip object: nil object")
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO kmip_objects (mount, scope, id, type, value, due_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.Mount, o.Scope, o.ID, o.Type, nonNil(o.Value), dueAt(o.DueAt), micros(o.CreatedAt), micros(o.UpdatedAt))
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO kmip_objects (mount, scope, id, type, value, due_at, created_at, updated_at, attrs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.Mount, o.Scope, o.ID, o.Type, nonNil(o.Value), dueAt(o.DueAt), micros(o.CreatedAt), micros(o.UpdatedAt), encodeAttrs(o.Attributes))
 	if err != nil {
 		return wrap("create kmip object", err)
 	}
@@ -69,9 +69,10 @@ func (t *tx) GetKMIPObject(ctx context.Context, mount, scope, id string) (*store
 	o := &store.KMIPObject{Mount: mount, Scope: scope, ID: id}
 	var seq, created, updated int64
 	var due sql.NullInt64
-	err := t.tx.QueryRowContext(ctx, `SELECT seq, type, value, due_at, created_at, updated_at
+	var attrs []byte
+	err := t.tx.QueryRowContext(ctx, `SELECT seq, type, value, due_at, created_at, updated_at, attrs
 		FROM kmip_objects WHERE id = ? AND mount = ? AND scope = ?`, id, mount, scope).
-		Scan(&seq, &o.Type, &o.Value, &due, &created, &updated)
+		Scan(&seq, &o.Type, &o.Value, &due, &created, &updated, &attrs)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -82,6 +83,13 @@ func (t *tx) GetKMIPObject(ctx context.Context, mount, scope, id string) (*store
 	if due.Valid {
 		o.DueAt = fromMicros(due.Int64)
 	}
+	if attrs != nil {
+		if o.Attributes, err = decodeAttrs(attrs); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	// A row written before the attrs column: read the attribute rows.
 	rows, err := t.tx.QueryContext(ctx, `SELECT name, idx, value, text, number FROM kmip_attributes
 		WHERE object = ? ORDER BY position`, seq)
 	if err != nil {
@@ -111,9 +119,9 @@ func (t *tx) UpdateKMIPObject(ctx context.Context, o *store.KMIPObject) error {
 		return errors.New("store: update kmip object: nil object")
 	}
 	var seq int64
-	err := t.tx.QueryRowContext(ctx, `UPDATE kmip_objects SET value = ?, due_at = ?, updated_at = ?
+	err := t.tx.QueryRowContext(ctx, `UPDATE kmip_objects SET value = ?, due_at = ?, updated_at = ?, attrs = ?
 		WHERE id = ? AND mount = ? AND scope = ? RETURNING seq`,
-		nonNil(o.Value), dueAt(o.DueAt), micros(o.UpdatedAt), o.ID, o.Mount, o.Scope).Scan(&seq)
+		nonNil(o.Value), dueAt(o.DueAt), micros(o.UpdatedAt), encodeAttrs(o.Attributes), o.ID, o.Mount, o.Scope).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}

@@ -66,6 +66,9 @@ func migrations() []string {
 		CREATE INDEX kmip_attributes_value ON kmip_attributes (name, value);
 		CREATE INDEX kmip_attributes_text ON kmip_attributes (name, text) WHERE text IS NOT NULL;
 		CREATE INDEX kmip_attributes_number ON kmip_attributes (name, number) WHERE number IS NOT NULL;`,
+		// 3: a kmip object's attributes also as one encoded column, so that
+		// reading an object is one row (the attribute rows serve Locate).
+		`ALTER TABLE kmip_objects ADD COLUMN attrs BLOB;`,
 	}
 }
 
