@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 
 # Debian packages the build and the tests need, as "command:package".
 DEPS := softhsm2-util:softhsm2 openssl:openssl gcc:gcc sqlite3:sqlite3 \
-        curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd
+        curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd pykmip-server:python3-pykmip
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
@@ -42,8 +42,13 @@ run: build
 # Everything CI runs.
 test: deps lint test-go
 
+# The KMIP conformance runner (kmip/conformance) replays the OASIS test
+# cases in ../shared/kmip-testcases during the tests; its report follows.
 test-go:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@rm -f kmip-conformance.txt
+	@KMIP_CONFORMANCE_REPORT=$(CURDIR)/kmip-conformance.txt $(GO) test -race -count=1 -timeout 15m ./...; status=$$?; \
+	  echo "==> KMIP conformance (OASIS KMIP 1.4 test cases over mutual TLS)"; \
+	  cat kmip-conformance.txt 2>/dev/null || echo "(no report: the conformance test did not run)"; exit $$status
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -52,10 +57,13 @@ lint:
 
 # Benchmarks: medians over $(BENCH_COUNT) runs, side by side in one run.
 # The XKS load runs (open loop at XKS_LOAD_RATE req/s for XKS_LOAD_DURATION,
-# then max Encrypt beside a minimal baseline server) run once, after.
+# then max Encrypt beside a minimal baseline server) run once, after; so does
+# the KMIP load tool (Create and Get over KMIP_LOAD_CONNECTIONS mutual-TLS
+# connections against Keyhold and a PyKMIP server it starts).
 bench: deps
-	$(GO) test -run '^$$' -bench . -skip 'XKSLoad' -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'XKSLoad|KMIPLoad' -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
 	$(GO) test -run '^$$' -bench 'XKSLoad' -benchtime 1x -count 1 -timeout 30m ./xks | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'KMIPLoad' -benchtime 1x -count 1 -timeout 30m ./kmip | tee -a bench.txt
 
 clean:
-	rm -rf bin bench.txt
+	rm -rf bin bench.txt kmip-conformance.txt

@@ -21,10 +21,11 @@ import (
 // functions therefore read what they change inside the transaction and
 // have no effect outside it.
 type committer struct {
-	st   store.Store
-	reqs chan *commitReq
-	stop chan struct{}
-	done sync.WaitGroup
+	st       store.Store
+	reqs     chan *commitReq
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     sync.WaitGroup
 }
 
 type commitReq struct {
@@ -57,8 +58,10 @@ func (c *committer) do(ctx context.Context, fn func(store.Tx) error) error {
 	return <-r.err
 }
 
+// close stops the committer once its current group is done; closing again
+// does nothing.
 func (c *committer) close() {
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.done.Wait()
 }
 

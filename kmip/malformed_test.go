@@ -34,8 +34,8 @@ func discoverRequest() []byte {
 }
 
 // invalidMessage fails t unless out is a response with one failed batch
-// item of Result Reason Invalid Message.
-func invalidMessage(t *testing.T, out []byte) {
+// item of Result Reason Invalid Message, and returns its version.
+func invalidMessage(t *testing.T, out []byte) gokmip.ProtocolVersion {
 	t.Helper()
 	var resp gokmip.ResponseMessage
 	if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
@@ -45,6 +45,7 @@ func invalidMessage(t *testing.T, out []byte) {
 		resp.BatchItem[0].ResultReason != gokmip.ResultReasonInvalidMessage {
 		t.Fatalf("answer: %+v", resp.BatchItem)
 	}
+	return resp.Header.ProtocolVersion
 }
 
 func TestMalformedInput(t *testing.T) {
@@ -103,7 +104,9 @@ func TestMalformedInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			invalidMessage(t, out)
+			if v := invalidMessage(t, out); (tt.name == "bad padding" || tt.name == "batch count mismatch") && v != gokmip.V1_4 {
+				t.Fatalf("answered in KMIP %v, not the request's 1.4", v)
+			}
 			out, err = c.Raw(valid)
 			if err != nil {
 				t.Fatalf("the connection did not go on: %v", err)

@@ -107,7 +107,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 }
 
 // Close stops every listener (requests in flight finish) and the group
-// committer.
+// committer. Closing again does nothing.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	for id, l := range m.mounts {

@@ -64,7 +64,11 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 	if err != nil {
 		dbg.logf(ctx, dbg.decoding, "message refused by the structural check", "mount", s.mount, "error", err)
 		s.countRefused(ctx, p, err)
-		return s.messageError(kmip.V1_0, err), false
+		v, ok := wire.PeekVersion(msg)
+		if !ok || !supported(v) {
+			v = kmip.V1_0
+		}
+		return s.messageError(v, err), false
 	}
 	if dbg.request {
 		dbg.logf(ctx, true, "request", "mount", s.mount, "serial", p.serial, "message", wire.Render(msg, root))

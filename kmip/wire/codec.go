@@ -59,6 +59,30 @@ func Version(msg []byte, root *Node) (kmip.ProtocolVersion, bool) {
 	}, true
 }
 
+// PeekVersion reads the protocol version of a message that Parse refused,
+// if it starts as a well-formed request does (Request Message, Request
+// Header, Protocol Version with its two Integers), so that the Invalid
+// Message answer can be in the client's version.
+func PeekVersion(msg []byte) (kmip.ProtocolVersion, bool) {
+	if len(msg) < 56 {
+		return kmip.ProtocolVersion{}, false
+	}
+	at := func(off, tag int, typ ttlv.Type, length uint32) bool {
+		h := msg[off : off+HeaderSize]
+		return int(h[0])<<16|int(h[1])<<8|int(h[2]) == tag && ttlv.Type(h[3]) == typ &&
+			(length == 0 || binary.BigEndian.Uint32(h[4:]) == length)
+	}
+	if !at(0, kmip.TagRequestMessage, ttlv.TypeStructure, 0) || !at(8, kmip.TagRequestHeader, ttlv.TypeStructure, 0) ||
+		!at(16, kmip.TagProtocolVersion, ttlv.TypeStructure, 32) || !at(24, kmip.TagProtocolVersionMajor, ttlv.TypeInteger, 4) ||
+		!at(40, kmip.TagProtocolVersionMinor, ttlv.TypeInteger, 4) {
+		return kmip.ProtocolVersion{}, false
+	}
+	return kmip.ProtocolVersion{
+		ProtocolVersionMajor: int32(binary.BigEndian.Uint32(msg[32:])),
+		ProtocolVersionMinor: int32(binary.BigEndian.Uint32(msg[48:])),
+	}, true
+}
+
 // DecodeRequest decodes a request message that Parse accepted. A defect of
 // the header or of the message's layout fails the whole message; a batch
 // item whose payload does not decode carries its own error.

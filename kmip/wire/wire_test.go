@@ -177,6 +177,12 @@ func TestDecodeRequest(t *testing.T) {
 	if v, ok := Version(valid, root); !ok || v != kmip.V1_4 {
 		t.Errorf("Version: %v %v", v, ok)
 	}
+	if v, ok := PeekVersion(valid[:60]); !ok || v != kmip.V1_4 {
+		t.Errorf("PeekVersion of a truncated request: %v %v", v, ok)
+	}
+	if _, ok := PeekVersion(item(kmip.TagRequestMessage, ttlv.TypeStructure, 64, make([]byte, 64))); ok {
+		t.Error("PeekVersion of zeros")
+	}
 
 	// A payload that does not decode fails its item only.
 	bad := kmip.NewRequestMessage(kmip.V1_2,
@@ -255,6 +261,7 @@ func FuzzDecoder(f *testing.F) {
 			t.Fatalf("root spans %d..%d of %d", root.Start, root.End, len(msg))
 		}
 		_ = Render(msg, root)
+		_, _ = PeekVersion(msg)
 		_, _ = Version(msg, root)
 		if req, err := DecodeRequest(msg, root); err == nil {
 			resp := kmip.ResponseMessage{Header: kmip.ResponseHeader{ProtocolVersion: req.Header.ProtocolVersion}}
