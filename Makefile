@@ -11,7 +11,8 @@ BENCH_COUNT ?= 6
 
 export CGO_ENABLED := 1
 
-# Debian packages the build and the tests need, as "command:package".
+# Debian packages the build and the tests need, as "command:package"; the
+# PostgreSQL server (tests start their own from its binaries) is checked by path.
 DEPS := softhsm2-util:softhsm2 openssl:openssl gcc:gcc sqlite3:sqlite3 \
         curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd pykmip-server:python3-pykmip
 
@@ -25,6 +26,7 @@ deps:
 	@missing=""; for d in $(DEPS); do \
 	  command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d##*:}"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "==> installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

@@ -26,6 +26,14 @@ hsm {
 }
 
 # Metadata and wrapped key blobs. No plaintext key material is ever stored.
+# SQLite is the single-node default. Several nodes share one PostgreSQL
+# database instead (see README, "High availability"):
+#   storage {
+#     type          = "postgres"
+#     url           = "postgres://keyhold@db.example:5432/keyhold?sslmode=verify-full"
+#     password_file = "/etc/keyhold/db-password"   # or password_env; never in the URL
+#     max_conns     = 16
+#   }
 storage {
   type = "sqlite"
   path = "/var/lib/keyhold/keyhold.db"

@@ -41,10 +41,17 @@ type HSMConfig struct {
 	SoftHSMConf string `hcl:"softhsm_conf"`
 }
 
-// StorageConfig says where metadata and wrapped blobs live.
+// StorageConfig says where metadata and wrapped blobs live: a SQLite file
+// (one node) or a PostgreSQL database (several nodes).
 type StorageConfig struct {
-	Type string `hcl:"type"` // "sqlite"
-	Path string `hcl:"path"`
+	Type string `hcl:"type"` // "sqlite" (default) or "postgres"
+	Path string `hcl:"path"` // sqlite: the database file
+	// postgres: a connection URL without the password, e.g.
+	// postgres://keyhold@db.example:5432/keyhold?sslmode=verify-full
+	URL          string `hcl:"url"`
+	PasswordEnv  string `hcl:"password_env"`  // postgres: an environment variable holding the password
+	PasswordFile string `hcl:"password_file"` // postgres: a file holding the password (mode 0600 or stricter)
+	MaxConns     int    `hcl:"max_conns"`     // postgres: the pool's size (default 16)
 }
 
 // ListenerConfig is the REST API listener.
@@ -195,15 +202,7 @@ func (c *Config) validate() error {
 	if c.Storage == nil {
 		errs = append(errs, errors.New("a storage block is required"))
 	} else {
-		if c.Storage.Type == "" {
-			c.Storage.Type = "sqlite"
-		}
-		if c.Storage.Type != "sqlite" {
-			errs = append(errs, fmt.Errorf("storage.type %q is not supported (sqlite)", c.Storage.Type))
-		}
-		if c.Storage.Path == "" {
-			errs = append(errs, errors.New("storage.path is required"))
-		}
+		errs = append(errs, c.Storage.validate()...)
 	}
 	if c.Listener == nil {
 		c.Listener = &ListenerConfig{}
@@ -232,27 +231,33 @@ func (c *Config) validate() error {
 
 // PIN reads the HSM PIN from its environment variable or file.
 func (h *HSMConfig) PIN() (string, error) {
-	if h.PINEnv != "" {
-		v, ok := os.LookupEnv(h.PINEnv)
+	return readSecret("hsm.pin_env", h.PINEnv, "hsm.pin_file", h.PINFile)
+}
+
+// readSecret reads a secret from the environment variable env, else from
+// file, which must not be readable by group or others.
+func readSecret(envSetting, env, fileSetting, file string) (string, error) {
+	if env != "" {
+		v, ok := os.LookupEnv(env)
 		if !ok || v == "" {
-			return "", fmt.Errorf("config: environment variable %s (hsm.pin_env) is not set", h.PINEnv)
+			return "", fmt.Errorf("config: environment variable %s (%s) is not set", env, envSetting)
 		}
 		return v, nil
 	}
-	st, err := os.Stat(h.PINFile)
+	st, err := os.Stat(file)
 	if err != nil {
-		return "", fmt.Errorf("config: hsm.pin_file: %w", err)
+		return "", fmt.Errorf("config: %s: %w", fileSetting, err)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("config: hsm.pin_file %s is readable by group or others (mode %04o); chmod 600 it", h.PINFile, st.Mode().Perm())
+		return "", fmt.Errorf("config: %s %s is readable by group or others (mode %04o); chmod 600 it", fileSetting, file, st.Mode().Perm())
 	}
-	b, err := os.ReadFile(h.PINFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("config: hsm.pin_file: %w", err)
+		return "", fmt.Errorf("config: %s: %w", fileSetting, err)
 	}
-	pin := strings.TrimRight(string(b), "\r\n")
-	if pin == "" {
-		return "", fmt.Errorf("config: hsm.pin_file %s is empty", h.PINFile)
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("config: %s %s is empty", fileSetting, file)
 	}
-	return pin, nil
+	return v, nil
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/softhsm"
-	"github.com/keyhold/keyhold/store/sqlite"
+	"github.com/keyhold/keyhold/ui"
 	"github.com/keyhold/keyhold/xks"
 )
 
@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	log.Info("hsm opened", "token", info.TokenLabel, "model", info.Model, "library", info.Library,
 		"kek_version", h.KEKVersion(), "oaep_hashes", h.Capabilities().OAEPHashes)
 
-	st, err := sqlite.Open(cfg.Storage.Path)
+	st, err := openStore(ctx, cfg.Storage, "")
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           ui.Wrap(handler), // the web console at /ui/, the REST API everywhere else
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/keyhold/keyhold/store"
+	"github.com/keyhold/keyhold/store/postgres"
+	"github.com/keyhold/keyhold/store/sqlite"
+)
+
+// validate checks the storage block and fills its defaults.
+func (c *StorageConfig) validate() []error {
+	var errs []error
+	if c.Type == "" {
+		c.Type = "sqlite"
+	}
+	switch c.Type {
+	case "sqlite":
+		if c.Path == "" {
+			errs = append(errs, errors.New("storage.path is required"))
+		}
+		if c.URL != "" || c.PasswordEnv != "" || c.PasswordFile != "" || c.MaxConns != 0 {
+			errs = append(errs, errors.New("storage.url, password_env, password_file and max_conns are for type \"postgres\""))
+		}
+	case "postgres":
+		if c.Path != "" {
+			errs = append(errs, errors.New("storage.path is for type \"sqlite\"; postgres takes storage.url"))
+		}
+		if c.URL == "" {
+			errs = append(errs, errors.New("storage.url is required (postgres://user@host:5432/db?sslmode=verify-full)"))
+		} else if urlHasPassword(c.URL) {
+			// Never echo the URL: it holds the secret.
+			errs = append(errs, errors.New("storage.url must not hold the password; use storage.password_env or storage.password_file"))
+		}
+		if c.PasswordEnv != "" && c.PasswordFile != "" {
+			errs = append(errs, errors.New("at most one of storage.password_env and storage.password_file"))
+		}
+		if c.MaxConns < 0 {
+			errs = append(errs, errors.New("storage.max_conns must not be negative"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.type %q is not supported (sqlite, postgres)", c.Type))
+	}
+	return errs
+}
+
+// urlHasPassword reports whether a connection string carries a password
+// (URL user info, a password query parameter, or a password= keyword).
+func urlHasPassword(s string) bool {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(s) {
+		if strings.HasPrefix(strings.ToLower(f), "password=") {
+			return true
+		}
+	}
+	return false
+}
+
+// openStore opens the configured store; nodeID names this process's writes
+// in a shared store's change log.
+func openStore(ctx context.Context, c *StorageConfig, nodeID string) (store.Store, error) {
+	switch c.Type {
+	case "postgres":
+		var password string
+		if c.PasswordEnv != "" || c.PasswordFile != "" {
+			p, err := readSecret("storage.password_env", c.PasswordEnv, "storage.password_file", c.PasswordFile)
+			if err != nil {
+				return nil, err
+			}
+			password = p
+		}
+		return postgres.Open(ctx, postgres.Config{URL: c.URL, Password: password, MaxConns: c.MaxConns, NodeID: nodeID})
+	default:
+		return sqlite.Open(c.Path)
+	}
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPostgresStorageConfig(t *testing.T) {
+	const head = `
+hsm { module = "/m.so"
+ token_label = "t"
+ pin_env = "P" }
+listener { tls_disable = true }
+`
+	tests := []struct {
+		name, storage, want string
+	}{
+		{name: "ok url and password file", storage: `type = "postgres"
+ url = "postgres://keyhold@db:5432/kh?sslmode=verify-full"
+ password_file = "/etc/keyhold/db-password"
+ max_conns = 4`},
+		{name: "ok url and password env", storage: `type = "postgres"
+ url = "host=db user=keyhold dbname=kh"
+ password_env = "KH_DB"`},
+		{name: "fail password in the url", storage: `type = "postgres"
+ url = "postgres://keyhold:hunter2-SECRET@db/kh"`, want: "must not hold the password"},
+		{name: "fail password query parameter", storage: `type = "postgres"
+ url = "postgres://keyhold@db/kh?password=SECRET"`, want: "must not hold the password"},
+		{name: "fail password keyword", storage: `type = "postgres"
+ url = "host=db password=SECRET"`, want: "must not hold the password"},
+		{name: "fail no url", storage: `type = "postgres"`, want: "storage.url is required"},
+		{name: "fail path with postgres", storage: `type = "postgres"
+ url = "postgres://k@db/kh"
+ path = "/x.db"`, want: "storage.path is for type"},
+		{name: "fail url with sqlite", storage: `path = "/x.db"
+ url = "postgres://k@db/kh"`, want: "are for type"},
+		{name: "fail two password sources", storage: `type = "postgres"
+ url = "postgres://k@db/kh"
+ password_env = "A"
+ password_file = "/b"`, want: "at most one of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseConfig(head + "storage {\n " + tt.storage + "\n}\n")
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("parse: %v", err)
+				}
+				if cfg.Storage.Type != "postgres" {
+					t.Fatalf("type %q", cfg.Storage.Type)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestStoragePasswordSources(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "pw")
+	os.WriteFile(good, []byte("s3cret\n"), 0o600)
+	loose := filepath.Join(dir, "loose")
+	os.WriteFile(loose, []byte("s3cret\n"), 0o644)
+	t.Setenv("KH_TEST_DB_PW", "from-env")
+	tests := []struct {
+		name, env, file, want, wantErr string
+	}{
+		{name: "ok env", env: "KH_TEST_DB_PW", want: "from-env"},
+		{name: "ok file without its newline", file: good, want: "s3cret"},
+		{name: "fail file readable by others", file: loose, wantErr: "readable by group or others"},
+		{name: "fail env unset", env: "KH_TEST_DB_PW_UNSET", wantErr: "is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readSecret("storage.password_env", tt.env, "storage.password_file", tt.file)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v, want %q", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// What a store shared by several appliance nodes offers beyond
+// transactions. Each is a separate interface, checked by type assertion: a
+// single-node store (SQLite) implements none of them and its node is then
+// alone, leads every job and needs no invalidation signal.
+
+// ErrLeaseHeld is returned by AcquireLease when another holder has the
+// lease and it has not expired.
+var ErrLeaseHeld = errors.New("store: lease held by another node")
+
+// ErrLeaseLost is returned by RenewLease when the lease expired or was
+// taken over: the holder must stop at once what the lease guarded.
+var ErrLeaseLost = errors.New("store: lease lost")
+
+// Change is one committed write transaction of some node, named by what it
+// touched, so that other nodes can drop what they cached of it.
+type Change struct {
+	Seq  int64  // increasing in commit order; gaps are allowed
+	Node string // the NodeID of the store that committed it
+	// Paths names what changed: "kv:" + a key/value path, "key:" + mount +
+	// "/" + key name, "kmip:" + mount + "/" + scope + "/" + id. A path that
+	// ends with "/" stands for everything under it.
+	Paths []string
+}
+
+// ChangeLog is the store's record of committed writes, kept for a while so
+// that every node sees every change (a node that fell further behind than
+// the log reaches must drop all it caches).
+type ChangeLog interface {
+	// NodeID names this store's writes in the log (one per process).
+	NodeID() string
+	// ChangesSince returns, in order, up to limit changes with Seq > after,
+	// and the oldest Seq the log still holds (0 when empty): if it is above
+	// after+1, changes may have been pruned in between.
+	ChangesSince(ctx context.Context, after int64, limit int) (changes []Change, oldest int64, err error)
+	// LatestChange returns the Seq of the newest committed change, 0 if none.
+	LatestChange(ctx context.Context) (int64, error)
+	// WaitChange returns when a change may have been committed since it was
+	// called (a push from the database), when d has passed, or when ctx ends.
+	// It returns an error when the push channel is broken.
+	WaitChange(ctx context.Context, d time.Duration) error
+	// PruneChanges forgets the changes committed before the time given.
+	PruneChanges(ctx context.Context, before time.Time) (int, error)
+}
+
+// Lease is the right of one holder to run something alone until it
+// expires. Expiry is on the database's clock; Deadline is the holder's own
+// (monotonic) view of it, earlier than the database's, so that a holder has
+// stopped before anyone else can take the lease over.
+type Lease struct {
+	Name       string
+	Holder     string
+	Epoch      int64     // increases with every change of holder (a fencing token)
+	AcquiredAt time.Time // database clock, when this holder took it
+	ExpiresAt  time.Time // database clock
+	Deadline   time.Time // local clock (with a monotonic reading): stop before this
+}
+
+// Leases are named leases with expiry on the database's clock.
+type Leases interface {
+	// AcquireLease takes the lease for holder for ttl if it is free,
+	// expired or already the holder's; ErrLeaseHeld otherwise.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (*Lease, error)
+	// RenewLease extends a held lease by ttl from now; ErrLeaseLost if it
+	// is no longer the holder's in the same epoch.
+	RenewLease(ctx context.Context, l *Lease, ttl time.Duration) (*Lease, error)
+	// ReleaseLease gives a held lease up (it expires at once); releasing a
+	// lease that was lost is not an error.
+	ReleaseLease(ctx context.Context, l *Lease) error
+	// GetLease returns the lease's current state, or ErrNotFound if it was
+	// never taken. Deadline is zero.
+	GetLease(ctx context.Context, name string) (*Lease, error)
+}
+
+// Node is an appliance process as it reports itself to the others.
+type Node struct {
+	ID        string    // the process's NodeID
+	Name      string    // the configured node name (e.g. the host name)
+	APIAddr   string    // the address clients reach its REST API at
+	Version   string    // the appliance version
+	Info      []byte    // JSON the node publishes about itself (health, listeners)
+	StartedAt time.Time // database clock
+	SeenAt    time.Time // database clock, last heartbeat
+	Now       time.Time // the database's clock when the list was read
+}
+
+// Nodes is the registry of the nodes sharing the store.
+type Nodes interface {
+	// Heartbeat records n (by ID) as alive now, on the database's clock.
+	Heartbeat(ctx context.Context, n *Node) error
+	// ListNodes returns every registered node, sorted by name then ID.
+	ListNodes(ctx context.Context) ([]Node, error)
+	// ForgetNodes removes the nodes not seen since before.
+	ForgetNodes(ctx context.Context, before time.Time) (int, error)
+	// RemoveNode removes a node that stops cleanly.
+	RemoveNode(ctx context.Context, id string) error
+}
