@@ -14,11 +14,11 @@ export CGO_ENABLED := 1
 # Debian packages the build and the tests need, as "command:package"; the
 # PostgreSQL server (tests start their own from its binaries) is checked by path.
 DEPS := softhsm2-util:softhsm2 openssl:openssl gcc:gcc sqlite3:sqlite3 \
-        curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd pykmip-server:python3-pykmip
+        curl:curl jq:jq uuidgen:uuid-runtime xxd:xxd chromium:chromium pykmip-server:python3-pykmip
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: all deps build run test test-go lint bench clean
+.PHONY: all deps build run test test-go lint bench clean ui-deps ui-screenshots
 
 all: build
 
@@ -42,7 +42,19 @@ run: build
 	./$(BIN) server -dev -dev-dir $(DEV_DIR) -dev-listen-address $(DEV_ADDR)
 
 # Everything CI runs.
-test: deps lint test-go
+test: deps lint ui-deps test-go
+
+# The web console's end-to-end tests (ui/e2e) drive Debian's chromium (in
+# DEPS) with playwright-core, installed from ui/e2e/package-lock.json.
+UI_E2E := ui/e2e
+ui-deps: deps
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20 and npm are required for the console's tests"; exit 1; }
+	@[ $(UI_E2E)/node_modules/.package-lock.json -nt $(UI_E2E)/package-lock.json ] || npm ci --prefix $(UI_E2E) --no-audit --no-fund
+
+# Screenshots of the console's main pages in ui/e2e/screenshots (or
+# KEYHOLD_SCREENSHOTS), made by the workflow test.
+ui-screenshots: build ui-deps
+	KEYHOLD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestConsoleWorkflow' ./ui/e2e
 
 # The KMIP conformance runner (kmip/conformance) replays the OASIS test
 # cases in ../shared/kmip-testcases during the tests; its report follows.
@@ -68,4 +80,4 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'KMIPLoad' -benchtime 1x -count 1 -timeout 30m ./kmip | tee -a bench.txt
 
 clean:
-	rm -rf bin bench.txt kmip-conformance.txt
+	rm -rf bin bench.txt $(UI_E2E)/screenshots kmip-conformance.txt

@@ -59,7 +59,7 @@ func TestAuditLogRead(t *testing.T) {
 		t.Fatalf("older events: %+v / %+v", evs[1].Request, evs[2].Request)
 	}
 	v, _ := data["verification"].(map[string]any)
-	if v["intact"] != true || v["problem"] != nil || data["file_path"] != logPath || data["more"] != false {
+	if v["intact"] != true || v["problem"] != nil || data["file_path"] != logPath || data["more"] != false || len(v["notes"].([]any)) != 0 {
 		t.Fatalf("answer: %v", data)
 	}
 	if _, evs := auditLog(t, root, map[string][]string{"key": {"alpha"}, "result": {"error"}}); len(evs) != 1 {

@@ -1,0 +1,350 @@
+// Package e2e drives the web console in headless Chromium against a real
+// `keyhold server -dev` process, one per test with its own dev folder. The
+// browser side is Node scripts over playwright-core (package.json and its
+// lock here; `make ui-deps` installs them and Debian's chromium); this
+// package starts the appliance and the cloud fake, runs a script, and then
+// checks what the appliance, the fake and the downloads really hold, so a
+// console that only looks right does not pass.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/keymgmt/kmsfake"
+)
+
+// dir is this package's folder: the scripts and node_modules live here.
+func dir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// prerequisites fails (not skips) when the browser or the driver is
+// missing: `make test` installs both.
+func prerequisites(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed: the console's end-to-end tests need Node.js 20 (run `make ui-deps`)")
+	}
+	if _, err := os.Stat(chromium()); err != nil {
+		t.Fatalf("%s is missing: run `make ui-deps` (apt-get install chromium)", chromium())
+	}
+	if _, err := os.Stat(filepath.Join(dir(t), "node_modules", "playwright-core")); err != nil {
+		t.Fatal("playwright-core is not installed: run `make ui-deps` (npm ci in ui/e2e)")
+	}
+}
+
+func chromium() string {
+	if c := os.Getenv("KEYHOLD_CHROMIUM"); c != "" {
+		return c
+	}
+	return "/usr/bin/chromium"
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// keyholdBin is $KEYHOLD_BIN (the Makefile passes bin/keyhold), else the
+// binary built once for this test run.
+func keyholdBin(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("KEYHOLD_BIN"); b != "" {
+		abs, err := filepath.Abs(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	binOnce.Do(func() {
+		out, err := os.MkdirTemp("", "keyhold-e2e-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(out, "keyhold")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/keyhold/keyhold/cmd/keyhold")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, b)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// appliance is a running dev server.
+type appliance struct {
+	addr, token, dir string
+	logs             *strings.Builder
+}
+
+// devServer starts `keyhold server -dev` in a fresh folder and waits for
+// its root token.
+func devServer(t *testing.T) *appliance {
+	t.Helper()
+	d := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(keyholdBin(t), "server", "-dev", "-dev-dir", d, "-dev-listen-address", addr)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	cmd.Stderr = &lockedWriter{w: logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`Root Token:\s+(\S+)`)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case tok := <-found:
+		return &appliance{addr: "http://" + addr, token: tok, dir: d, logs: logs}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the dev server did not start:\n%s", logs.String())
+	}
+	return nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// screenshots is where the scripts save their PNGs: $KEYHOLD_SCREENSHOTS,
+// else ui/e2e/screenshots (ignored by git).
+func screenshots(t *testing.T) string {
+	if d := os.Getenv("KEYHOLD_SCREENSHOTS"); d != "" {
+		return d
+	}
+	return filepath.Join(dir(t), "screenshots")
+}
+
+// node runs one script against the appliance; its output goes to the test
+// log, and a non-zero exit fails the test.
+func node(t *testing.T, a *appliance, script string, extra ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = dir(t)
+	cmd.Env = append(os.Environ(),
+		"KEYHOLD_ADDR="+a.addr,
+		"KEYHOLD_TOKEN="+a.token,
+		"KEYHOLD_CHROMIUM="+chromium(),
+		"KEYHOLD_SCREENSHOTS="+screenshots(t),
+		"KEYHOLD_DOWNLOADS="+t.TempDir(),
+	)
+	cmd.Env = append(cmd.Env, extra...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("node %s:\n%s", script, out.String())
+	if err != nil {
+		t.Fatalf("node %s: %v", script, err)
+	}
+}
+
+// rest calls the appliance's API with a token and decodes data.
+func rest(t *testing.T, a *appliance, token, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.addr+"/v1/"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data map[string]any `json:"data"`
+		Auth map[string]any `json:"auth"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if out.Data == nil {
+		out.Data = out.Auth
+	}
+	return resp.StatusCode, out.Data
+}
+
+// TestConsoleWorkflow runs workflow.mjs, then checks the cloud fake, the
+// downloads and the appliance's state through the API.
+func TestConsoleWorkflow(t *testing.T) {
+	prerequisites(t)
+	aws := kmsfake.NewAWS("us-east-1")
+	fake := aws.Serve()
+	defer fake.Close()
+	a := devServer(t)
+	downloads := t.TempDir()
+	node(t, a, "workflow.mjs",
+		"KEYHOLD_FAKE_AWS="+fake.URL,
+		"KEYHOLD_AUDIT_FILE="+filepath.Join(a.dir, "audit.log"),
+		"KEYHOLD_KMIP_ADDR="+freeAddr(t),
+		"KEYHOLD_XKS_ADDR="+freeAddr(t),
+		"KEYHOLD_DOWNLOADS="+downloads,
+	)
+
+	// The key reached the fake AWS KMS: one AWS key per version, the first
+	// disabled there by min_enabled_version=2.
+	states := map[string]string{}
+	for _, k := range aws.Keys() {
+		if k.Tags["keyhold-key"] == "payments-key" {
+			if k.Material == nil {
+				t.Fatalf("AWS key %s has no imported material", k.ID)
+			}
+			states[k.Tags["keyhold-version"]] = k.State
+		}
+	}
+	if len(states) != 2 || states["1"] != "Disabled" || states["2"] != "Enabled" {
+		t.Fatalf("AWS holds versions %v, want 1 Disabled and 2 Enabled", states)
+	}
+
+	// The PEM bundle holds a private key and a certificate issued by the
+	// mount's CA (the CA file downloaded from the console).
+	caPEM, err := os.ReadFile(filepath.Join(downloads, "kmip-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(downloads, "kmip-client.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	var leaf *x509.Certificate
+	for rest := bundle; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		types = append(types, blk.Type)
+		if blk.Type == "CERTIFICATE" && leaf == nil {
+			if leaf, err = x509.ParseCertificate(blk.Bytes); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if strings.Join(types, ",") != "PRIVATE KEY,CERTIFICATE,CERTIFICATE" || leaf == nil {
+		t.Fatalf("bundle blocks %v", types)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the downloaded CA is not a PEM certificate")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("the client certificate does not chain to the downloaded CA: %v", err)
+	}
+	if code, d := rest(t, a, a.token, "GET", "kmip/scope/finance/role/accounting", nil); code != 200 || d["operation_locate"] != true || d["operation_encrypt"] != nil {
+		t.Fatalf("role as saved: %d %v", code, d)
+	}
+
+	// The XKS key is disabled; the secret the console showed is one the
+	// appliance accepts (its access key id is listed).
+	if code, d := rest(t, a, a.token, "GET", "xks/key/xks-key-1", nil); code != 200 || d["enabled"] != false {
+		t.Fatalf("xks key: %d %v", code, d)
+	}
+	if _, err := os.ReadFile(filepath.Join(downloads, "xks-secret.txt")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Secrets never reached the audit file in the clear.
+	trail, err := os.ReadFile(filepath.Join(a.dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"console-secret-never-shown", a.token} {
+		if bytes.Contains(trail, []byte(s)) {
+			t.Fatalf("%q is in the audit trail", s)
+		}
+	}
+	if strings.Contains(a.logs.String(), a.token) {
+		t.Fatal("the root token is in the server log")
+	}
+}
+
+// TestConsoleXSS: markup in names and descriptions shows as text and runs
+// nothing.
+func TestConsoleXSS(t *testing.T) {
+	prerequisites(t)
+	a := devServer(t)
+	node(t, a, "xss.mjs", "KEYHOLD_AUDIT_FILE="+filepath.Join(a.dir, "audit.log"))
+}
+
+// TestConsoleDeniedToken: a token without rights sees the refusal on each
+// page, not a blank page.
+func TestConsoleDeniedToken(t *testing.T) {
+	prerequisites(t)
+	a := devServer(t)
+	if code, _ := rest(t, a, a.token, "POST", "sys/mounts/keymgmt", map[string]any{"type": "keymgmt"}); code != 204 {
+		t.Fatalf("enable keymgmt: %d", code)
+	}
+	if code, _ := rest(t, a, a.token, "POST", "sys/policy/keys-reader", map[string]any{
+		"policy": `path "keymgmt/key" { capabilities = ["list"] }`}); code != 204 {
+		t.Fatalf("policy: %d", code)
+	}
+	code, auth := rest(t, a, a.token, "POST", "auth/token/create", map[string]any{"policies": []string{"keys-reader"}, "display_name": "reader"})
+	if code != 200 || auth["client_token"] == nil {
+		t.Fatalf("token create: %d %v", code, auth)
+	}
+	node(t, a, "denied.mjs", "KEYHOLD_LIMITED_TOKEN="+auth["client_token"].(string))
+}

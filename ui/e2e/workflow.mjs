@@ -1,0 +1,203 @@
+// The operator's workflow through the console, every step through its
+// forms and buttons: sign in, enable an audit device and the three mount
+// types, create a key, rotate it, add a KMS provider (the AWS fake the Go
+// test runs) and distribute the key to it, configure KMIP, make a scope and
+// a role and generate a client certificate (downloaded once), configure
+// XKS, create a key there and disable it, find each action in the audit
+// view, then sign out. Screenshots of the main pages are saved on the way.
+// The Go test checks afterwards what the clouds and files received.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { open, close, env, go, signIn, see, field, submit, confirm, shot, flash, check, log } from './lib.mjs';
+
+const KEY = 'payments-key';
+const KMS = 'aws-fake';
+const fakeAWS = process.env.KEYHOLD_FAKE_AWS;
+const auditFile = process.env.KEYHOLD_AUDIT_FILE;
+const kmipAddr = process.env.KEYHOLD_KMIP_ADDR;
+const xksAddr = process.env.KEYHOLD_XKS_ADDR;
+check(fakeAWS && auditFile && kmipAddr && xksAddr, 'the Go test sets KEYHOLD_FAKE_AWS, KEYHOLD_AUDIT_FILE, KEYHOLD_KMIP_ADDR, KEYHOLD_XKS_ADDR');
+
+const b = await open();
+const { page } = b;
+const requested = [];
+page.on('request', (r) => requested.push(r.url()));
+
+async function saveDownload(trigger, name) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), trigger()]);
+  const file = path.join(env.downloads, name);
+  await dl.saveAs(file);
+  log('downloaded', dl.suggestedFilename(), '->', file);
+  return dl.suggestedFilename();
+}
+
+async function enableMount(type, p) {
+  await field(page, 'mount-form', 'Type').selectOption(type);
+  await field(page, 'mount-form', 'Path').fill(p);
+  await submit(page, 'mount-form');
+  await flash(page, `Enabled ${type} at ${p}/`);
+}
+
+try {
+  log('sign in');
+  await signIn(page);
+  await see(page.getByTestId('health'), 'healthy');
+  await see(page.locator('#who'), 'root');
+
+  log('audit device');
+  await go(page, '#/audit');
+  await field(page, 'audit-enable-form', 'File on the appliance').fill(auditFile);
+  await submit(page, 'audit-enable-form');
+  await see(page.getByTestId('verification'), 'Chain intact');
+
+  log('mounts');
+  await go(page, '#/');
+  await enableMount('keymgmt', 'keymgmt');
+  await enableMount('kmip', 'kmip');
+  await enableMount('xks', 'xks');
+
+  log('create a key, rotate it');
+  await go(page, '#/keys/keymgmt');
+  await field(page, 'key-create', 'Name').fill(KEY);
+  await field(page, 'key-create', 'Type').selectOption('rsa-2048');
+  await submit(page, 'key-create');
+  await see(page.getByTestId('key-name'), KEY);
+  await page.getByTestId('rotate').click();
+  await flash(page, `Rotated ${KEY}: version 2 is the latest`);
+
+  log('KMS provider (the AWS fake)');
+  await go(page, '#/keys/keymgmt/kms');
+  await field(page, 'kms-create', 'Name').fill(KMS);
+  await field(page, 'kms-create', 'Provider').selectOption('awskms');
+  await field(page, 'kms-create', 'Key collection').fill('us-east-1');
+  await field(page, 'kms-create', 'Access key id').fill('AKIAEXAMPLECONSOLE');
+  await field(page, 'kms-create', 'Secret access key').fill('console-secret-never-shown');
+  await field(page, 'kms-create', 'Endpoint').fill(fakeAWS);
+  await submit(page, 'kms-create');
+  await flash(page, `Added KMS provider ${KMS}`);
+  check(await field(page, 'kms-create', 'Secret access key').inputValue() === '', 'the secret stays in the form');
+
+  log('distribute the key');
+  await go(page, `#/keys/keymgmt/key/${KEY}`);
+  await field(page, 'distribute', 'KMS provider').selectOption(KMS);
+  await field(page, 'distribute', 'Protection').selectOption('hsm');
+  await submit(page, 'distribute');
+  await flash(page, `${KEY} distributed to ${KMS}`);
+  const dist = page.getByTestId('dist-' + KMS);
+  await see(dist, 'distributed');
+  check(await dist.locator('tbody tr').count() === 2, 'both versions are at the provider');
+  log('min_enabled_version 2');
+  await field(page, 'min-version', 'Min. enabled version').fill('2');
+  await submit(page, 'min-version');
+  await flash(page, `min_enabled_version of ${KEY} is 2`);
+  await see(page.getByTestId('dist-' + KMS).locator('tbody tr').last(), 'disabled');
+  await shot(page, 'key-detail');
+
+  log('KMIP');
+  await go(page, '#/kmip/kmip');
+  await field(page, 'kmip-config', 'Listen addresses').fill(kmipAddr);
+  await submit(page, 'kmip-config');
+  await flash(page, 'KMIP configuration saved');
+  await see(page.locator('main'), kmipAddr);
+  const caName = await saveDownload(() => page.getByTestId('kmip-ca-download').click(), 'kmip-ca.pem');
+  check(caName === 'kmip-kmip-ca.pem', 'CA file name ' + caName);
+  await field(page, 'scope-create', 'Name').fill('finance');
+  await submit(page, 'scope-create');
+  await flash(page, 'Created scope finance');
+  await page.getByRole('link', { name: 'finance', exact: true }).click();
+  await see(page.locator('main h1'), 'Scope finance');
+  await page.getByTestId('ops-select-all').click();
+  await page.getByTestId('ops-select-none').click();
+  for (const op of ['create', 'get', 'locate', 'activate', 'revoke', 'destroy', 'get_attributes']) await page.getByTestId('op-' + op).check();
+  await field(page, 'role-create', 'Name').fill('accounting');
+  await submit(page, 'role-create');
+  await see(page.locator('main h1'), 'Role accounting');
+  check(await page.getByTestId('op-locate').isChecked(), 'locate is granted');
+  check(!(await page.getByTestId('op-encrypt').isChecked()), 'encrypt is not granted');
+  await page.getByTestId('cred-generate').click();
+  await see(page.locator('.secret-once'), 'Client certificate');
+  const bundleName = await saveDownload(() => page.getByTestId('secret-download').click(), 'kmip-client.pem');
+  check(/^kmip-finance-accounting-\d+\.pem$/.test(bundleName), 'bundle file name ' + bundleName);
+  check(await page.getByTestId('secret-download').isDisabled(), 'the bundle is offered once');
+  await see(page.locator('table'), (await page.getByTestId('secret-serial-number').textContent()).trim());
+  await shot(page, 'kmip-role');
+  await page.getByTestId('secret-close').click();
+  check(await page.locator('.secret-once').count() === 0, 'the one-time panel is gone');
+
+  log('XKS');
+  await go(page, '#/xks/xks');
+  await field(page, 'xks-config', 'Listen addresses').fill(xksAddr);
+  await field(page, 'xks-config', 'URI path prefixes (key stores)').fill('example/keystore');
+  await submit(page, 'xks-config');
+  await flash(page, 'XKS configuration saved');
+  await see(page.getByTestId('xks-health'), xksAddr);
+  await field(page, 'xks-key-create', 'Name (externalKeyId)').fill('xks-key-1');
+  await submit(page, 'xks-key-create');
+  await flash(page, 'Created XKS key xks-key-1');
+  await see(page.getByTestId('xks-keys'), 'ENABLED', { exact: true });
+  await page.getByTestId('xks-toggle-xks-key-1').click();
+  await flash(page, 'xks-key-1 disabled');
+  await see(page.getByTestId('xks-keys'), 'DISABLED', { exact: true });
+  check((await page.getByTestId('xks-toggle-xks-key-1').textContent()) === 'Enable', 'the button now enables');
+  await field(page, 'xks-cred-generate', 'Key store').selectOption('example/keystore');
+  await submit(page, 'xks-cred-generate');
+  await see(page.locator('.secret-once'), 'SigV4 credential');
+  const secret = (await page.getByTestId('secret-secret-access-key').textContent()).trim();
+  check(secret.length >= 40, 'a secret access key is shown');
+  writeFileSync(path.join(env.downloads, 'xks-secret.txt'), secret);
+  await shot(page, 'xks');
+  await page.getByTestId('secret-close').click();
+  check(!(await page.content()).includes(secret), 'the XKS secret left the page');
+
+  log('audit view');
+  const expectEvent = async (filter, pathText) => {
+    await go(page, `#/audit/file?${filter}`);
+    await see(page.getByTestId('audit-events'), pathText);
+  };
+  await expectEvent(`key=${KEY}`, `keymgmt/key/${KEY}/rotate`);
+  await see(page.getByTestId('audit-events'), `keymgmt/kms/${KMS}/key/${KEY}`);
+  await expectEvent(`key=${KEY}&operation=create`, `keymgmt/key/${KEY}`);
+  await expectEvent('key=accounting', 'kmip/scope/finance/role/accounting/credential/generate');
+  await expectEvent('key=xks-key-1&operation=update', 'xks/key/xks-key-1');
+  // The filter form itself.
+  await go(page, '#/audit/file');
+  await field(page, 'audit-filters', 'Key or object').fill(KMS);
+  await field(page, 'audit-filters', 'Interface').selectOption('rest');
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/v1/sys/audit-log/file') && r.url().includes('key=aws-fake') && r.url().includes('interface=rest')),
+    submit(page, 'audit-filters'),
+  ]);
+  await page.waitForFunction((kms) => {
+    const rows = [...document.querySelectorAll('[data-testid=audit-events] tbody tr')];
+    return rows.length >= 3 && rows.every((r) => r.textContent.includes(kms));
+  }, KMS);
+  await field(page, 'audit-filters', 'Result').selectOption('error');
+  await field(page, 'audit-filters', 'Key or object').fill('');
+  await submit(page, 'audit-filters');
+  await page.waitForURL(/result=error/);
+  await see(page.getByTestId('verification'), 'Chain intact');
+  await go(page, '#/audit/file?limit=30');
+  await see(page.getByTestId('verification'), 'Chain intact');
+  await see(page.getByTestId('audit-events'), 'xks/credential/generate');
+  await shot(page, 'audit');
+
+  log('dashboard');
+  await go(page, '#/');
+  await see(page.getByTestId('counts'), 'client certificates');
+  await page.waitForTimeout(6500); // three readings of the metrics
+  await see(page.getByTestId('chart-ops'), 'rest read');
+  check(await page.locator('[data-testid=chart-rate] polyline').count() >= 1, 'the rate chart has a line');
+  await shot(page, 'dashboard');
+
+  log('the token stays out of URLs and the page');
+  check(!(await page.content()).includes(env.token), 'the token is not in the page');
+  check(requested.every((u) => !u.includes(env.token)), 'no request URL carries the token');
+  await page.getByTestId('signout').click();
+  await see(page.locator('main'), 'Sign in to Keyhold');
+  check(await page.evaluate(() => sessionStorage.length) === 0, 'sign-out empties sessionStorage');
+  await page.goto(env.addr + '/ui/#/keys/keymgmt');
+  await see(page.locator('main'), 'Sign in to Keyhold');
+} finally {
+  await close(b);
+}
+log('workflow passed');
