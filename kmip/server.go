@@ -265,17 +265,15 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 		b.written = nil
 	}
 	if err != nil {
+		if !errors.Is(err, errUndo) && len(out) > 0 {
+			// Every item succeeded but the commit failed: the last item
+			// carries the failure, the others are undone.
+			last := len(out) - 1
+			out[last], evs[last].err = failed(req.Items[last], err), err
+		}
 		for i := range out {
 			if out[i].ResultStatus == kmip.ResultStatusSuccess {
 				out[i].ResultStatus, out[i].ResponsePayload = kmip.ResultStatusOperationUndone, nil
-				evs[i].undone = true
-			}
-		}
-		if !errors.Is(err, errUndo) && len(out) > 0 {
-			// The commit itself failed: nothing of the batch happened.
-			last := &out[len(out)-1]
-			if last.ResultStatus == kmip.ResultStatusSuccess {
-				*last = failed(req.Items[len(out)-1], err)
 			}
 		}
 	}
@@ -297,11 +295,10 @@ func failed(it wire.Item, err error) kmip.ResponseBatchItem {
 // itemEvent is what is left to record of an item once it ran: its audit
 // entry (nil if not audited), its start time and error.
 type itemEvent struct {
-	op     kmip.Operation
-	entry  *audit.Entry
-	start  time.Time
-	err    error
-	undone bool
+	op    kmip.Operation
+	entry *audit.Entry
+	start time.Time
+	err   error
 }
 
 // item runs one batch item: decoding error, operation lookup, the role's

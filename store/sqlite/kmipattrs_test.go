@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -38,4 +40,37 @@ func FuzzAttrsColumn(f *testing.F) {
 			t.Fatalf("re-encoding changed %+v", attrs)
 		}
 	})
+}
+
+// An object written before the attrs column existed (attrs NULL) is read
+// from its attribute rows.
+func TestKMIPObjectWithoutAttrsColumn(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	o := &store.KMIPObject{Mount: "m", Scope: "s", ID: "old", Type: "SymmetricKey", Value: []byte("v"),
+		Attributes: []store.KMIPAttribute{{Name: "Name", Value: []byte("n"), Text: "n", HasText: true}, {Name: "State", Value: []byte{1}, Number: 1, HasNumber: true}}}
+	err = s.Update(ctx, func(stx store.Tx) error {
+		if err := stx.CreateKMIPObject(ctx, o); err != nil {
+			return err
+		}
+		_, err := stx.(*tx).tx.ExecContext(ctx, `UPDATE kmip_objects SET attrs = NULL WHERE id = 'old'`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *store.KMIPObject
+	if err := s.View(ctx, func(tx store.Tx) (err error) {
+		got, err = tx.GetKMIPObject(ctx, "m", "s", "old")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Attributes, o.Attributes) {
+		t.Fatalf("attributes from the rows: %+v", got.Attributes)
+	}
 }
