@@ -1,0 +1,176 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+)
+
+// Handler is told what other nodes changed under its prefix: the change
+// log's paths (see store.Change), or nil when the node lost track of the
+// log and must drop everything it caches. It runs on the watcher's
+// goroutine, in commit order, and must not call Sync or Guard.
+type Handler func(ctx context.Context, paths []string)
+
+type subscription struct {
+	prefix string
+	fn     Handler
+}
+
+// Subscribe calls fn with the paths of other nodes' changes that start
+// with prefix (e.g. "kv:sys/policy/", "kmip:").
+func (c *Cluster) Subscribe(prefix string, fn Handler) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.subs = append(c.subs, subscription{prefix: prefix, fn: fn})
+}
+
+// watch follows the change log until ctx ends.
+func (c *Cluster) watch(ctx context.Context) {
+	failing := false
+	for ctx.Err() == nil {
+		werr := c.log.WaitChange(ctx, c.o.Poll)
+		if ctx.Err() != nil {
+			return
+		}
+		err := c.fetch(ctx)
+		switch {
+		case err != nil && !failing:
+			c.o.Logger.Warn("ha: cannot read the change log; caches may go stale and guarded requests are refused after "+c.o.MaxStaleness.String(), "error", err)
+			failing = true
+		case err == nil && failing:
+			c.o.Logger.Info("ha: reading the change log again")
+			failing = false
+		}
+		if werr != nil || err != nil {
+			select { // no push channel: poll
+			case <-ctx.Done():
+			case <-time.After(c.o.Poll):
+			}
+		}
+	}
+}
+
+// fetch applies every change committed so far. Callers must not hold fetchMu.
+func (c *Cluster) fetch(ctx context.Context) error {
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	return c.fetchLocked(ctx, time.Now())
+}
+
+func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
+	const page = 1000
+	for {
+		changes, oldest, err := c.log.ChangesSince(ctx, c.applied, page)
+		if err != nil {
+			c.lagged.Store(true)
+			return err
+		}
+		if oldest > c.applied+1 && c.applied > 0 {
+			// The log was pruned past this node: it cannot know what changed.
+			c.o.Logger.Warn("ha: the change log was pruned past this node; dropping every cache", "applied", c.applied, "oldest", oldest)
+			c.dispatchAll(ctx, nil)
+		}
+		for _, ch := range changes {
+			c.applied = ch.Seq
+			if ch.Node == c.id {
+				continue // this node's own write: its caches know
+			}
+			c.dispatch(ctx, ch.Paths)
+		}
+		if len(changes) < page {
+			break
+		}
+	}
+	c.lagged.Store(false)
+	if start.UnixNano() > c.freshAt.Load() {
+		c.freshAt.Store(start.UnixNano())
+	}
+	return nil
+}
+
+// dispatch hands paths to the subscribers whose prefix they fall under. A
+// path ending in "/" (everything under it) also reaches subscribers of
+// longer prefixes inside it.
+func (c *Cluster) dispatch(ctx context.Context, paths []string) {
+	c.subMu.RLock()
+	subs := c.subs
+	c.subMu.RUnlock()
+	for _, s := range subs {
+		var mine []string
+		for _, p := range paths {
+			if strings.HasPrefix(p, s.prefix) || (strings.HasSuffix(p, "/") || strings.HasSuffix(p, ":")) && strings.HasPrefix(s.prefix, p) {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) > 0 {
+			c.call(ctx, s, mine)
+		}
+	}
+}
+
+func (c *Cluster) dispatchAll(ctx context.Context, paths []string) {
+	c.subMu.RLock()
+	subs := c.subs
+	c.subMu.RUnlock()
+	for _, s := range subs {
+		c.call(ctx, s, paths)
+	}
+}
+
+// call runs a handler; a panic in one is logged, not fatal to the watcher.
+func (c *Cluster) call(ctx context.Context, s subscription, paths []string) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.o.Logger.Error("ha: change handler panicked", "prefix", s.prefix, "panic", p)
+		}
+	}()
+	s.fn(ctx, paths)
+}
+
+// Staleness is how long ago the node last caught up with the change log
+// (0 for a store that is not shared).
+func (c *Cluster) Staleness() time.Duration {
+	if c.log == nil {
+		return 0
+	}
+	return time.Since(time.Unix(0, c.freshAt.Load()))
+}
+
+// Sync applies every change committed before it was called, reading the
+// log now unless a read that started after the call has done so already.
+func (c *Cluster) Sync(ctx context.Context) error {
+	if c.log == nil {
+		return nil
+	}
+	called := time.Now()
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	if c.freshAt.Load() >= called.UnixNano() {
+		return nil
+	}
+	if err := c.fetchLocked(ctx, time.Now()); err != nil {
+		return fault.Wrap(fault.Unavailable, err, "this node cannot read the cluster's change log")
+	}
+	return nil
+}
+
+// Guard lets a request through if the node has caught up with the change
+// log within MaxStaleness, catching up first if it has not; it fails
+// (Unavailable) when it cannot, so that nothing is served from caches that
+// may miss a revocation.
+func (c *Cluster) Guard(ctx context.Context) error {
+	if c.log == nil || c.Staleness() < c.o.MaxStaleness {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.o.MaxStaleness)
+	defer cancel()
+	err := c.Sync(sctx)
+	if err != nil && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		return fault.New(fault.Unavailable, "this node is behind the cluster's change log")
+	}
+	return err
+}
