@@ -1,17 +1,20 @@
 package kmip_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	"github.com/keyhold/keyhold/kmip/wire"
 	gokmip "github.com/ovh/kmip-go"
@@ -30,7 +33,7 @@ import (
 //
 // KMIP_LOAD_CONNECTIONS (default 8), KMIP_LOAD_DURATION (per measurement,
 // default 10s) and KMIP_LOAD_KEYS (keys Get cycles through, default 64)
-// adjust it. Targets of issue 5 at 8 connections: Create >= 30x and Get >=
+// adjust it; KMIP_LOAD_AUDIT=1 enables a file audit device on Keyhold. Targets of issue 5 at 8 connections: Create >= 30x and Get >=
 // 50x PyKMIP's rate.
 
 func envInt(name string, def int) int {
@@ -175,7 +178,16 @@ func BenchmarkKMIPLoad(b *testing.B) {
 	conns := envInt("KMIP_LOAD_CONNECTIONS", 8)
 	dur := envDuration("KMIP_LOAD_DURATION", 10*time.Second)
 	nkeys := envInt("KMIP_LOAD_KEYS", 64)
-	e := kmiptest.Start(b, kmiptest.Options{})
+	var opts kmiptest.Options
+	if os.Getenv("KMIP_LOAD_AUDIT") != "" { // a file audit device on Keyhold
+		logPath := filepath.Join(b.TempDir(), "audit.log")
+		opts.Audit = func(a *audit.Broker) {
+			if err := a.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	e := kmiptest.Start(b, opts)
 	e.Role(b, "load", "all", "all")
 	cert, _ := e.Credential(b, "load", "all")
 	targets := []loadTarget{{"keyhold", e.Addr, e.TLSConfig(cert)}}
