@@ -107,7 +107,7 @@ func freeAddr(t *testing.T) string {
 // appliance is a running dev server.
 type appliance struct {
 	addr, token, dir string
-	logs             *strings.Builder
+	logs             *lockedWriter
 }
 
 // devServer starts `keyhold server -dev` in a fresh folder and waits for
@@ -121,8 +121,8 @@ func devServer(t *testing.T) *appliance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &strings.Builder{}
-	cmd.Stderr = &lockedWriter{w: logs}
+	logs := &lockedWriter{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,15 +153,22 @@ func devServer(t *testing.T) *appliance {
 	return nil
 }
 
+// lockedWriter collects the server's log while the test reads it.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // screenshots is where the scripts save their PNGs: $KEYHOLD_SCREENSHOTS,
