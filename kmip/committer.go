@@ -3,6 +3,7 @@ package kmip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/keyhold/keyhold/store"
@@ -93,7 +94,7 @@ func (c *committer) run(group []*commitReq) {
 	ctx := context.Background()
 	err := c.st.Update(ctx, func(tx store.Tx) error {
 		for _, r := range group {
-			if err := r.fn(tx); err != nil {
+			if err := r.call(tx); err != nil {
 				return err
 			}
 		}
@@ -106,6 +107,17 @@ func (c *committer) run(group []*commitReq) {
 		return
 	}
 	for _, r := range group {
-		r.err <- c.st.Update(ctx, r.fn)
+		r.err <- c.st.Update(ctx, r.call)
 	}
+}
+
+// call runs a write function; a panic (a bug) fails that write instead of
+// the process, since writes run on the committer's goroutine.
+func (r *commitReq) call(tx store.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kmip: a write failed: %v", p)
+		}
+	}()
+	return r.fn(tx)
 }

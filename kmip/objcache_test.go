@@ -1,9 +1,12 @@
 package kmip
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/store"
 	"github.com/ovh/kmip-go"
 )
 
@@ -82,3 +85,21 @@ func TestObjectCache(t *testing.T) {
 		}
 	})
 }
+
+func TestCommitterSurvivesAPanickingWrite(t *testing.T) {
+	st := &countingStore{}
+	c := newCommitter(st)
+	defer c.close()
+	err := c.do(t.Context(), func(store.Tx) error { panic("bug") })
+	if err == nil || !strings.Contains(err.Error(), "a write failed") {
+		t.Fatalf("a panicking write: %v", err)
+	}
+	if err := c.do(t.Context(), func(store.Tx) error { return nil }); err != nil {
+		t.Fatalf("the committer after a panic: %v", err)
+	}
+}
+
+// countingStore is a store.Store whose transactions do nothing.
+type countingStore struct{ store.Store }
+
+func (s *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error { return fn(nil) }
