@@ -73,6 +73,7 @@ func New(d Deps) *Server {
 	s.metricsRoutes()
 	s.xksRoutes()
 	s.kmipRoutes()
+	s.kmipObjectRoutes()
 	s.tokenRoutes()
 	s.policyRoutes()
 	return s

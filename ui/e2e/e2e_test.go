@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -29,6 +30,9 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
 )
 
 // dir is this package's folder: the scripts and node_modules live here.
@@ -243,10 +247,11 @@ func TestConsoleWorkflow(t *testing.T) {
 	defer fake.Close()
 	a := devServer(t)
 	downloads := t.TempDir()
+	kmipAddr := freeAddr(t)
 	node(t, a, "workflow.mjs",
 		"KEYHOLD_FAKE_AWS="+fake.URL,
 		"KEYHOLD_AUDIT_FILE="+filepath.Join(a.dir, "audit.log"),
-		"KEYHOLD_KMIP_ADDR="+freeAddr(t),
+		"KEYHOLD_KMIP_ADDR="+kmipAddr,
 		"KEYHOLD_XKS_ADDR="+freeAddr(t),
 		"KEYHOLD_DOWNLOADS="+downloads,
 	)
@@ -304,6 +309,10 @@ func TestConsoleWorkflow(t *testing.T) {
 	if code, d := rest(t, a, a.token, "GET", "kmip/scope/finance/role/accounting", nil); code != 200 || d["operation_locate"] != true || d["operation_encrypt"] != nil {
 		t.Fatalf("role as saved: %d %v", code, d)
 	}
+	// The credential works: a KMIP client with the downloaded bundle
+	// creates a key in the scope (the dashboard counts it below), and keeps
+	// getting it while the dashboard draws its charts.
+	stop := kmipTraffic(t, kmipAddr, caPEM, bundle)
 
 	// The XKS key is disabled; the secret the console showed is one the
 	// appliance accepts (its access key id is listed).
@@ -326,6 +335,63 @@ func TestConsoleWorkflow(t *testing.T) {
 	}
 	if strings.Contains(a.logs.String(), a.token) {
 		t.Fatal("the root token is in the server log")
+	}
+
+	node(t, a, "dashboard.mjs")
+	if n := stop(); n < 5 {
+		t.Fatalf("only %d KMIP Gets were served", n)
+	}
+}
+
+// kmipTraffic connects to the KMIP listener with a PEM bundle (key,
+// certificate, CA), creates an AES key, and then gets it every 200 ms until
+// stop is called, which returns how many Gets succeeded.
+func kmipTraffic(t *testing.T, addr string, caPEM, bundle []byte) (stop func() int) {
+	t.Helper()
+	cert, err := tls.X509KeyPair(bundle, bundle)
+	if err != nil {
+		t.Fatalf("the bundle is not a usable TLS credential: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &kmiptest.Client{Conn: conn}
+	it, err := c.Do(gokmip.V1_4, &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, TemplateAttribute: gokmip.TemplateAttribute{
+		Attribute: []gokmip.Attribute{
+			{AttributeName: gokmip.AttributeNameCryptographicAlgorithm, AttributeValue: gokmip.CryptographicAlgorithmAES},
+			{AttributeName: gokmip.AttributeNameCryptographicLength, AttributeValue: int32(256)},
+		}}})
+	if err != nil || it.ResultStatus != gokmip.ResultStatusSuccess {
+		conn.Close()
+		t.Fatalf("KMIP Create with the console's credential: %v %+v", err, it)
+	}
+	id := it.ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier
+	done := make(chan struct{})
+	gets := make(chan int, 1)
+	go func() {
+		n := 0
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				gets <- n
+				return
+			case <-tick.C:
+				if it, err := c.Do(gokmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: id}); err == nil && it.ResultStatus == gokmip.ResultStatusSuccess {
+					n++
+				}
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		n := <-gets
+		conn.Close()
+		return n
 	}
 }
 

@@ -98,6 +98,8 @@ async function countsView() {
       tiles.push(countTile('keys', await countOf(`${p}/key`), `#/keys/${enc(m.path)}`));
       tiles.push(countTile('KMS providers', await countOf(`${p}/kms`), `#/keys/${enc(m.path)}/kms`));
     } else if (m.type === 'kmip') {
+      const objects = await settle(() => api.read(`${p}/objects`));
+      tiles.push(countTile('KMIP objects', objects.error ? objects : { n: objects.count }, `#/kmip/${enc(m.path)}`));
       const scopes = await countOf(`${p}/scope`);
       tiles.push(countTile('scopes', scopes, `#/kmip/${enc(m.path)}`));
       if (!scopes.error) {
@@ -172,11 +174,19 @@ async function recentAudit() {
     h('p', null, h('a', { href: `#/audit/${enc(devices[0])}` }, 'All events of ', h('code', null, devices[0] + '/'), ' →')));
 }
 
+// topPerInterface keeps the n busiest operations of each interface, so a
+// quiet interface is not hidden by a busy one.
+function topPerInterface(byOp, n) {
+  const groups = {};
+  for (const [k, v] of Object.entries(byOp)) (groups[k.split(' ')[0]] ||= []).push([k, v]);
+  return Object.values(groups).flatMap((g) => g.sort((a, b) => b[1] - a[1]).slice(0, n));
+}
+
 function drawActivity() {
   if (history.length === 0) return h('p', { class: 'loading' }, 'Reading metrics…');
   const cur = history[history.length - 1];
-  // The time axis covers what this tab has seen: one minute to five.
-  const span = Math.min(WINDOW_MS, Math.max(60000, Date.now() - history[0].t));
+  // The time axis covers what this tab has seen: 30 seconds to five minutes.
+  const span = Math.min(WINDOW_MS, Math.max(30000, Date.now() - history[0].t));
   const pairs = [];
   for (let i = 1; i < history.length; i++) pairs.push([history[i].t, rates(history[i - 1], history[i])]);
   const ser = (key, cls, name, pick) => ({ name, cls, points: pairs.map(([t, r]) => [t, r[key] ? pick(r[key]) : 0]) });
@@ -208,8 +218,8 @@ function drawActivity() {
     h('div', { class: 'grid-2' }, rateChart, latChart),
     pairs.length === 0 ? h('p', { class: 'help' }, 'Rates and latencies appear after the second reading (every 2 s while this page is open).') : null,
     h('div', { class: 'grid-2' },
-      barChart({ title: 'Requests since start, by operation', testid: 'chart-ops',
-        bars: Object.entries(cur.byOp).map(([label, value]) => ({ label, value, cls: 'c-' + label.split(' ')[0] })) }),
+      barChart({ title: 'Requests since start, by operation (top 5 per interface)', testid: 'chart-ops', max: 15,
+        bars: topPerInterface(cur.byOp, 5).map(([label, value]) => ({ label, value, cls: 'c-' + label.split(' ')[0] })) }),
       barChart({ title: 'Errors since start, by kind', testid: 'chart-errors', empty: 'No errors.',
         bars: [...Object.entries(cur.errorsByKind), ...Object.entries(cur.xksErrors).map(([k, v]) => ['xks ' + k, v])]
           .map(([label, value]) => ({ label, value, cls: 'c-err' })) })),

@@ -80,6 +80,7 @@ async function caView(p, mountPath) {
 
 async function scopesView(p, m, reload) {
   const names = await api.list(`${p}/scope`);
+  const objects = await settle(() => api.read(`${p}/objects`));
   const rows = await pool(names, 3, async (sc) => ({ sc, roles: await settle(() => api.list(`${p}/scope/${enc(sc)}/role`)) }));
   const out = h('div', { class: 'form-result' });
   const force = h('input', { type: 'checkbox', id: 'scope-force' });
@@ -87,6 +88,7 @@ async function scopesView(p, m, reload) {
     table([
       { label: 'Scope', render: (r) => h('a', { href: `#/kmip/${m}/scope/${enc(r.sc)}` }, r.sc) },
       { label: 'Roles', render: (r) => r.roles.error ? '–' : r.roles.length ? r.roles.join(', ') : 'none' },
+      { label: 'Objects', cls: 'num', render: (r) => objects.error ? '–' : String(objects.scopes?.[r.sc] ?? 0) },
       { label: '', cls: 'right', render: (r) => button('Delete', async (ev) => {
         if (!await confirmTyped({ title: `Delete scope ${r.sc}`, name: r.sc,
           message: force.checked ? 'Force: the scope\u2019s KMIP objects are destroyed with its roles and credentials.' : 'Its roles and credentials go with it; a scope holding KMIP objects is refused unless forced.' })) return;
