@@ -341,6 +341,41 @@ func TestConsoleWorkflow(t *testing.T) {
 	if n := stop(); n < 5 {
 		t.Fatalf("only %d KMIP Gets were served", n)
 	}
+
+	node(t, a, "destroy.mjs")
+	for _, k := range aws.Keys() {
+		if k.Tags["keyhold-key"] == "payments-key" && k.State != "PendingDeletion" {
+			t.Fatalf("AWS key of version %s is %s after the removal", k.Tags["keyhold-version"], k.State)
+		}
+	}
+	if code, _ := rest(t, a, a.token, "GET", "keymgmt/key/payments-key", nil); code != 404 {
+		t.Fatalf("the deleted key answers %d", code)
+	}
+	if code, _ := rest(t, a, a.token, "GET", "xks/key/xks-key-1", nil); code != 404 {
+		t.Fatalf("the deleted XKS key answers %d", code)
+	}
+	if err := kmipDial(kmipAddr, caPEM, bundle); err == nil {
+		t.Fatal("the revoked client certificate still gets an answer")
+	}
+}
+
+// kmipDial connects with a bundle and asks for a Get of nothing; it fails
+// when the server refuses the certificate.
+func kmipDial(addr string, caPEM, bundle []byte) error {
+	cert, err := tls.X509KeyPair(bundle, bundle)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = (&kmiptest.Client{Conn: conn}).Do(gokmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: "none"})
+	return err
 }
 
 // kmipTraffic connects to the KMIP listener with a PEM bundle (key,

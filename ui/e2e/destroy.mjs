@@ -1,0 +1,72 @@
+// Destructive actions after the dashboard run: each asks for the name to be
+// typed (a wrong name keeps the button disabled; cancel does nothing), a
+// form refuses an out-of-range value without sending it, then the key's
+// distribution is removed, the key deleted, the KMIP client certificate
+// revoked and the XKS key deleted. The Go test checks the fake cloud and
+// the KMIP listener afterwards.
+import { open, close, go, signIn, see, field, submit, confirm, flash, check, log } from './lib.mjs';
+
+const KEY = 'payments-key';
+const KMS = 'aws-fake';
+const b = await open();
+const { page } = b;
+const writes = [];
+page.on('request', (r) => { if (r.method() !== 'GET') writes.push(`${r.method()} ${r.url()}`); });
+
+try {
+  await signIn(page);
+  await see(page.getByTestId('health'), 'healthy');
+
+  log('a value out of range is refused before sending');
+  await go(page, `#/keys/keymgmt/key/${KEY}`);
+  let n = writes.length;
+  await field(page, 'min-version', 'Min. enabled version').fill('9');
+  await submit(page, 'min-version');
+  await see(page.getByTestId('min-version'), 'At most 2.');
+  check(writes.length === n, 'the out-of-range value was sent');
+
+  log('the confirmation needs the exact name');
+  await page.getByTestId('remove-dist').click();
+  const dlg = page.locator('dialog.confirm');
+  await dlg.getByTestId('confirm-input').fill(KMS + 'x');
+  check(await dlg.getByTestId('confirm-ok').isDisabled(), 'a wrong name enables the button');
+  await dlg.getByTestId('confirm-input').fill(KMS.toUpperCase());
+  check(await dlg.getByTestId('confirm-ok').isDisabled(), 'the name is compared exactly');
+  await dlg.getByRole('button', { name: 'Cancel' }).click();
+  await dlg.waitFor({ state: 'detached' });
+  check(writes.length === n, 'a cancelled confirmation sent a request');
+
+  log('remove the distribution');
+  await page.getByTestId('remove-dist').click();
+  await confirm(page, KMS);
+  await flash(page, `Removed ${KEY} from ${KMS}`);
+  await see(page.locator('main'), 'Not distributed to any KMS provider.');
+
+  log('allow deletion, delete the key');
+  check(await page.getByTestId('delete-key').isDisabled(), 'delete is offered before deletion is allowed');
+  await field(page, 'deletion', 'Allow deletion').check();
+  await submit(page, 'deletion');
+  await flash(page, `Deletion of ${KEY} allowed`);
+  await page.getByTestId('delete-key').click();
+  await confirm(page, KEY);
+  await page.waitForURL(/#\/keys\/keymgmt$/);
+  await see(page.locator('main'), 'No keys yet.');
+
+  log('revoke the KMIP client certificate');
+  await go(page, '#/kmip/kmip/scope/finance/role/accounting');
+  const serial = (await page.locator('main table code').first().textContent()).trim();
+  await page.getByTestId('cred-revoke').click();
+  await confirm(page, serial);
+  await flash(page, `Revoked ${serial}`);
+  await see(page.locator('main'), 'No client certificates.');
+
+  log('delete the XKS key');
+  await go(page, '#/xks/xks');
+  await page.getByTestId('xks-keys').getByRole('button', { name: 'Delete' }).click();
+  await confirm(page, 'xks-key-1');
+  await flash(page, 'Deleted xks-key-1');
+  await see(page.getByTestId('xks-keys'), 'No keys yet.');
+} finally {
+  await close(b);
+}
+log('destroy passed');
