@@ -22,6 +22,7 @@ import (
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/ha"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/kmip"
@@ -47,6 +48,10 @@ type Deps struct {
 	Version                string
 	XKS                    *xks.Manager  // the XKS proxy listeners; nil leaves xks mounts unserved
 	KMIP                   *kmip.Manager // the KMIP listeners; nil leaves kmip mounts unserved
+	// Cluster is this node's membership (sys/ha-status, health); with
+	// several nodes, a request is served only from caches caught up with the
+	// other nodes' changes within a second (Guard). Nil: a lone node.
+	Cluster *ha.Cluster
 }
 
 // Server is the REST API handler.
@@ -76,6 +81,7 @@ func New(d Deps) *Server {
 	s.kmipObjectRoutes()
 	s.tokenRoutes()
 	s.policyRoutes()
+	s.haRoutes()
 	return s
 }
 
@@ -248,6 +254,14 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 		return nil, err
 	}
 	st.op = op
+	if s.d.Cluster != nil && path != "sys/health" && path != "sys/metrics" && path != "sys/ha-status" {
+		// Mounts and policies as every node committed them before this
+		// request: what an operator wrote through one node is there on the
+		// next (one read of the change log, shared by concurrent requests).
+		if err := s.d.Cluster.Sync(r.Context()); err != nil {
+			return nil, err
+		}
+	}
 	rt, params, mount := s.findRoute(path)
 	if rt == nil {
 		return nil, fault.New(fault.NotFound, "no handler for route %q", path)

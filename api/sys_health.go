@@ -12,7 +12,7 @@ func (s *Server) sysRoutes() {
 	// Vault's client and load balancers pass these to choose the status of
 	// each state; Keyhold is never sealed, uninitialised or a standby, so only
 	// activecode (the status when healthy) applies.
-	f := Fields{"activecode": {Type: TypeInt}}
+	f := Fields{"activecode": {Type: TypeInt}, "listener": {Type: TypeString}}
 	for _, k := range []string{"standbyok", "perfstandbyok"} {
 		f[k] = Field{Type: TypeBool}
 	}
@@ -76,6 +76,10 @@ func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 			"kek_version":      s.d.HSM.KEKVersion(),
 			"capabilities":     caps,
 		},
+	}
+	if ok, more := s.healthHA(ctx, body, req.Data.String("listener")); !ok {
+		status = http.StatusServiceUnavailable
+		problems = append(problems, more...)
 	}
 	if len(problems) > 0 {
 		body["problems"] = problems

@@ -199,3 +199,14 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		}
 	}
 }
+
+// SetAPIAddr sets the REST API address shown to the other nodes, unless
+// one was configured; call it before Run.
+func (c *Cluster) SetAPIAddr(addr string) {
+	if c.o.APIAddr == "" {
+		c.o.APIAddr = addr
+	}
+}
+
+// SetInfo sets what the node publishes about itself; call it before Run.
+func (c *Cluster) SetInfo(info func() []byte) { c.o.Info = info }

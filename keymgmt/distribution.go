@@ -144,7 +144,10 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	if err := prov.Check(pk); err != nil {
 		return nil, err
 	}
-	unlock := m.lock(key.ID)
+	unlock, err := m.lock(ctx, key.ID)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	err = m.st.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.GetKey(ctx, mount, req.Key)
@@ -382,7 +385,10 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 		return err
 	}
 	defer closeProvider(prov)
-	unlock := m.lock(r.KeyID)
+	unlock, err := m.lock(ctx, r.KeyID)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	r.Status = StatusRemoving
 	save := func(ctx context.Context) error {

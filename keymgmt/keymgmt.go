@@ -151,7 +151,7 @@ func bindID(keyID string, version int, typ string) string {
 	return fmt.Sprintf("keymgmt:%s:%d:%s", keyID, version, typ)
 }
 
-func (m *Manager) lock(keyID string) func() {
+func (m *Manager) lock(ctx context.Context, keyID string) (func(), error) {
 	m.mu.Lock()
 	l := m.locks[keyID]
 	if l == nil {
@@ -161,7 +161,7 @@ func (m *Manager) lock(keyID string) func() {
 	l.users++
 	m.mu.Unlock()
 	l.Lock()
-	return func() {
+	local := func() {
 		l.Unlock()
 		m.mu.Lock()
 		if l.users--; l.users == 0 {
@@ -169,6 +169,18 @@ func (m *Manager) lock(keyID string) func() {
 		}
 		m.mu.Unlock()
 	}
+	// Nodes sharing the store: the key's lock excludes the other nodes too
+	// (a retry on the leader and an operator's write elsewhere).
+	lk, ok := m.st.(store.Locker)
+	if !ok {
+		return local, nil
+	}
+	unlock, err := lk.Lock(ctx, "keymgmt-key:"+keyID)
+	if err != nil {
+		local()
+		return nil, err
+	}
+	return func() { unlock(); local() }, nil
 }
 
 func newKeyID() string {
@@ -315,9 +327,11 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 	}
 	if u.MinEnabledVersion != nil {
 		// Pushed even when unchanged: writing it again retries a failed push.
-		unlock := m.lock(keyID)
-		err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
-		unlock()
+		var unlock func()
+		if unlock, err = m.lock(ctx, keyID); err == nil {
+			err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
+			unlock()
+		}
 	}
 	k, gerr := m.Get(ctx, mount, name)
 	if gerr != nil {
@@ -338,7 +352,10 @@ func (m *Manager) Rotate(ctx context.Context, mount, name string) (*Key, error) 
 		if err != nil {
 			return nil, err
 		}
-		unlock := m.lock(k.ID)
+		unlock, err := m.lock(ctx, k.ID)
+		if err != nil {
+			return nil, err
+		}
 		done, err := m.rotateFrom(ctx, mount, name, k)
 		if done && err == nil {
 			err = m.propagate(ctx, mount, name, fmt.Sprintf("rotated to version %d", k.LatestVersion+1))

@@ -26,6 +26,10 @@ type Options struct {
 	Getenv func(string) string
 	// Now is the server's clock; time.Now if nil.
 	Now func() time.Time
+	// Sync, if set, is called before each request message is served: with
+	// several nodes it applies the other nodes' changes first (ha.Cluster.Sync),
+	// so that a certificate revoked on any node is refused at once.
+	Sync func(ctx context.Context) error
 }
 
 // Manager runs the KMIP listener of every configured kmip mount and carries

@@ -91,6 +91,12 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), false
 	}
+	if err := s.m.sync(ctx); err != nil {
+		s.m.o.Logger.Error("kmip: cannot catch up with the other nodes' changes", "mount", s.mount, "error", err)
+		err := errorf(kmip.ResultReasonGeneralFailure, "the appliance cannot reach its database")
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), false
+	}
 	st := s.st.Load()
 	cred := st.creds[p.serial]
 	if cred == nil {

@@ -23,6 +23,7 @@ type Config struct {
 	Listener  *ListenerConfig  `hcl:"listener"`
 	Telemetry *TelemetryConfig `hcl:"telemetry"`
 	KeyMgmt   *KeyMgmtConfig   `hcl:"keymgmt"`
+	HA        *HAConfig        `hcl:"ha"`
 	LogLevel  string           `hcl:"log_level"`
 	LogJSON   bool             `hcl:"log_json"`
 }
@@ -217,6 +218,9 @@ func (c *Config) validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log_level %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.HA != nil {
+		errs = append(errs, c.HA.validate()...)
 	}
 	if c.KeyMgmt != nil && c.KeyMgmt.ClientTimeout != "" {
 		if _, err := parseTimeout(c.KeyMgmt.ClientTimeout); err != nil {

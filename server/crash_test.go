@@ -24,6 +24,9 @@ import (
 // With KEYHOLD_CRASH_CHILD_DIR set, the test binary is a dev appliance on
 // that folder (so the crash test can SIGKILL a real server process).
 func TestMain(m *testing.M) {
+	if cfgPath := os.Getenv("KEYHOLD_NODE_CONFIG"); cfgPath != "" {
+		os.Exit(runNode(cfgPath))
+	}
 	if dir := os.Getenv("KEYHOLD_CRASH_CHILD_DIR"); dir != "" {
 		cfg, root, err := DevSetup(DevOptions{Dir: dir, RootTokenID: "crash-root", ListenAddress: os.Getenv("KEYHOLD_CRASH_CHILD_ADDR")})
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/api"
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/ha"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/kmip"
@@ -79,6 +80,17 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer st.Close()
 	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
 
+	// The cluster notes where the change log stands before anything below
+	// loads what it caches from the store, so no other node's change is missed.
+	hopts, retry := cfg.haOptions(st, log, opts.Version, "")
+	cl := ha.New(hopts)
+	if err := cl.Begin(ctx); err != nil {
+		return err
+	}
+	if cl.Shared() {
+		log.Info("cluster node", "node", cl.Name(), "node_id", cl.ID())
+	}
+
 	// Audit devices open before anything is served: a trail that cannot be
 	// written stops the start.
 	trail := audit.NewBroker(h, st, log)
@@ -99,46 +111,37 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		}
 	}()
 
-	// Expired tokens are refused anyway; every 10 minutes their entries go.
 	tokens := auth.New(st)
-	go func() {
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if n, err := tokens.Tidy(ctx); err != nil {
-					log.Warn("token tidy failed", "error", err)
-				} else if n > 0 {
-					log.Info("expired tokens removed", "count", n)
-				}
-			}
-		}
-	}()
-
 	kmo, err := cfg.KeyMgmtOptions(os.Getenv)
 	if err != nil {
 		return err
 	}
+	// With several nodes, the XKS data plane serves only from state caught
+	// up with the other nodes within a second, and a KMIP request first
+	// applies every change committed before it (revocations at once).
+	var guard, sync func(context.Context) error
+	if cl.Shared() {
+		guard, sync = cl.Guard, cl.Sync
+	}
 	// The XKS proxy: one HTTPS listener per configured xks mount.
-	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx, Audit: trail})
+	xm := xks.New(xks.Options{HSM: h, Store: st, Logger: log, Version: opts.Version, Metrics: mx, Audit: trail, Guard: guard})
 	defer xm.Close()
 	// The KMIP server: one mutual-TLS listener per configured kmip mount.
-	km := kmip.New(kmip.Options{HSM: h, Store: st, Audit: trail, Metrics: mx, Logger: log, Version: opts.Version})
+	km := kmip.New(kmip.Options{HSM: h, Store: st, Audit: trail, Metrics: mx, Logger: log, Version: opts.Version, Sync: sync})
 	defer km.Close()
+	keys := keymgmt.NewWithOptions(h, st, kmo)
 	handler := api.New(api.Deps{
 		HSM:     h,
 		Store:   st,
 		Auth:    tokens,
-		Keys:    keymgmt.NewWithOptions(h, st, kmo),
+		Keys:    keys,
 		Logger:  log,
 		Version: opts.Version,
 		XKS:     xm,
 		KMIP:    km,
 		Audit:   trail,
 		Metrics: mx,
+		Cluster: cl,
 
 		UnauthenticatedMetrics: cfg.Telemetry != nil && cfg.Telemetry.UnauthenticatedMetricsAccess,
 	})
@@ -151,6 +154,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err := km.Start(ctx); err != nil {
 		return err
 	}
+	p := parts{tokens: tokens, trail: trail, api: handler, xks: xm, kmip: km, keys: keys}
+	subscribe(cl, p, log)
+	addJobs(cl, p, retry, log)
+	cl.SetInfo(nodeInfo(cl, p))
 
 	ln, err := net.Listen("tcp", cfg.Listener.Address)
 	if err != nil {
@@ -178,6 +185,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	}
 	addr := ln.Addr().String()
 	log.Info("listening", "address", scheme+"://"+addr)
+	cl.SetAPIAddr(scheme + "://" + addr)
+	cl.Run(ctx)
+	defer cl.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if opts.Ready != nil {

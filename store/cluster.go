@@ -102,3 +102,11 @@ type Nodes interface {
 	// RemoveNode removes a node that stops cleanly.
 	RemoveNode(ctx context.Context, id string) error
 }
+
+// Locker takes named locks that exclude every node sharing the store. A
+// lock is held until unlock is called or the holder's connection to the
+// database ends (the process died), so a dead node never keeps one.
+type Locker interface {
+	// Lock waits for the named lock, or fails when ctx ends.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}

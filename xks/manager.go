@@ -29,6 +29,11 @@ type Options struct {
 	Now     func() time.Time // the clock SigV4 checks against; time.Now if nil
 	Metrics Metrics          // counts requests; may be nil
 	Audit   Auditor          // the audit trail; nil audits nothing
+	// Guard, if set, is asked before each data-plane request whether this
+	// node's state is fresh enough to serve from (ha.Cluster.Guard: caught
+	// up with the other nodes' changes within a second); a refusal is a
+	// DependencyTimeoutException and nothing is served from stale state.
+	Guard func(ctx context.Context) error
 }
 
 // Auditor writes request and response events (*audit.Broker is one). A
@@ -171,7 +176,7 @@ func certExpiresWithin(chainPEM string, d time.Duration) bool {
 }
 
 func (m *Manager) newProxy(id string) *proxy {
-	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, audit: m.o.Audit, limits: map[string]*bucket{}}
+	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, audit: m.o.Audit, guard: m.o.Guard, limits: map[string]*bucket{}}
 }
 
 // listen starts a listener on every configured address with the state's

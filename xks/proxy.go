@@ -27,6 +27,7 @@ type proxy struct {
 	version string
 	metrics Metrics
 	audit   Auditor
+	guard   func(ctx context.Context) error // nil: state is always fresh (one node)
 
 	st      atomic.Pointer[state]
 	health  healthCache
@@ -81,6 +82,11 @@ type logRecord struct {
 }
 
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
+	if p.guard != nil {
+		if err := p.guard(r.Context()); err != nil {
+			return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy cannot confirm that its credentials and keys are current", Err: err}
+		}
+	}
 	st := p.st.Load()
 	rt, ok := parseRoute(r.URL.Path)
 	if !ok {

@@ -1,0 +1,75 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/store"
+)
+
+// Reload brings the open devices in line with the stored ones, after
+// another node enabled or disabled a device: each node writes its own copy
+// of a file device on its own disk, as Vault's nodes do. A device that
+// cannot be opened here is reported; the others still change.
+func (b *Broker) Reload(ctx context.Context) error {
+	cfgs := map[string]Device{}
+	err := b.st.View(ctx, func(tx store.Tx) error {
+		paths, err := tx.List(ctx, kvPrefix)
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			raw, err := tx.Get(ctx, kvPrefix+p)
+			if err != nil {
+				return err
+			}
+			var d Device
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fault.Wrap(fault.Internal, err, "corrupt audit device entry")
+			}
+			cfgs[d.Path] = d
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	var gone []*device
+	for p, d := range b.devices {
+		if c, ok := cfgs[p]; !ok || c.KeyID != d.cfg.KeyID || c.FilePath != d.cfg.FilePath {
+			gone = append(gone, d)
+			delete(b.devices, p)
+		}
+	}
+	var missing []Device
+	for p, c := range cfgs {
+		if _, ok := b.devices[p]; !ok {
+			missing = append(missing, c)
+		}
+	}
+	b.mu.Unlock()
+	for _, d := range gone {
+		d.sink.close()
+	}
+	var errs []error
+	for _, c := range missing {
+		d, err := b.open(ctx, c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("audit device %s: %w", c.Path, err))
+			continue
+		}
+		b.mu.Lock()
+		if old := b.devices[c.Path]; old != nil {
+			old.sink.close()
+		}
+		b.devices[c.Path] = d
+		b.mu.Unlock()
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("audit: reload: %v", errs)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package keymgmt
+
+import (
+	"context"
+	"testing"
+)
+
+// The retry job completes a distribution that a failure left unfinished,
+// without a second copy in the cloud, and leaves finished ones alone.
+func TestRetryDistributions(t *testing.T) {
+	for _, mk := range []func(*testing.T) *cloud{awsCloud, gcpCloud} {
+		c := mk(t)
+		t.Run("ok "+c.provider, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, Options{Providers: providers(c)})
+			c.write(t, ctx, e.m, mount, "k1", nil)
+			for _, name := range []string{"fails", "works"} {
+				if _, err := e.m.Create(ctx, mount, name, "rsa-2048"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.fail(c.importOp, 1)
+			if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "k1", Key: "fails", Purposes: []string{"sign", "verify"}}); err == nil {
+				t.Fatal("distribute with a failing import succeeded")
+			}
+			if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "k1", Key: "works", Purposes: []string{"sign", "verify"}}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := e.m.RetryDistributions(ctx)
+			if err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if r.Tried != 1 || r.Done != 1 || len(r.Errors) != 0 {
+				t.Fatalf("retry pass: %+v", r)
+			}
+			d, err := e.m.ReadDistribution(ctx, mount, "k1", "fails")
+			if err != nil || d.Status != StatusDistributed || d.Error != "" {
+				t.Fatalf("after the retry: %+v %v", d, err)
+			}
+			e.expect(t, c, "k1", "fails", map[int]bool{1: true}, 1)
+			if n := c.created("fails"); n != 1 {
+				t.Fatalf("%d versions created in the cloud for one", n)
+			}
+			if r, err := e.m.RetryDistributions(ctx); err != nil || r.Tried != 0 {
+				t.Fatalf("second pass: %+v %v", r, err)
+			}
+			// A failure during the pass is reported and kept for the next one.
+			if _, err := e.m.Rotate(ctx, mount, "works"); err != nil {
+				t.Fatal(err)
+			}
+			c.fail(c.importOp, 1)
+			if _, err := e.m.Rotate(ctx, mount, "works"); err == nil {
+				t.Fatal("rotate with a failing push succeeded")
+			}
+			c.fail(c.importOp, 1)
+			if r, err := e.m.RetryDistributions(ctx); err != nil || r.Tried != 1 || r.Done != 0 || len(r.Errors) != 1 {
+				t.Fatalf("pass with a failure: %+v %v", r, err)
+			}
+			if r, err := e.m.RetryDistributions(ctx); err != nil || r.Done != 1 {
+				t.Fatalf("pass after the failure: %+v %v", r, err)
+			}
+			e.expect(t, c, "k1", "works", map[int]bool{1: true, 2: true, 3: true}, 3)
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package kmip
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/keyhold/keyhold/store"
+)
+
+// Changed brings this node in line with what another node changed (paths
+// of the store's change log; nil: anything). "kv:kmip/<mount>/..." reloads
+// the mount's state (CA, scopes, roles, credentials: a revoked serial is
+// refused from then on), restarting its listener in the background if its
+// configuration changed and stopping it if the configuration is gone;
+// "kmip:<mount>/<scope>/<id>" drops the object from the object cache.
+func (m *Manager) Changed(ctx context.Context, paths []string) {
+	mounts := map[string]bool{}
+	allMounts := paths == nil
+	var keys []string
+	allObjects := paths == nil
+	for _, p := range paths {
+		if rest, ok := strings.CutPrefix(p, "kmip:"); ok {
+			parts := strings.SplitN(rest, "/", 3)
+			if len(parts) == 3 && parts[2] != "" {
+				keys = append(keys, cacheKey(parts[0], parts[1], parts[2]))
+			} else {
+				allObjects = true
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(p, "kv:"+kvRoot)
+		if !ok || !strings.Contains(rest, "/") {
+			allMounts = true
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "/")
+		mounts[id] = true
+	}
+	if allObjects {
+		m.cache.clearAll()
+	} else if len(keys) > 0 {
+		m.cache.forget(keys)
+	}
+	if allMounts {
+		for _, id := range m.knownMounts(ctx) {
+			mounts[id] = true
+		}
+	}
+	for id := range mounts {
+		m.refresh(ctx, id)
+	}
+}
+
+// knownMounts lists the mounts running here or configured in the store.
+func (m *Manager) knownMounts(ctx context.Context) []string {
+	m.mu.Lock()
+	var ids []string
+	for id := range m.mounts {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	err := m.o.Store.View(ctx, func(tx store.Tx) error {
+		paths, err := tx.List(ctx, kvRoot)
+		for _, p := range paths {
+			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
+				ids = append(ids, id)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		m.o.Logger.Error("kmip: cannot list the configured mounts", "error", err)
+	}
+	return ids
+}
+
+// refresh reloads one mount's state from the store.
+func (m *Manager) refresh(ctx context.Context, mount string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := readState(ctx, m.o.Store, m.o.HSM, mount)
+	if err != nil {
+		m.o.Logger.Error("kmip: cannot reload a mount another node changed", "mount", mount, "error", err)
+		return
+	}
+	l := m.mounts[mount]
+	if st.cfg == nil || st.ca == nil {
+		if l != nil {
+			delete(m.mounts, mount)
+			go l.stop()
+		}
+		return
+	}
+	if l != nil && sameConfig(l.cfg, st.cfg) {
+		l.srv.st.Store(st)
+		return
+	}
+	// A new or changed configuration: restart outside the caller (the
+	// change log's watcher), as stopping waits for requests in flight.
+	go func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if cur := m.mounts[mount]; cur != nil {
+			cur.stop()
+			delete(m.mounts, mount)
+		}
+		if err := m.startMount(context.WithoutCancel(ctx), mount); err != nil {
+			m.o.Logger.Error("kmip: listener not restarted after another node changed it", "mount", mount, "error", err)
+		}
+	}()
+}
+
+// sameConfig reports whether two configurations are the same (any change
+// restarts the listener, as a configuration write does).
+func sameConfig(a, b *Config) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// sync catches this node up with the other nodes' changes before a request
+// is served, so that a certificate revoked anywhere is refused at once.
+func (m *Manager) sync(ctx context.Context) error {
+	if m.o.Sync == nil {
+		return nil
+	}
+	return m.o.Sync(ctx)
+}
+
+// forget drops objects that another node changed; a read that began before
+// does not cache what it read (the epoch moves on).
+func (c *objectCache) forget(keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	for _, k := range keys {
+		delete(c.m, k)
+	}
+}

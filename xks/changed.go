@@ -1,0 +1,105 @@
+package xks
+
+import (
+	"context"
+	"strings"
+
+	"github.com/keyhold/keyhold/store"
+)
+
+// Changed brings this node's listeners in line with what another node
+// changed under xks/ (paths of the store's change log, "kv:xks/<mount>/...";
+// nil or a coarser path: every mount). Credentials, keys, rules and limits
+// swap the data plane's state at once; a mount whose listener settings
+// changed restarts in the background (the old listener's requests finish
+// first); a mount whose configuration is gone stops.
+func (m *Manager) Changed(ctx context.Context, paths []string) {
+	ids := map[string]bool{}
+	all := paths == nil
+	for _, p := range paths {
+		rest, ok := strings.CutPrefix(p, "kv:"+kvRoot)
+		if !ok || !strings.Contains(rest, "/") {
+			all = true // "kv:", "kv:xks/" or the like: anything may have changed
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "/")
+		ids[id] = true
+	}
+	if all {
+		for _, id := range m.knownMounts(ctx) {
+			ids[id] = true
+		}
+	}
+	for id := range ids {
+		m.refresh(ctx, id)
+	}
+}
+
+// knownMounts lists the mounts running here or configured in the store.
+func (m *Manager) knownMounts(ctx context.Context) []string {
+	m.mu.Lock()
+	var ids []string
+	for id := range m.mounts {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	var stored []string
+	if err := m.readConfiguredMounts(ctx, &stored); err != nil {
+		m.o.Logger.Error("xks: cannot list the configured mounts", "error", err)
+	}
+	return append(ids, stored...)
+}
+
+// refresh reloads one mount's state from the store.
+func (m *Manager) refresh(ctx context.Context, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	snap, err := readSnapshot(ctx, m.o.Store, id)
+	if err != nil {
+		m.o.Logger.Error("xks: cannot reload a mount another node changed", "mount", id, "error", err)
+		return
+	}
+	rt := m.mounts[id]
+	if snap.cfg == nil {
+		if rt != nil {
+			delete(m.mounts, id)
+			go rt.stop()
+		}
+		return
+	}
+	if rt != nil && sameListener(rt.p.st.Load().cfg, snap.cfg) {
+		st, err := buildState(ctx, m.o.HSM, id, snap)
+		if err != nil {
+			m.o.Logger.Error("xks: cannot rebuild a mount another node changed", "mount", id, "error", err)
+			return
+		}
+		rt.p.st.Store(st)
+		return
+	}
+	// A new or changed listener: restart it outside the caller (the change
+	// log's watcher), as stopping waits for requests in flight.
+	go func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if cur := m.mounts[id]; cur != nil {
+			cur.stop()
+			delete(m.mounts, id)
+		}
+		if err := m.startMount(context.WithoutCancel(ctx), id); err != nil {
+			m.o.Logger.Error("xks: listener not restarted after another node changed it", "mount", id, "error", err)
+		}
+	}()
+}
+
+// readConfiguredMounts lists the mounts that have a configuration in the store.
+func (m *Manager) readConfiguredMounts(ctx context.Context, ids *[]string) error {
+	return m.o.Store.View(ctx, func(tx store.Tx) error {
+		paths, err := tx.List(ctx, kvRoot)
+		for _, p := range paths {
+			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
+				*ids = append(*ids, id)
+			}
+		}
+		return err
+	})
+}
