@@ -13,7 +13,9 @@ export function card(title, ...children) {
 export function errorBox(err) {
   const box = h('div', { class: 'error', role: 'alert' });
   if (err instanceof ApiError) {
-    if (err.status === 403) {
+    if (err.status === 403 && err.errors.some((m) => /invalid or expired token|no token/.test(m))) {
+      box.append(h('strong', null, 'Your token is not valid (any more). '), h('a', { href: '#/signin' }, 'Sign in again'), '.');
+    } else if (err.status === 403) {
       box.append(
         h('strong', null, 'Permission denied. '),
         `Your token lacks the ${err.capability} capability on `,

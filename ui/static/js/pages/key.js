@@ -112,15 +112,6 @@ function statusBadge(s) {
 function distributionCard(k, p, m, dist, draw) {
   const out = h('div', { class: 'form-result' });
   const blocks = dist.error ? [errorBox(dist.error)] : dist.list.map(({ kms, d }) => {
-    if (d.error) return h('div', { class: 'dist' }, h('h3', null, kms), errorBox(d.error));
-    const rows = Object.entries(d.version_details || {}).map(([v, x]) => ({ v: Number(v), ...x })).sort((a, b) => b.v - a.v);
-    const resume = button(d.status === 'distributed' ? 'Push again' : 'Resume', async (ev) => {
-      await run(ev.target, out, async () => {
-        await api.write(`${p}/kms/${enc(kms)}/key/${enc(k.name)}`, { purpose: d.purpose, protection: d.protection });
-        flash(`Distribution of ${k.name} to ${kms} written again`);
-        draw();
-      });
-    }, { kind: 'small' });
     const remove = button(`Remove from ${kms}`, async (ev) => {
       if (!await confirmTyped({ title: `Remove ${k.name} from ${kms}`, name: kms, action: 'Remove',
         message: 'The copies in that cloud are scheduled for deletion (or destruction); the key stays here and at other providers.' })) return;
@@ -130,6 +121,15 @@ function distributionCard(k, p, m, dist, draw) {
         draw();
       });
     }, { kind: 'danger small', testid: 'remove-dist' });
+    if (d.error) return h('div', { class: 'dist' }, h('h3', null, h('a', { href: `#/keys/${m}/kms/${enc(kms)}` }, kms)), errorBox(d.error), h('div', { class: 'actions' }, remove));
+    const rows = Object.entries(d.version_details || {}).map(([v, x]) => ({ v: Number(v), ...x })).sort((a, b) => b.v - a.v);
+    const resume = button(d.status === 'distributed' ? 'Push again' : 'Resume', async (ev) => {
+      await run(ev.target, out, async () => {
+        await api.write(`${p}/kms/${enc(kms)}/key/${enc(k.name)}`, { purpose: d.purpose, protection: d.protection });
+        flash(`Distribution of ${k.name} to ${kms} written again`);
+        draw();
+      });
+    }, { kind: 'small' });
     return h('div', { class: 'dist', 'data-testid': 'dist-' + kms },
       h('h3', null, h('a', { href: `#/keys/${m}/kms/${enc(kms)}` }, kms), ' ', statusBadge(d.status)),
       dl([
