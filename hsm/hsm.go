@@ -36,6 +36,14 @@ type Config struct {
 	Sessions    int    // size of the session pool; default 8
 	CacheSize   int    // unwrapped keys kept as session objects; default 1024
 	LabelPrefix string // prefix of the KEK and MAC key labels; default "keyhold"
+	// KEKNonExtractable makes new KEKs and MAC keys never extractable, where
+	// the vendor's tools clone HSMs; by default they leave the token only
+	// wrapped under a key the security officer trusts (the KEK ceremony).
+	KEKNonExtractable bool
+	// NoCreateKEK opens a token without KEKs without creating one: for the
+	// receiving side of the KEK ceremony, and for a node joining a cluster
+	// whose KEKs it must receive rather than make.
+	NoCreateKEK bool
 	// Observe, if set, is called after every operation with its name, how
 	// long it took (waiting for a session included) and its error.
 	Observe func(op string, d time.Duration, err error)
@@ -273,7 +281,7 @@ func (h *HSM) do(ctx context.Context, op string, fn func(s *session) error) (err
 		if err != nil {
 			return wrapErr(op, err)
 		}
-		err = fn(s)
+		err = h.call(s, fn)
 		if err != nil && (sessionLost(err) || handleLost(err)) {
 			h.lost(s)
 			h.release(nil)
@@ -285,6 +293,22 @@ func (h *HSM) do(ctx context.Context, op string, fn func(s *session) error) (err
 		h.put(s)
 		return wrapErr(op, err)
 	}
+}
+
+// call runs fn with s. If fn panics, the session (in an unknown state) is
+// given up and its pool slot freed before the panic goes on up, so a bug
+// cannot drain the pool.
+func (h *HSM) call(s *session, fn func(s *session) error) error {
+	done := false
+	defer func() {
+		if !done {
+			h.lost(s)
+			h.release(nil)
+		}
+	}()
+	err := fn(s)
+	done = true
+	return err
 }
 
 // Random returns n random bytes from the token's generator.

@@ -91,3 +91,27 @@ func TestObserveAndPoolStats(t *testing.T) {
 		t.Fatalf("observed %v, %d failed", seen, failed)
 	}
 }
+
+// A panic inside an operation does not take its session out of the pool
+// for good: with one session, later calls still get it.
+func TestPanicDoesNotLeakSession(t *testing.T) {
+	h, _ := openTest(t, Config{Sessions: 1})
+	for range 3 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the panic did not go on up")
+				}
+			}()
+			h.do(context.Background(), "boom", func(s *session) error { panic("bug") })
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.Random(ctx, 16); err != nil {
+		t.Fatalf("after panics: %v", err)
+	}
+	if _, inUse := h.PoolStats(); inUse != 0 {
+		t.Fatalf("%d sessions in use after the panics", inUse)
+	}
+}
