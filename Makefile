@@ -59,10 +59,11 @@ ui-screenshots: build ui-deps
 # The KMIP conformance runner (kmip/conformance) replays the OASIS test
 # cases in ../shared/kmip-testcases during the tests; its report follows.
 test-go:
-	@rm -f kmip-conformance.txt
-	@KMIP_CONFORMANCE_REPORT=$(CURDIR)/kmip-conformance.txt $(GO) test -race -count=1 -timeout 15m ./...; status=$$?; \
-	  echo "==> KMIP conformance (OASIS KMIP 1.4 test cases over mutual TLS)"; \
-	  cat kmip-conformance.txt 2>/dev/null || echo "(no report: the conformance test did not run)"; exit $$status
+	@rm -f kmip-conformance.txt test-go.log
+	@KMIP_CONFORMANCE_REPORT=$(CURDIR)/kmip-conformance.txt $(GO) test -race -count=1 -timeout 15m ./... > test-go.log 2>&1; status=$$?; \
+	  echo "==> KMIP conformance (OASIS KMIP 1.4 test cases over mutual TLS; the files of the claimed profiles not yet served are listed as failing)"; \
+	  cat kmip-conformance.txt 2>/dev/null || echo "(no report: the conformance test did not run)"; \
+	  echo "==> go test -race ./..."; cat test-go.log; exit $$status
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
