@@ -66,6 +66,11 @@ async function healthView() {
       ['RSA-AES key wrap', caps.rsa_aes_key_wrap ? 'yes' : 'no (composed from AES key wrap + RSA-OAEP)'],
       ['Server time', fmtTime(body.server_time_utc)],
     ]),
+    body.ha ? dl([
+      ['Cluster', body.ha.enabled ? `node ${body.ha.hostname || body.ha.node_id}${body.ha.active_node ? ' (leader)' : ''}, ${body.ha.staleness_ms} ms behind` : 'single node'],
+    ]) : null,
+    body.listeners && Object.keys(body.listeners).length ? dl(Object.entries(body.listeners).sort().map(([path, l]) =>
+      [`${l.type} ${path}/`, l.up ? h('span', null, badge('up', 'good'), ' ', (l.addresses || []).join(', ')) : badge('down', 'bad')])) : null,
     h('details', { class: 'mechs' },
       h('summary', null, `${(caps.mechanisms || []).length} mechanisms`),
       h('div', { class: 'chips' }, (caps.mechanisms || []).map((m) => h('span', { class: 'chip' }, m)))));
