@@ -8,8 +8,10 @@ import (
 )
 
 // kekPair is one KEK version: the AES-256 wrapping key and the HMAC key that
-// binds blobs wrapped under it to their ids. Both are token objects, sensitive,
-// never extractable, found by label.
+// binds blobs wrapped under it to their ids. Both are token objects,
+// sensitive, found by label, and leave the token only wrapped under a key
+// that the security officer marked trusted (CKA_WRAP_WITH_TRUSTED; the KEK
+// ceremony, kekmove.go), or never (Config.KEKNonExtractable).
 type kekPair struct {
 	wrap, mac pkcs11.ObjectHandle
 }
@@ -41,7 +43,20 @@ func (h *HSM) findKEKs(s *session) (map[int]kekPair, int, error) {
 	}
 }
 
-// loadKEKs finds the KEKs at start, creating version 1 if there is none.
+// kekExtractability is the part of a new KEK's or MAC key's template that
+// says how it may leave the token.
+func (h *HSM) kekExtractability() []*pkcs11.Attribute {
+	if h.cfg.KEKNonExtractable {
+		return []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false)}
+	}
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
+	}
+}
+
+// loadKEKs finds the KEKs at start, creating version 1 if there is none
+// (unless Config.NoCreateKEK).
 func (h *HSM) loadKEKs(ctx context.Context) error {
 	return h.do(ctx, "load keks", func(s *session) error {
 		h.kekMu.Lock()
@@ -50,7 +65,7 @@ func (h *HSM) loadKEKs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if cur == 0 {
+		if cur == 0 && !h.cfg.NoCreateKEK {
 			p, err := h.createKEK(s, 1)
 			if err != nil {
 				return err
@@ -121,14 +136,13 @@ func (h *HSM) createKEK(s *session, v int) (kekPair, error) {
 	err := func() error {
 		id := []byte(h.kekLabel(v))
 		w, err := h.ctx.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
-			[]*pkcs11.Attribute{
+			append(h.kekExtractability(),
 				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
 				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 				pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
 				pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
 				pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
@@ -137,24 +151,23 @@ func (h *HSM) createKEK(s *session, v int) (kekPair, error) {
 				pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
 				pkcs11.NewAttribute(pkcs11.CKA_LABEL, h.kekLabel(v)),
 				pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-			})
+			))
 		if err != nil {
 			return err
 		}
 		m, err := h.ctx.GenerateKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)},
-			[]*pkcs11.Attribute{
+			append(h.kekExtractability(),
 				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
 				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 				pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
 				pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 				pkcs11.NewAttribute(pkcs11.CKA_LABEL, h.macLabel(v)),
 				pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(h.macLabel(v))),
-			})
+			))
 		if err != nil {
 			_ = h.ctx.DestroyObject(s.h, w)
 			return err
@@ -214,6 +227,9 @@ func (h *HSM) currentKEK(s *session) (int, kekPair, error) {
 	keks, cur, err := h.kekSet(s)
 	if err != nil {
 		return 0, kekPair{}, err
+	}
+	if cur == 0 {
+		return 0, kekPair{}, errorf("kek", KindNotFound, "the token holds no KEK yet; receive the cluster's KEKs (keyhold operator kek-import)")
 	}
 	return cur, keks[cur], nil
 }

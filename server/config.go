@@ -12,7 +12,9 @@ import (
 
 	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
+	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
+	"github.com/keyhold/keyhold/softhsm"
 )
 
 // Config is the appliance's configuration file (HCL, like Vault's). See
@@ -40,6 +42,38 @@ type HSMConfig struct {
 	// SoftHSMConf, when set, is exported as SOFTHSM2_CONF before the module
 	// loads (SoftHSM2 only; dev mode sets it).
 	SoftHSMConf string `hcl:"softhsm_conf"`
+	// KEKNonExtractable makes new KEKs never extractable, where the HSM
+	// vendor's tools clone partitions; by default they leave the token only
+	// wrapped under a key its security officer trusts (the KEK ceremony).
+	KEKNonExtractable bool `hcl:"kek_non_extractable"`
+	// JoinCluster opens a token without KEKs without making one: a node that
+	// joins a cluster receives the cluster's KEKs (keyhold operator
+	// kek-import) instead.
+	JoinCluster bool `hcl:"join_cluster"`
+}
+
+// HSMOptions is the hsm package's configuration from the hsm block, with
+// the PIN read from its source. For SoftHSM2 it exports SOFTHSM2_CONF.
+func (c *Config) HSMOptions() (hsm.Config, error) {
+	if c.HSM.SoftHSMConf != "" {
+		if err := os.Setenv(softhsm.ConfEnv, c.HSM.SoftHSMConf); err != nil {
+			return hsm.Config{}, err
+		}
+	}
+	pin, err := c.HSM.PIN()
+	if err != nil {
+		return hsm.Config{}, err
+	}
+	return hsm.Config{
+		Module:            c.HSM.Module,
+		TokenLabel:        c.HSM.TokenLabel,
+		PIN:               pin,
+		Sessions:          c.HSM.Sessions,
+		CacheSize:         c.HSM.CacheSize,
+		LabelPrefix:       c.HSM.LabelPrefix,
+		KEKNonExtractable: c.HSM.KEKNonExtractable,
+		NoCreateKEK:       c.HSM.JoinCluster,
+	}, nil
 }
 
 // StorageConfig says where metadata and wrapped blobs live: a SQLite file

@@ -24,7 +24,6 @@ import (
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/metrics"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/ui"
 	"github.com/keyhold/keyhold/xks"
 )
@@ -45,25 +44,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HSM.SoftHSMConf != "" {
-		if err := os.Setenv(softhsm.ConfEnv, cfg.HSM.SoftHSMConf); err != nil {
-			return err
-		}
-	}
-	pin, err := cfg.HSM.PIN()
+	hc, err := cfg.HSMOptions()
 	if err != nil {
 		return err
 	}
 	mx := metrics.New()
-	h, err := hsm.Open(ctx, hsm.Config{
-		Module:      cfg.HSM.Module,
-		TokenLabel:  cfg.HSM.TokenLabel,
-		PIN:         pin,
-		Sessions:    cfg.HSM.Sessions,
-		CacheSize:   cfg.HSM.CacheSize,
-		LabelPrefix: cfg.HSM.LabelPrefix,
-		Observe:     mx.ObserveHSM,
-	})
+	hc.Observe = mx.ObserveHSM
+	h, err := hsm.Open(ctx, hc)
 	if err != nil {
 		return err
 	}

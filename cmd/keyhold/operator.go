@@ -12,11 +12,15 @@ import (
 const operatorHelp = `Usage: keyhold operator <subcommand> [options]
 
 Subcommands:
-  init    Initialise a new appliance: create its first root token
+  init               Initialise a new appliance: create its first root token
+  kek-transport-key  KEK ceremony, receiving node: make the token's transport key
+  kek-export         KEK ceremony, sending node: wrap the KEKs for a transport key (SO PIN)
+  kek-import         KEK ceremony, receiving node: unwrap the KEKs into the token
 `
 
 func cmdOperator(e *env, args []string) int {
-	return e.subcommands("operator", args, map[string]func(*env, []string) int{"init": cmdOperatorInit}, operatorHelp)
+	return e.subcommands("operator", args, map[string]func(*env, []string) int{
+		"init": cmdOperatorInit, "kek-transport-key": cmdKEKTransportKey, "kek-export": cmdKEKExport, "kek-import": cmdKEKImport}, operatorHelp)
 }
 
 func cmdOperatorInit(e *env, args []string) int {
