@@ -25,7 +25,24 @@ try {
   check(since >= 5, 'KMIP requests since start (a Create and Gets every 200 ms): ' + since);
   await see(page.getByTestId('chart-ops'), 'kmip Get');
   check(await page.locator('[data-testid=chart-rate] .series.c-kmip polyline').count() === 1, 'the rate chart draws KMIP');
+  const xksRow = page.locator('table tr', { has: page.locator('td', { hasText: /^XKS$/ }) });
+  const xksSince = Number((await xksRow.locator('td').nth(1).textContent()).trim());
+  check(xksSince >= 5, 'XKS requests since start (an Encrypt and health checks every 200 ms): ' + xksSince);
+  check(await page.locator('[data-testid=chart-rate] .series.c-xks polyline').count() === 1, 'the rate chart draws XKS');
+  await see(page.getByTestId('chart-errors'), 'InvalidStateException');
+  await see(page.getByTestId('chart-ops'), 'xks health');
   await shot(page, 'dashboard');
+
+  log('the XKS requests on the XKS page and in the audit view');
+  await go(page, '#/xks/xks');
+  const store = page.getByTestId('xks-health').locator('tr', { hasText: 'example/keystore' });
+  await store.waitFor();
+  check(Number((await store.locator('td').nth(1).textContent()).trim()) >= 5, 'XKS requests counted for the key store');
+  const named = await store.locator('td').nth(3).textContent();
+  check(/encrypt InvalidStateException ×1/i.test(named), 'the refused Encrypt is named: ' + named);
+  await go(page, '#/audit/file?interface=xks&result=error');
+  await see(page.getByTestId('audit-events'), 'InvalidStateException');
+  await see(page.getByTestId('audit-events'), 'arn:aws:iam::111122223333:user/console');
 
   log('the KMIP request in the audit view');
   await go(page, '#/audit/file?interface=kmip&operation=Create');

@@ -11,8 +11,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -29,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	gokmip "github.com/ovh/kmip-go"
@@ -247,12 +251,12 @@ func TestConsoleWorkflow(t *testing.T) {
 	defer fake.Close()
 	a := devServer(t)
 	downloads := t.TempDir()
-	kmipAddr := freeAddr(t)
+	kmipAddr, xksAddr := freeAddr(t), freeAddr(t)
 	node(t, a, "workflow.mjs",
 		"KEYHOLD_FAKE_AWS="+fake.URL,
 		"KEYHOLD_AUDIT_FILE="+filepath.Join(a.dir, "audit.log"),
 		"KEYHOLD_KMIP_ADDR="+kmipAddr,
-		"KEYHOLD_XKS_ADDR="+freeAddr(t),
+		"KEYHOLD_XKS_ADDR="+xksAddr,
 		"KEYHOLD_DOWNLOADS="+downloads,
 	)
 
@@ -314,14 +318,20 @@ func TestConsoleWorkflow(t *testing.T) {
 	// getting it while the dashboard draws its charts.
 	stop := kmipTraffic(t, kmipAddr, caPEM, bundle)
 
-	// The XKS key is disabled; the secret the console showed is one the
-	// appliance accepts (its access key id is listed).
+	// The XKS key is disabled; the credential the console showed signs
+	// requests the proxy accepts: an Encrypt under the disabled key is
+	// refused with InvalidStateException, health checks follow below.
 	if code, d := rest(t, a, a.token, "GET", "xks/key/xks-key-1", nil); code != 200 || d["enabled"] != false {
 		t.Fatalf("xks key: %d %v", code, d)
 	}
-	if _, err := os.ReadFile(filepath.Join(downloads, "xks-secret.txt")); err != nil {
-		t.Fatal(err)
+	x := newXKSClient(t, a, xksAddr, downloads)
+	if code, body := x.post(t, "keys/xks-key-1/encrypt", map[string]any{"requestMetadata": map[string]any{"kmsOperation": "Encrypt",
+		"kmsRequestId": "console-e2e", "awsPrincipalArn": "arn:aws:iam::111122223333:user/console",
+		"kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/console"},
+		"plaintext": "aGVsbG8=", "encryptionAlgorithm": "AES_GCM"}); code != 400 || !strings.Contains(string(body), "InvalidStateException") {
+		t.Fatalf("encrypt under the disabled key: %d %s", code, body)
 	}
+	stopXKS := x.healthChecks(t)
 
 	// Secrets never reached the audit file in the clear.
 	trail, err := os.ReadFile(filepath.Join(a.dir, "audit.log"))
@@ -340,6 +350,9 @@ func TestConsoleWorkflow(t *testing.T) {
 	node(t, a, "dashboard.mjs")
 	if n := stop(); n < 5 {
 		t.Fatalf("only %d KMIP Gets were served", n)
+	}
+	if n := stopXKS(); n < 5 {
+		t.Fatalf("only %d XKS health checks were answered", n)
 	}
 
 	node(t, a, "destroy.mjs")
@@ -455,4 +468,87 @@ func TestConsoleDeniedToken(t *testing.T) {
 		t.Fatalf("token create: %d %v", code, auth)
 	}
 	node(t, a, "denied.mjs", "KEYHOLD_LIMITED_TOKEN="+auth["client_token"].(string))
+}
+
+// xksClient signs XKS requests with the credential the console showed.
+type xksClient struct {
+	base, akid, secret string
+	http               *http.Client
+}
+
+func newXKSClient(t *testing.T, a *appliance, addr, downloads string) *xksClient {
+	t.Helper()
+	akid, err := os.ReadFile(filepath.Join(downloads, "xks-akid.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := os.ReadFile(filepath.Join(downloads, "xks-secret.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, d := rest(t, a, a.token, "GET", "xks/ca", nil)
+	pool := x509.NewCertPool()
+	if pemText, _ := d["certificate"].(string); code != 200 || !pool.AppendCertsFromPEM([]byte(pemText)) {
+		t.Fatalf("xks ca: %d", code)
+	}
+	return &xksClient{base: "https://" + addr + "/example/keystore/kms/xks/v1/", akid: string(akid), secret: string(secret),
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}}}
+}
+
+func (x *xksClient) post(t *testing.T, target string, body any) (int, []byte) {
+	t.Helper()
+	code, b, err := x.try(target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, b
+}
+
+func (x *xksClient) try(target string, body any) (int, []byte, error) {
+	raw, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, x.base+target, bytes.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(raw)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: x.akid, SecretAccessKey: x.secret},
+		req, hex.EncodeToString(sum[:]), "kms-xks-proxy", "us-east-1", time.Now()); err != nil {
+		return 0, nil, err
+	}
+	resp, err := x.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// healthChecks sends a signed GetHealthStatus every 200 ms until stop,
+// which returns how many were answered 200.
+func (x *xksClient) healthChecks(t *testing.T) (stop func() int) {
+	done := make(chan struct{})
+	count := make(chan int, 1)
+	go func() {
+		n := 0
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				count <- n
+				return
+			case <-tick.C:
+				code, _, err := x.try("health", map[string]any{"requestMetadata": map[string]any{"kmsOperation": "KmsHealthCheck", "kmsRequestId": "console-e2e"}})
+				if err == nil && code == 200 {
+					n++
+				}
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		return <-count
+	}
 }

@@ -74,7 +74,7 @@ export async function signIn(page, token = env.token) {
 
 // see waits until the text is visible somewhere in the scope.
 export async function see(scope, text, opts = {}) {
-  await scope.getByText(text, { exact: false, ...opts }).first().waitFor({ state: 'visible' });
+  await scope.getByText(text, { exact: false, ...opts }).filter({ visible: true }).first().waitFor({ state: 'visible' });
 }
 
 // field is the form control with the label inside the form of the test id.

@@ -146,6 +146,7 @@ try {
   const secret = (await page.getByTestId('secret-secret-access-key').textContent()).trim();
   check(secret.length >= 40, 'a secret access key is shown');
   writeFileSync(path.join(env.downloads, 'xks-secret.txt'), secret);
+  writeFileSync(path.join(env.downloads, 'xks-akid.txt'), (await page.getByTestId('secret-access-key-id').textContent()).trim());
   await shot(page, 'xks');
   await page.getByTestId('secret-close').click();
   check(!(await page.content()).includes(secret), 'the XKS secret left the page');

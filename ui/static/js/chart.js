@@ -73,7 +73,7 @@ export function barChart({ title, bars, unit = '', max = 10, testid, empty = 'No
   if (!items.length) return h('figure', { class: 'chart-box', 'data-testid': testid }, h('figcaption', null, title), h('p', { class: 'empty' }, empty));
   const W = 560;
   const row = 22;
-  const L = 210;
+  const L = 230;
   const H = items.length * row + 6;
   const top = Math.max(...items.map((b) => b.value));
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart bars', role: 'img', 'aria-label': title },
@@ -82,7 +82,8 @@ export function barChart({ title, bars, unit = '', max = 10, testid, empty = 'No
       const w = Math.max(1, (b.value / top) * (W - L - 70));
       const yy = i * row + 3;
       return s('g', { class: 'bar ' + (b.cls || '') },
-        s('text', { x: L - 6, y: yy + 14, class: 'tick', 'text-anchor': 'end' }, b.label.length > 34 ? b.label.slice(0, 33) + '…' : b.label),
+        s('title', null, `${b.label}: ${b.value}`),
+        s('text', { x: L - 6, y: yy + 14, class: 'tick', 'text-anchor': 'end' }, b.label.length > 38 ? b.label.slice(0, 37) + '…' : b.label),
         s('rect', { x: L, y: yy + 2, width: w.toFixed(1), height: row - 6, rx: 2 }),
         s('text', { x: L + w + 6, y: yy + 14, class: 'tick' }, tickLabel(b.value, unit)));
     }));

@@ -79,13 +79,20 @@ export function snapshot(text, t = Date.now()) {
   const iface = (l) => l.interface;
   const requests = sumBy(x, 'keyhold_requests_total', iface);
   const xks = sumBy(x, 'keyhold_xks_requests_total', () => 'xks');
-  // XKS requests are counted per key store, not in keyhold_requests_total.
-  if (xks.xks !== undefined && requests.xks === undefined) requests.xks = xks.xks;
+  const errors = sumBy(x, 'keyhold_errors_total', iface);
+  const byOp = sumBy(x, 'keyhold_requests_total', (l) => `${l.interface} ${l.operation}`);
+  // XKS requests are counted per key store (with their errorName), not in
+  // keyhold_requests_total.
+  if (xks.xks !== undefined && requests.xks === undefined) {
+    requests.xks = xks.xks;
+    errors.xks = sumBy(x.filter((s) => s.labels.error), 'keyhold_xks_requests_total', () => 'xks').xks || 0;
+    Object.assign(byOp, sumBy(x, 'keyhold_xks_requests_total', (l) => `xks ${l.operation}`));
+  }
   return {
     t,
     requests,
-    errors: sumBy(x, 'keyhold_errors_total', iface),
-    byOp: sumBy(x, 'keyhold_requests_total', (l) => `${l.interface} ${l.operation}`),
+    errors,
+    byOp,
     errorsByKind: sumBy(x, 'keyhold_errors_total', (l) => `${l.interface}: ${l.kind}`),
     xksByStore: sumBy(x, 'keyhold_xks_requests_total', (l) => l.keystore),
     xksErrors: sumBy(x.filter((s) => s.labels.error), 'keyhold_xks_requests_total', (l) => `${l.keystore}: ${l.operation} ${l.error}`),

@@ -70,7 +70,7 @@ async function healthView() {
       ['Cluster', body.ha.enabled ? `node ${body.ha.hostname || body.ha.node_id}${body.ha.active_node ? ' (leader)' : ''}, ${body.ha.staleness_ms} ms behind` : 'single node'],
     ]) : null,
     body.listeners && Object.keys(body.listeners).length ? dl(Object.entries(body.listeners).sort().map(([path, l]) =>
-      [`${l.type} ${path}/`, l.up ? h('span', null, badge('up', 'good'), ' ', (l.addresses || []).join(', ')) : badge('down', 'bad')])) : null,
+      [`${l.type === 'kmip' ? 'KMIP' : 'XKS'} listener ${path}/`, l.up ? h('span', null, badge('up', 'good'), ' ', (l.addresses || []).join(', ')) : badge('down', 'bad')])) : null,
     h('details', { class: 'mechs' },
       h('summary', null, `${(caps.mechanisms || []).length} mechanisms`),
       h('div', { class: 'chips' }, (caps.mechanisms || []).map((m) => h('span', { class: 'chip' }, m)))));
@@ -226,7 +226,7 @@ function drawActivity() {
       barChart({ title: 'Requests since start, by operation (top 5 per interface)', testid: 'chart-ops', max: 15,
         bars: topPerInterface(cur.byOp, 5).map(([label, value]) => ({ label, value, cls: 'c-' + label.split(' ')[0] })) }),
       barChart({ title: 'Errors since start, by kind', testid: 'chart-errors', empty: 'No errors.',
-        bars: [...Object.entries(cur.errorsByKind), ...Object.entries(cur.xksErrors).map(([k, v]) => ['xks ' + k, v])]
+        bars: [...Object.entries(cur.errorsByKind), ...Object.entries(cur.xksErrors).map(([k, v]) => ['xks: ' + k.slice(k.indexOf(': ') + 2), v])]
           .map(([label, value]) => ({ label, value, cls: 'c-err' })) })),
     nowTable,
     h('p', { class: 'help' }, 'XKS requests are counted per key store; the appliance does not record their latency. ',

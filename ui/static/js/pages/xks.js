@@ -45,9 +45,11 @@ async function healthView(p) {
   const rows = [];
   if (!mt.error) {
     for (const prefix of (c && c.uri_path_prefixes) || []) {
-      const total = mt.xksByStore[prefix] || 0;
-      const errs = Object.entries(mt.xksErrors).filter(([k]) => k.startsWith(prefix + ': '));
-      rows.push({ prefix, total, errors: errs.reduce((a, [, v]) => a + v, 0), names: errs.map(([k, v]) => `${k.slice(prefix.length + 2)} ×${v}`) });
+      // The metrics name a key store by its URI path (xks.URIPath).
+      const store = (prefix ? '/' + prefix : '') + '/kms/xks/v1';
+      const total = mt.xksByStore[store] || 0;
+      const errs = Object.entries(mt.xksErrors).filter(([k]) => k.startsWith(store + ': '));
+      rows.push({ prefix, total, errors: errs.reduce((a, [, v]) => a + v, 0), names: errs.map(([k, v]) => `${k.slice(store.length + 2)} ×${v}`) });
     }
   }
   return h('div', { 'data-testid': 'xks-health' },
