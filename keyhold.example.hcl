@@ -23,6 +23,15 @@ hsm {
 
   # SoftHSM2 only: exported as SOFTHSM2_CONF before the module loads.
   # softhsm_conf = "/var/lib/keyhold/softhsm2.conf"
+
+  # New KEKs leave the token only wrapped under a key its security officer
+  # trusts (the KEK ceremony, see README "High availability"); set this where
+  # the vendor's tools clone HSMs, so they never leave it at all.
+  # kek_non_extractable = false
+
+  # A node joining a cluster receives its KEKs (keyhold operator kek-import)
+  # and must never make one of its own.
+  # join_cluster = false
 }
 
 # Metadata and wrapped key blobs. No plaintext key material is ever stored.
@@ -46,6 +55,14 @@ listener {
   tls_cert_file = "/etc/keyhold/tls.crt"
   tls_key_file  = "/etc/keyhold/tls.key"
 }
+
+# Several nodes on one PostgreSQL store (see README, "High availability").
+# ha {
+#   node_name      = "kh-1"                       # default: the host name
+#   api_addr       = "https://kh-1.example:8200"  # shown in sys/ha-status
+#   lease_ttl      = "5s"                         # background work moves this long after its node dies
+#   retry_interval = "1m"                         # the leader retries unfinished cloud distributions
+# }
 
 # debug, info, warn or error; log_json = true for JSON lines.
 log_level = "info"
