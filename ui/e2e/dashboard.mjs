@@ -2,7 +2,7 @@
 // object with the client certificate the console issued, and keeps getting
 // it): the counts of every mount, the charts drawn from the metrics with the
 // KMIP traffic in them, the KMIP request in the audit view.
-import { open, close, go, signIn, see, shot, check, log } from './lib.mjs';
+import { open, close, failed, go, signIn, see, shot, check, log } from './lib.mjs';
 
 const b = await open();
 const { page } = b;
@@ -48,6 +48,9 @@ try {
   await go(page, '#/audit/file?interface=kmip&operation=Create');
   await see(page.getByTestId('audit-events'), 'finance/accounting');
   check(await page.getByTestId('audit-events').locator('tbody tr').count() === 1, 'one KMIP Create');
+} catch (e) {
+  await failed(page, 'dashboard', e);
+  throw e;
 } finally {
   await close(b);
 }

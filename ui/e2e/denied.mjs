@@ -1,7 +1,7 @@
 // A token whose policy only lists keymgmt/key signs in and visits the
 // pages: each shows the refusal (which capability on which path), never a
 // blank page; a write it may not make shows the server's refusal.
-import { open, close, go, signIn, see, field, submit, check, log } from './lib.mjs';
+import { open, close, failed, go, signIn, see, field, submit, check, log } from './lib.mjs';
 
 const token = process.env.KEYHOLD_LIMITED_TOKEN;
 check(token, 'KEYHOLD_LIMITED_TOKEN is set by the Go test');
@@ -39,6 +39,9 @@ try {
 
   await go(page, '#/kmip');
   await denied('kmip', 'sys/mounts');
+} catch (e) {
+  await failed(page, 'denied', e);
+  throw e;
 } finally {
   await close(b);
 }

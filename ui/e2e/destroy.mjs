@@ -4,7 +4,7 @@
 // distribution is removed, the key deleted, the KMIP client certificate
 // revoked and the XKS key deleted. The Go test checks the fake cloud and
 // the KMIP listener afterwards.
-import { open, close, go, signIn, see, field, submit, confirm, flash, check, log } from './lib.mjs';
+import { open, close, failed, go, signIn, see, field, submit, confirm, flash, check, log } from './lib.mjs';
 
 const KEY = 'payments-key';
 const KMS = 'aws-fake';
@@ -66,6 +66,9 @@ try {
   await confirm(page, 'xks-key-1');
   await flash(page, 'Deleted xks-key-1');
   await see(page.getByTestId('xks-keys'), 'No keys yet.');
+} catch (e) {
+  await failed(page, 'destroy', e);
+  throw e;
 } finally {
   await close(b);
 }

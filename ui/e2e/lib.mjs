@@ -56,6 +56,20 @@ export async function close({ browser, problems }) {
   if (problems.length) throw new Error('problems on the page:\n  ' + problems.join('\n  '));
 }
 
+// failed records where a script failed: the page's address and a
+// screenshot (failed-NAME.png), so a failure in CI can be read afterwards.
+export async function failed(page, name, err) {
+  log(`FAILED at ${page.url()}: ${err && err.message}`);
+  if (!env.shots) return;
+  try {
+    mkdirSync(env.shots, { recursive: true });
+    await page.screenshot({ path: path.join(env.shots, `failed-${name}.png`), fullPage: true });
+    log('screenshot of the failure', path.join(env.shots, `failed-${name}.png`));
+  } catch (e) {
+    log('no screenshot of the failure:', e.message);
+  }
+}
+
 export function url(hash = '') {
   return `${env.addr}/ui/${hash}`;
 }

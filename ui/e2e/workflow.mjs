@@ -9,7 +9,7 @@
 // downloaded KMIP credential, and runs dashboard.mjs.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { open, close, env, go, signIn, see, field, submit, confirm, shot, flash, check, log } from './lib.mjs';
+import { open, close, failed, env, go, signIn, see, field, submit, confirm, shot, flash, check, log } from './lib.mjs';
 
 const KEY = 'payments-key';
 const KMS = 'aws-fake';
@@ -191,6 +191,9 @@ try {
   check(await page.evaluate(() => sessionStorage.length) === 0, 'sign-out empties sessionStorage');
   await page.goto(env.addr + '/ui/#/keys/keymgmt');
   await see(page.locator('main'), 'Sign in to Keyhold');
+} catch (e) {
+  await failed(page, 'workflow', e);
+  throw e;
 } finally {
   await close(b);
 }

@@ -4,7 +4,7 @@
 // the server's error message. No dialog may open (lib.mjs fails the run on
 // one), no <img src=x> may exist, and the page's Trusted Types policy must
 // refuse HTML from a string.
-import { open, close, env, go, signIn, see, field, submit, flash, check, log, url } from './lib.mjs';
+import { open, close, failed, env, go, signIn, see, field, submit, flash, check, log, url } from './lib.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
 const auditFile = process.env.KEYHOLD_AUDIT_FILE;
@@ -78,6 +78,9 @@ try {
   await noMarkup('audit');
   const html = await page.content();
   check(html.includes('&lt;img src=x onerror=alert(1)&gt;'), 'the markup is escaped text in the DOM');
+} catch (e) {
+  await failed(page, 'xss', e);
+  throw e;
 } finally {
   await close(b);
 }
