@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/keyhold/keyhold/store"
 )
@@ -137,4 +138,19 @@ func (c *objectCache) forget(keys []string) {
 	for _, k := range keys {
 		delete(c.m, k)
 	}
+}
+
+// knownAfterSync catches up with the other nodes' changes and reports
+// whether the serial is now known: a credential issued through another
+// node a moment ago is accepted at its first handshake here.
+func (m *Manager) knownAfterSync(serial string, srv *server) bool {
+	if m.o.Sync == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := m.o.Sync(ctx); err != nil {
+		return false
+	}
+	return srv.st.Load().creds[serial] != nil
 }

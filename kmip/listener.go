@@ -100,7 +100,8 @@ func (l *listener) tlsConfig(ctx context.Context, st *state) (*tls.Config, error
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("kmip: no client certificate")
 			}
-			if l.srv.st.Load().creds[cs.PeerCertificates[0].SerialNumber.String()] == nil {
+			serial := cs.PeerCertificates[0].SerialNumber.String()
+			if l.srv.st.Load().creds[serial] == nil && !l.m.knownAfterSync(serial, l.srv) {
 				return errors.New("kmip: the client certificate is revoked or unknown")
 			}
 			return nil
