@@ -134,32 +134,60 @@ func (t *tx) UpdateKMIPObject(ctx context.Context, o *store.KMIPObject) error {
 	return wrap("update kmip object", t.insertAttributes(ctx, seq, o.Attributes))
 }
 
-// locateWhere builds the condition of a query over kmip_objects o.
-func locateWhere(q *store.KMIPQuery) (string, []any, error) {
+// locateQuery builds the FROM and WHERE of a query over kmip_objects o. The
+// first text or value filter drives it through its attribute index (d, the
+// outer loop of a CROSS JOIN), so a Locate by name reads the few matching
+// rows instead of the whole scope; every other filter probes the object's
+// own attribute rows by primary key (the unary + keeps SQLite off the
+// attribute indexes there, which made such a probe scan every object's
+// attribute of that name: quadratic in the scope's size).
+func locateQuery(q *store.KMIPQuery) (from, where string, args []any, err error) {
 	var b strings.Builder
-	args := []any{q.Mount, q.Scope}
+	from = `kmip_objects o`
+	driver := -1
+	for i, f := range q.Filters {
+		if f.Match == store.KMIPMatchText || f.Match == store.KMIPMatchValue {
+			driver = i
+			break
+		}
+	}
+	if driver >= 0 {
+		from = `kmip_attributes d CROSS JOIN kmip_objects o ON o.seq = d.object`
+		f := q.Filters[driver]
+		if f.Match == store.KMIPMatchText {
+			b.WriteString(`d.name = ? AND d.text = ? AND `)
+			args = append(args, f.Name, f.Text)
+		} else {
+			b.WriteString(`d.name = ? AND d.value = ? AND `)
+			args = append(args, f.Name, nonNil(f.Value))
+		}
+	}
+	args = append(args, q.Mount, q.Scope)
 	b.WriteString(`o.mount = ? AND o.scope = ?`)
-	for _, f := range q.Filters {
-		b.WriteString(` AND EXISTS (SELECT 1 FROM kmip_attributes a WHERE a.object = o.seq AND a.name = ? AND `)
+	for i, f := range q.Filters {
+		if i == driver {
+			continue
+		}
+		b.WriteString(` AND EXISTS (SELECT 1 FROM kmip_attributes a WHERE a.object = o.seq AND +a.name = ? AND `)
 		args = append(args, f.Name)
 		switch f.Match {
 		case store.KMIPMatchValue:
-			b.WriteString(`a.value = ?)`)
+			b.WriteString(`+a.value = ?)`)
 			args = append(args, nonNil(f.Value))
 		case store.KMIPMatchText:
-			b.WriteString(`a.text = ?)`)
+			b.WriteString(`+a.text = ?)`)
 			args = append(args, f.Text)
 		case store.KMIPMatchRange:
-			b.WriteString(`a.number BETWEEN ? AND ?)`)
+			b.WriteString(`+a.number BETWEEN ? AND ?)`)
 			args = append(args, f.Min, f.Max)
 		case store.KMIPMatchMask:
 			b.WriteString(`(a.number & ?) = ?)`)
 			args = append(args, f.Mask, f.Mask)
 		default:
-			return "", nil, fmt.Errorf("store: locate kmip objects: unknown match %q", f.Match)
+			return "", "", nil, fmt.Errorf("store: locate kmip objects: unknown match %q", f.Match)
 		}
 	}
-	return b.String(), args, nil
+	return from, b.String(), args, nil
 }
 
 // LocateKMIPObjects returns the IDs of the matching objects, newest first, and their total count.
@@ -167,19 +195,20 @@ func (t *tx) LocateKMIPObjects(ctx context.Context, q *store.KMIPQuery) ([]strin
 	if q == nil {
 		return nil, 0, errors.New("store: locate kmip objects: nil query")
 	}
-	where, args, err := locateWhere(q)
+	from, where, args, err := locateQuery(q)
 	if err != nil {
 		return nil, 0, err
 	}
+	// An object with two matching instances of the driving attribute joins twice.
 	var total int
-	if err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM kmip_objects o WHERE `+where, args...).Scan(&total); err != nil {
+	if err := t.tx.QueryRowContext(ctx, `SELECT COUNT(DISTINCT o.seq) FROM `+from+` WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, wrap("locate kmip objects", err)
 	}
 	limit := int64(q.Limit)
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := t.tx.QueryContext(ctx, `SELECT o.id FROM kmip_objects o WHERE `+where+` ORDER BY o.seq DESC LIMIT ? OFFSET ?`,
+	rows, err := t.tx.QueryContext(ctx, `SELECT o.id FROM `+from+` WHERE `+where+` GROUP BY o.seq ORDER BY o.seq DESC LIMIT ? OFFSET ?`,
 		append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, wrap("locate kmip objects", err)

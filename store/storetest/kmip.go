@@ -224,6 +224,7 @@ func (s suite) kmipLocate(t *testing.T) {
 		mk("s1", "k3", attr("Name", "n-gamma", "gamma", 0), attr("Mask", "m15", "", 15), attr("Date", "d300", "", 300)),
 		mk("s2", "k4", attr("Name", "n-alpha", "alpha", 0), attr("Mask", "m15", "", 15)),
 		mk("s1", "k5", attr("Type", "sym", "", 0)),
+		mk("s3", "k6", attr("Name", "n-dup", "dup", 0), attr("Name", "n-dup", "dup", 0), attr("Mask", "m4", "", 4)),
 	)
 	tests := []struct {
 		name      string
@@ -246,6 +247,14 @@ func (s suite) kmipLocate(t *testing.T) {
 		{name: "ok offset past the end", q: store.KMIPQuery{Offset: 9}, want: []string{}, wantTotal: 4},
 		{name: "ok other scope", q: store.KMIPQuery{Scope: "s2"}, want: []string{"k4"}, wantTotal: 1},
 		{name: "ok other mount", q: store.KMIPQuery{Mount: "m2"}, want: []string{}, wantTotal: 0},
+		{name: "ok two matching instances count once", q: store.KMIPQuery{Scope: "s3", Filters: []store.KMIPFilter{
+			{Name: "Name", Match: store.KMIPMatchText, Text: "dup"},
+			{Name: "Mask", Match: store.KMIPMatchMask, Mask: 4},
+		}}, want: []string{"k6"}, wantTotal: 1},
+		{name: "ok a value filter with a range filter", q: store.KMIPQuery{Filters: []store.KMIPFilter{
+			{Name: "Date", Match: store.KMIPMatchRange, Min: 150, Max: 400},
+			{Name: "Name", Match: store.KMIPMatchValue, Value: []byte("n-alpha")},
+		}}, want: []string{"k2"}, wantTotal: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
