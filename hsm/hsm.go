@@ -44,6 +44,10 @@ type Config struct {
 	// receiving side of the KEK ceremony, and for a node joining a cluster
 	// whose KEKs it must receive rather than make.
 	NoCreateKEK bool
+	// TokenOnlyOAEP refuses RSA-OAEP decryptions that the token's own OAEP
+	// cannot do (SoftHSM2 2.6.1 does SHA-1 only) instead of decoding OAEP in
+	// Go over the token's raw RSA decryption (DecryptOAEP).
+	TokenOnlyOAEP bool
 	// Observe, if set, is called after every operation with its name, how
 	// long it took (waiting for a session included) and its error.
 	Observe func(op string, d time.Duration, err error)
