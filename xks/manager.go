@@ -49,6 +49,8 @@ type Auditor interface {
 // errorName ("" for success); *metrics.Metrics is one.
 type Metrics interface {
 	XKSRequest(keystore, op, errName string)
+	Request(iface, op string, status int, d time.Duration)
+	Error(iface, kind string)
 }
 
 // Manager runs the XKS listeners of every xks mount and carries out the

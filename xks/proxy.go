@@ -50,8 +50,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.err = xerr(InternalException, "internal error")
 			writeError(w, rec.err)
 		}
-		p.logRequest(r, rec, time.Since(start))
-		p.count(rec)
+		d := time.Since(start)
+		p.logRequest(r, rec, d)
+		p.count(rec, d)
 	}()
 	resp, err := p.serve(r, rec)
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
@@ -245,7 +246,7 @@ func (b *bucket) take(now time.Time) bool {
 
 // count records the request in the metrics. Only configured prefixes are
 // label values (a path is the caller's choice; labels must stay few).
-func (p *proxy) count(rec *logRecord) {
+func (p *proxy) count(rec *logRecord, d time.Duration) {
 	if p.metrics == nil {
 		return
 	}
@@ -261,4 +262,10 @@ func (p *proxy) count(rec *logRecord) {
 		name = string(rec.err.Name)
 	}
 	p.metrics.XKSRequest(keystore, op, name)
+	code := 200
+	if rec.err != nil {
+		code = status(rec.err.Name)
+		p.metrics.Error("xks", name)
+	}
+	p.metrics.Request("xks", op, code, d)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -350,6 +351,23 @@ func (c *countMetrics) XKSRequest(keystore, op, errName string) {
 	c.n[keystore+"|"+op+"|"+errName]++
 }
 
+// Request and Error count the interface-wide series (latency by operation,
+// errors by kind) under "request|…" and "error|…".
+func (c *countMetrics) Request(iface, op string, status int, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d <= 0 {
+		c.n["request|bad-duration"]++
+	}
+	c.n[fmt.Sprintf("request|%s|%s|%d", iface, op, status)]++
+}
+
+func (c *countMetrics) Error(iface, kind string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n["error|"+iface+"|"+kind]++
+}
+
 // Every request is counted by key store, operation and errorName; paths
 // that name no configured key store are counted without one.
 func TestMetrics(t *testing.T) {
@@ -365,9 +383,13 @@ func TestMetrics(t *testing.T) {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	p := URIPath(testPrefix)
-	for _, k := range []string{p + "|health|", p + "|encrypt|AuthenticationFailedException", "|health|InvalidUriPathException", "|invalid|InvalidUriPathException"} {
+	for _, k := range []string{p + "|health|", p + "|encrypt|AuthenticationFailedException", "|health|InvalidUriPathException", "|invalid|InvalidUriPathException",
+		"request|xks|health|200", "request|xks|encrypt|401", "request|xks|invalid|404", "error|xks|AuthenticationFailedException"} {
 		if cm.n[k] != 1 {
 			t.Errorf("count %q = %d (all: %v)", k, cm.n[k], cm.n)
 		}
+	}
+	if cm.n["request|xks|health|404"] != 1 || cm.n["error|xks|InvalidUriPathException"] != 2 || cm.n["request|bad-duration"] != 0 {
+		t.Errorf("counts %v", cm.n)
 	}
 }
