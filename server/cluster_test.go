@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/postgres/pgtest"
@@ -30,16 +33,18 @@ import (
 	"github.com/ovh/kmip-go/payloads"
 )
 
-// cluster is a test's PostgreSQL, HSM token and node configurations.
+// cluster is a test's PostgreSQL, HSM tokens and node configurations.
 type cluster struct {
 	t    *testing.T
 	dir  string
 	root string
 	api  *client
+	toks map[string]*softhsm.Token
 }
 
-// newCluster starts a PostgreSQL server and makes a token that every node
-// shares, as nodes share a network HSM partition.
+// newCluster starts a PostgreSQL server and makes a SoftHSM2 token per
+// node; node A makes the KEK at its first start, the others receive it
+// through the KEK ceremony (receive).
 func newCluster(t *testing.T) *cluster {
 	ctx := t.Context()
 	pg, err := pgtest.Start(ctx, pgtest.Options{})
@@ -51,21 +56,30 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := softhsm.NewTestToken(t)
 	dir := t.TempDir()
-	for name, secret := range map[string]string{"pin": tok.PIN, "dbpw": pg.Password} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "dbpw"), []byte(pg.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8], toks: map[string]*softhsm.Token{}}
+	for _, name := range []string{"a", "b", "c"} {
+		pin, _ := softhsm.RandomPIN()
+		so, _ := softhsm.RandomPIN()
+		tok, err := softhsm.CreateToken(filepath.Join(dir, "hsm"), "node-"+name, pin, so)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8]}
-	for _, name := range []string{"a", "b", "c"} {
+		c.toks[name] = tok
+		t.Setenv(softhsm.ConfEnv, tok.ConfPath)
+		if err := os.WriteFile(filepath.Join(dir, name+".pin"), []byte(pin+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		hcl := fmt.Sprintf(`
 hsm {
   module       = %q
   token_label  = %q
   pin_file     = %q
   softhsm_conf = %q
+  join_cluster = %v
 }
 storage {
   type          = "postgres"
@@ -85,7 +99,7 @@ ha {
 keymgmt {
   client_timeout = "5s"
 }
-`, tok.Module, tok.Label, filepath.Join(dir, "pin"), tok.ConfPath, pg.URL(db), filepath.Join(dir, "dbpw"), name)
+`, tok.Module, tok.Label, filepath.Join(dir, name+".pin"), tok.ConfPath, name != "a", pg.URL(db), filepath.Join(dir, "dbpw"), name)
 		if err := os.WriteFile(filepath.Join(dir, name+".hcl"), []byte(hcl), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -98,6 +112,49 @@ func (c *cluster) start(name string) *node {
 	return startNode(c.t, name, filepath.Join(c.dir, name+".hcl"), c.dir, c.root)
 }
 
+// receive runs the KEK ceremony from node A's token into another node's,
+// while node A serves: transport key in the receiver, trusted by A's
+// security officer, KEKs wrapped by A's user, unwrapped by the receiver.
+func (c *cluster) receive(name string) {
+	t := c.t
+	ctx := t.Context()
+	cfg := func(tok *softhsm.Token, join bool) hsm.Config {
+		return hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, NoCreateKEK: join}
+	}
+	open := func(tok *softhsm.Token, join bool) *hsm.HSM {
+		h, err := hsm.Open(ctx, cfg(tok, join))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	from, to := c.toks["a"], c.toks[name]
+	h := open(to, true)
+	pub, err := h.NewKEKTransportKey(ctx)
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hsm.TrustTransportKey(ctx, cfg(from, false), from.SOPIN, pub); err != nil {
+		t.Fatal(err)
+	}
+	h = open(from, false)
+	b, err := h.ExportKEKs(ctx, pub)
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hsm.UntrustTransportKey(ctx, cfg(from, false), from.SOPIN); err != nil {
+		t.Fatal(err)
+	}
+	h = open(to, true)
+	err = h.ImportKEKs(ctx, b)
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Two, then three appliance processes on one PostgreSQL: what one node
 // creates the others serve (REST, KMIP, XKS); revocations on one node are
 // refused by the others; a node killed under a retrying client load loses
@@ -106,6 +163,16 @@ func (c *cluster) start(name string) *node {
 func TestCluster(t *testing.T) {
 	c := newCluster(t)
 	a := c.start("a")
+	t.Run("fail a node whose token lacks the cluster's KEKs", func(t *testing.T) {
+		// Node B's token has no KEK yet (join_cluster): it refuses to start.
+		cmd := exec.Command(os.Args[0], "-test.run", "^$")
+		cmd.Env = append(os.Environ(), "KEYHOLD_NODE_CONFIG="+filepath.Join(c.dir, "b.hcl"), "KEYHOLD_NODE_ROOT="+c.root)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "kek-import") {
+			t.Fatalf("node b without KEKs: %v\n%s", err, out[max(0, len(out)-2000):])
+		}
+	})
+	c.receive("b")
 	b := c.start("b")
 	api := c.api
 
@@ -194,12 +261,27 @@ func TestCluster(t *testing.T) {
 		t.Logf("refused by B %v after the revocation on A", took)
 	})
 
+	t.Run("ok health answers a load balancer per node and listener", func(t *testing.T) {
+		api.t = t
+		h := api.must(b, "GET", "sys/health", nil, 200)
+		if ha, _ := h["ha"].(map[string]any); ha["enabled"] != true || ha["hostname"] != "b" {
+			t.Fatalf("health ha: %v", h["ha"])
+		}
+		api.must(b, "GET", "sys/health?listener=kmip", nil, 200)
+		api.must(b, "GET", "sys/health?listener=xks", nil, 200)
+		out := api.must(b, "GET", "sys/health?listener=keymgmt", nil, 503)
+		if !strings.Contains(fmt.Sprint(out["problems"]), "not up") {
+			t.Fatalf("problems: %v", out["problems"])
+		}
+	})
+
 	t.Run("ok a node killed under a retrying load loses no acknowledged write", func(t *testing.T) {
 		killUnderLoad(t, kmipEnv, a, b)
 	})
 
 	t.Run("ok the leader killed, another node takes its job over, never two at once", func(t *testing.T) {
 		api.t = t
+		c.receive("c")
 		cn := c.start("c")
 		leaderHandover(t, api, a, cn)
 	})
@@ -555,6 +637,23 @@ func leaderHandover(t *testing.T, api *client, a, c *node) {
 		return nil
 	})
 	t.Logf("node %s killed while leading; %s leads %v later", dead.name, alive.name, took)
+	eventually(t, 10*time.Second, "the dead node shown unhealthy", func() error {
+		_, out, err := api.call(alive, "GET", "sys/ha-status", nil)
+		if err != nil {
+			return err
+		}
+		nodes, _ := data(out)["nodes"].([]any)
+		for _, x := range nodes {
+			m := x.(map[string]any)
+			if m["hostname"] == dead.name && m["healthy"] != false {
+				return fmt.Errorf("%v", m)
+			}
+			if m["hostname"] == alive.name && (m["healthy"] != true || m["active_node"] != true) {
+				return fmt.Errorf("%v", m)
+			}
+		}
+		return nil
+	})
 	after := requests.Load()
 	eventually(t, 10*time.Second, "the new leader retries the distribution", func() error {
 		if requests.Load() < after+3 {

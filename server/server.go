@@ -67,6 +67,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	defer st.Close()
 	log.Info("store opened", "type", cfg.Storage.Type, "path", cfg.Storage.Path)
 
+	if err := checkKEKs(ctx, h, st); err != nil {
+		return err
+	}
+
 	// The cluster notes where the change log stands before anything below
 	// loads what it caches from the store, so no other node's change is missed.
 	hopts, retry := cfg.haOptions(st, log, opts.Version, "")
