@@ -35,30 +35,42 @@ import (
 
 // cluster is a test's PostgreSQL, HSM tokens and node configurations.
 type cluster struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	root string
 	api  *client
 	toks map[string]*softhsm.Token
+	env  []string // for the node processes
 }
 
 // newCluster starts a PostgreSQL server and makes a SoftHSM2 token per
 // node; node A makes the KEK at its first start, the others receive it
 // through the KEK ceremony (receive).
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
+	return newClusterOn(t, "postgres", pgtest.Options{})
+}
+
+// newClusterOn is newCluster on a backend ("postgres" or "sqlite", whose
+// store only node A can use).
+func newClusterOn(t testing.TB, backend string, po pgtest.Options) *cluster {
 	ctx := t.Context()
-	pg, err := pgtest.Start(ctx, pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
-	db, err := pg.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "dbpw"), []byte(pg.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	storage := fmt.Sprintf("storage {\n  path = %q\n}\n", filepath.Join(dir, "keyhold.db"))
+	if backend == "postgres" {
+		pg, err := pgtest.Start(ctx, po)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pg.Stop)
+		db, err := pg.CreateDatabase(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "dbpw"), []byte(pg.Password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		storage = fmt.Sprintf("storage {\n  type = \"postgres\"\n  url = %q\n  password_file = %q\n  max_conns = 8\n}\n",
+			pg.URL(db), filepath.Join(dir, "dbpw"))
 	}
 	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8], toks: map[string]*softhsm.Token{}}
 	for _, name := range []string{"a", "b", "c"} {
@@ -81,13 +93,7 @@ hsm {
   softhsm_conf = %q
   join_cluster = %v
 }
-storage {
-  type          = "postgres"
-  url           = %q
-  password_file = %q
-  max_conns     = 8
-}
-listener {
+%slistener {
   address     = "127.0.0.1:0"
   tls_disable = true
 }
@@ -99,7 +105,7 @@ ha {
 keymgmt {
   client_timeout = "5s"
 }
-`, tok.Module, tok.Label, filepath.Join(dir, name+".pin"), tok.ConfPath, name != "a", pg.URL(db), filepath.Join(dir, "dbpw"), name)
+`, tok.Module, tok.Label, filepath.Join(dir, name+".pin"), tok.ConfPath, name != "a", storage, name)
 		if err := os.WriteFile(filepath.Join(dir, name+".hcl"), []byte(hcl), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +115,7 @@ keymgmt {
 }
 
 func (c *cluster) start(name string) *node {
-	return startNode(c.t, name, filepath.Join(c.dir, name+".hcl"), c.dir, c.root)
+	return startNode(c.t, name, filepath.Join(c.dir, name+".hcl"), c.dir, c.root, c.env...)
 }
 
 // receive runs the KEK ceremony from node A's token into another node's,
@@ -196,7 +202,8 @@ func TestCluster(t *testing.T) {
 	var xksA, xksB *xksNode
 	step("ok an xks key created on A is served by B", func(t *testing.T) {
 		api.t = t
-		xksA, xksB = setupXKS(t, api, a, b)
+		x := setupXKS(t, api, a, b)
+		xksA, xksB = x[0], x[1]
 		ct := xksA.encrypt(t, "k1", []byte("plaintext from A"), 200)
 		if pt := xksB.decrypt(t, "k1", ct); string(pt) != "plaintext from A" {
 			t.Fatalf("B decrypted %q", pt)
@@ -296,7 +303,7 @@ func aesTemplate() gokmip.TemplateAttribute {
 	}}
 }
 
-func kmipCreate(t *testing.T, c *kmiptest.Client) string {
+func kmipCreate(t testing.TB, c *kmiptest.Client) string {
 	t.Helper()
 	id, err := tryKMIPCreate(c)
 	if err != nil {
@@ -316,7 +323,7 @@ func tryKMIPCreate(c *kmiptest.Client) (string, error) {
 	return item.ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier, nil
 }
 
-func kmipGet(t *testing.T, c *kmiptest.Client, id string) []byte {
+func kmipGet(t testing.TB, c *kmiptest.Client, id string) []byte {
 	t.Helper()
 	k, err := tryKMIPGet(c, id)
 	if err != nil {
@@ -344,7 +351,8 @@ type kmipCluster struct {
 	addr     map[string]string // node name → listener address
 }
 
-func setupKMIP(t *testing.T, api *client, a, b *node) *kmipCluster {
+func setupKMIP(t testing.TB, api *client, nodes ...*node) *kmipCluster {
+	a := nodes[0]
 	api.must(a, "POST", "sys/mounts/kmip", map[string]any{"type": "kmip"}, 204)
 	api.must(a, "POST", "kmip/config", map[string]any{"listen_addrs": "127.0.0.1:0", "server_hostnames": "localhost", "connection_timeout": 30}, 200)
 	api.must(a, "POST", "kmip/scope/s1", nil, 204)
@@ -352,7 +360,7 @@ func setupKMIP(t *testing.T, api *client, a, b *node) *kmipCluster {
 	k := &kmipCluster{credPath: "kmip/scope/s1/role/admin/credential", addr: map[string]string{}}
 	k.caPEM = data(api.must(a, "GET", "kmip/ca", nil, 200))["ca_pem"].(string)
 	k.cert, _ = k.credential(t, api, a)
-	for _, n := range []*node{a, b} {
+	for _, n := range nodes {
 		eventually(t, 10*time.Second, "the kmip listener of "+n.name, func() error {
 			l, _ := data(api.must(n, "GET", "kmip/config", nil, 200))["listening"].([]any)
 			if len(l) == 0 {
@@ -366,7 +374,7 @@ func setupKMIP(t *testing.T, api *client, a, b *node) *kmipCluster {
 }
 
 // credential issues a client certificate and returns it with its serial.
-func (k *kmipCluster) credential(t *testing.T, api *client, n *node) (tls.Certificate, string) {
+func (k *kmipCluster) credential(t testing.TB, api *client, n *node) (tls.Certificate, string) {
 	t.Helper()
 	d := data(api.must(n, "POST", k.credPath+"/generate", map[string]any{"format": "pem"}, 200))
 	cert, err := tls.X509KeyPair([]byte(d["certificate"].(string)), []byte(d["private_key"].(string)))
@@ -376,7 +384,7 @@ func (k *kmipCluster) credential(t *testing.T, api *client, n *node) (tls.Certif
 	return cert, d["serial_number"].(string)
 }
 
-func (k *kmipCluster) dial(t *testing.T, n *node, cert tls.Certificate) *kmiptest.Client {
+func (k *kmipCluster) dial(t testing.TB, n *node, cert tls.Certificate) *kmiptest.Client {
 	t.Helper()
 	c, err := k.tryDial(n.name, cert)
 	if err != nil {
@@ -397,7 +405,8 @@ type xksNode struct {
 	http              *http.Client
 }
 
-func setupXKS(t *testing.T, api *client, a, b *node) (*xksNode, *xksNode) {
+func setupXKS(t testing.TB, api *client, nodes ...*node) []*xksNode {
+	a := nodes[0]
 	api.must(a, "POST", "sys/mounts/xks", map[string]any{"type": "xks"}, 204)
 	api.must(a, "POST", "xks/config", map[string]any{"listen_addrs": []string{"127.0.0.1:0"}, "uri_path_prefixes": []string{"p"},
 		"tls_internal_ca": true, "tls_ip_addresses": []string{"127.0.0.1"}}, 200)
@@ -406,7 +415,7 @@ func setupXKS(t *testing.T, api *client, a, b *node) (*xksNode, *xksNode) {
 	ca := data(api.must(a, "GET", "xks/ca", nil, 200))["certificate"].(string)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, ca)}}}
 	var out []*xksNode
-	for _, n := range []*node{a, b} {
+	for _, n := range nodes {
 		var addr string
 		eventually(t, 10*time.Second, "the xks listener of "+n.name, func() error {
 			l, _ := data(api.must(n, "GET", "xks/config", nil, 200))["listening"].([]any)
@@ -419,7 +428,7 @@ func setupXKS(t *testing.T, api *client, a, b *node) (*xksNode, *xksNode) {
 		out = append(out, &xksNode{url: "https://" + addr + xks.URIPath("p") + "/", akid: cred["access_key_id"].(string),
 			secret: cred["secret_access_key"].(string), http: hc})
 	}
-	return out[0], out[1]
+	return out
 }
 
 func xksMeta(op string) map[string]any {
@@ -433,30 +442,39 @@ func encryptBody(pt []byte) map[string]any {
 }
 
 // post signs an XKS request with the AWS SDK's SigV4 signer and sends it.
-func (x *xksNode) post(t *testing.T, path string, body any) (int, []byte) {
+func (x *xksNode) post(t testing.TB, path string, body any) (int, []byte) {
 	t.Helper()
+	st, out, err := x.tryPost(path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, out
+}
+
+// tryPost is post that returns its error (for goroutines of a benchmark).
+func (x *xksNode) tryPost(path string, body any) (int, []byte, error) {
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequest(http.MethodPost, x.url+path, bytes.NewReader(b))
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256.Sum256(b)
 	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: x.akid, SecretAccessKey: x.secret},
 		req, hex.EncodeToString(sum[:]), "kms-xks-proxy", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	resp, err := x.http.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var out bytes.Buffer
-	out.ReadFrom(resp.Body)
-	return resp.StatusCode, out.Bytes()
+	_, err = out.ReadFrom(resp.Body)
+	return resp.StatusCode, out.Bytes(), err
 }
 
-func (x *xksNode) encrypt(t *testing.T, key string, pt []byte, want int) *xks.EncryptResponse {
+func (x *xksNode) encrypt(t testing.TB, key string, pt []byte, want int) *xks.EncryptResponse {
 	t.Helper()
 	st, b := x.post(t, "keys/"+key+"/encrypt", encryptBody(pt))
 	if st != want {
@@ -469,7 +487,7 @@ func (x *xksNode) encrypt(t *testing.T, key string, pt []byte, want int) *xks.En
 	return &r
 }
 
-func (x *xksNode) decrypt(t *testing.T, key string, enc *xks.EncryptResponse) []byte {
+func (x *xksNode) decrypt(t testing.TB, key string, enc *xks.EncryptResponse) []byte {
 	t.Helper()
 	body := map[string]any{"requestMetadata": xksMeta("Decrypt"), "encryptionAlgorithm": "AES_GCM",
 		"ciphertext": enc.Ciphertext, "initializationVector": enc.IV, "authenticationTag": enc.Tag, "ciphertextMetadata": enc.CiphertextMetadata}

@@ -29,7 +29,11 @@ func runNode(cfgPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug // the cluster test reads the job runs
+	if os.Getenv("KEYHOLD_NODE_LOG_LEVEL") == "info" {
+		level = slog.LevelInfo // benchmarks
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signalContext()
 	defer stop()
 	err = Run(ctx, cfg, Options{Logger: log, Version: "cluster-test", RootToken: os.Getenv("KEYHOLD_NODE_ROOT"),
@@ -66,7 +70,7 @@ type node struct {
 
 // startNode starts a node with the configuration file cfg and waits until
 // it serves.
-func startNode(t *testing.T, name, cfg, dir, root string) *node {
+func startNode(t testing.TB, name, cfg, dir, root string, env ...string) *node {
 	t.Helper()
 	n := &node{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -74,7 +78,7 @@ func startNode(t *testing.T, name, cfg, dir, root string) *node {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), "KEYHOLD_NODE_CONFIG="+cfg, "KEYHOLD_NODE_ROOT="+root)
+	cmd.Env = append(append(os.Environ(), "KEYHOLD_NODE_CONFIG="+cfg, "KEYHOLD_NODE_ROOT="+root), env...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
@@ -123,7 +127,7 @@ func tail(path string) string {
 
 // client calls a node's REST API with a token.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	token string
 	http  *http.Client
 }
@@ -178,7 +182,7 @@ func data(m map[string]any) map[string]any {
 
 // eventually retries fn every 20 ms until it returns nil or d passes, and
 // returns how long it took.
-func eventually(t *testing.T, d time.Duration, what string, fn func() error) time.Duration {
+func eventually(t testing.TB, d time.Duration, what string, fn func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var err error
@@ -193,7 +197,7 @@ func eventually(t *testing.T, d time.Duration, what string, fn func() error) tim
 }
 
 // certPool returns a pool holding the PEM certificates.
-func certPool(t *testing.T, pems ...string) *x509.CertPool {
+func certPool(t testing.TB, pems ...string) *x509.CertPool {
 	t.Helper()
 	p := x509.NewCertPool()
 	for _, s := range pems {
