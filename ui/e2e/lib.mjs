@@ -35,7 +35,7 @@ export async function open() {
       '--disable-component-update', '--disable-sync'],
   });
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1366, height: 900 } });
-  context.setDefaultTimeout(15000);
+  context.setDefaultTimeout(30000); // generous: CI shares two cores with the appliance and the browser
   const page = await context.newPage();
   const problems = [];
   page.on('dialog', async (d) => {

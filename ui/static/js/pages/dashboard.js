@@ -226,9 +226,8 @@ function drawActivity() {
       barChart({ title: 'Requests since start, by operation (top 5 per interface)', testid: 'chart-ops', max: 15,
         bars: topPerInterface(cur.byOp, 5).map(([label, value]) => ({ label, value, cls: 'c-' + label.split(' ')[0] })) }),
       barChart({ title: 'Errors since start, by kind', testid: 'chart-errors', empty: 'No errors.',
-        bars: [...Object.entries(cur.errorsByKind), ...Object.entries(cur.xksErrors).map(([k, v]) => ['xks: ' + k.slice(k.indexOf(': ') + 2), v])]
-          .map(([label, value]) => ({ label, value, cls: 'c-err' })) })),
+        bars: Object.entries(cur.errorsByKind).map(([label, value]) => ({ label, value, cls: 'c-err' })) })),
     nowTable,
-    h('p', { class: 'help' }, 'XKS requests are counted per key store; the appliance does not record their latency. ',
+    h('p', { class: 'help' },
       `HSM sessions in use: ${fmtNum(g.sessionsInUse ?? NaN)} of ${fmtNum(g.sessions ?? NaN)}; unwrap cache hit ratio ${Number.isFinite(hitRatio) ? (hitRatio * 100).toFixed(0) + '%' : '–'}; open KMIP connections: ${fmtNum(g.kmipConnections ?? 0)}.`));
 }
