@@ -199,6 +199,31 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	step("ok rotations of one key through two nodes at once are serialized, none lost", func(t *testing.T) {
+		api.t = t
+		const each = 8
+		var wg sync.WaitGroup
+		var ok atomic.Int64
+		for _, n := range []*node{a, b} {
+			for range 2 {
+				wg.Go(func() {
+					for range each / 2 {
+						if st, _, err := api.call(n, "POST", "keymgmt/key/k1/rotate", nil); err == nil && st == 200 {
+							ok.Add(1)
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		k := data(api.must(b, "GET", "keymgmt/key/k1", nil, 200))
+		latest := int64(k["latest_version"].(float64))
+		versions, _ := k["versions"].(map[string]any)
+		if ok.Load() != 2*each || latest != 1+2*each || len(versions) != int(latest) {
+			t.Fatalf("%d rotations answered 200 of %d; latest version %d, %d versions", ok.Load(), 2*each, latest, len(versions))
+		}
+	})
+
 	var xksA, xksB *xksNode
 	step("ok an xks key created on A is served by B", func(t *testing.T) {
 		api.t = t
