@@ -92,6 +92,9 @@ func kmipRoleData(r *kmip.Role) map[string]any {
 	if r.TLSClientTTL != 0 {
 		d["tls_client_ttl"] = int(r.TLSClientTTL / time.Second)
 	}
+	if r.RNGSeedMaxBytes != nil {
+		d["rng_seed_max_bytes"] = *r.RNGSeedMaxBytes
+	}
 	return d
 }
 
@@ -118,6 +121,10 @@ func (s *Server) kmipWriteRole(ctx context.Context, req *Request) (*Response, er
 	if d.Has("tls_client_ttl") {
 		v := d.Duration("tls_client_ttl")
 		in.TLSClientTTL = &v
+	}
+	if d.Has("rng_seed_max_bytes") {
+		v := d.Int("rng_seed_max_bytes")
+		in.RNGSeedMaxBytes = &v
 	}
 	r, err := m.PutRole(ctx, req.Mount.UUID, req.Params["scope"], req.Params["role"], in)
 	if err != nil {

@@ -181,10 +181,17 @@ func TestDiscoverAndQuery(t *testing.T) {
 		}
 		return false
 	}
-	if !has(gokmip.OperationLocate) || !has(gokmip.OperationReKey) || has(gokmip.OperationEncrypt) {
-		t.Fatalf("operations: %v", q.Operations)
+	for _, op := range []gokmip.Operation{gokmip.OperationLocate, gokmip.OperationReKey, gokmip.OperationCreateKeyPair, gokmip.OperationReKeyKeyPair,
+		gokmip.OperationEncrypt, gokmip.OperationDecrypt, gokmip.OperationSign, gokmip.OperationSignatureVerify,
+		gokmip.OperationMAC, gokmip.OperationMACVerify, gokmip.OperationHash, gokmip.OperationRNGRetrieve, gokmip.OperationRNGSeed} {
+		if !has(op) {
+			t.Fatalf("operations %v lack %v", q.Operations, op)
+		}
 	}
-	if len(q.ObjectType) != 3 || q.VendorIdentification != "Keyhold test" || len(q.CapabilityInformation) != 1 ||
+	if has(gokmip.OperationImport) || has(gokmip.OperationArchive) {
+		t.Fatalf("operations %v list ones the server does not do", q.Operations)
+	}
+	if len(q.ObjectType) != 6 || q.VendorIdentification != "Keyhold test" || len(q.CapabilityInformation) != 1 ||
 		!*q.CapabilityInformation[0].BatchUndoCapability {
 		t.Fatalf("query: %+v", q)
 	}

@@ -17,11 +17,19 @@
 //     role's operation flags decide every batch item. Objects belong to a
 //     scope and are invisible from the others: the store looks objects up by
 //     mount, scope and id.
-//   - Key material is never stored in the clear: symmetric keys are HSM blobs
-//     (generated in the token for Create) bound to the object's Unique
-//     Identifier; secret data, opaque objects and keys the token cannot hold
-//     are sealed with AES-GCM under an HSM key of the mount, the object's
-//     identity as AAD. KMIP clients need the material, so Get exports it.
+//   - Key material is never stored in the clear: symmetric keys and private
+//     keys are HSM blobs (generated in the token for Create and Create Key
+//     Pair) bound to the object's Unique Identifier; public keys,
+//     certificates, secret data, opaque objects and keys the token cannot
+//     hold are sealed with AES-GCM under an HSM key of the mount, the
+//     object's identity as AAD. KMIP clients need the material, so Get
+//     exports it.
+//   - Cryptographic operations (Encrypt, Decrypt, Sign, MAC) run in the
+//     token with keys it holds; only operations that need no secret (RSA
+//     encryption, signature verification, Hash) run in Go. Before a key is
+//     used its state, dates and usage mask are checked and its usage limits
+//     counted (usage.go). Streamed AES operations keep their state in the
+//     token between requests (stream.go).
 //   - Every batch item is audited (request event before it runs, fail
 //     closed; response event after), counted in the metrics, and, with the
 //     KMIP_*_DEBUGGING variables, logged with key material redacted.
@@ -29,7 +37,6 @@
 //     (errors.go).
 //
 // The dispatcher is a table of operations (ops.go); the object model
-// (object.go, attrs.go, material.go) keeps the object type and the value
-// kind apart, so key pairs, certificates and cryptographic operations
-// (issue 6) add table entries and value kinds rather than new paths.
+// (object.go, attrs.go, material.go, asymmetric.go) keeps the object type
+// and the value kind apart.
 package kmip

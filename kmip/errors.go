@@ -83,6 +83,9 @@ func reasonOf(err error) (reason kmip.ResultReason, msg string, internal bool) {
 		}
 		return kmip.ResultReasonGeneralFailure, "internal error", true
 	}
+	if errors.Is(err, hsm.ErrDecryption) {
+		return kmip.ResultReasonCryptographicFailure, "decryption failed", false
+	}
 	var he *hsm.Error
 	if errors.As(err, &he) {
 		switch he.Kind {

@@ -56,6 +56,8 @@ func fuzzSeeds() [][]byte {
 		{AttributeName: kmip.AttributeNameName, AttributeValue: kmip.Name{NameValue: "n", NameType: kmip.NameTypeUninterpretedTextString}},
 	}}
 	secret := []byte("secret")
+	key := []byte("0123456789abcdef")
+	yes := true
 	msgs := [][]kmip.OperationPayload{
 		{&payloads.CreateRequestPayload{ObjectType: kmip.ObjectTypeSymmetricKey, TemplateAttribute: aes}, &payloads.GetRequestPayload{},
 			&payloads.AddAttributeRequestPayload{Attribute: kmip.Attribute{AttributeName: "x-a", AttributeValue: "v"}},
@@ -69,6 +71,26 @@ func fuzzSeeds() [][]byte {
 		{&payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{1, 2, 3, 11}}, &payloads.DiscoverVersionsRequestPayload{}},
 		{&payloads.ModifyAttributeRequestPayload{UniqueIdentifier: "x", Attribute: kmip.Attribute{AttributeName: kmip.AttributeNameName, AttributeValue: kmip.Name{NameValue: "m"}}},
 			&payloads.DeleteAttributeRequestPayload{UniqueIdentifier: "x", AttributeName: kmip.AttributeNameName}},
+		// The cryptographic operations (issue 6).
+		{&payloads.CreateKeyPairRequestPayload{CommonTemplateAttribute: &kmip.TemplateAttribute{Attribute: []kmip.Attribute{
+			{AttributeName: kmip.AttributeNameCryptographicAlgorithm, AttributeValue: kmip.CryptographicAlgorithmEC},
+			{AttributeName: kmip.AttributeNameCryptographicLength, AttributeValue: int32(256)}}}},
+			&payloads.ActivateRequestPayload{},
+			&payloads.SignRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{HashingAlgorithm: kmip.HashingAlgorithmSHA_256}, Data: secret},
+			&payloads.SignatureVerifyRequestPayload{Data: secret, SignatureData: secret}},
+		{&payloads.RegisterRequestPayload{ObjectType: kmip.ObjectTypeSymmetricKey, TemplateAttribute: kmip.TemplateAttribute{Attribute: []kmip.Attribute{
+			{AttributeName: kmip.AttributeNameActivationDate, AttributeValue: time.Unix(5, 0)},
+			{AttributeName: kmip.AttributeNameUsageLimits, AttributeValue: kmip.UsageLimits{UsageLimitsTotal: 64, UsageLimitsUnit: kmip.UsageLimitsUnitByte}}}},
+			Object: &kmip.SymmetricKey{KeyBlock: kmip.KeyBlock{KeyFormatType: kmip.KeyFormatTypeRaw, CryptographicAlgorithm: kmip.CryptographicAlgorithmAES,
+				KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: kmip.KeyMaterial{Bytes: &key}}}}}},
+			&payloads.EncryptRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{BlockCipherMode: kmip.BlockCipherModeGCM, TagLength: 12}, Data: secret},
+			&payloads.DecryptRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{BlockCipherMode: kmip.BlockCipherModeCBC, PaddingMethod: kmip.PaddingMethodPKCS5},
+				Data: key, IVCounterNonce: key},
+			&payloads.EncryptRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{BlockCipherMode: kmip.BlockCipherModeCTR}, Data: secret, InitIndicator: &yes},
+			&wire.MACRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{CryptographicAlgorithm: kmip.CryptographicAlgorithmHMACSHA256}, Data: secret},
+			&wire.MACVerifyRequestPayload{Data: secret, MACData: secret}},
+		{&wire.HashRequestPayload{CryptographicParameters: &kmip.CryptographicParameters{HashingAlgorithm: kmip.HashingAlgorithmSHA_512}, Data: secret},
+			&wire.RNGRetrieveRequestPayload{DataLength: 16}, &wire.RNGSeedRequestPayload{Data: secret}},
 	}
 	var out [][]byte
 	for i, pls := range msgs {

@@ -41,8 +41,10 @@ type Manager struct {
 	dbg    debug
 	commit *committer
 	cache  *objectCache
-	mu     sync.Mutex // serializes administrative writes and listener changes
-	mounts map[string]*listener
+	// streams are the streamed Encrypt and Decrypt operations in progress.
+	streams *streams
+	mu      sync.Mutex // serializes administrative writes and listener changes
+	mounts  map[string]*listener
 }
 
 // New returns a Manager; Start brings up the configured listeners.
@@ -54,7 +56,7 @@ func New(o Options) *Manager {
 		o.Now = time.Now
 	}
 	return &Manager{o: o, dbg: newDebug(o.Logger, o.Getenv), commit: newCommitter(o.Store),
-		cache: newObjectCache(objectCacheTTL, objectCacheSize), mounts: map[string]*listener{}}
+		cache: newObjectCache(objectCacheTTL, objectCacheSize), streams: newStreams(o.Now), mounts: map[string]*listener{}}
 }
 
 // Start starts the listener of every configured kmip mount. A mount that
@@ -119,6 +121,7 @@ func (m *Manager) Close() error {
 		delete(m.mounts, id)
 	}
 	m.mu.Unlock()
+	m.streams.close()
 	m.commit.close()
 	return nil
 }

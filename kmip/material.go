@@ -13,11 +13,13 @@ import (
 
 // An object's Value (store.KMIPObject.Value) is one of:
 //
-//   - an HSM blob ("KHB1..."): keys the token can hold and use (AES, HMAC),
-//     generated in the token for Create or imported for Register, bound to
-//     the object by hsm (id "kmip:<mount>:<uid>");
-//   - a sealed value ("KHS1..."): secret data, opaque objects and keys the
-//     token cannot hold, encrypted with AES-256-GCM in the token under the
+//   - an HSM blob ("KHB1..."): keys the token can hold and use (AES, HMAC,
+//     RSA and EC private keys), generated in the token for Create and
+//     Create Key Pair or imported for Register, bound to the object by hsm
+//     (id "kmip:<mount>:<uid>");
+//   - a sealed value ("KHS1..."): secret data, opaque objects, public keys
+//     (PKIX DER), certificates (DER) and keys the token cannot hold (private
+//     keys as PKCS#8 DER), encrypted with AES-256-GCM in the token under the
 //     mount's seal key, with the mount, the uid and the header as AAD;
 //   - empty, once the object is destroyed.
 //
@@ -25,8 +27,8 @@ import (
 //
 //	"KHS1" | subtype u32 | format u32 | iv [12] | tag [16] | ciphertext
 //
-// subtype is the Secret Data Type or Opaque Data Type, format the Key
-// Format Type the value was registered in.
+// subtype is the Secret Data Type, Opaque Data Type or Certificate Type,
+// format the Key Format Type the value was registered in.
 
 const (
 	blobMagic   = "KHB1" // hsm's blob format

@@ -14,9 +14,8 @@ type opSpec struct {
 	fn    func(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error)
 }
 
-// operations is the dispatcher's table. Issue 6's operations (Create Key
-// Pair, Encrypt, Sign, ...) are entries to add, with their role names
-// already in opNames.
+// operations is the dispatcher's table, with the first KMIP version of
+// each operation.
 func operations() map[kmip.Operation]opSpec {
 	return map[kmip.Operation]opSpec{
 		kmip.OperationDiscoverVersions: {since: 11, fn: discoverVersions},
@@ -34,6 +33,17 @@ func operations() map[kmip.Operation]opSpec {
 		kmip.OperationRevoke:           {since: 10, fn: revoke},
 		kmip.OperationDestroy:          {since: 10, fn: destroy},
 		kmip.OperationLocate:           {since: 10, fn: locate},
+		kmip.OperationCreateKeyPair:    {since: 10, fn: createKeyPair},
+		kmip.OperationReKeyKeyPair:     {since: 11, fn: rekeyKeyPair},
+		kmip.OperationEncrypt:          {since: 12, fn: encrypt},
+		kmip.OperationDecrypt:          {since: 12, fn: decrypt},
+		kmip.OperationSign:             {since: 12, fn: sign},
+		kmip.OperationSignatureVerify:  {since: 12, fn: signatureVerify},
+		kmip.OperationMAC:              {since: 12, fn: mac},
+		kmip.OperationMACVerify:        {since: 12, fn: macVerify},
+		kmip.OperationHash:             {since: 12, fn: hashData},
+		kmip.OperationRNGRetrieve:      {since: 12, fn: rngRetrieve},
+		kmip.OperationRNGSeed:          {since: 12, fn: rngSeed},
 	}
 }
 
@@ -45,6 +55,16 @@ type call struct {
 	objects       []string
 	sensitive     map[string][]byte
 	respSensitive map[string][]byte
+	notes         map[string]any // how the item was served, for the response event
+}
+
+// note records how the item was served (e.g. which path an RSA-OAEP
+// decryption took) for its audit response event.
+func (c *call) note(name string, v any) {
+	if c.notes == nil {
+		c.notes = map[string]any{}
+	}
+	c.notes[name] = v
 }
 
 // touched records an object the item touched.

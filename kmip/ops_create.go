@@ -87,9 +87,9 @@ func create(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	return &payloads.CreateResponsePayload{ObjectType: kmip.ObjectTypeSymmetricKey, UniqueIdentifier: o.id()}, nil
 }
 
-// register stores a client's symmetric key, secret data or opaque object
-// (KMIP 1.4 §4.3). AES and HMAC keys the token can hold are imported into
-// it; other values are sealed.
+// register stores a client's symmetric key, secret data, opaque object,
+// private or public key or certificate (KMIP 1.4 §4.3). Keys the token can
+// hold are imported into it; other values are sealed (ops_register.go).
 func register(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.RegisterRequestPayload)
 	b := c.b
@@ -106,6 +106,12 @@ func register(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Oper
 		err = c.registerKey(ctx, o, obj)
 	case *kmip.SecretData:
 		err = c.registerSealed(ctx, o, &obj.KeyBlock, uint32(obj.SecretDataType), 0)
+	case *kmip.PrivateKey:
+		err = c.registerPrivateKey(ctx, o, &obj.KeyBlock)
+	case *kmip.PublicKey:
+		err = c.registerPublicKey(ctx, o, &obj.KeyBlock)
+	case *kmip.Certificate:
+		err = c.registerCertificate(ctx, o, obj)
 	case *kmip.OpaqueObject:
 		if len(obj.OpaqueDataValue) == 0 {
 			return nil, invalidField("an Opaque Object needs an Opaque Data Value")
@@ -339,6 +345,14 @@ func copyForRekey(old, nk *object, offset *time.Duration, now time.Time) {
 					nk.set(n, a.AttributeValue)
 				}
 			}
+		}
+	}
+	// The new key's uses are counted afresh.
+	if v, ok := nk.get(kmip.AttributeNameUsageLimits); ok {
+		if ul, ok := v.(kmip.UsageLimits); ok {
+			total := ul.UsageLimitsTotal
+			ul.UsageLimitsCount = &total
+			nk.set(kmip.AttributeNameUsageLimits, ul)
 		}
 	}
 	// With an Offset, the new key activates at now+Offset and its other

@@ -70,7 +70,13 @@ func get(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 		return nil, err
 	}
 	c.respSensitive["key_material"] = m
-	obj, err := objectValue(o, meta, m, req.KeyFormatType)
+	var obj kmip.Object
+	switch o.typ {
+	case kmip.ObjectTypePublicKey, kmip.ObjectTypePrivateKey, kmip.ObjectTypeCertificate:
+		obj, err = c.asymmetricValue(ctx, o, m, req.KeyFormatType)
+	default:
+		obj, err = objectValue(o, meta, m, req.KeyFormatType)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,10 @@ func discoverVersions(_ context.Context, c *call, pl kmip.OperationPayload) (kmi
 }
 
 // queryObjectTypes are the object types the server holds.
-var queryObjectTypes = []kmip.ObjectType{kmip.ObjectTypeSymmetricKey, kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject}
+var queryObjectTypes = []kmip.ObjectType{
+	kmip.ObjectTypeCertificate, kmip.ObjectTypeSymmetricKey, kmip.ObjectTypePublicKey, kmip.ObjectTypePrivateKey,
+	kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject,
+}
 
 // query describes the server (KMIP 1.4 §4.25): its operations in the
 // negotiated version, object types, vendor and, from 1.3, capabilities.

@@ -115,8 +115,10 @@ func TestRegisterAndGet(t *testing.T) {
 		{"fail wrapped key value", &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, Object: &gokmip.SymmetricKey{KeyBlock: gokmip.KeyBlock{
 			KeyFormatType: gokmip.KeyFormatTypeRaw, KeyValue: &gokmip.KeyValue{Wrapped: &aes}, CryptographicAlgorithm: gokmip.CryptographicAlgorithmAES}}},
 			gokmip.ResultReasonFeatureNotSupported},
-		{"fail a certificate (issue 6)", &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeCertificate,
-			Object: &gokmip.Certificate{CertificateType: gokmip.CertificateTypeX_509, CertificateValue: []byte{0x30}}}, gokmip.ResultReasonFeatureNotSupported},
+		{"fail a certificate that does not parse", &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeCertificate,
+			Object: &gokmip.Certificate{CertificateType: gokmip.CertificateTypeX_509, CertificateValue: []byte{0x30}}}, gokmip.ResultReasonInvalidField},
+		{"fail a PGP certificate", &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeCertificate,
+			Object: &gokmip.Certificate{CertificateType: gokmip.CertificateTypePGP, CertificateValue: []byte{0x99}}}, gokmip.ResultReasonFeatureNotSupported},
 	} {
 		t.Run(tt.name, func(t *testing.T) { mustFail(t, do(t, c, v, tt.pl), tt.reason) })
 	}

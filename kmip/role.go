@@ -11,6 +11,8 @@ import (
 )
 
 // opNames are the operations a role can grant, by Vault's operation_* names.
+// Hash, which Vault's engine does not have, needs no key and has no flag:
+// roles with operation_all may do it.
 var opNames = map[kmip.Operation]string{
 	kmip.OperationActivate:         "activate",
 	kmip.OperationAddAttribute:     "add_attribute",
@@ -59,6 +61,10 @@ type Role struct {
 	TLSClientKeyType string        `json:"tls_client_key_type,omitempty"`
 	TLSClientKeyBits int           `json:"tls_client_key_bits,omitempty"`
 	TLSClientTTL     time.Duration `json:"tls_client_ttl,omitempty"`
+	// RNGSeedMaxBytes caps how much of an RNG Seed the token is given (nil:
+	// all of it; 0: seeds are acknowledged and not used). KMIP lets a
+	// server take part of a seed or none, and say so in its answer.
+	RNGSeedMaxBytes *int `json:"rng_seed_max_bytes,omitempty"`
 }
 
 // allows reports whether the role grants an operation.
@@ -81,6 +87,7 @@ type RoleInput struct {
 	TLSClientKeyType *string
 	TLSClientKeyBits *int
 	TLSClientTTL     *time.Duration
+	RNGSeedMaxBytes  *int // negative: no cap
 }
 
 // apply merges a write into r.
@@ -119,6 +126,12 @@ func (r *Role) apply(in RoleInput) error {
 	}
 	if in.TLSClientTTL != nil {
 		r.TLSClientTTL = *in.TLSClientTTL
+	}
+	if in.RNGSeedMaxBytes != nil {
+		r.RNGSeedMaxBytes = nil
+		if n := *in.RNGSeedMaxBytes; n >= 0 {
+			r.RNGSeedMaxBytes = &n
+		}
 	}
 	if r.TLSClientKeyType != "" || r.TLSClientKeyBits != 0 {
 		typ, bits := r.TLSClientKeyType, r.TLSClientKeyBits

@@ -305,6 +305,7 @@ type itemEvent struct {
 	entry *audit.Entry
 	start time.Time
 	err   error
+	notes map[string]any // written with the response event
 }
 
 // item runs one batch item: decoding error, operation lookup, the role's
@@ -315,7 +316,7 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 		ev.err = err
 		return failed(it, err), ev
 	}
-	c := &call{b: b, sensitive: map[string][]byte{}, respSensitive: map[string][]byte{}}
+	c := &call{b: b, sensitive: requestSensitive(it.Payload), respSensitive: map[string][]byte{}}
 	if id := requestedID(it.Payload); id != "" {
 		c.objects = append(c.objects, id)
 	}
@@ -345,6 +346,7 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 		ev.entry.Objects = c.objects
 		ev.entry.Sensitive = c.sensitive
 		ev.entry.SensitiveResponse = c.respSensitive
+		ev.notes = c.notes
 	}
 	if err != nil {
 		return fail(err)
@@ -368,6 +370,9 @@ func (b *batch) finish(ctx context.Context, ev *itemEvent, r *kmip.ResponseBatch
 	if e := ev.entry; e != nil {
 		e.Status = statusOf(reason, failedNow)
 		e.ResponseData = map[string]any{"result_status": ttlv.EnumStr(r.ResultStatus)}
+		for k, v := range ev.notes {
+			e.ResponseData[k] = v
+		}
 		if failedNow {
 			e.KMIPResultReason, e.Error = ttlv.EnumStr(reason), r.ResultMessage
 		}

@@ -75,6 +75,9 @@ func (c *call) clientAttribute(o *object, a kmip.Attribute, creating bool) (attr
 		return r, nil, permissionDenied("attribute %q cannot be set in state %s", a.AttributeName, ttlv.EnumStr(o.state()))
 	}
 	v, err := normalize(a.AttributeName, a.AttributeValue)
+	if ul, ok := v.(kmip.UsageLimits); ok && err == nil {
+		v, err = usageLimits(o, ul)
+	}
 	return r, v, err
 }
 

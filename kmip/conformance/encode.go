@@ -19,10 +19,28 @@ type vars struct {
 	ids    map[int]string
 	values map[string][]byte
 	start  time.Time
+	// last is the last value the server returned for each tag: a
+	// placeholder that no expected response binds (the test cases write a
+	// literal where the answer carries it, then $MAC_DATA or $DATA_0 in a
+	// later request) names the last value of its item's tag.
+	last map[int][]byte
+	// subst maps a byte string the test case expected (hex, lower case)
+	// to the value the server returned in its place, where the value was
+	// variable by nature: a later request that sends the expected value
+	// back sends the server's.
+	subst map[string][]byte
+	// generated are the objects whose key the server generated (Create,
+	// Create Key Pair, Re-key, Re-key Key Pair), and publicKeys the RSA or
+	// EC public keys: what comes out of them differs on every run.
+	generated  map[string]bool
+	publicKeys map[string]bool
 }
 
 func newVars() *vars {
-	return &vars{ids: map[int]string{}, values: map[string][]byte{}, start: time.Now()}
+	return &vars{
+		ids: map[int]string{}, values: map[string][]byte{}, start: time.Now(), last: map[int][]byte{},
+		subst: map[string][]byte{}, generated: map[string]bool{}, publicKeys: map[string]bool{},
+	}
 }
 
 var (
@@ -99,11 +117,18 @@ func rawValue(n *Node, attrName string, vs *vars) ([]byte, error) {
 		if off, ok := nowOffset(v); ok {
 			return binary.BigEndian.AppendUint64(nil, uint64(time.Now().Add(off).Unix())), nil
 		}
-		b, ok := vs.values[v]
-		if !ok {
-			return nil, fmt.Errorf("%s used before the server returned it", v)
+		if b, ok := vs.values[v]; ok {
+			return b, nil
 		}
-		return b, nil
+		if b, ok := vs.last[n.Tag]; ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("%s used before the server returned it", v)
+	}
+	if n.Type == ttlv.TypeByteString {
+		if b, ok := vs.subst[strings.ToLower(v)]; ok {
+			return b, nil
+		}
 	}
 	tag := valueTag(n, attrName)
 	switch n.Type {

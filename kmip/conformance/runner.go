@@ -63,11 +63,12 @@ func Run(ctx context.Context, dial func(context.Context) (net.Conn, error), c *C
 			res.Failure = fmt.Sprintf("response %d does not parse: %v", i, err)
 			return res
 		}
-		cmp := &comparer{msg: msg, vs: vs}
+		cmp := &comparer{msg: msg, vs: vs, req: ex.Request}
 		if err := cmp.node(ex.Response, root, "", ""); err != nil {
 			res.Failure = fmt.Sprintf("response %d: %v%s", i, err, cmp.failureText(root))
 			return res
 		}
+		cmp.recordObjects(root)
 		res.Exchanges++
 	}
 	res.Passed = true
@@ -93,6 +94,11 @@ func readMessage(r io.Reader) ([]byte, error) {
 type comparer struct {
 	msg []byte
 	vs  *vars
+	req *Node // the request message
+	// item counts the batch items compared so far; variable holds the
+	// tags whose values vary by nature in the current one.
+	item     int
+	variable map[int]bool
 }
 
 // Tags whose values vary by nature: only their type (and, for byte strings,
@@ -130,6 +136,10 @@ func (c *comparer) node(exp *Node, act *wire.Node, path, attrName string) error 
 	}
 	if exp.Tag == tagAttribute {
 		attrName = attributeName(exp)
+	}
+	if exp.Tag == tagBatchItem {
+		c.variable = c.variableOutputs(c.requestItem(c.item), act)
+		c.item++
 	}
 	// Result Message texts vary and may be absent; Attribute lists match
 	// by name and index, in any order; everything else in order.
@@ -228,6 +238,7 @@ func (c *comparer) actIndex(a *wire.Node) int64 {
 
 func (c *comparer) leaf(exp *Node, act *wire.Node, path, attrName string) error {
 	got := act.Value(c.msg)
+	c.vs.last[act.Tag] = bytes.Clone(got)
 	v := exp.Value
 	if i, ok := placeholderID(v); ok {
 		if known, seen := c.vs.ids[i]; seen {
@@ -252,11 +263,14 @@ func (c *comparer) leaf(exp *Node, act *wire.Node, path, attrName string) error 
 		c.vs.values[v] = bytes.Clone(got)
 		return nil
 	}
-	if variableTags[exp.Tag] || strings.Contains(path, "/"+ttlv.TagString(tagKeyMaterial)) {
+	if variableTags[exp.Tag] || c.variable[exp.Tag] || strings.Contains(path, "/"+ttlv.TagString(tagKeyMaterial)) {
 		if exp.Type == ttlv.TypeByteString {
 			want, err := hex.DecodeString(v)
 			if err == nil && len(want) != len(got) {
 				return fmt.Errorf("%s: got %d bytes, want %d", path, len(got), len(want))
+			}
+			if err == nil && !bytes.Equal(want, got) {
+				c.vs.subst[strings.ToLower(v)] = bytes.Clone(got)
 			}
 		}
 		return nil

@@ -11,7 +11,15 @@
 //     server returns it and must then match; $NOW, $NOW-s and $NOW+s are
 //     dates within the run's window; the other $NAMEs (key values, IVs,
 //     signatures, MAC data, data, correlation values) are captured and sent
-//     back in later requests;
+//     back in later requests; one that no expected response binds (the
+//     files write a literal where the answer carries $MAC_DATA, $DATA_0 or
+//     $IV_COUNTER_NONCE) is the last value of its item's tag the server
+//     returned;
+//   - outputs that vary by nature (variable.go): RNG Retrieve's data, what
+//     a key the server generated encrypts, signs or MACs, RSA encryption
+//     (random padding) and an encryption under an IV the server chose are
+//     compared by length, and a later request that sends the file's value
+//     back sends the server's;
 //   - values that are variable by nature: the response Time Stamp, Result
 //     Message texts (whose presence is not required either), digests and
 //     key material of keys the server generated, nonces;

@@ -11,6 +11,11 @@ VERSION is 1.2 or 1.4. MODE is:
   get UID              prints {"ok": ...} or {"error": ...}
   create               prints {"ok": uid} or {"error": ...}
   query                prints the operations and object types the server lists
+  crypto               create_key_pair (RSA-2048, EC P-256), sign and
+                       signature_verify, encrypt and decrypt (AES-CBC with
+                       the client's IV and the server's, RSA-OAEP), mac;
+                       prints the ids, ciphertexts, IVs, signatures and MACs
+                       for the Go test to check with Go's crypto
 
 Failures print {"error": {"reason": ..., "message": ...}} (KMIP failures) or
 {"error": {"exception": ...}} (anything else), and exit 0, so that the Go
@@ -118,6 +123,69 @@ def lifecycle(c):
     return r
 
 
+MAC_KEY = bytes(range(32, 64))
+MESSAGE = b"signed, encrypted and MACed by PyKMIP"
+E = enums
+
+
+def crypto(c):
+    r = {}
+    # RSA and EC key pairs, made in the server's token.
+    for name, alg, bits, params in (
+        ("rsa", E.CryptographicAlgorithm.RSA, 2048,
+         {"padding_method": E.PaddingMethod.PSS, "hashing_algorithm": E.HashingAlgorithm.SHA_256,
+          "cryptographic_algorithm": E.CryptographicAlgorithm.RSA}),
+        ("ec", E.CryptographicAlgorithm.EC, 256,
+         {"digital_signature_algorithm": E.DigitalSignatureAlgorithm.ECDSA_WITH_SHA256}),
+    ):
+        pub, priv = c.create_key_pair(
+            alg, bits, public_name="pyk-" + name + "-public", private_name="pyk-" + name + "-private",
+            public_usage_mask=[E.CryptographicUsageMask.VERIFY, E.CryptographicUsageMask.ENCRYPT],
+            private_usage_mask=[E.CryptographicUsageMask.SIGN, E.CryptographicUsageMask.DECRYPT])
+        c.activate(pub)
+        c.activate(priv)
+        sig = c.sign(MESSAGE, uid=priv, cryptographic_parameters=params)
+        r[name] = {
+            "public": pub, "private": priv, "signature": sig.hex(),
+            "verified": c.signature_verify(MESSAGE, sig, uid=pub, cryptographic_parameters=params).name,
+            "tampered": c.signature_verify(MESSAGE + b"!", sig, uid=pub, cryptographic_parameters=params).name,
+        }
+    # RSA-OAEP (SHA-1, the hash PyKMIP's own server takes) both ways.
+    oaep = {"padding_method": E.PaddingMethod.OAEP, "hashing_algorithm": E.HashingAlgorithm.SHA_1,
+            "cryptographic_algorithm": E.CryptographicAlgorithm.RSA}
+    ct, _ = c.encrypt(MESSAGE, uid=r["rsa"]["public"], cryptographic_parameters=oaep)
+    r["rsa"]["ciphertext"] = ct.hex()
+    r["rsa"]["decrypted"] = c.decrypt(ct, uid=r["rsa"]["private"], cryptographic_parameters=oaep) == MESSAGE
+    # AES-CBC with a known key: the client's IV, then one the server makes.
+    aes = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.AES, 128, KNOWN_KEY, masks=[
+        E.CryptographicUsageMask.ENCRYPT, E.CryptographicUsageMask.DECRYPT]))
+    c.activate(aes)
+    cbc = {"block_cipher_mode": E.BlockCipherMode.CBC, "padding_method": E.PaddingMethod.PKCS5,
+           "cryptographic_algorithm": E.CryptographicAlgorithm.AES}
+    iv = bytes(range(16))
+    ct1, iv1 = c.encrypt(MESSAGE, uid=aes, cryptographic_parameters=cbc, iv_counter_nonce=iv)
+    ct2, iv2 = c.encrypt(MESSAGE, uid=aes, cryptographic_parameters=cbc)
+    r["aes"] = {"iv": iv.hex(), "ciphertext": ct1.hex(), "returned_iv": iv1.hex() if iv1 else None,
+                "server_iv": iv2.hex() if iv2 else None, "server_ciphertext": ct2.hex(),
+                "decrypted": c.decrypt(ct2, uid=aes, cryptographic_parameters=cbc, iv_counter_nonce=iv2) == MESSAGE}
+    # HMAC-SHA256 with a known key.
+    hm = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.HMAC_SHA256, 256, MAC_KEY, masks=[
+        E.CryptographicUsageMask.MAC_GENERATE, E.CryptographicUsageMask.MAC_VERIFY]))
+    c.activate(hm)
+    uid, mac = c.mac(MESSAGE, uid=hm, algorithm=E.CryptographicAlgorithm.HMAC_SHA256)
+    r["mac"] = {"uid": uid, "expected_uid": hm, "mac": mac.hex()}
+    # A key without ENCRYPT in its mask is refused.
+    mac_only = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.AES, 128, KNOWN_KEY, masks=[
+        E.CryptographicUsageMask.MAC_GENERATE]))
+    c.activate(mac_only)
+    try:
+        c.encrypt(MESSAGE, uid=mac_only, cryptographic_parameters=cbc, iv_counter_nonce=iv)
+        r["mask_refusal"] = "succeeded"
+    except exceptions.KmipOperationFailure as e:
+        r["mask_refusal"] = e.reason.name
+    return r
+
+
 def main():
     host, port, cert, key, ca, version, mode = sys.argv[1:8]
     args = sys.argv[8:]
@@ -129,6 +197,8 @@ def main():
             out = {"ok": lifecycle(c)}
         elif mode == "get":
             out = {"ok": len(c.get(args[0]).value)}
+        elif mode == "crypto":
+            out = {"ok": crypto(c)}
         elif mode == "create":
             out = {"ok": c.create(enums.CryptographicAlgorithm.AES, 128)}
         else:

@@ -136,6 +136,16 @@ func decodeItem(msg []byte, n *Node) Item {
 		return it
 	}
 	it.Payload = bi.RequestPayload
+	if newPayload, ok := localRequests[it.Operation]; ok {
+		pn := n.Child(kmip.TagRequestPayload)
+		if pn == nil {
+			it.Payload, it.Err = nil, &DecodeError{Msg: "a " + ttlv.EnumStr(it.Operation) + " request without a Request Payload"}
+			return it
+		}
+		if it.Payload, err = decodeLocal(pn.Raw(msg), newPayload); err != nil {
+			it.Err = &DecodeError{Msg: "malformed " + ttlv.EnumStr(it.Operation) + " request: " + decodeText(err)}
+		}
+	}
 	return it
 }
 

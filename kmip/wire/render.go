@@ -15,14 +15,19 @@ import (
 
 // secretTags are the items whose values (and, for structures, whose whole
 // content) Render never shows: key material, data to encrypt or decrypt,
-// opaque and secret values, passwords and random output.
+// opaque and secret values, passwords and random output, and what is
+// computed from data (MACs, signatures, digests of data, additional data).
 var secretTags = map[int]bool{
-	kmip.TagKeyMaterial:     true,
-	kmip.TagKeyValue:        true,
-	kmip.TagData:            true,
-	kmip.TagOpaqueDataValue: true,
-	kmip.TagPassword:        true,
-	kmip.TagCredentialValue: true,
+	kmip.TagKeyMaterial:   true,
+	kmip.TagKeyValue:      true,
+	kmip.TagData:          true,
+	kmip.TagMACData:       true,
+	kmip.TagSignatureData: true,
+	kmip.TagDigestedData:  true,
+	kmip.TagAuthenticatedEncryptionAdditionalData: true,
+	kmip.TagOpaqueDataValue:                       true,
+	kmip.TagPassword:                              true,
+	kmip.TagCredentialValue:                       true,
 }
 
 // Render writes a parsed message as indented text, one item per line, for
