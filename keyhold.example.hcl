@@ -32,6 +32,12 @@ hsm {
   # A node joining a cluster receives its KEKs (keyhold operator kek-import)
   # and must never make one of its own.
   # join_cluster = false
+
+  # RSA-OAEP decryptions the token's own OAEP cannot do (SoftHSM2 2.6.1: any
+  # hash but SHA-1, or a label) run as the token's raw RSA operation with the
+  # OAEP decoding in Go; the private key stays in the token (README, "KMIP
+  # server"). Set this to refuse them instead.
+  # token_only_oaep = false
 }
 
 # Metadata and wrapped key blobs. No plaintext key material is ever stored.

@@ -50,6 +50,10 @@ type HSMConfig struct {
 	// joins a cluster receives the cluster's KEKs (keyhold operator
 	// kek-import) instead.
 	JoinCluster bool `hcl:"join_cluster"`
+	// TokenOnlyOAEP refuses RSA-OAEP decryptions (KMIP Decrypt) with
+	// parameters the token's own OAEP does not take, instead of decoding
+	// OAEP in Go over the token's raw RSA (hsm.Config.TokenOnlyOAEP).
+	TokenOnlyOAEP bool `hcl:"token_only_oaep"`
 }
 
 // HSMOptions is the hsm package's configuration from the hsm block, with
@@ -73,6 +77,7 @@ func (c *Config) HSMOptions() (hsm.Config, error) {
 		LabelPrefix:       c.HSM.LabelPrefix,
 		KEKNonExtractable: c.HSM.KEKNonExtractable,
 		NoCreateKEK:       c.HSM.JoinCluster,
+		TokenOnlyOAEP:     c.HSM.TokenOnlyOAEP,
 	}, nil
 }
 
