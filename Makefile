@@ -74,11 +74,14 @@ lint:
 # The XKS load runs (open loop at XKS_LOAD_RATE req/s for XKS_LOAD_DURATION,
 # then max Encrypt beside a minimal baseline server) run once, after; so does
 # the KMIP load tool (Create and Get over KMIP_LOAD_CONNECTIONS mutual-TLS
-# connections against Keyhold and a PyKMIP server it starts).
+# connections against Keyhold and a PyKMIP server it starts) and the KMIP
+# cryptographic load (AES-GCM Encrypt, RSA-2048 and ECDSA P-256 Sign over
+# those connections beside the same calls raw on one PKCS#11 session).
 bench: deps
-	$(GO) test -run '^$$' -bench . -skip 'XKSLoad|KMIPLoad' -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'XKSLoad|KMIPLoad|KMIPCryptoLoad' -benchmem -count $(BENCH_COUNT) -timeout 60m ./... | tee bench.txt
 	$(GO) test -run '^$$' -bench 'XKSLoad' -benchtime 1x -count 1 -timeout 30m ./xks | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'KMIPLoad' -benchtime 1x -count 1 -timeout 30m ./kmip | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'KMIPCryptoLoad' -benchtime 1x -count 1 -timeout 30m ./kmip | tee -a bench.txt
 
 clean:
 	rm -rf bin bench.txt $(UI_E2E)/screenshots kmip-conformance.txt
