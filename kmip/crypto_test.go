@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -726,5 +727,34 @@ func TestCryptoAudit(t *testing.T) {
 	}
 	if !sawData || !sawPath {
 		t.Fatalf("the trail lacks the data's HMAC (%v) or the OAEP path (%v)", sawData, sawPath)
+	}
+}
+
+func TestStreamLimits(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := kmiptest.Start(t, kmiptest.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	e.Role(t, "s", "all", "all")
+	cert, _ := e.Credential(t, "s", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	id := registerAES(t, c, bytes.Repeat([]byte{1}, 16), activeNow())
+	yes := true
+	start := func() *gokmip.ResponseBatchItem {
+		return do(t, c, v, &payloads.EncryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes, Data: []byte("part"),
+			CryptographicParameters: params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeCTR})})
+	}
+	var cvs [][]byte
+	for range 64 {
+		cvs = append(cvs, must[*payloads.EncryptResponsePayload](t, start()).CorrelationValue)
+	}
+	mustFail(t, start(), gokmip.ResultReasonGeneralFailure) // at most 64 at once
+	// Finishing one makes room; streams idle past 2 minutes are ended.
+	must[*payloads.EncryptResponsePayload](t, do(t, c, v, &payloads.EncryptRequestPayload{CorrelationValue: cvs[0], FinalIndicator: &yes}))
+	must[*payloads.EncryptResponsePayload](t, start())
+	clock.Add(int64(3 * time.Minute))
+	mustFail(t, do(t, c, v, &payloads.EncryptRequestPayload{CorrelationValue: cvs[1], Data: []byte("late")}), gokmip.ResultReasonItemNotFound)
+	for range 10 {
+		must[*payloads.EncryptResponsePayload](t, start())
 	}
 }

@@ -51,10 +51,21 @@ func (s *streams) sweep() {
 	}
 }
 
+// later sweeps once a stream used now could have become idle, so that an
+// abandoned stream gives its session back even if no other stream comes.
+func (s *streams) later() {
+	time.AfterFunc(streamIdle+time.Second, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sweep()
+	})
+}
+
 // add registers a stream and returns its Correlation Value.
 func (s *streams) add(e *streamEntry) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.later()
 	s.sweep()
 	if len(s.m) >= maxStreams {
 		return nil, errorf(kmip.ResultReasonGeneralFailure, "too many streamed operations are in progress (%d); finish some first", maxStreams)
@@ -79,6 +90,8 @@ func (s *streams) take(cv []byte, mount, scope, object string, op kmip.Operation
 	e.last = s.now()
 	if final {
 		delete(s.m, string(cv))
+	} else {
+		s.later()
 	}
 	return e, nil
 }
