@@ -236,6 +236,10 @@ func TestSymmetricCryptography(t *testing.T) {
 		_, it = doLocal[*wire.RNGRetrieveResponsePayload](t, c, v, &wire.RNGRetrieveRequestPayload{DataLength: 0})
 		mustFail(t, it, gokmip.ResultReasonInvalidField)
 	})
+	t.Run("fail before KMIP 1.2", func(t *testing.T) {
+		mustFail(t, do(t, c, gokmip.V1_1, &payloads.EncryptRequestPayload{UniqueIdentifier: id, Data: pt,
+			CryptographicParameters: params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeCTR})}), gokmip.ResultReasonOperationNotSupported)
+	})
 	t.Run("fail bad parameters", func(t *testing.T) {
 		yes := true
 		for _, tc := range []struct {
@@ -599,6 +603,38 @@ func TestAsymmetricKeys(t *testing.T) {
 				}
 			}
 		}
+	})
+
+	t.Run("ok registered public keys come back in every format", func(t *testing.T) {
+		rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+		ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		q, _ := ek.PublicKey.Bytes()
+		spki, _ := x509.MarshalPKIXPublicKey(&ek.PublicKey)
+		for _, tc := range []struct {
+			name    string
+			key     crypto.PublicKey
+			block   gokmip.KeyBlock
+			formats []gokmip.KeyFormatType
+		}{
+			{"RSA transparent", &rk.PublicKey, gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypeTransparentRSAPublicKey, KeyValue: &gokmip.KeyValue{Plain: &gokmip.PlainKeyValue{
+				KeyMaterial: gokmip.KeyMaterial{TransparentRSAPublicKey: &gokmip.TransparentRSAPublicKey{Modulus: *rk.N, PublicExponent: *big.NewInt(int64(rk.E))}}}}},
+				[]gokmip.KeyFormatType{gokmip.KeyFormatTypePKCS_1, gokmip.KeyFormatTypeX_509}},
+			{"EC transparent", &ek.PublicKey, gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypeTransparentECPublicKey, KeyValue: &gokmip.KeyValue{Plain: &gokmip.PlainKeyValue{
+				KeyMaterial: gokmip.KeyMaterial{TransparentECPublicKey: &gokmip.TransparentECPublicKey{RecommendedCurve: gokmip.RecommendedCurveP_256, QString: q}}}}},
+				[]gokmip.KeyFormatType{gokmip.KeyFormatTypeX_509}},
+			{"EC X.509", &ek.PublicKey, gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypeX_509, KeyValue: bytesValue(spki)},
+				[]gokmip.KeyFormatType{gokmip.KeyFormatTypeTransparentECPublicKey}},
+		} {
+			id := must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+				Object: &gokmip.PublicKey{KeyBlock: tc.block}})).UniqueIdentifier
+			for _, f := range tc.formats {
+				if got := getPublic(t, c, id, f); !got.(interface{ Equal(crypto.PublicKey) bool }).Equal(tc.key) {
+					t.Fatalf("%s as %v: another key came back", tc.name, f)
+				}
+			}
+		}
+		mustFail(t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+			Object: &gokmip.PublicKey{KeyBlock: gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypePKCS_1, KeyValue: bytesValue([]byte{0x30, 0x03})}}}), gokmip.ResultReasonInvalidField)
 	})
 
 	t.Run("ok certificate", func(t *testing.T) {
