@@ -105,11 +105,4 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int, error)
 	return int(tag.RowsAffected()), nil
 }
 
-// DatabaseTime returns the database's clock.
-func (s *Store) DatabaseTime(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&t)
-	return t.UTC(), wrap("database time", err)
-}
-
 func noRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

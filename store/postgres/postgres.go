@@ -63,6 +63,9 @@ type Store struct {
 	writers chan struct{}
 	closed  atomic.Bool
 
+	locksMu sync.Mutex
+	locks   map[*heldLock]struct{} // session locks held (Lock)
+
 	listenMu sync.Mutex // one WaitChange at a time
 	listen   *pgx.Conn  // the LISTEN connection, opened by WaitChange
 	connCfg  *pgx.ConnConfig
@@ -106,7 +109,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	s := &Store{pool: pool, node: node, writers: make(chan struct{}, 1), connCfg: pc.ConnConfig.Copy()}
+	s := &Store{pool: pool, node: node, writers: make(chan struct{}, 1), connCfg: pc.ConnConfig.Copy(), locks: map[*heldLock]struct{}{}}
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.schema); err != nil {
 		pool.Close()
 		return nil, wrap("connect", err)
@@ -239,6 +242,7 @@ func (s *Store) Close() error {
 		s.listen = nil
 	}
 	s.listenMu.Unlock()
+	s.releaseLocks()
 	s.pool.Close()
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/postgres"
 	"github.com/keyhold/keyhold/store/postgres/pgtest"
@@ -134,5 +135,37 @@ func TestBytesAndText(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Migrations run once however many nodes open the schema, and a schema
+// newer than this program's is refused rather than used.
+func TestMigrations(t *testing.T) {
+	url := location(t)
+	var stores []*postgres.Store
+	for range 3 {
+		stores = append(stores, open(t, url))
+	}
+	for _, st := range stores {
+		v, err := st.SchemaVersion(t.Context())
+		if err != nil || v != 1 {
+			t.Fatalf("schema version %d, %v", v, err)
+		}
+	}
+	c, err := pgx.Connect(t.Context(), srv.URLWithPassword("postgres")+"&search_path="+schemaOf(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	var n int
+	if err := c.QueryRow(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows: %d, %v", n, err)
+	}
+	if _, err := c.Exec(t.Context(), `INSERT INTO schema_migrations (version) VALUES (99)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.Open(t.Context(), postgres.Config{URL: url, Password: srv.Password})
+	if err == nil || !strings.Contains(err.Error(), "newer than this program's") {
+		t.Fatalf("open of a newer schema: %v", err)
 	}
 }

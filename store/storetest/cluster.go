@@ -18,6 +18,7 @@ type ClusterStore interface {
 	store.ChangeLog
 	store.Leases
 	store.Nodes
+	store.Locker
 }
 
 // RunCluster runs the conformance suite of stores shared by several nodes.
@@ -30,6 +31,7 @@ func RunCluster(t *testing.T, newLocation func(t *testing.T) func() (ClusterStor
 	t.Run("change log", c.changeLog)
 	t.Run("leases", c.leases)
 	t.Run("nodes", c.nodes)
+	t.Run("locks", c.locks)
 }
 
 type cluster struct {
@@ -354,4 +356,53 @@ func (c cluster) nodes(t *testing.T) {
 	if len(list) != 0 {
 		t.Errorf("nodes left: %+v", list)
 	}
+}
+
+// locks: a named lock excludes the other nodes until it is released or its
+// holder's store goes away (the process died).
+func (c cluster) locks(t *testing.T) {
+	nodes := c.nodesOn(t, c.newLocation(t), 3)
+	a, b, d := nodes[0], nodes[1], nodes[2]
+	ctx := t.Context()
+	unlockA, err := a.Lock(ctx, "k")
+	checkErr(t, "a locks", err, nil)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = b.Lock(short, "k")
+	cancel()
+	if err == nil {
+		t.Fatal("b took a lock that a holds")
+	}
+	other, err := b.Lock(ctx, "other")
+	checkErr(t, "b locks another name", err, nil)
+	other()
+	got := make(chan func(), 1)
+	go func() {
+		u, err := b.Lock(ctx, "k")
+		if err != nil {
+			t.Errorf("b waits for the lock: %v", err)
+			close(got)
+			return
+		}
+		got <- u
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-got:
+		t.Fatal("b got the lock before a released it")
+	default:
+	}
+	unlockA()
+	unlockB, ok := <-got
+	if !ok {
+		t.FailNow()
+	}
+	_ = unlockB // b dies holding it
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u, err := d.Lock(wait, "k")
+	checkErr(t, "d locks after b died holding the lock", err, nil)
+	u()
 }
