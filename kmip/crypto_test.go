@@ -221,6 +221,29 @@ func TestSymmetricCryptography(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ok MAC with HMAC keys made in the token", func(t *testing.T) {
+		for _, k := range []struct {
+			alg  gokmip.CryptographicAlgorithm
+			bits int32
+			hash crypto.Hash
+		}{
+			{gokmip.CryptographicAlgorithmHMACSHA1, 160, crypto.SHA1},
+			{gokmip.CryptographicAlgorithmHMACSHA384, 384, crypto.SHA384},
+		} {
+			kid := must[*payloads.CreateResponsePayload](t, do(t, c, v, &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey,
+				TemplateAttribute: keyTemplate(attr(gokmip.AttributeNameCryptographicAlgorithm, k.alg), attr(gokmip.AttributeNameCryptographicLength, k.bits),
+					attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageMACGenerate|gokmip.CryptographicUsageMACVerify), activeNow())})).UniqueIdentifier
+			g := must[*payloads.GetResponsePayload](t, do(t, c, v, &payloads.GetRequestPayload{UniqueIdentifier: kid}))
+			material, _ := g.Object.(*gokmip.SymmetricKey).KeyMaterial()
+			m, it := doLocal[*wire.MACResponsePayload](t, c, v, &wire.MACRequestPayload{UniqueIdentifier: kid, Data: pt})
+			must[gokmip.OperationPayload](t, it)
+			mac := hmac.New(k.hash.New, material)
+			mac.Write(pt)
+			if !hmac.Equal(m.MACData, mac.Sum(nil)) {
+				t.Fatalf("%v: the server's MAC is not Go's", k.alg)
+			}
+		}
+	})
 	t.Run("ok hash and random", func(t *testing.T) {
 		h, it := doLocal[*wire.HashResponsePayload](t, c, v, &wire.HashRequestPayload{
 			CryptographicParameters: params(gokmip.CryptographicParameters{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256}), Data: pt})
