@@ -2,6 +2,7 @@ package kmip_test
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,10 +16,11 @@ func attr(name gokmip.AttributeName, v any) gokmip.Attribute {
 }
 
 func TestLocate(t *testing.T) {
-	var clock time.Time
+	// The server reads the clock on its own goroutines: keep it atomic.
+	var clock atomic.Int64
 	now := time.Now().Truncate(time.Second)
-	clock = now
-	e := kmiptest.Start(t, kmiptest.Options{Now: func() time.Time { return clock }})
+	clock.Store(now.UnixNano())
+	e := kmiptest.Start(t, kmiptest.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	e.Role(t, "l", "all", "all")
 	e.Role(t, "other", "all", "all")
 	cert, _ := e.Credential(t, "l", "all")
@@ -32,7 +34,7 @@ func TestLocate(t *testing.T) {
 			attr(gokmip.AttributeNameCryptographicUsageMask, mask),
 			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: name, NameType: gokmip.NameTypeUninterpretedTextString}),
 		}, extra...)}
-		clock = clock.Add(time.Minute) // distinct Initial Dates
+		clock.Add(int64(time.Minute)) // distinct Initial Dates
 		return must[*payloads.CreateResponsePayload](t, do(t, c, v, &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, TemplateAttribute: tpl})).UniqueIdentifier
 	}
 	enc, dec, wrap := gokmip.CryptographicUsageEncrypt, gokmip.CryptographicUsageDecrypt, gokmip.CryptographicUsageWrapKey
@@ -95,7 +97,7 @@ func TestLocate(t *testing.T) {
 	}
 
 	t.Run("ok activation dates make keys active as time passes", func(t *testing.T) {
-		clock = now.Add(2 * time.Hour)
+		clock.Store(now.Add(2 * time.Hour).UnixNano())
 		r := must[*payloads.LocateResponsePayload](t, do(t, c, v, &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
 			attr(gokmip.AttributeNameState, gokmip.StateActive)}}))
 		if !slices.Equal(r.UniqueIdentifier, []string{k4, k2}) {
