@@ -76,10 +76,26 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 	return ids
 }
 
-// refresh reloads one mount's state from the store.
+// refresh reloads one mount's state from the store. If an administrative
+// write or a listener change holds the manager's lock, it may be waiting for
+// requests that wait for this change (their Sync): the reload then runs
+// once the lock is free, and the write's own reload reads the store after
+// its commit anyway.
 func (m *Manager) refresh(ctx context.Context, mount string) {
-	m.mu.Lock()
+	if !m.mu.TryLock() {
+		go func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.refreshLocked(context.WithoutCancel(ctx), mount)
+		}()
+		return
+	}
 	defer m.mu.Unlock()
+	m.refreshLocked(ctx, mount)
+}
+
+// refreshLocked is refresh with the manager's lock held.
+func (m *Manager) refreshLocked(ctx context.Context, mount string) {
 	st, err := readState(ctx, m.o.Store, m.o.HSM, mount)
 	if err != nil {
 		m.o.Logger.Error("kmip: cannot reload a mount another node changed", "mount", mount, "error", err)

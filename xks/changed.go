@@ -50,10 +50,25 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 	return append(ids, stored...)
 }
 
-// refresh reloads one mount's state from the store.
+// refresh reloads one mount's state from the store. If an administrative
+// write or a listener change holds the manager's lock, it may be waiting for
+// requests that wait for this change (their Guard): the reload then runs
+// once the lock is free.
 func (m *Manager) refresh(ctx context.Context, id string) {
-	m.mu.Lock()
+	if !m.mu.TryLock() {
+		go func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.refreshLocked(context.WithoutCancel(ctx), id)
+		}()
+		return
+	}
 	defer m.mu.Unlock()
+	m.refreshLocked(ctx, id)
+}
+
+// refreshLocked is refresh with the manager's lock held.
+func (m *Manager) refreshLocked(ctx context.Context, id string) {
 	snap, err := readSnapshot(ctx, m.o.Store, id)
 	if err != nil {
 		m.o.Logger.Error("xks: cannot reload a mount another node changed", "mount", id, "error", err)
