@@ -13,6 +13,7 @@ import (
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/ha"
+	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/store"
@@ -75,6 +76,7 @@ func firstNonEmpty(a, b string) string {
 
 // parts are what the cluster keeps coherent and runs jobs with.
 type parts struct {
+	hsm    *hsm.HSM
 	tokens *auth.Manager
 	trail  *audit.Broker
 	api    *api.Server
@@ -110,6 +112,51 @@ func subscribe(cl *ha.Cluster, p parts, log *slog.Logger) {
 	cl.Subscribe("kv:xks/", p.xks.Changed)
 	cl.Subscribe("kv:kmip/", p.kmip.Changed)
 	cl.Subscribe("kmip:", p.kmip.Changed)
+	// Unwrapped keys of what another node changed leave the HSM cache.
+	cl.Subscribe("kv:", func(ctx context.Context, paths []string) { p.hsm.Forget(ctx, forgetMatch(paths)) })
+	cl.Subscribe("kmip:", func(ctx context.Context, paths []string) { p.hsm.Forget(ctx, forgetMatch(paths)) })
+}
+
+// forgetMatch says which HSM blob ids belong to the changed paths: a key
+// kept in the key/value space has an id under its path (XKS keys:
+// <path>/<random>); a KMIP object's id is "kmip:<mount>:<uid>". Nil paths
+// (the node lost track) match everything.
+func forgetMatch(paths []string) func(id string) bool {
+	if paths == nil {
+		return func(string) bool { return true }
+	}
+	var prefixes, exact []string
+	for _, p := range paths {
+		if rest, ok := strings.CutPrefix(p, "kmip:"); ok {
+			parts := strings.SplitN(rest, "/", 3)
+			if len(parts) == 3 && parts[2] != "" {
+				exact = append(exact, "kmip:"+parts[0]+":"+parts[2])
+			} else {
+				prefixes = append(prefixes, "kmip:"+parts[0]+":")
+			}
+			continue
+		}
+		if rest, ok := strings.CutPrefix(p, "kv:"); ok {
+			if strings.HasSuffix(rest, "/") || rest == "" {
+				prefixes = append(prefixes, rest)
+			} else {
+				prefixes = append(prefixes, rest+"/")
+			}
+		}
+	}
+	return func(id string) bool {
+		for _, x := range exact {
+			if id == x {
+				return true
+			}
+		}
+		for _, x := range prefixes {
+			if strings.HasPrefix(id, x) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // addJobs registers the background work that must run on one node.

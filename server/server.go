@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err := km.Start(ctx); err != nil {
 		return err
 	}
-	p := parts{tokens: tokens, trail: trail, api: handler, xks: xm, kmip: km, keys: keys}
+	p := parts{hsm: h, tokens: tokens, trail: trail, api: handler, xks: xm, kmip: km, keys: keys}
 	subscribe(cl, p, log)
 	addJobs(cl, p, retry, log)
 	cl.SetInfo(nodeInfo(cl, p))

@@ -93,3 +93,28 @@ func TestStoragePasswordSources(t *testing.T) {
 		})
 	}
 }
+
+func TestForgetMatch(t *testing.T) {
+	tests := []struct {
+		name  string
+		paths []string
+		id    string
+		want  bool
+	}{
+		{name: "ok xks key under its path", paths: []string{"kv:xks/m1/key/k1"}, id: "xks/m1/key/k1/abc", want: true},
+		{name: "ok other xks key", paths: []string{"kv:xks/m1/key/k1"}, id: "xks/m1/key/k10/abc", want: false},
+		{name: "ok kmip object", paths: []string{"kmip:m1/s1/u1"}, id: "kmip:m1:u1", want: true},
+		{name: "ok other kmip object", paths: []string{"kmip:m1/s1/u1"}, id: "kmip:m1:u2", want: false},
+		{name: "ok kmip scope deleted", paths: []string{"kmip:m1/s1/"}, id: "kmip:m1:u9", want: true},
+		{name: "ok coarse kv", paths: []string{"kv:xks/"}, id: "xks/m2/key/k/1", want: true},
+		{name: "ok everything", paths: nil, id: "anything", want: true},
+		{name: "ok a policy is no key", paths: []string{"kv:sys/policy/p"}, id: "kmip:m1:u1", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := forgetMatch(tt.paths)(tt.id); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
