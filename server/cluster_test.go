@@ -41,6 +41,8 @@ type cluster struct {
 	api  *client
 	toks map[string]*softhsm.Token
 	env  []string // for the node processes
+	// Where the store is: pgURL (with the password) or sqlitePath.
+	pgURL, sqlitePath string
 }
 
 // newCluster starts a PostgreSQL server and makes a SoftHSM2 token per
@@ -56,6 +58,7 @@ func newClusterOn(t testing.TB, backend string, po pgtest.Options) *cluster {
 	ctx := t.Context()
 	dir := t.TempDir()
 	storage := fmt.Sprintf("storage {\n  path = %q\n}\n", filepath.Join(dir, "keyhold.db"))
+	sqlitePath, pgURL := filepath.Join(dir, "keyhold.db"), ""
 	if backend == "postgres" {
 		pg, err := pgtest.Start(ctx, po)
 		if err != nil {
@@ -71,8 +74,10 @@ func newClusterOn(t testing.TB, backend string, po pgtest.Options) *cluster {
 		}
 		storage = fmt.Sprintf("storage {\n  type = \"postgres\"\n  url = %q\n  password_file = %q\n  max_conns = 8\n}\n",
 			pg.URL(db), filepath.Join(dir, "dbpw"))
+		sqlitePath, pgURL = "", pg.URLWithPassword(db)
 	}
-	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8], toks: map[string]*softhsm.Token{}}
+	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8], toks: map[string]*softhsm.Token{},
+		pgURL: pgURL, sqlitePath: sqlitePath}
 	for _, name := range []string{"a", "b", "c"} {
 		pin, _ := softhsm.RandomPIN()
 		so, _ := softhsm.RandomPIN()

@@ -2,15 +2,15 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/postgres"
+	"github.com/keyhold/keyhold/store/postgres/pgtest"
 	"github.com/keyhold/keyhold/store/storetest"
 )
 
@@ -43,7 +43,9 @@ func BenchmarkKMIPLookups1M(b *testing.B) {
 			return
 		}
 		start := time.Now()
-		million.err = copyObjects(context.Background(), srv.URLWithPassword("postgres")+"&search_path="+schemaOf(url), n)
+		now := time.Now().UTC()
+		million.err = pgtest.CopyKMIPObjects(context.Background(), srv.URLWithPassword("postgres")+"&search_path="+schemaOf(url), n, 1,
+			func(i int) *store.KMIPObject { return storetest.BenchObject(i, now) })
 		b.Logf("loaded %d objects in %v", n, time.Since(start))
 	})
 	if million.err != nil {
@@ -60,50 +62,4 @@ func schemaOf(url string) string {
 		}
 	}
 	return ""
-}
-
-// copyObjects writes objects [0, n) and their attributes with COPY, then
-// analyzes the tables so the planner knows their sizes.
-func copyObjects(ctx context.Context, url string, n int) error {
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	now := time.Now().UTC()
-	const batch = 50_000
-	for from := 0; from < n; from += batch {
-		to := min(n, from+batch)
-		var objs, attrs [][]any
-		for i := from; i < to; i++ {
-			o := storetest.BenchObject(i, now)
-			seq := int64(i + 1)
-			objs = append(objs, []any{seq, o.Mount, o.Scope, o.ID, o.Type, o.Value, o.CreatedAt, o.UpdatedAt})
-			for p, a := range o.Attributes {
-				var text []byte
-				var num *int64
-				if a.HasText {
-					text = []byte(a.Text)
-				}
-				if a.HasNumber {
-					v := a.Number
-					num = &v
-				}
-				attrs = append(attrs, []any{seq, int32(p), []byte(a.Name), int32(a.Index), a.Value, text, num})
-			}
-		}
-		if _, err := c.CopyFrom(ctx, pgx.Identifier{"kmip_objects"},
-			[]string{"seq", "mount", "scope", "id", "type", "value", "created_at", "updated_at"}, pgx.CopyFromRows(objs)); err != nil {
-			return fmt.Errorf("copy objects: %w", err)
-		}
-		if _, err := c.CopyFrom(ctx, pgx.Identifier{"kmip_attributes"},
-			[]string{"object", "position", "name", "idx", "value", "text", "number"}, pgx.CopyFromRows(attrs)); err != nil {
-			return fmt.Errorf("copy attributes: %w", err)
-		}
-	}
-	if _, err := c.Exec(ctx, fmt.Sprintf("SELECT setval('kmip_objects_seq_seq', %d)", n+1)); err != nil {
-		return err
-	}
-	_, err = c.Exec(ctx, "ANALYZE kmip_objects; ANALYZE kmip_attributes")
-	return err
 }

@@ -32,9 +32,15 @@ func BenchObjectID(i int) string {
 // BenchObjectName is the Name attribute of object i.
 func BenchObjectName(i int) string { return fmt.Sprintf("bench-key-%08d", i) }
 
-// BenchObject is object i as the KMIP server stores a symmetric key: a
-// wrapped value and its attributes with their index keys.
+// BenchObject is object i of BenchMount and BenchScope.
 func BenchObject(i int, now time.Time) *store.KMIPObject {
+	return BenchObjectIn(BenchMount, BenchScope, i, now)
+}
+
+// BenchObjectIn is object i as the KMIP server stores a symmetric key, in a
+// mount's scope: a value (not a real blob: it cannot be got) and its
+// attributes with their index keys, as Locate reads them.
+func BenchObjectIn(mount, scope string, i int, now time.Time) *store.KMIPObject {
 	id := BenchObjectID(i)
 	num := func(name string, n int64) store.KMIPAttribute {
 		return store.KMIPAttribute{Name: name, Value: binary.BigEndian.AppendUint64(nil, uint64(n)), Number: n, HasNumber: true}
@@ -42,7 +48,7 @@ func BenchObject(i int, now time.Time) *store.KMIPObject {
 	value := make([]byte, 96)
 	copy(value, id)
 	return &store.KMIPObject{
-		Mount: BenchMount, Scope: BenchScope, ID: id, Type: "SymmetricKey", Value: value,
+		Mount: mount, Scope: scope, ID: id, Type: "SymmetricKey", Value: value,
 		CreatedAt: now, UpdatedAt: now,
 		Attributes: []store.KMIPAttribute{
 			{Name: "Unique Identifier", Value: []byte(id), Text: id, HasText: true},
@@ -58,14 +64,19 @@ func BenchObject(i int, now time.Time) *store.KMIPObject {
 	}
 }
 
-// LoadBenchObjects creates objects [from, to) through the store interface,
-// in transactions of batch objects.
+// LoadBenchObjects creates objects [from, to) of BenchMount and BenchScope
+// through the store interface, in transactions of batch objects.
 func LoadBenchObjects(ctx context.Context, st store.Store, from, to, batch int) error {
+	return LoadBenchObjectsIn(ctx, st, BenchMount, BenchScope, from, to, batch)
+}
+
+// LoadBenchObjectsIn is LoadBenchObjects into a mount's scope.
+func LoadBenchObjectsIn(ctx context.Context, st store.Store, mount, scope string, from, to, batch int) error {
 	now := time.Now().UTC()
 	for start := from; start < to; start += batch {
 		err := st.Update(ctx, func(tx store.Tx) error {
 			for i := start; i < min(to, start+batch); i++ {
-				if err := tx.CreateKMIPObject(ctx, BenchObject(i, now)); err != nil {
+				if err := tx.CreateKMIPObject(ctx, BenchObjectIn(mount, scope, i, now)); err != nil {
 					return err
 				}
 			}
