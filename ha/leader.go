@@ -41,7 +41,7 @@ type leaderState struct {
 	since   time.Time          // when this node became leader
 	cancel  context.CancelFunc // ends the jobs' context
 	expire  *time.Timer        // cancels at the lease's local deadline
-	running sync.WaitGroup     // the jobs' goroutines of this term
+	running *sync.WaitGroup    // the jobs' goroutines of this term (a new one per term)
 }
 
 // AddJob registers a job; add jobs before Run.
@@ -129,14 +129,15 @@ func (c *Cluster) lead(ctx context.Context, l *store.Lease) {
 	c.leader.mu.Lock()
 	defer c.leader.mu.Unlock()
 	jctx, cancel := context.WithCancel(ctx)
-	c.leader.lease, c.leader.since, c.leader.cancel = l, time.Now(), cancel
+	running := &sync.WaitGroup{}
+	c.leader.lease, c.leader.since, c.leader.cancel, c.leader.running = l, time.Now(), cancel, running
 	c.leader.expire = time.AfterFunc(time.Until(l.Deadline), func() { c.stepDown("the leader lease ran out before it was renewed") })
 	c.o.Logger.Info("ha: this node leads the background jobs", "node", c.o.Name, "epoch", l.Epoch)
 	c.jobsMu.Lock()
 	jobs := c.jobs
 	c.jobsMu.Unlock()
 	for _, j := range jobs {
-		c.leader.running.Go(func() { c.runJob(jctx, j, l.Epoch) })
+		running.Go(func() { c.runJob(jctx, j, l.Epoch) })
 	}
 }
 
@@ -161,9 +162,10 @@ func (c *Cluster) stepDown(why string) {
 	c.leader.cancel()
 	c.leader.expire.Stop()
 	epoch := c.leader.lease.Epoch
+	running := c.leader.running
 	c.leader.lease = nil
 	c.leader.mu.Unlock()
-	c.leader.running.Wait()
+	running.Wait()
 	c.o.Logger.Info("ha: this node stopped leading", "node", c.o.Name, "epoch", epoch, "reason", why)
 }
 
