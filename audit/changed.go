@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/store"
 )
 
 // Reload brings the open devices in line with the stored ones, after
 // another node enabled or disabled a device: each node writes its own copy
-// of a file device on its own disk, as Vault's nodes do. A device that
-// cannot be opened here is reported; the others still change.
+// of a file device on its own disk, as Vault's nodes do. A device whose
+// file cannot be opened here is reported and kept as a device that fails
+// every write until its file opens (each write tries again): alone, it
+// refuses requests (fail closed) rather than leave this node unaudited.
 func (b *Broker) Reload(ctx context.Context) error {
 	cfgs := map[string]Device{}
 	err := b.st.View(ctx, func(tx store.Tx) error {
@@ -59,7 +63,9 @@ func (b *Broker) Reload(ctx context.Context) error {
 		d, err := b.open(ctx, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("audit device %s: %w", c.Path, err))
-			continue
+			if d = b.broken(ctx, c, err); d == nil {
+				continue
+			}
 		}
 		b.mu.Lock()
 		if old := b.devices[c.Path]; old != nil {
@@ -72,4 +78,16 @@ func (b *Broker) Reload(ctx context.Context) error {
 		return fmt.Errorf("audit: reload: %v", errs)
 	}
 	return nil
+}
+
+// broken returns a device whose sink has failed with err, so that its
+// writes try to open the file again; nil if even its key cannot be had.
+func (b *Broker) broken(ctx context.Context, c Device, err error) *device {
+	key, kerr := b.h.Export(ctx, hsm.Key{ID: c.KeyID, Blob: c.KeyBlob})
+	if kerr != nil {
+		return nil
+	}
+	s := &fileSink{path: c.FilePath, broken: err}
+	s.idle = sync.NewCond(&s.mu)
+	return &device{cfg: c, key: key, sink: s}
 }
