@@ -43,6 +43,7 @@ type cluster struct {
 	env  []string // for the node processes
 	// Where the store is: pgURL (with the password) or sqlitePath.
 	pgURL, sqlitePath string
+	pg                *pgtest.Server
 }
 
 // newCluster starts a PostgreSQL server and makes a SoftHSM2 token per
@@ -59,6 +60,7 @@ func newClusterOn(t testing.TB, backend string, po pgtest.Options) *cluster {
 	dir := t.TempDir()
 	storage := fmt.Sprintf("storage {\n  path = %q\n}\n", filepath.Join(dir, "keyhold.db"))
 	sqlitePath, pgURL := filepath.Join(dir, "keyhold.db"), ""
+	var pgSrv *pgtest.Server
 	if backend == "postgres" {
 		pg, err := pgtest.Start(ctx, po)
 		if err != nil {
@@ -75,9 +77,10 @@ func newClusterOn(t testing.TB, backend string, po pgtest.Options) *cluster {
 		storage = fmt.Sprintf("storage {\n  type = \"postgres\"\n  url = %q\n  password_file = %q\n  max_conns = 8\n}\n",
 			pg.URL(db), filepath.Join(dir, "dbpw"))
 		sqlitePath, pgURL = "", pg.URLWithPassword(db)
+		pgSrv = pg
 	}
 	c := &cluster{t: t, dir: dir, root: "cluster-root-" + hex.EncodeToString([]byte(t.Name()))[:8], toks: map[string]*softhsm.Token{},
-		pgURL: pgURL, sqlitePath: sqlitePath}
+		pgURL: pgURL, sqlitePath: sqlitePath, pg: pgSrv}
 	for _, name := range []string{"a", "b", "c"} {
 		pin, _ := softhsm.RandomPIN()
 		so, _ := softhsm.RandomPIN()
@@ -245,6 +248,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	var kmipEnv *kmipCluster
+	var survivor *node
 	step("ok a kmip key created on A is got from B", func(t *testing.T) {
 		api.t = t
 		kmipEnv = setupKMIP(t, api, a, b)
@@ -321,6 +325,39 @@ func TestCluster(t *testing.T) {
 		c.receive("c")
 		cn := c.start("c")
 		leaderHandover(t, api, a, cn)
+		alive := a
+		if !nodeAlive(a) {
+			alive = cn
+		}
+		survivor = alive
+	})
+
+	t.Run("ok a node cut off from the database stops serving XKS within 2 s", func(t *testing.T) {
+		api.t = t
+		if survivor == nil {
+			t.Skip("no surviving node")
+		}
+		x := setupXKSCredential(t, api, survivor)
+		x.encrypt(t, "k1", []byte("before"), 200)
+		c.pg.Stop()
+		stopped := time.Now()
+		took := eventually(t, 5*time.Second, "XKS refused without the database", func() error {
+			st, body, err := x.tryPost("keys/k1/encrypt", encryptBody([]byte("after")))
+			if err != nil {
+				return err
+			}
+			if st != http.StatusServiceUnavailable && st != http.StatusInternalServerError || !strings.Contains(string(body), "DependencyTimeoutException") {
+				return fmt.Errorf("%d %s", st, body)
+			}
+			return nil
+		})
+		if took > 2*time.Second+500*time.Millisecond {
+			t.Errorf("XKS served from caches %v after the database went", took)
+		}
+		t.Logf("XKS refused %v after the database stopped", time.Since(stopped))
+		if st, _, err := api.call(survivor, "GET", "sys/health", nil); err != nil || st != http.StatusServiceUnavailable {
+			t.Errorf("health without the database: %d %v", st, err)
+		}
 	})
 }
 
@@ -759,4 +796,29 @@ func jobRuns(t *testing.T, job string, nodes ...*node) []jobRun {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
 	return out
+}
+
+// nodeAlive reports whether a node's process still runs.
+func nodeAlive(n *node) bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// setupXKSCredential makes a new XKS credential on a node and returns the
+// node's listener with it.
+func setupXKSCredential(t testing.TB, api *client, n *node) *xksNode {
+	t.Helper()
+	cred := data(api.must(n, "POST", "xks/credential/generate", map[string]any{"prefix": "p"}, 200))
+	ca := data(api.must(n, "GET", "xks/ca", nil, 200))["certificate"].(string)
+	l, _ := data(api.must(n, "GET", "xks/config", nil, 200))["listening"].([]any)
+	if len(l) == 0 {
+		t.Fatalf("node %s has no xks listener", n.name)
+	}
+	return &xksNode{url: "https://" + l[0].(string) + xks.URIPath("p") + "/", akid: cred["access_key_id"].(string),
+		secret: cred["secret_access_key"].(string),
+		http:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, ca)}}}}
 }
