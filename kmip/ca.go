@@ -12,8 +12,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
-	"io"
 	"math/big"
 	"net"
 	"time"
@@ -23,7 +21,7 @@ import (
 )
 
 // The mount's internal CA. Its key is generated in the HSM and kept only as
-// a blob; certificates are signed in the token through hsmSigner. The
+// a blob; certificates are signed in the token through hsm.Signer. The
 // server's TLS key is an HSM key too, so handshakes are signed in the token.
 // Client keys are generated here, in Go, because they are handed to the
 // client: the appliance keeps only their certificates.
@@ -42,51 +40,6 @@ const (
 	serverRenewAt  = 30 * 24 * time.Hour // renewed at start when this close to expiry
 	backdate       = time.Minute
 )
-
-// hsmSigner is a crypto.Signer whose private key is an HSM blob.
-type hsmSigner struct {
-	h   *hsm.HSM
-	key hsm.Key
-	pub crypto.PublicKey
-}
-
-var _ crypto.Signer = (*hsmSigner)(nil)
-
-func newHSMSigner(ctx context.Context, h *hsm.HSM, k hsm.Key) (*hsmSigner, error) {
-	der, err := h.PublicKey(ctx, k)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, err
-	}
-	return &hsmSigner{h: h, key: k, pub: pub}, nil
-}
-
-func (s *hsmSigner) Public() crypto.PublicKey { return s.pub }
-
-// Sign signs a digest in the token: ECDSA, or RSA PKCS#1 v1.5 or PSS per opts.
-func (s *hsmSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	req := hsm.SignRequest{Hash: opts.HashFunc(), Digest: digest}
-	switch s.pub.(type) {
-	case *ecdsa.PublicKey:
-		req.Algorithm = hsm.ECDSA
-	case *rsa.PublicKey:
-		req.Algorithm = hsm.RSAPKCS1
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			req.Algorithm = hsm.RSAPSS
-			if pss.SaltLength > 0 {
-				req.SaltLength = pss.SaltLength
-			}
-		}
-	default:
-		return nil, errors.New("kmip: unsupported key type")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.h.Sign(ctx, s.key, req)
-}
 
 func randomSerial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -128,7 +81,7 @@ func newCA(ctx context.Context, h *hsm.HSM, mount, keyType string, bits int) (*c
 	if err != nil {
 		return nil, err
 	}
-	signer, err := newHSMSigner(ctx, h, hsm.Key{ID: id, Blob: blob})
+	signer, err := h.Signer(ctx, hsm.Key{ID: id, Blob: blob})
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +127,7 @@ func openCA(ctx context.Context, h *hsm.HSM, ca *caRecord) (*issuer, error) {
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "corrupt KMIP CA certificate")
 	}
-	s, err := newHSMSigner(ctx, h, hsm.Key{ID: ca.KeyID, Blob: ca.KeyBlob})
+	s, err := h.Signer(ctx, hsm.Key{ID: ca.KeyID, Blob: ca.KeyBlob})
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +143,7 @@ func (is *issuer) issueServer(ctx context.Context, h *hsm.HSM, mount string, hos
 		return "", hsm.Key{}, err
 	}
 	key := hsm.Key{ID: id, Blob: blob}
-	leaf, err := newHSMSigner(ctx, h, key)
+	leaf, err := h.Signer(ctx, key)
 	if err != nil {
 		return "", hsm.Key{}, err
 	}
@@ -290,7 +243,7 @@ func serverCertificate(ctx context.Context, h *hsm.HSM, c *Config) (tls.Certific
 	if err != nil {
 		return out, fault.Wrap(fault.Internal, err, "corrupt KMIP server certificate")
 	}
-	signer, err := newHSMSigner(ctx, h, hsm.Key{ID: c.ServerKeyID, Blob: c.ServerKeyBlob})
+	signer, err := h.Signer(ctx, hsm.Key{ID: c.ServerKeyID, Blob: c.ServerKeyBlob})
 	if err != nil {
 		return out, err
 	}

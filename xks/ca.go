@@ -2,16 +2,11 @@ package xks
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
-	"io"
 	"math/big"
 	"net"
 	"time"
@@ -22,7 +17,7 @@ import (
 
 // The internal CA and the server's TLS keys. Every private key here lives in
 // the HSM (generated there, or imported and wrapped at once); certificates
-// are signed and TLS handshakes are signed in the token through hsmSigner.
+// are signed and TLS handshakes are signed in the token through hsm.Signer.
 
 // caRecord is a mount's internal CA, as stored.
 type caRecord struct {
@@ -38,51 +33,6 @@ const (
 	leafRenewLeft = 30 * 24 * time.Hour
 )
 
-// hsmSigner is a crypto.Signer whose private key is an HSM blob.
-type hsmSigner struct {
-	h   *hsm.HSM
-	key hsm.Key
-	pub crypto.PublicKey
-}
-
-var _ crypto.Signer = (*hsmSigner)(nil)
-
-func newHSMSigner(ctx context.Context, h *hsm.HSM, k hsm.Key) (*hsmSigner, error) {
-	der, err := h.PublicKey(ctx, k)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, err
-	}
-	return &hsmSigner{h: h, key: k, pub: pub}, nil
-}
-
-func (s *hsmSigner) Public() crypto.PublicKey { return s.pub }
-
-// Sign signs a digest in the token (ECDSA, RSA PKCS#1 v1.5 or PSS per opts).
-func (s *hsmSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	req := hsm.SignRequest{Hash: opts.HashFunc(), Digest: digest}
-	switch s.pub.(type) {
-	case *ecdsa.PublicKey:
-		req.Algorithm = hsm.ECDSA
-	case *rsa.PublicKey:
-		req.Algorithm = hsm.RSAPKCS1
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			req.Algorithm = hsm.RSAPSS
-			if pss.SaltLength > 0 {
-				req.SaltLength = pss.SaltLength
-			}
-		}
-	default:
-		return nil, errors.New("xks: unsupported TLS key type")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.h.Sign(ctx, s.key, req)
-}
-
 func randomSerial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
@@ -94,7 +44,7 @@ func newCA(ctx context.Context, h *hsm.HSM, mountID string) (*caRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := newHSMSigner(ctx, h, hsm.Key{ID: id, Blob: blob})
+	signer, err := h.Signer(ctx, hsm.Key{ID: id, Blob: blob})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +81,7 @@ func issueServerCert(ctx context.Context, h *hsm.HSM, mountID string, ca *caReco
 	if err != nil {
 		return "", hsm.Key{}, fault.Wrap(fault.Internal, err, "corrupt internal CA certificate")
 	}
-	caSigner, err := newHSMSigner(ctx, h, hsm.Key{ID: ca.KeyID, Blob: ca.KeyBlob})
+	caSigner, err := h.Signer(ctx, hsm.Key{ID: ca.KeyID, Blob: ca.KeyBlob})
 	if err != nil {
 		return "", hsm.Key{}, err
 	}
@@ -141,7 +91,7 @@ func issueServerCert(ctx context.Context, h *hsm.HSM, mountID string, ca *caReco
 		return "", hsm.Key{}, err
 	}
 	key := hsm.Key{ID: id, Blob: blob}
-	leafSigner, err := newHSMSigner(ctx, h, key)
+	leafSigner, err := h.Signer(ctx, key)
 	if err != nil {
 		return "", hsm.Key{}, err
 	}
@@ -224,7 +174,7 @@ func serverCertificate(ctx context.Context, h *hsm.HSM, c *Config) (tls.Certific
 	if err != nil {
 		return out, fault.Wrap(fault.Internal, err, "corrupt server certificate")
 	}
-	signer, err := newHSMSigner(ctx, h, hsm.Key{ID: c.TLSKeyID, Blob: c.TLSKeyBlob})
+	signer, err := h.Signer(ctx, hsm.Key{ID: c.TLSKeyID, Blob: c.TLSKeyBlob})
 	if err != nil {
 		return out, err
 	}
