@@ -122,7 +122,7 @@ func locateFilters(attrs []kmip.Attribute) ([]store.KMIPFilter, error) {
 				}
 			case r.key == keyText && hasText:
 				f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchText, Text: text}
-			case r.key == keyNumber && hasNum:
+			case hasNum: // every scalar by its number: the store's value match skips attributes that have one
 				f = store.KMIPFilter{Name: string(name), Match: store.KMIPMatchRange, Min: num, Max: num}
 			}
 			out = append(out, f)

@@ -14,11 +14,18 @@ import (
 // it; the server does not revoke copies.
 const leaseTime = time.Hour
 
-// newUID returns a fresh Unique Identifier (a random UUID).
+// newUID returns a fresh Unique Identifier: a time-ordered UUID (version 7
+// of RFC 9562: 48 bits of Unix milliseconds, then 74 random bits). New
+// identifiers sort after older ones, so the indexes that hold them grow at
+// their end instead of rewriting a random page for each new object.
 func newUID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
+	ms := uint64(time.Now().UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]

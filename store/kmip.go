@@ -82,7 +82,9 @@ type KMIPMatch string
 
 // The comparisons.
 const (
-	KMIPMatchValue KMIPMatch = "value" // Value is byte-for-byte equal
+	// Value is byte-for-byte equal, for attributes stored without a
+	// Number (attributes with a number are matched by range or mask).
+	KMIPMatchValue KMIPMatch = "value"
 	KMIPMatchText  KMIPMatch = "text"  // Text is equal
 	KMIPMatchRange KMIPMatch = "range" // Min <= Number <= Max
 	KMIPMatchMask  KMIPMatch = "mask"  // Number has every bit of Mask set

@@ -164,7 +164,7 @@ func locateWhere(q *store.KMIPQuery) (string, []any, error) {
 		switch f.Match {
 		case store.KMIPMatchValue:
 			v := arg(nonNil(f.Value))
-			b.WriteString(`sha256(a.value) = sha256(` + v + `::bytea) AND a.value = ` + v + `)`)
+			b.WriteString(`sha256(a.value) = sha256(` + v + `::bytea) AND a.value = ` + v + ` AND a.number IS NULL)`)
 		case store.KMIPMatchText:
 			v := arg(nonNil([]byte(f.Text)))
 			b.WriteString(`a.text IS NOT NULL AND sha256(a.text) = sha256(` + v + `::bytea) AND a.text = ` + v + `)`)

@@ -158,7 +158,7 @@ func locateQuery(q *store.KMIPQuery) (from, where string, args []any, err error)
 			b.WriteString(`d.name = ? AND d.text = ? AND `)
 			args = append(args, f.Name, f.Text)
 		} else {
-			b.WriteString(`d.name = ? AND d.value = ? AND `)
+			b.WriteString(`d.name = ? AND d.value = ? AND d.number IS NULL AND `)
 			args = append(args, f.Name, nonNil(f.Value))
 		}
 	}
@@ -172,7 +172,7 @@ func locateQuery(q *store.KMIPQuery) (from, where string, args []any, err error)
 		args = append(args, f.Name)
 		switch f.Match {
 		case store.KMIPMatchValue:
-			b.WriteString(`+a.value = ?)`)
+			b.WriteString(`+a.value = ? AND a.number IS NULL)`)
 			args = append(args, nonNil(f.Value))
 		case store.KMIPMatchText:
 			b.WriteString(`+a.text = ?)`)

@@ -3,7 +3,10 @@ package sqlite
 import (
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/keyhold/keyhold/store"
 )
 
 // TestPragmas checks the settings that durability and integrity rest on,
@@ -74,5 +77,44 @@ func TestMigrate(t *testing.T) {
 	if s, err := Open(path); err == nil {
 		s.Close()
 		t.Fatal("open newer schema: got nil error")
+	}
+}
+
+// TestLocatePlans checks that a Locate driven by a text or a value filter
+// reads the matching attribute index, not every object of the scope.
+func TestLocatePlans(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tt := range []struct {
+		f     store.KMIPFilter
+		index string
+	}{
+		{store.KMIPFilter{Name: "Name", Match: store.KMIPMatchText, Text: "a"}, "kmip_attributes_text"},
+		{store.KMIPFilter{Name: "Digest", Match: store.KMIPMatchValue, Value: []byte("d")}, "kmip_attributes_value"},
+	} {
+		from, where, args, err := locateQuery(&store.KMIPQuery{Mount: "m", Scope: "s", Filters: []store.KMIPFilter{tt.f, {Name: "State", Match: store.KMIPMatchRange, Min: 1, Max: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.write.Query(`EXPLAIN QUERY PLAN SELECT o.id FROM `+from+` WHERE `+where, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if len(plan) == 0 || !strings.Contains(plan[0], "USING INDEX "+tt.index) {
+			t.Errorf("%s filter: plan %q, want it to start with a search of %s", tt.f.Match, plan, tt.index)
+		}
 	}
 }

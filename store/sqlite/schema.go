@@ -69,6 +69,14 @@ func migrations() []string {
 		// 3: a kmip object's attributes also as one encoded column, so that
 		// reading an object is one row (the attribute rows serve Locate).
 		`ALTER TABLE kmip_objects ADD COLUMN attrs BLOB;`,
+		// 4: fewer index entries per attribute, since every entry is a page
+		// a Create writes. Locate never drives by number (range and mask
+		// filters probe an object's own rows), and a value filter matches
+		// only attributes without a number (store.KMIPMatchValue), so the
+		// number index goes and the value index keeps those rows only.
+		`DROP INDEX kmip_attributes_number;
+		DROP INDEX kmip_attributes_value;
+		CREATE INDEX kmip_attributes_value ON kmip_attributes (name, value) WHERE number IS NULL;`,
 	}
 }
 

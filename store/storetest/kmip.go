@@ -223,7 +223,7 @@ func (s suite) kmipLocate(t *testing.T) {
 		mk("s1", "k2", attr("Name", "n-beta", "beta", 0), attr("Name", "n-alpha", "alpha", 0), attr("Mask", "m4", "", 4), attr("Date", "d200", "", 200)),
 		mk("s1", "k3", attr("Name", "n-gamma", "gamma", 0), attr("Mask", "m15", "", 15), attr("Date", "d300", "", 300)),
 		mk("s2", "k4", attr("Name", "n-alpha", "alpha", 0), attr("Mask", "m15", "", 15)),
-		mk("s1", "k5", attr("Type", "sym", "", 0)),
+		mk("s1", "k5", attr("Type", "sym", "", 0), attr("Kind", "t2", "", 2)),
 		mk("s3", "k6", attr("Name", "n-dup", "dup", 0), attr("Name", "n-dup", "dup", 0), attr("Mask", "m4", "", 4)),
 	)
 	tests := []struct {
@@ -236,6 +236,13 @@ func (s suite) kmipLocate(t *testing.T) {
 		{name: "ok text of any instance", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Name", Match: store.KMIPMatchText, Text: "alpha"}}}, want: []string{"k2", "k1"}, wantTotal: 2},
 		{name: "ok value", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Name", Match: store.KMIPMatchValue, Value: []byte("n-beta")}}}, want: []string{"k2"}, wantTotal: 1},
 		{name: "ok value is case sensitive", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Name", Match: store.KMIPMatchValue, Value: []byte("N-BETA")}}}, want: []string{}, wantTotal: 0},
+		{name: "ok value of an attribute without a number", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Type", Match: store.KMIPMatchValue, Value: []byte("sym")}}}, want: []string{"k5"}, wantTotal: 1},
+		{name: "ok value filters skip attributes with a number", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Kind", Match: store.KMIPMatchValue, Value: []byte("t2")}}}, want: []string{}, wantTotal: 0},
+		{name: "ok value filters skip attributes with a number when not driving", q: store.KMIPQuery{Filters: []store.KMIPFilter{
+			{Name: "Type", Match: store.KMIPMatchValue, Value: []byte("sym")},
+			{Name: "Kind", Match: store.KMIPMatchValue, Value: []byte("t2")},
+		}}, want: []string{}, wantTotal: 0},
+		{name: "ok range of that attribute", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Kind", Match: store.KMIPMatchRange, Min: 2, Max: 2}}}, want: []string{"k5"}, wantTotal: 1},
 		{name: "ok filter on the name of the attribute", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Other", Match: store.KMIPMatchText, Text: "alpha"}}}, want: []string{}, wantTotal: 0},
 		{name: "ok range inclusive", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Date", Match: store.KMIPMatchRange, Min: 100, Max: 200}}}, want: []string{"k2", "k1"}, wantTotal: 2},
 		{name: "ok mask containment", q: store.KMIPQuery{Filters: []store.KMIPFilter{{Name: "Mask", Match: store.KMIPMatchMask, Mask: 12}}}, want: []string{"k3", "k1"}, wantTotal: 2},
