@@ -156,6 +156,7 @@ func (b *Broker) Disable(ctx context.Context, path string) error {
 		return nil
 	}
 	d.sink.close()
+	macPools.Delete(string(d.key))
 	return b.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPrefix+path) })
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
@@ -87,7 +86,7 @@ func (b *Broker) broken(ctx context.Context, c Device, err error) *device {
 	if kerr != nil {
 		return nil
 	}
-	s := &fileSink{path: c.FilePath, broken: err}
-	s.idle = sync.NewCond(&s.mu)
+	s := newFileSink(c.FilePath)
+	s.broken = err
 	return &device{cfg: c, key: key, sink: s}
 }

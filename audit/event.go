@@ -14,9 +14,12 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"sync"
 	"time"
 )
 
@@ -106,9 +109,31 @@ const HMACPrefix = "hmac-sha256:"
 
 // hmacValue is the written form of a sensitive value under a device key.
 func hmacValue(key, v []byte) string {
-	m := hmac.New(sha256.New, key)
+	p := macPoolFor(key)
+	m := p.Get().(hash.Hash)
+	m.Reset()
 	m.Write(v)
-	return HMACPrefix + hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	p.Put(m)
+	buf := make([]byte, len(HMACPrefix)+2*sha256.Size)
+	copy(buf, HMACPrefix)
+	hex.Encode(buf[len(HMACPrefix):], sum[:])
+	return string(buf)
+}
+
+// macPools holds, per device key, HMAC states keyed once: keying an HMAC
+// costs two hash blocks and several allocations, more than hashing a short
+// value, and every event hashes several values.
+var macPools sync.Map // string(key) -> *sync.Pool of hash.Hash
+
+func macPoolFor(key []byte) *sync.Pool {
+	if p, ok := macPools.Load(string(key)); ok {
+		return p.(*sync.Pool)
+	}
+	k := bytes.Clone(key)
+	p, _ := macPools.LoadOrStore(string(k), &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+	return p.(*sync.Pool)
 }
 
 // build makes the event of an entry for a device: sensitive values become

@@ -20,48 +20,55 @@ var zeroHash = bytes.Repeat([]byte{'0'}, 64)
 // hashPrefix is how every line starts; the hash follows it.
 const hashPrefix = `{"hash":"`
 
-// fileSink appends events to a file with group commit. A writer queues its
-// line (in sequence order); if nobody is writing, it writes the queue itself,
-// else it waits to be told its line is written. A writer that needs
-// durability then waits for an fsync that started after its line was
-// written; if no fsync is running it runs one for everybody. Writes and
-// fsyncs overlap, so a request event (which needs only the write: a device
-// that cannot write is found before the request runs) never waits behind an
-// fsync; the response event needs the fsync, which makes both durable before
-// the response is sent. Each waiter is woken on its own channel.
+// fileSink appends events to a file with group commit. A writer puts its
+// line in the queue (in sequence order) and, unless it only needs the line
+// queued, waits on its own channel. One flusher goroutine, started when
+// there is work and gone when there is none, runs cycles: write the whole
+// queue, then, if anybody waits for durability, fsync, then wake the
+// writers covered. Lines queued during an fsync go out in the next cycle, so
+// a writer waits for the rest of the current cycle and one more. Writes and
+// fsyncs never overlap: an append into the page an fsync is writing out can
+// block until that fsync ends, and a cycle that fsyncs before the blocked
+// write lands would leave its line for the cycle after.
+//
+// A request event needs only to be queued (a device that cannot write is
+// found before the request runs); the response event waits for the fsync,
+// which makes both durable before the response is sent.
 type fileSink struct {
 	path string
 
-	mu           sync.Mutex
-	idle         *sync.Cond // signalled when writing or syncing ends (reopen, close)
-	f            *os.File
-	seq          uint64 // last sequence number given out
-	prev         string // hash of the last event given out
-	buf          []byte // queued lines, not yet written
-	bufLast      uint64 // seq of the last line in buf
-	written      uint64 // every seq up to this one is written
-	synced       uint64 // every seq up to this one is durable
-	writing      bool   // a writer is writing the queue
-	syncing      bool   // an fsync is running
-	writeWaiters []pending
-	syncWaiters  []pending
-	broken       error  // a write or fsync failed; the sink resyncs before the next event
-	failedAt     uint64 // seqs above synced and up to this one were lost with it
+	mu       sync.Mutex
+	idle     *sync.Cond // signalled when the flusher stops (reopen, close)
+	f        *os.File
+	seq      uint64 // last sequence number given out
+	prev     string // hash of the last event given out
+	buf      []byte // queued lines, not yet written
+	bufLast  uint64 // seq of the last line in buf
+	written  uint64 // every seq up to this one is written
+	synced   uint64 // every seq up to this one is durable
+	flushing bool   // the flusher goroutine runs
+	waiters  []pending
+	needSync uint64 // highest seq a waiter needs durable
+	broken   error  // a write or fsync failed; the sink resyncs before the next event
+	failedAt uint64 // seqs above synced and up to this one were lost with it
+	spareBuf []byte // the buffer the flusher last wrote, reused for the queue
 }
 
-// pending is a writer waiting for its line to be written or synced.
+// pending is a writer waiting for its line to be written or made durable.
 type pending struct {
-	seq  uint64
-	done chan error
+	seq     uint64
+	durable bool
+	done    chan error
 }
 
-// maxRounds bounds the rounds a writer serves for others before it hands
-// the rest to a goroutine, so its own request is not held up under load.
-const maxRounds = 2
-
-func openFileSink(path string) (*fileSink, error) {
+func newFileSink(path string) *fileSink {
 	s := &fileSink{path: path}
 	s.idle = sync.NewCond(&s.mu)
+	return s
+}
+
+func openFileSink(path string) (*fileSink, error) {
+	s := newFileSink(path)
 	if err := s.reopenLocked(); err != nil {
 		return nil, err
 	}
@@ -86,7 +93,7 @@ func (s *fileSink) reopenLocked() error {
 		// before the file is let go.
 		if s.broken == nil && s.f.Sync() == nil {
 			s.synced = s.written
-			s.syncWaiters = release(s.syncWaiters, s.synced, nil)
+			s.waiters = s.release(s.waiters, nil)
 		}
 		s.f.Close()
 	}
@@ -163,7 +170,7 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 	}
 	s.mu.Lock()
 	if s.broken != nil {
-		for s.writing || s.syncing {
+		for s.flushing {
 			s.idle.Wait()
 		}
 		if err := s.reopenLocked(); err != nil {
@@ -172,6 +179,9 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 		}
 	}
 	seq := s.seq + 1
+	if s.buf == nil {
+		s.buf, s.spareBuf = s.spareBuf[:0], nil
+	}
 	start := len(s.buf)
 	s.buf = append(s.buf, hashPrefix...)
 	s.buf = append(s.buf, zeroHash...)
@@ -187,41 +197,58 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 	copy(line[len(hashPrefix):], h)
 	s.buf = append(s.buf, '\n')
 	s.seq, s.prev, s.bufLast = seq, h, seq
-
-	// Phase 1: the line is written.
-	if s.writing && wait == queued {
-		s.mu.Unlock() // the writer at work takes it in its next round
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
+	}
+	if wait == queued {
+		s.mu.Unlock() // a later durable line, or the flusher, writes it
 		return nil
 	}
-	if s.writing {
-		ch := make(chan error, 1)
-		s.writeWaiters = append(s.writeWaiters, pending{seq, ch})
-		s.mu.Unlock()
-		if err := <-ch; err != nil {
-			return err
-		}
-		s.mu.Lock()
-	} else {
-		s.writeRounds(maxRounds)
-	}
-	if err := s.lost(seq); err != nil || wait != durable || s.synced >= seq {
-		s.mu.Unlock()
-		return err
-	}
-	// Phase 2: the line is durable.
-	if s.syncing {
-		ch := make(chan error, 1)
-		s.syncWaiters = append(s.syncWaiters, pending{seq, ch})
-		s.mu.Unlock()
-		return <-ch
-	}
-	s.syncRounds(maxRounds)
-	err := s.lost(seq)
-	if err == nil && s.synced < seq {
-		err = fmt.Errorf("audit: internal error: line %d not synced", seq) // cannot happen: a round covers it
+	ch := make(chan error, 1)
+	s.waiters = append(s.waiters, pending{seq: seq, durable: wait == durable, done: ch})
+	if wait == durable {
+		s.needSync = seq
 	}
 	s.mu.Unlock()
-	return err
+	return <-ch
+}
+
+// flush runs cycles until there is nothing to write and nobody to wake.
+func (s *fileSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.broken == nil && (len(s.buf) > 0 || s.needSync > s.synced) {
+		if len(s.buf) > 0 {
+			buf, last, f := s.buf, s.bufLast, s.f
+			s.buf = nil
+			s.mu.Unlock()
+			_, err := f.Write(buf)
+			s.mu.Lock()
+			if s.spareBuf == nil && cap(buf) <= 1<<20 {
+				s.spareBuf = buf[:0]
+			}
+			if err != nil {
+				s.fail(fmt.Errorf("audit: write %s: %w", s.path, err))
+				break
+			}
+			s.written = last
+		}
+		if s.needSync > s.synced {
+			target, f := s.written, s.f
+			s.mu.Unlock()
+			err := f.Sync()
+			s.mu.Lock()
+			if err != nil {
+				s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
+				break
+			}
+			s.synced = max(s.synced, target)
+		}
+		s.waiters = s.release(s.waiters, nil)
+	}
+	s.flushing = false
+	s.idle.Broadcast()
 }
 
 // lost returns the sink's error if the line seq was lost with it.
@@ -232,73 +259,15 @@ func (s *fileSink) lost(seq uint64) error {
 	return nil
 }
 
-// writeRounds writes the queue, up to n rounds (n < 0: until it is empty),
-// then hands any rest to a goroutine. Called and returns with s.mu held.
-func (s *fileSink) writeRounds(n int) {
-	s.writing = true
-	for ; len(s.buf) > 0 && n != 0; n-- {
-		buf, last, f := s.buf, s.bufLast, s.f
-		s.buf = nil
-		s.mu.Unlock()
-		_, err := f.Write(buf)
-		s.mu.Lock()
-		if err != nil {
-			s.fail(fmt.Errorf("audit: write %s: %w", s.path, err))
-			break
-		}
-		s.written = last
-		s.writeWaiters = release(s.writeWaiters, last, nil)
-	}
-	if len(s.buf) > 0 && s.broken == nil {
-		go func() {
-			s.mu.Lock()
-			s.writeRounds(-1)
-			s.mu.Unlock()
-		}()
-		return
-	}
-	s.writing = false
-	s.idle.Broadcast()
-}
-
-// syncRounds fsyncs what is written, up to n rounds (n < 0: while anyone
-// waits), then hands any rest to a goroutine. Called and returns with s.mu held.
-func (s *fileSink) syncRounds(n int) {
-	s.syncing = true
-	for first := true; n != 0 && (first || len(s.syncWaiters) > 0); n-- {
-		first = false
-		target, f := s.written, s.f
-		s.mu.Unlock()
-		err := f.Sync()
-		s.mu.Lock()
-		if err != nil {
-			s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
-			break
-		}
-		if target > s.synced {
-			s.synced = target
-		}
-		s.syncWaiters = release(s.syncWaiters, target, nil)
-	}
-	if len(s.syncWaiters) > 0 && s.broken == nil {
-		go func() {
-			s.mu.Lock()
-			s.syncRounds(-1)
-			s.mu.Unlock()
-		}()
-		return
-	}
-	s.syncing = false
-	s.idle.Broadcast()
-}
-
-// release wakes the waiters up to seq upto and returns the others.
-func release(ws []pending, upto uint64, err error) []pending {
+// release wakes, with err, every waiter whose line has reached what it
+// waits for (all of them if err is set), and returns the others.
+func (s *fileSink) release(ws []pending, err error) []pending {
 	keep := ws[:0]
 	for _, w := range ws {
-		if w.seq <= upto {
+		switch {
+		case err != nil, w.durable && w.seq <= s.synced, !w.durable && w.seq <= s.written:
 			w.done <- err
-		} else {
+		default:
 			keep = append(keep, w)
 		}
 	}
@@ -312,15 +281,15 @@ func (s *fileSink) fail(err error) {
 	s.broken = err
 	s.failedAt = s.seq
 	s.buf = nil
-	s.writeWaiters = release(s.writeWaiters, s.seq, err)
-	s.syncWaiters = release(s.syncWaiters, s.seq, err)
+	s.needSync = 0
+	s.waiters = s.release(s.waiters, err)
 }
 
 // reopen closes and reopens the file (after log rotation).
 func (s *fileSink) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.writing || s.syncing {
+	for s.flushing {
 		s.idle.Wait()
 	}
 	return s.reopenLocked()
@@ -329,7 +298,7 @@ func (s *fileSink) reopen() error {
 func (s *fileSink) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.writing || s.syncing {
+	for s.flushing {
 		s.idle.Wait()
 	}
 	if s.f == nil {
