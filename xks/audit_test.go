@@ -100,7 +100,9 @@ func TestXKSAuditFailsClosed(t *testing.T) {
 }
 
 // BenchmarkXKSAuditOverhead: Encrypt throughput with the file audit device
-// on and off, interleaved in one run (issue: overhead ≤ 20%).
+// on and off, interleaved in one run (issue: overhead ≤ 20%), over
+// XKS_LOAD_WORKERS (64) closed-loop clients. With XKS_LOAD_SEPARATE=1 the
+// clients run in a child process (loadproc_test.go) instead of this one.
 //
 //	go test -run '^$' -bench XKSAuditOverhead -benchtime 1x ./xks
 func BenchmarkXKSAuditOverhead(b *testing.B) {
@@ -110,6 +112,12 @@ func BenchmarkXKSAuditOverhead(b *testing.B) {
 	enc, _ := loadBodies(b, lt, "foo")
 	logPath := filepath.Join(b.TempDir(), "audit.log")
 	ctx := context.Background()
+	closedLoop := closedLoop
+	if os.Getenv("XKS_LOAD_SEPARATE") != "" {
+		closedLoop = func(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (float64, int64) {
+			return closedLoopProcess(tb, e, lt, dur, workers, target, body)
+		}
+	}
 	for range b.N {
 		const rounds = 3
 		var off, on float64
