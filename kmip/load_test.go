@@ -244,3 +244,54 @@ func BenchmarkKMIPLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKMIPAuditOverhead: Get throughput over KMIP_LOAD_CONNECTIONS (8)
+// mutual-TLS connections with a file audit device off and on, interleaved
+// in three rounds of one run (issue: overhead <= 20%).
+//
+//	go test -run '^$' -bench KMIPAuditOverhead -benchtime 1x ./kmip
+func BenchmarkKMIPAuditOverhead(b *testing.B) {
+	conns := envInt("KMIP_LOAD_CONNECTIONS", 8)
+	dur := envDuration("KMIP_LOAD_DURATION", 10*time.Second)
+	nkeys := envInt("KMIP_LOAD_KEYS", 64)
+	e := kmiptest.Start(b, kmiptest.Options{})
+	e.Role(b, "load", "all", "all")
+	cert, _ := e.Credential(b, "load", "all")
+	clients := dialLoad(b, loadTarget{"keyhold", e.Addr, e.TLSConfig(cert)}, conns)
+	var gets [][]byte
+	for _, id := range createKeys(b, clients[0], nkeys) {
+		gets = append(gets, loadGet(id))
+	}
+	logPath := filepath.Join(b.TempDir(), "audit.log")
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		const rounds = 3
+		var off, on float64
+		for range rounds {
+			r := closedLoop(clients, dur/rounds/2, gets)
+			if r.errs > 0 {
+				b.Fatalf("audit off: %d failed requests", r.errs)
+			}
+			off += r.rate() / rounds
+			if err := e.Audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+				b.Fatal(err)
+			}
+			r = closedLoop(clients, dur/rounds/2, gets)
+			if r.errs > 0 {
+				b.Fatalf("audit on: %d failed requests", r.errs)
+			}
+			on += r.rate() / rounds
+			if err := e.Audit.Disable(ctx, "file"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+			b.Fatalf("trail after the load: %+v %v", rep, err)
+		}
+		b.ReportMetric(off, "audit-off-ops/s")
+		b.ReportMetric(on, "audit-on-ops/s")
+		b.ReportMetric(100*(off-on)/off, "overhead-%")
+		b.ReportMetric(0, "ns/op")
+	}
+}

@@ -308,6 +308,16 @@ type itemEvent struct {
 	notes map[string]any // written with the response event
 }
 
+// readOnly are the operations that change no stored state (a Get applies
+// date-driven state in memory only), whose request event need only be queued.
+var readOnly = map[kmip.Operation]bool{
+	kmip.OperationGet:              true,
+	kmip.OperationGetAttributes:    true,
+	kmip.OperationGetAttributeList: true,
+	kmip.OperationQuery:            true,
+	kmip.OperationDiscoverVersions: true,
+}
+
 // item runs one batch item: decoding error, operation lookup, the role's
 // permission, the audit request event (fail closed), then the operation.
 func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBatchItem, *itemEvent) {
@@ -322,7 +332,13 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	}
 	ev.entry = b.auditEntry(i, it, c)
 	if ev.entry != nil {
-		if err := b.s.m.o.Audit.LogRequest(ctx, ev.entry); err != nil {
+		logRequest := b.s.m.o.Audit.LogRequest
+		if readOnly[it.Operation] && it.Err == nil {
+			// It changes nothing: the event goes out with the response
+			// event, which is durable before the answer is sent.
+			logRequest = b.s.m.o.Audit.QueueRequest
+		}
+		if err := logRequest(ctx, ev.entry); err != nil {
 			b.s.m.o.Logger.Error("kmip: audit trail unavailable; batch item refused", "mount", b.s.mount, "error", err)
 			ev.entry = nil
 			return fail(&Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "the audit trail cannot be written; the operation was refused", Err: err})
