@@ -70,7 +70,9 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Benchmarks: medians over $(BENCH_COUNT) runs, side by side in one run.
+# Benchmarks: medians over $(BENCH_COUNT) runs, side by side in one run
+# (among them the audit overhead of XKS Encrypt and KMIP Get, device off and
+# on interleaved).
 # The XKS load runs (open loop at XKS_LOAD_RATE req/s for XKS_LOAD_DURATION,
 # then max Encrypt beside a minimal baseline server) run once, after; so does
 # the KMIP load tool (Create and Get over KMIP_LOAD_CONNECTIONS mutual-TLS
