@@ -118,3 +118,66 @@ func TestLocatePlans(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateKMIPIndexes upgrades a database with KMIP objects from schema
+// 3 (the full value index and the number index) and checks that its objects
+// are still found by value and text, through the new partial index.
+func TestMigrateKMIPIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyhold.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to schema 3's indexes.
+	if _, err := s.write.Exec(`DROP INDEX kmip_attributes_value;
+		CREATE INDEX kmip_attributes_value ON kmip_attributes (name, value);
+		CREATE INDEX kmip_attributes_number ON kmip_attributes (name, number) WHERE number IS NOT NULL;
+		DELETE FROM schema_migrations WHERE version = 4;`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	obj := &store.KMIPObject{Mount: "m", Scope: "s", ID: "k1", Type: "SymmetricKey", Value: []byte("v"),
+		Attributes: []store.KMIPAttribute{
+			{Name: "Digest", Value: []byte("d1")},
+			{Name: "Name", Value: []byte("n1"), Text: "one", HasText: true},
+			{Name: "State", Value: []byte("s1"), Number: 1, HasNumber: true},
+		}}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.CreateKMIPObject(ctx, obj) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var indexes []string
+	rows, err := s.write.Query(`SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'kmip_attributes' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var x string
+		rows.Scan(&x)
+		indexes = append(indexes, x)
+	}
+	rows.Close()
+	got := strings.Join(indexes, "\n")
+	if strings.Contains(got, "kmip_attributes_number") || !strings.Contains(got, "WHERE number IS NULL") {
+		t.Fatalf("indexes after the migration:\n%s", got)
+	}
+	for _, f := range []store.KMIPFilter{
+		{Name: "Digest", Match: store.KMIPMatchValue, Value: []byte("d1")},
+		{Name: "Name", Match: store.KMIPMatchText, Text: "one"},
+		{Name: "State", Match: store.KMIPMatchRange, Min: 1, Max: 1},
+	} {
+		var ids []string
+		err := s.View(ctx, func(tx store.Tx) error {
+			var err error
+			ids, _, err = tx.LocateKMIPObjects(ctx, &store.KMIPQuery{Mount: "m", Scope: "s", Filters: []store.KMIPFilter{f}})
+			return err
+		})
+		if err != nil || len(ids) != 1 || ids[0] != "k1" {
+			t.Fatalf("locate by %s %s after the migration: %v %v", f.Name, f.Match, ids, err)
+		}
+	}
+}
