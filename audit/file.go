@@ -50,7 +50,6 @@ type fileSink struct {
 	waiters  []pending
 	needSync uint64 // highest seq a waiter needs durable
 	broken   error  // a write or fsync failed; the sink resyncs before the next event
-	failedAt uint64 // seqs above synced and up to this one were lost with it
 	spareBuf []byte // the buffer the flusher last wrote, reused for the queue
 }
 
@@ -93,7 +92,7 @@ func (s *fileSink) reopenLocked() error {
 		// before the file is let go.
 		if s.broken == nil && s.f.Sync() == nil {
 			s.synced = s.written
-			s.waiters = s.release(s.waiters, nil)
+			s.wake(nil)
 		}
 		s.f.Close()
 	}
@@ -106,7 +105,7 @@ func (s *fileSink) reopenLocked() error {
 		} else if s.prev == "" {
 			s.prev = string(zeroHash)
 		}
-		s.buf, s.written, s.synced, s.failedAt = nil, s.seq, s.seq, 0
+		s.buf, s.written, s.synced = nil, s.seq, s.seq
 	}
 	s.broken = nil
 	return nil
@@ -245,25 +244,17 @@ func (s *fileSink) flush() {
 			}
 			s.synced = max(s.synced, target)
 		}
-		s.waiters = s.release(s.waiters, nil)
+		s.wake(nil)
 	}
 	s.flushing = false
 	s.idle.Broadcast()
 }
 
-// lost returns the sink's error if the line seq was lost with it.
-func (s *fileSink) lost(seq uint64) error {
-	if s.broken != nil && seq > s.synced && seq <= s.failedAt {
-		return s.broken
-	}
-	return nil
-}
-
-// release wakes, with err, every waiter whose line has reached what it
-// waits for (all of them if err is set), and returns the others.
-func (s *fileSink) release(ws []pending, err error) []pending {
-	keep := ws[:0]
-	for _, w := range ws {
+// wake wakes, with err, every waiter whose line has reached what it waits
+// for (all of them if err is set), and keeps the others waiting.
+func (s *fileSink) wake(err error) {
+	keep := s.waiters[:0]
+	for _, w := range s.waiters {
 		switch {
 		case err != nil, w.durable && w.seq <= s.synced, !w.durable && w.seq <= s.written:
 			w.done <- err
@@ -271,7 +262,7 @@ func (s *fileSink) release(ws []pending, err error) []pending {
 			keep = append(keep, w)
 		}
 	}
-	return keep
+	s.waiters = keep
 }
 
 // fail marks every line given out and not yet durable as lost (lines queued
@@ -279,10 +270,9 @@ func (s *fileSink) release(ws []pending, err error) []pending {
 // wakes their writers with the error. The next event resyncs the chain.
 func (s *fileSink) fail(err error) {
 	s.broken = err
-	s.failedAt = s.seq
 	s.buf = nil
 	s.needSync = 0
-	s.waiters = s.release(s.waiters, err)
+	s.wake(err)
 }
 
 // reopen closes and reopens the file (after log rotation).

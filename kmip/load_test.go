@@ -34,8 +34,11 @@ import (
 //
 // KMIP_LOAD_CONNECTIONS (default 8), KMIP_LOAD_DURATION (per measurement,
 // default 10s), KMIP_LOAD_KEYS (keys Get cycles through, default 64) and
-// KMIP_LOAD_OPS (operations measured, default "create,get") adjust it; KMIP_LOAD_AUDIT=1 enables a file audit device on Keyhold. Targets of issue 5 at 8 connections: Create >= 30x and Get >=
-// 50x PyKMIP's rate.
+// KMIP_LOAD_OPS (operations measured, default "create,get") adjust it;
+// KMIP_LOAD_AUDIT=1 enables a file audit device on Keyhold, and
+// KMIP_LOAD_ONLY_KEYHOLD=1 leaves PyKMIP out (to profile the server alone).
+// Targets of issue 5 at 8 connections: Create >= 30x and Get >= 50x
+// PyKMIP's rate.
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -119,10 +122,20 @@ func dialLoad(tb testing.TB, t loadTarget, n int) []*kmiptest.Client {
 	return out
 }
 
-// createKeys makes keys on a target for the Get phase.
-func createKeys(tb testing.TB, c *kmiptest.Client, n int) []string {
+// startKeyhold starts a Keyhold KMIP server with a role allowed every
+// operation and returns it with its load target.
+func startKeyhold(b *testing.B, opts kmiptest.Options) (*kmiptest.Env, loadTarget) {
+	e := kmiptest.Start(b, opts)
+	e.Role(b, "load", "all", "all")
+	cert, _ := e.Credential(b, "load", "all")
+	return e, loadTarget{"keyhold", e.Addr, e.TLSConfig(cert)}
+}
+
+// getRequests makes n keys on a target and returns a Get of each, for the
+// Get phase.
+func getRequests(tb testing.TB, c *kmiptest.Client, n int) [][]byte {
 	tb.Helper()
-	var ids []string
+	var gets [][]byte
 	for range n {
 		out, err := c.Raw(loadCreate)
 		if err != nil {
@@ -132,9 +145,9 @@ func createKeys(tb testing.TB, c *kmiptest.Client, n int) []string {
 		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || resp.BatchItem[0].ResultStatus != gokmip.ResultStatusSuccess {
 			tb.Fatalf("create for the get phase: %v %+v", err, resp.BatchItem)
 		}
-		ids = append(ids, resp.BatchItem[0].ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier)
+		gets = append(gets, loadGet(resp.BatchItem[0].ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier))
 	}
-	return ids
+	return gets
 }
 
 // closedLoop runs every connection for d, each sending reqs[i % len] in turn.
@@ -188,10 +201,8 @@ func BenchmarkKMIPLoad(b *testing.B) {
 			}
 		}
 	}
-	e := kmiptest.Start(b, opts)
-	e.Role(b, "load", "all", "all")
-	cert, _ := e.Credential(b, "load", "all")
-	targets := []loadTarget{{"keyhold", e.Addr, e.TLSConfig(cert)}}
+	_, kh := startKeyhold(b, opts)
+	targets := []loadTarget{kh}
 	if os.Getenv("KMIP_LOAD_ONLY_KEYHOLD") == "" { // set it to profile the server alone
 		py := kmiptest.StartPyKMIP(b)
 		targets = append(targets, loadTarget{"pykmip", py.Addr, py.Client})
@@ -200,9 +211,7 @@ func BenchmarkKMIPLoad(b *testing.B) {
 	gets := map[string][][]byte{}
 	for _, t := range targets {
 		clients[t.name] = dialLoad(b, t, conns)
-		for _, id := range createKeys(b, clients[t.name][0], nkeys) {
-			gets[t.name] = append(gets[t.name], loadGet(id))
-		}
+		gets[t.name] = getRequests(b, clients[t.name][0], nkeys)
 	}
 	ops := []string{"create", "get"}
 	if only := os.Getenv("KMIP_LOAD_OPS"); only != "" { // e.g. "create", to profile one operation
@@ -254,14 +263,9 @@ func BenchmarkKMIPAuditOverhead(b *testing.B) {
 	conns := envInt("KMIP_LOAD_CONNECTIONS", 8)
 	dur := envDuration("KMIP_LOAD_DURATION", 10*time.Second)
 	nkeys := envInt("KMIP_LOAD_KEYS", 64)
-	e := kmiptest.Start(b, kmiptest.Options{})
-	e.Role(b, "load", "all", "all")
-	cert, _ := e.Credential(b, "load", "all")
-	clients := dialLoad(b, loadTarget{"keyhold", e.Addr, e.TLSConfig(cert)}, conns)
-	var gets [][]byte
-	for _, id := range createKeys(b, clients[0], nkeys) {
-		gets = append(gets, loadGet(id))
-	}
+	e, kh := startKeyhold(b, kmiptest.Options{})
+	clients := dialLoad(b, kh, conns)
+	gets := getRequests(b, clients[0], nkeys)
 	logPath := filepath.Join(b.TempDir(), "audit.log")
 	ctx := context.Background()
 	b.ResetTimer()
