@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -37,12 +38,12 @@ func (m *Manager) SetConfig(ctx context.Context, mount string, in ConfigInput) (
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cfg := defaultConfig()
-	var ca *caRecord
+	var ca *hsmca.Record
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
 		if err := getJSON(ctx, tx, kvPath(mount, "config"), &cfg); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		var rec caRecord
+		var rec hsmca.Record
 		switch err := getJSON(ctx, tx, kvPath(mount, "ca"), &rec); {
 		case err == nil:
 			ca = &rec
@@ -103,12 +104,12 @@ func (m *Manager) SetConfig(ctx context.Context, mount string, in ConfigInput) (
 }
 
 // issueServer has the CA certify a new server key for the configured names.
-func (m *Manager) issueServer(ctx context.Context, mount string, ca *caRecord, cfg *Config) error {
-	is, err := openCA(ctx, m.o.HSM, ca)
+func (m *Manager) issueServer(ctx context.Context, mount string, ca *hsmca.Record, cfg *Config) error {
+	is, err := hsmca.Open(ctx, m.o.HSM, caProfile(mount), ca)
 	if err != nil {
 		return err
 	}
-	chain, key, err := is.issueServer(ctx, m.o.HSM, mount, cfg.ServerHostnames, cfg.ServerIPs)
+	chain, key, err := is.IssueServer(ctx, m.o.HSM, cfg.ServerHostnames, cfg.ServerIPs)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (m *Manager) ensureSealKey(ctx context.Context, mount string) error {
 
 // CA returns the PEM certificate of a mount's CA.
 func (m *Manager) CA(ctx context.Context, mount string) (string, error) {
-	var ca caRecord
+	var ca hsmca.Record
 	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mount, "ca"), &ca) })
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fault.New(fault.NotFound, "the kmip mount has no CA yet: write its config first")

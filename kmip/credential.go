@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -58,7 +59,7 @@ func render(format string, cert *x509.Certificate, key crypto.Signer, caPEM stri
 			out.PrivateKey = base64.StdEncoding.EncodeToString(keyDER)
 		}
 	default:
-		certPEM := pemCert(cert.Raw)
+		certPEM := hsmca.PEM(cert.Raw)
 		out.Certificate = certPEM
 		out.CAChain = []string{caPEM}
 		if keyDER != nil {
@@ -75,9 +76,9 @@ func render(format string, cert *x509.Certificate, key crypto.Signer, caPEM stri
 
 // credContext reads what issuing a credential needs: the configuration,
 // the CA and the role.
-func (m *Manager) credContext(ctx context.Context, mount, scope, role string) (*Config, *caRecord, *Role, error) {
+func (m *Manager) credContext(ctx context.Context, mount, scope, role string) (*Config, *hsmca.Record, *Role, error) {
 	var cfg Config
-	var ca caRecord
+	var ca hsmca.Record
 	var r Role
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
 		if err := getJSON(ctx, tx, kvPath(mount, "config"), &cfg); errors.Is(err, store.ErrNotFound) {
@@ -99,17 +100,17 @@ func (m *Manager) credContext(ctx context.Context, mount, scope, role string) (*
 }
 
 // issue certifies pub for a role and records the credential.
-func (m *Manager) issue(ctx context.Context, mount, scope, role string, pub crypto.PublicKey, cfg *Config, ca *caRecord, r *Role) (*x509.Certificate, error) {
-	is, err := openCA(ctx, m.o.HSM, ca)
+func (m *Manager) issue(ctx context.Context, mount, scope, role string, pub crypto.PublicKey, cfg *Config, ca *hsmca.Record, r *Role) (*x509.Certificate, error) {
+	is, err := hsmca.Open(ctx, m.o.HSM, caProfile(mount), ca)
 	if err != nil {
 		return nil, err
 	}
 	_, _, ttl := roleCredential(cfg, r)
-	cert, err := is.issueClient(pub, scope, role, ttl)
+	cert, err := issueClient(is, pub, scope, role, ttl)
 	if err != nil {
 		return nil, err
 	}
-	rec := credRecord{Scope: scope, Role: role, CertPEM: pemCert(cert.Raw), CreatedAt: m.o.Now().UTC(), NotAfter: cert.NotAfter.UTC()}
+	rec := credRecord{Scope: scope, Role: role, CertPEM: hsmca.PEM(cert.Raw), CreatedAt: m.o.Now().UTC(), NotAfter: cert.NotAfter.UTC()}
 	err = m.write(ctx, mount, func(tx store.Tx) error {
 		if err := needScope(ctx, tx, mount, scope); err != nil {
 			return err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/kmip/wire"
 	"github.com/ovh/kmip-go"
 )
@@ -78,7 +80,7 @@ func (l *listener) addrs() []string {
 // issued by the mount's CA and naming a live credential, TLS 1.2 or 1.3 and
 // the configured suites.
 func (l *listener) tlsConfig(ctx context.Context, st *state) (*tls.Config, error) {
-	cert, err := serverCertificate(ctx, l.m.o.HSM, st.cfg)
+	cert, err := hsmca.ServerCertificate(ctx, l.m.o.HSM, st.cfg.ServerCertPEM, hsm.Key{ID: st.cfg.ServerKeyID, Blob: st.cfg.ServerKeyBlob})
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/metrics"
 	"github.com/keyhold/keyhold/store"
 )
@@ -96,7 +97,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 	if st.cfg == nil || st.ca == nil {
 		return fault.New(fault.NotFound, "the kmip mount is not configured")
 	}
-	if certExpiresWithin(st.cfg.ServerCertPEM, serverRenewAt) {
+	if hsmca.ExpiresWithin(st.cfg.ServerCertPEM, hsmca.RenewWithin) {
 		if err := m.issueServer(ctx, id, st.ca, st.cfg); err != nil {
 			return err
 		}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/store"
 )
 
 // What a mount keeps in the store's key/value space, under kmip/<mount id>/:
 //
 //	config               Config (server TLS key as an HSM blob)
-//	ca                   caRecord (CA key as an HSM blob)
+//	ca                   hsmca.Record (CA key as an HSM blob)
 //	seal                 keyRecord: the AES key that seals values
 //	scope/<scope>        scopeRecord
 //	role/<scope>/<role>  Role
@@ -75,7 +76,7 @@ func putJSON(ctx context.Context, tx store.Tx, path string, v any) error {
 type state struct {
 	mount  string
 	cfg    *Config
-	ca     *caRecord
+	ca     *hsmca.Record
 	caPool *x509.CertPool
 	vals   values
 	scopes map[string]bool
@@ -99,7 +100,7 @@ func readState(ctx context.Context, st store.Store, h *hsm.HSM, mount string) (*
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		var ca caRecord
+		var ca hsmca.Record
 		switch err := getJSON(ctx, tx, kvPath(mount, "ca"), &ca); {
 		case err == nil:
 			s.ca = &ca

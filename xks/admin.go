@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsmca"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -136,7 +137,11 @@ func (m *Manager) issueInternal(ctx context.Context, mountID string, cfg *Config
 	if err != nil {
 		return err
 	}
-	chain, k, err := issueServerCert(ctx, m.o.HSM, mountID, ca, cfg.TLSDNSNames, cfg.TLSIPAddresses)
+	is, err := hsmca.Open(ctx, m.o.HSM, caProfile(mountID), ca)
+	if err != nil {
+		return err
+	}
+	chain, k, err := is.IssueServer(ctx, m.o.HSM, cfg.TLSDNSNames, cfg.TLSIPAddresses)
 	if err != nil {
 		return err
 	}
@@ -144,8 +149,8 @@ func (m *Manager) issueInternal(ctx context.Context, mountID string, cfg *Config
 	return nil
 }
 
-func (m *Manager) ensureCA(ctx context.Context, mountID string) (*caRecord, error) {
-	var ca caRecord
+func (m *Manager) ensureCA(ctx context.Context, mountID string) (*hsmca.Record, error) {
+	var ca hsmca.Record
 	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
 	if err == nil {
 		return &ca, nil
@@ -153,7 +158,7 @@ func (m *Manager) ensureCA(ctx context.Context, mountID string) (*caRecord, erro
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	rec, err := newCA(ctx, m.o.HSM, mountID)
+	rec, err := hsmca.New(ctx, m.o.HSM, caProfile(mountID), hsm.ECP256)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +167,7 @@ func (m *Manager) ensureCA(ctx context.Context, mountID string) (*caRecord, erro
 
 // CA returns the PEM certificate of a mount's internal CA.
 func (m *Manager) CA(ctx context.Context, mountID string) (string, error) {
-	var ca caRecord
+	var ca hsmca.Record
 	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fault.New(fault.NotFound, "this mount has no internal CA yet: write config with tls_internal_ca=true")

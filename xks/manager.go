@@ -3,17 +3,17 @@ package xks
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/keyhold/keyhold/audit"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/hsmca"
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
@@ -148,7 +148,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 	if snap.cfg == nil {
 		return fault.New(fault.NotFound, "the xks mount is not configured")
 	}
-	if snap.cfg.TLSInternalCA && certExpiresWithin(snap.cfg.TLSCertPEM, leafRenewLeft) {
+	if snap.cfg.TLSInternalCA && hsmca.ExpiresWithin(snap.cfg.TLSCertPEM, hsmca.RenewWithin) {
 		if err := m.issueInternal(ctx, id, snap.cfg); err != nil {
 			return err
 		}
@@ -166,15 +166,6 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 	}
 	m.mounts[id] = rt
 	return nil
-}
-
-func certExpiresWithin(chainPEM string, d time.Duration) bool {
-	b, _ := pem.Decode([]byte(chainPEM))
-	if b == nil {
-		return true
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	return err != nil || time.Until(c.NotAfter) < d
 }
 
 func (m *Manager) newProxy(id string) *proxy {
@@ -254,7 +245,7 @@ func (rt *runtime) stop() {
 // mutual TLS that ends the handshake for a certificate not chained to that
 // CA or not carrying an allowed subject CN or DNS name.
 func (m *Manager) tlsConfig(ctx context.Context, c *Config) (*tls.Config, error) {
-	cert, err := serverCertificate(ctx, m.o.HSM, c)
+	cert, err := hsmca.ServerCertificate(ctx, m.o.HSM, c.TLSCertPEM, hsm.Key{ID: c.TLSKeyID, Blob: c.TLSKeyBlob})
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 // What a mount keeps in the store's key/value space, under xks/<mount id>/:
 //
 //	config          Config (TLS key as an HSM blob)
-//	ca              caRecord (CA key as an HSM blob)
+//	ca              hsmca.Record (CA key as an HSM blob)
 //	seal            hsmKeyRecord: the AES key that seals credential secrets
 //	health          hsmKeyRecord: the test key of the deep health check
 //	cred/<akid>     credRecord: prefix and the secret sealed under the seal key
