@@ -110,10 +110,7 @@ func (s *Server) newToken(ctx context.Context, req *Request, orphan bool) (*Resp
 		Meta:            d.Map("meta"),
 		Path:            req.Path,
 	}
-	if d.Has("renewable") {
-		r := d.Bool("renewable")
-		cr.Renewable = &r
-	}
+	cr.Renewable = optional(d, "renewable", d.Bool)
 	tok, t, err := s.d.Auth.Create(ctx, req.Token, cr)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,16 @@ func (d *FieldData) get(name string) (any, bool, error) {
 	return out, true, nil
 }
 
+// optional is a field's value if the request sets it, else nil: the form of
+// the managers' *Input structs, where nil keeps what is configured.
+func optional[T any](d *FieldData, name string, get func(string) T) *T {
+	if !d.Has(name) {
+		return nil
+	}
+	v := get(name)
+	return &v
+}
+
 // String returns a string field (its default if unset).
 func (d *FieldData) String(name string) string {
 	v, _, _ := d.get(name)

@@ -79,16 +79,10 @@ func (s *Server) createKey(ctx context.Context, req *Request) (*Response, error)
 }
 
 func keyUpdate(req *Request) keymgmt.Update {
-	var u keymgmt.Update
-	if req.Data.Has("min_enabled_version") {
-		v := req.Data.Int("min_enabled_version")
-		u.MinEnabledVersion = &v
+	return keymgmt.Update{
+		MinEnabledVersion: optional(req.Data, "min_enabled_version", req.Data.Int),
+		DeletionAllowed:   optional(req.Data, "deletion_allowed", req.Data.Bool),
 	}
-	if req.Data.Has("deletion_allowed") {
-		b := req.Data.Bool("deletion_allowed")
-		u.DeletionAllowed = &b
-	}
-	return u
 }
 
 func (s *Server) updateKey(ctx context.Context, req *Request) (*Response, error) {

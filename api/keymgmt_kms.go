@@ -94,10 +94,7 @@ func (s *Server) writeKMS(ctx context.Context, req *Request) (*Response, error) 
 			u.Credentials = map[string]string{}
 		}
 	}
-	if req.Data.Has("timeout") {
-		d := req.Data.Duration("timeout")
-		u.Timeout = &d
-	}
+	u.Timeout = optional(req.Data, "timeout", req.Data.Duration)
 	if req.Op == OpCreate && u.Credentials == nil {
 		return nil, fault.New(fault.BadInput, "credentials are required")
 	}

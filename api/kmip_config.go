@@ -98,49 +98,21 @@ func (s *Server) kmipWriteConfig(ctx context.Context, req *Request) (*Response, 
 		return nil, err
 	}
 	d := req.Data
-	strs := func(name string) *[]string {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.Strings(name)
-		return &v
-	}
-	str := func(name string) *string {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.String(name)
-		return &v
-	}
-	num := func(name string) *int {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.Int(name)
-		return &v
-	}
-	dur := func(name string) *time.Duration {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.Duration(name)
-		return &v
-	}
 	v, err := m.SetConfig(ctx, req.Mount.UUID, kmip.ConfigInput{
-		ListenAddrs:             strs("listen_addrs"),
-		ConnectionTimeout:       dur("connection_timeout"),
-		ServerHostnames:         strs("server_hostnames"),
-		ServerIPs:               strs("server_ips"),
-		TLSCAKeyType:            str("tls_ca_key_type"),
-		TLSCAKeyBits:            num("tls_ca_key_bits"),
-		TLSMinVersion:           str("tls_min_version"),
-		TLSCipherSuites:         strs("tls_cipher_suites"),
-		DefaultTLSClientKeyType: str("default_tls_client_key_type"),
-		DefaultTLSClientKeyBits: num("default_tls_client_key_bits"),
-		DefaultTLSClientTTL:     dur("default_tls_client_ttl"),
-		MaxMessageBytes:         num("max_message_bytes"),
-		IdleTimeout:             dur("idle_timeout"),
-		MaxConnections:          num("max_connections"),
+		ListenAddrs:             optional(d, "listen_addrs", d.Strings),
+		ConnectionTimeout:       optional(d, "connection_timeout", d.Duration),
+		ServerHostnames:         optional(d, "server_hostnames", d.Strings),
+		ServerIPs:               optional(d, "server_ips", d.Strings),
+		TLSCAKeyType:            optional(d, "tls_ca_key_type", d.String),
+		TLSCAKeyBits:            optional(d, "tls_ca_key_bits", d.Int),
+		TLSMinVersion:           optional(d, "tls_min_version", d.String),
+		TLSCipherSuites:         optional(d, "tls_cipher_suites", d.Strings),
+		DefaultTLSClientKeyType: optional(d, "default_tls_client_key_type", d.String),
+		DefaultTLSClientKeyBits: optional(d, "default_tls_client_key_bits", d.Int),
+		DefaultTLSClientTTL:     optional(d, "default_tls_client_ttl", d.Duration),
+		MaxMessageBytes:         optional(d, "max_message_bytes", d.Int),
+		IdleTimeout:             optional(d, "idle_timeout", d.Duration),
+		MaxConnections:          optional(d, "max_connections", d.Int),
 	})
 	if err != nil {
 		return nil, err

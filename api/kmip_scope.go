@@ -110,22 +110,10 @@ func (s *Server) kmipWriteRole(ctx context.Context, req *Request) (*Response, er
 			in.Ops[op] = d.Bool("operation_" + op)
 		}
 	}
-	if d.Has("tls_client_key_type") {
-		v := d.String("tls_client_key_type")
-		in.TLSClientKeyType = &v
-	}
-	if d.Has("tls_client_key_bits") {
-		v := d.Int("tls_client_key_bits")
-		in.TLSClientKeyBits = &v
-	}
-	if d.Has("tls_client_ttl") {
-		v := d.Duration("tls_client_ttl")
-		in.TLSClientTTL = &v
-	}
-	if d.Has("rng_seed_max_bytes") {
-		v := d.Int("rng_seed_max_bytes")
-		in.RNGSeedMaxBytes = &v
-	}
+	in.TLSClientKeyType = optional(d, "tls_client_key_type", d.String)
+	in.TLSClientKeyBits = optional(d, "tls_client_key_bits", d.Int)
+	in.TLSClientTTL = optional(d, "tls_client_ttl", d.Duration)
+	in.RNGSeedMaxBytes = optional(d, "rng_seed_max_bytes", d.Int)
 	r, err := m.PutRole(ctx, req.Mount.UUID, req.Params["scope"], req.Params["role"], in)
 	if err != nil {
 		return nil, err

@@ -96,44 +96,20 @@ func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, e
 		return nil, err
 	}
 	d := req.Data
-	strs := func(name string) *[]string {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.Strings(name)
-		return &v
-	}
-	str := func(name string) *string {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.String(name)
-		return &v
-	}
-	num := func(name string) *int {
-		if !d.Has(name) {
-			return nil
-		}
-		v := d.Int(name)
-		return &v
-	}
 	in := xks.ConfigInput{
-		ListenAddrs:     strs("listen_addrs"),
-		Prefixes:        strs("uri_path_prefixes"),
-		TLSCertPEM:      str("tls_cert"),
-		TLSKeyPEM:       str("tls_key"),
-		TLSDNSNames:     strs("tls_dns_names"),
-		TLSIPAddresses:  strs("tls_ip_addresses"),
-		ClientCAPEM:     str("mtls_client_ca"),
-		AllowedSubjects: strs("mtls_allowed_subjects"),
-		AllowedDNSNames: strs("mtls_allowed_dns_names"),
-		MaxPlaintext:    num("max_plaintext_bytes"),
-		MaxAAD:          num("max_aad_bytes"),
-		RateLimit:       num("rate_limit"),
-	}
-	if d.Has("tls_internal_ca") {
-		b := d.Bool("tls_internal_ca")
-		in.TLSInternalCA = &b
+		ListenAddrs:     optional(d, "listen_addrs", d.Strings),
+		Prefixes:        optional(d, "uri_path_prefixes", d.Strings),
+		TLSCertPEM:      optional(d, "tls_cert", d.String),
+		TLSKeyPEM:       optional(d, "tls_key", d.String),
+		TLSDNSNames:     optional(d, "tls_dns_names", d.Strings),
+		TLSIPAddresses:  optional(d, "tls_ip_addresses", d.Strings),
+		ClientCAPEM:     optional(d, "mtls_client_ca", d.String),
+		AllowedSubjects: optional(d, "mtls_allowed_subjects", d.Strings),
+		AllowedDNSNames: optional(d, "mtls_allowed_dns_names", d.Strings),
+		MaxPlaintext:    optional(d, "max_plaintext_bytes", d.Int),
+		MaxAAD:          optional(d, "max_aad_bytes", d.Int),
+		RateLimit:       optional(d, "rate_limit", d.Int),
+		TLSInternalCA:   optional(d, "tls_internal_ca", d.Bool),
 	}
 	if in.Prefixes != nil && len(*in.Prefixes) == 0 && d.Has("uri_path_prefixes") {
 		*in.Prefixes = []string{""} // uri_path_prefixes="" is the empty prefix

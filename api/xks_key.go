@@ -93,10 +93,7 @@ func (s *Server) xksUpdateKey(ctx context.Context, req *Request) (*Response, err
 			u.Usage = []string{}
 		}
 	}
-	if req.Data.Has("enabled") {
-		b := req.Data.Bool("enabled")
-		u.Enabled = &b
-	}
+	u.Enabled = optional(req.Data, "enabled", req.Data.Bool)
 	k, err := m.UpdateKey(ctx, req.Mount.UUID, req.Params["name"], u)
 	if err != nil {
 		return nil, err
