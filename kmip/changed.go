@@ -61,19 +61,11 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 		ids = append(ids, id)
 	}
 	m.mu.Unlock()
-	err := m.o.Store.View(ctx, func(tx store.Tx) error {
-		paths, err := tx.List(ctx, kvRoot)
-		for _, p := range paths {
-			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
-				ids = append(ids, id)
-			}
-		}
-		return err
-	})
+	stored, err := store.ConfiguredMounts(ctx, m.o.Store, kvRoot)
 	if err != nil {
 		m.o.Logger.Error("kmip: cannot list the configured mounts", "error", err)
 	}
-	return ids
+	return append(ids, stored...)
 }
 
 // refresh reloads one mount's state from the store. If an administrative

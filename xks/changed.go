@@ -43,8 +43,8 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 		ids = append(ids, id)
 	}
 	m.mu.Unlock()
-	var stored []string
-	if err := m.readConfiguredMounts(ctx, &stored); err != nil {
+	stored, err := store.ConfiguredMounts(ctx, m.o.Store, kvRoot)
+	if err != nil {
 		m.o.Logger.Error("xks: cannot list the configured mounts", "error", err)
 	}
 	return append(ids, stored...)
@@ -104,17 +104,4 @@ func (m *Manager) refreshLocked(ctx context.Context, id string) {
 			m.o.Logger.Error("xks: listener not restarted after another node changed it", "mount", id, "error", err)
 		}
 	}()
-}
-
-// readConfiguredMounts lists the mounts that have a configuration in the store.
-func (m *Manager) readConfiguredMounts(ctx context.Context, ids *[]string) error {
-	return m.o.Store.View(ctx, func(tx store.Tx) error {
-		paths, err := tx.List(ctx, kvRoot)
-		for _, p := range paths {
-			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
-				*ids = append(*ids, id)
-			}
-		}
-		return err
-	})
 }

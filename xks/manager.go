@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,16 +84,7 @@ func New(o Options) *Manager {
 // cannot start is logged and skipped so the rest of the appliance (and the
 // REST API to fix it) still comes up.
 func (m *Manager) Start(ctx context.Context) error {
-	var ids []string
-	err := m.o.Store.View(ctx, func(tx store.Tx) error {
-		paths, err := tx.List(ctx, kvRoot)
-		for _, p := range paths {
-			if id, ok := strings.CutSuffix(p, "/config"); ok && !strings.Contains(id, "/") {
-				ids = append(ids, id)
-			}
-		}
-		return err
-	})
+	ids, err := store.ConfiguredMounts(ctx, m.o.Store, kvRoot)
 	if err != nil {
 		return err
 	}
