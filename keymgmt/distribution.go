@@ -87,7 +87,7 @@ func (r *distRecord) providerKey(typ string) provider.Key {
 
 func (m *Manager) getDist(ctx context.Context, tx store.Tx, mount, kms, key string) (*distRecord, error) {
 	var r distRecord
-	if err := getJSON(ctx, tx, distPath(mount, kms, key), &r); err != nil {
+	if err := store.GetJSON(ctx, tx, distPath(mount, kms, key), &r); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fault.New(fault.NotFound, "key %q is not distributed to kms %q", key, kms)
 		}
@@ -175,7 +175,7 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 			return err
 		}
 		now := time.Now().UTC()
-		return putJSON(ctx, tx, distPath(mount, req.KMS, req.Key), &distRecord{
+		return store.PutJSON(ctx, tx, distPath(mount, req.KMS, req.Key), &distRecord{
 			KMS: req.KMS, Key: req.Key, KeyID: key.ID, Purposes: purposes, Protection: req.Protection,
 			State: provider.State{}, Status: StatusDistributing, CreatedAt: now, UpdatedAt: now,
 		})
@@ -213,7 +213,7 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 		// The record is saved even when the request's context is done: the
 		// cloud already changed.
 		ctx = context.WithoutCancel(ctx)
-		return m.st.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, distPath(mount, kms, keyName), r) })
+		return m.st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, distPath(mount, kms, keyName), r) })
 	}
 	failed := func(err error) (*Distribution, error) {
 		r.Status, r.Error = StatusDistributing, errorText(err)
@@ -394,7 +394,7 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 	save := func(ctx context.Context) error {
 		r.UpdatedAt = time.Now().UTC()
 		ctx = context.WithoutCancel(ctx)
-		return m.st.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, distPath(mount, kms, keyName), r) })
+		return m.st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, distPath(mount, kms, keyName), r) })
 	}
 	if err := save(ctx); err != nil {
 		return err

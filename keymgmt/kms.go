@@ -2,7 +2,6 @@ package keymgmt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sort"
 	"strings"
@@ -60,28 +59,9 @@ func kmsPath(mount, name string) string      { return kmsPrefix(mount) + name }
 func distPrefix(mount string) string         { return "keymgmt/" + mount + "/dist/" }
 func distPath(mount, kms, key string) string { return distPrefix(mount) + kms + "/" + key }
 
-func getJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := tx.Get(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fault.Wrap(fault.Internal, err, "corrupt record at %s", path)
-	}
-	return nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, path, b)
-}
-
 func (m *Manager) getKMS(ctx context.Context, tx store.Tx, mount, name string) (*kmsRecord, error) {
 	var r kmsRecord
-	if err := getJSON(ctx, tx, kmsPath(mount, name), &r); err != nil {
+	if err := store.GetJSON(ctx, tx, kmsPath(mount, name), &r); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fault.New(fault.NotFound, "no kms provider named %q", name)
 		}
@@ -180,7 +160,7 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 		}
 		r.UpdatedAt = now
 		out = r.public()
-		return putJSON(ctx, tx, kmsPath(mount, name), r)
+		return store.PutJSON(ctx, tx, kmsPath(mount, name), r)
 	})
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func (m *Manager) RetryDistributions(ctx context.Context) (*Retried, error) {
 				continue
 			}
 			var r distRecord
-			if err := getJSON(ctx, tx, "keymgmt/"+p, &r); err != nil {
+			if err := store.GetJSON(ctx, tx, "keymgmt/"+p, &r); err != nil {
 				return err
 			}
 			if r.Status == StatusDistributed || (r.Error == "" && now.Sub(r.UpdatedAt) < RetryAfter) {

@@ -20,7 +20,7 @@ type ConfigView struct {
 // Config returns a mount's configuration, or a NotFound fault.
 func (m *Manager) Config(ctx context.Context, mount string) (*ConfigView, error) {
 	var c Config
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mount, "config"), &c) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mount, "config"), &c) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "the kmip mount is not configured")
 	}
@@ -40,11 +40,11 @@ func (m *Manager) SetConfig(ctx context.Context, mount string, in ConfigInput) (
 	cfg := defaultConfig()
 	var ca *hsmca.Record
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
-		if err := getJSON(ctx, tx, kvPath(mount, "config"), &cfg); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "config"), &cfg); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		var rec hsmca.Record
-		switch err := getJSON(ctx, tx, kvPath(mount, "ca"), &rec); {
+		switch err := store.GetJSON(ctx, tx, kvPath(mount, "ca"), &rec); {
 		case err == nil:
 			ca = &rec
 		case !errors.Is(err, store.ErrNotFound):
@@ -63,7 +63,7 @@ func (m *Manager) SetConfig(ctx context.Context, mount string, in ConfigInput) (
 		if ca, err = newCA(ctx, m.o.HSM, mount, cfg.TLSCAKeyType, cfg.TLSCAKeyBits); err != nil {
 			return nil, err
 		}
-		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mount, "ca"), ca) }); err != nil {
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mount, "ca"), ca) }); err != nil {
 			return nil, err
 		}
 	}
@@ -95,7 +95,7 @@ func (m *Manager) SetConfig(ctx context.Context, mount string, in ConfigInput) (
 		}
 		return nil, err
 	}
-	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mount, "config"), &cfg) }); err != nil {
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mount, "config"), &cfg) }); err != nil {
 		l.stop()
 		return nil, err
 	}
@@ -132,13 +132,13 @@ func (m *Manager) ensureSealKey(ctx context.Context, mount string) error {
 	if err != nil {
 		return err
 	}
-	return m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, path, keyRecord{ID: id, Blob: blob}) })
+	return m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, path, keyRecord{ID: id, Blob: blob}) })
 }
 
 // CA returns the PEM certificate of a mount's CA.
 func (m *Manager) CA(ctx context.Context, mount string) (string, error) {
 	var ca hsmca.Record
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mount, "ca"), &ca) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mount, "ca"), &ca) })
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fault.New(fault.NotFound, "the kmip mount has no CA yet: write its config first")
 	}
@@ -165,7 +165,7 @@ func (m *Manager) CreateScope(ctx context.Context, mount, scope string) error {
 		if _, err := tx.Get(ctx, kvPath(mount, "scope", scope)); err == nil {
 			return nil
 		}
-		return putJSON(ctx, tx, kvPath(mount, "scope", scope), scopeRecord{CreatedAt: m.o.Now().UTC()})
+		return store.PutJSON(ctx, tx, kvPath(mount, "scope", scope), scopeRecord{CreatedAt: m.o.Now().UTC()})
 	})
 }
 
@@ -223,7 +223,7 @@ func (m *Manager) deleteCreds(ctx context.Context, tx store.Tx, mount, scope, ro
 	}
 	for _, s := range serials {
 		var c credRecord
-		if err := getJSON(ctx, tx, kvPath(mount, "cred", s), &c); err != nil {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "cred", s), &c); err != nil {
 			return err
 		}
 		if c.Scope == scope && (role == "" || c.Role == role) {
@@ -255,13 +255,13 @@ func (m *Manager) PutRole(ctx context.Context, mount, scope, role string, in Rol
 			return err
 		}
 		r = Role{Operations: []string{}}
-		if err := getJSON(ctx, tx, kvPath(mount, "role", scope, role), &r); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "role", scope, role), &r); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if err := r.apply(in); err != nil {
 			return err
 		}
-		return putJSON(ctx, tx, kvPath(mount, "role", scope, role), &r)
+		return store.PutJSON(ctx, tx, kvPath(mount, "role", scope, role), &r)
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func (m *Manager) PutRole(ctx context.Context, mount, scope, role string, in Rol
 // Role returns a role, or a NotFound fault.
 func (m *Manager) Role(ctx context.Context, mount, scope, role string) (*Role, error) {
 	var r Role
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mount, "role", scope, role), &r) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mount, "role", scope, role), &r) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "no role %q in scope %q", role, scope)
 	}

@@ -81,15 +81,15 @@ func (m *Manager) credContext(ctx context.Context, mount, scope, role string) (*
 	var ca hsmca.Record
 	var r Role
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
-		if err := getJSON(ctx, tx, kvPath(mount, "config"), &cfg); errors.Is(err, store.ErrNotFound) {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "config"), &cfg); errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "the kmip mount is not configured")
 		} else if err != nil {
 			return err
 		}
-		if err := getJSON(ctx, tx, kvPath(mount, "ca"), &ca); err != nil {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "ca"), &ca); err != nil {
 			return err
 		}
-		if err := getJSON(ctx, tx, kvPath(mount, "role", scope, role), &r); errors.Is(err, store.ErrNotFound) {
+		if err := store.GetJSON(ctx, tx, kvPath(mount, "role", scope, role), &r); errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "no role %q in scope %q", role, scope)
 		} else if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (m *Manager) issue(ctx context.Context, mount, scope, role string, pub cryp
 		if _, err := tx.Get(ctx, kvPath(mount, "role", scope, role)); err != nil {
 			return fault.New(fault.NotFound, "no role %q in scope %q", role, scope)
 		}
-		return putJSON(ctx, tx, kvPath(mount, "cred", cert.SerialNumber.String()), rec)
+		return store.PutJSON(ctx, tx, kvPath(mount, "cred", cert.SerialNumber.String()), rec)
 	})
 	return cert, err
 }
@@ -179,7 +179,7 @@ func (m *Manager) SignCredential(ctx context.Context, mount, scope, role, csrPEM
 // credential returns a credential of a role by serial.
 func (m *Manager) credential(ctx context.Context, mount, scope, role, serial string) (*credRecord, error) {
 	var c credRecord
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mount, "cred", serial), &c) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mount, "cred", serial), &c) })
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (c.Scope != scope || c.Role != role)) {
 		return nil, fault.New(fault.NotFound, "no credential with serial number %q for role %q of scope %q", serial, role, scope)
 	}
@@ -225,7 +225,7 @@ func (m *Manager) Credentials(ctx context.Context, mount, scope, role string) ([
 		}
 		for _, s := range serials {
 			var c credRecord
-			if err := getJSON(ctx, tx, kvPath(mount, "cred", s), &c); err != nil {
+			if err := store.GetJSON(ctx, tx, kvPath(mount, "cred", s), &c); err != nil {
 				return err
 			}
 			if c.Scope == scope && c.Role == role {

@@ -91,7 +91,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 		if err := m.issueServer(ctx, id, st.ca, st.cfg); err != nil {
 			return err
 		}
-		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(id, "config"), st.cfg) }); err != nil {
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(id, "config"), st.cfg) }); err != nil {
 			return err
 		}
 	}

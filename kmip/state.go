@@ -3,7 +3,6 @@ package kmip
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -52,25 +51,6 @@ type credRecord struct {
 	NotAfter  time.Time `json:"not_after"`
 }
 
-func getJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := tx.Get(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fault.Wrap(fault.Internal, err, "corrupt kmip record %s", path)
-	}
-	return nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, path, b)
-}
-
 // state is what a mount's listener needs, read from the store in one
 // transaction and replaced as a whole after every administrative write.
 type state struct {
@@ -94,21 +74,21 @@ func readState(ctx context.Context, st store.Store, h *hsm.HSM, mount string) (*
 	s := &state{mount: mount, scopes: map[string]bool{}, roles: map[string]*Role{}, creds: map[string]*credRecord{}}
 	err := st.View(ctx, func(tx store.Tx) error {
 		var cfg Config
-		switch err := getJSON(ctx, tx, kvPath(mount, "config"), &cfg); {
+		switch err := store.GetJSON(ctx, tx, kvPath(mount, "config"), &cfg); {
 		case err == nil:
 			s.cfg = &cfg
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 		var ca hsmca.Record
-		switch err := getJSON(ctx, tx, kvPath(mount, "ca"), &ca); {
+		switch err := store.GetJSON(ctx, tx, kvPath(mount, "ca"), &ca); {
 		case err == nil:
 			s.ca = &ca
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 		var seal keyRecord
-		switch err := getJSON(ctx, tx, kvPath(mount, "seal"), &seal); {
+		switch err := store.GetJSON(ctx, tx, kvPath(mount, "seal"), &seal); {
 		case err == nil:
 			s.vals = values{h: h, mount: mount, seal: hsm.Key{ID: seal.ID, Blob: seal.Blob}}
 		case !errors.Is(err, store.ErrNotFound):
@@ -125,13 +105,13 @@ func readState(ctx context.Context, st store.Store, h *hsm.HSM, mount string) (*
 				s.scopes[rest] = true
 			case "role":
 				var r Role
-				if err := getJSON(ctx, tx, kvPath(mount, p), &r); err != nil {
+				if err := store.GetJSON(ctx, tx, kvPath(mount, p), &r); err != nil {
 					return err
 				}
 				s.roles[rest] = &r
 			case "cred":
 				var c credRecord
-				if err := getJSON(ctx, tx, kvPath(mount, p), &c); err != nil {
+				if err := store.GetJSON(ctx, tx, kvPath(mount, p), &c); err != nil {
 					return err
 				}
 				s.creds[rest] = &c

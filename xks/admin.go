@@ -23,7 +23,7 @@ const maxCredsPerPrefix = 10
 // Config returns a mount's configuration, or a NotFound fault.
 func (m *Manager) Config(ctx context.Context, mountID string) (*ConfigView, error) {
 	var c Config
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "config"), &c) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mountID, "config"), &c) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "the xks mount is not configured")
 	}
@@ -42,7 +42,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 	var old *Config
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
 		var c Config
-		err := getJSON(ctx, tx, kvPath(mountID, "config"), &c)
+		err := store.GetJSON(ctx, tx, kvPath(mountID, "config"), &c)
 		if err == nil {
 			old = &c
 		}
@@ -93,7 +93,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 	prev := m.mounts[mountID]
 	if prev != nil && old != nil && sameListener(old, cfg) {
 		// Prefixes and limits only: swap the state, keep connections.
-		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
 			return nil, err
 		}
 		prev.p.st.Store(st)
@@ -112,7 +112,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 		}
 		return nil, err
 	}
-	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
 		rt.stop()
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (m *Manager) issueInternal(ctx context.Context, mountID string, cfg *Config
 
 func (m *Manager) ensureCA(ctx context.Context, mountID string) (*hsmca.Record, error) {
 	var ca hsmca.Record
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
 	if err == nil {
 		return &ca, nil
 	}
@@ -162,13 +162,13 @@ func (m *Manager) ensureCA(ctx context.Context, mountID string) (*hsmca.Record, 
 	if err != nil {
 		return nil, err
 	}
-	return rec, m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "ca"), rec) })
+	return rec, m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "ca"), rec) })
 }
 
 // CA returns the PEM certificate of a mount's internal CA.
 func (m *Manager) CA(ctx context.Context, mountID string) (string, error) {
 	var ca hsmca.Record
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mountID, "ca"), &ca) })
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fault.New(fault.NotFound, "this mount has no internal CA yet: write config with tls_internal_ca=true")
 	}
@@ -187,7 +187,7 @@ func (m *Manager) ensureKey(ctx context.Context, mountID, name string) error {
 	if err != nil {
 		return err
 	}
-	return m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, p, &hsmKeyRecord{ID: id, Blob: blob}) })
+	return m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, p, &hsmKeyRecord{ID: id, Blob: blob}) })
 }
 
 // NewCredential is a freshly generated SigV4 key pair: the only time the
@@ -256,7 +256,7 @@ func (m *Manager) GenerateCredential(ctx context.Context, mountID, prefix string
 		return nil, err
 	}
 	rec.Prefix, rec.CreatedAt = prefix, time.Now().UTC()
-	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "cred", akid), rec) }); err != nil {
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "cred", akid), rec) }); err != nil {
 		return nil, err
 	}
 	if err := m.reload(ctx, mountID); err != nil {
@@ -275,7 +275,7 @@ func (m *Manager) Credentials(ctx context.Context, mountID string) ([]Credential
 		}
 		for _, id := range ids {
 			var c credRecord
-			if err := getJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
+			if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
 				return err
 			}
 			out = append(out, CredentialInfo{AccessKeyID: id, Prefix: c.Prefix, URIPath: URIPath(c.Prefix), CreatedAt: c.CreatedAt})
@@ -341,7 +341,7 @@ func (m *Manager) CreateKey(ctx context.Context, mountID, name string, usage []s
 		if _, err := tx.Get(ctx, p); err == nil {
 			return fault.New(fault.Conflict, "key %q already exists", name)
 		}
-		return putJSON(ctx, tx, p, k)
+		return store.PutJSON(ctx, tx, p, k)
 	})
 	if err != nil {
 		return nil, err
@@ -352,7 +352,7 @@ func (m *Manager) CreateKey(ctx context.Context, mountID, name string, usage []s
 // Key returns an external key, or a NotFound fault.
 func (m *Manager) Key(ctx context.Context, mountID, name string) (*Key, error) {
 	var k Key
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "key", name), &k) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mountID, "key", name), &k) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "no key %q", name)
 	}
@@ -373,7 +373,7 @@ func (m *Manager) UpdateKey(ctx context.Context, mountID, name string, u KeyUpda
 	var k Key
 	err := m.o.Store.Update(ctx, func(tx store.Tx) error {
 		p := kvPath(mountID, "key", name)
-		if err := getJSON(ctx, tx, p, &k); err != nil {
+		if err := store.GetJSON(ctx, tx, p, &k); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fault.New(fault.NotFound, "no key %q", name)
 			}
@@ -386,7 +386,7 @@ func (m *Manager) UpdateKey(ctx context.Context, mountID, name string, u KeyUpda
 			k.Enabled = *u.Enabled
 		}
 		k.UpdatedAt = time.Now().UTC()
-		return putJSON(ctx, tx, p, &k)
+		return store.PutJSON(ctx, tx, p, &k)
 	})
 	if err != nil {
 		return nil, err
@@ -430,7 +430,7 @@ func (m *Manager) PutRule(ctx context.Context, mountID string, r *Rule) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(mountID, "rule", r.Name), r) }); err != nil {
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "rule", r.Name), r) }); err != nil {
 		return err
 	}
 	return m.reload(ctx, mountID)
@@ -439,7 +439,7 @@ func (m *Manager) PutRule(ctx context.Context, mountID string, r *Rule) error {
 // Rule returns a rule, or a NotFound fault.
 func (m *Manager) Rule(ctx context.Context, mountID, name string) (*Rule, error) {
 	var r Rule
-	err := m.o.Store.View(ctx, func(tx store.Tx) error { return getJSON(ctx, tx, kvPath(mountID, "rule", name), &r) })
+	err := m.o.Store.View(ctx, func(tx store.Tx) error { return store.GetJSON(ctx, tx, kvPath(mountID, "rule", name), &r) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fault.New(fault.NotFound, "no rule %q", name)
 	}

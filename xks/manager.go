@@ -142,7 +142,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 		if err := m.issueInternal(ctx, id, snap.cfg); err != nil {
 			return err
 		}
-		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putJSON(ctx, tx, kvPath(id, "config"), snap.cfg) }); err != nil {
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(id, "config"), snap.cfg) }); err != nil {
 			return err
 		}
 	}

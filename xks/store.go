@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 
-	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/store"
 )
@@ -49,25 +47,6 @@ type credRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func getJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := tx.Get(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fault.Wrap(fault.Internal, err, "corrupt xks record")
-	}
-	return nil
-}
-
-func putJSON(ctx context.Context, tx store.Tx, path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, path, b)
-}
-
 // snapshot is everything a mount's data plane needs, read in one
 // transaction; cfg is nil for a mount not yet configured.
 type snapshot struct {
@@ -83,7 +62,7 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 	s := &snapshot{creds: map[string]*credRecord{}, keys: map[string]*Key{}}
 	err := st.View(ctx, func(tx store.Tx) error {
 		var cfg Config
-		switch err := getJSON(ctx, tx, kvPath(mountID, "config"), &cfg); {
+		switch err := store.GetJSON(ctx, tx, kvPath(mountID, "config"), &cfg); {
 		case err == nil:
 			s.cfg = &cfg
 		case !errors.Is(err, store.ErrNotFound):
@@ -91,7 +70,7 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 		}
 		for name, dst := range map[string]**hsmKeyRecord{"seal": &s.seal, "health": &s.health} {
 			var r hsmKeyRecord
-			err := getJSON(ctx, tx, kvPath(mountID, name), &r)
+			err := store.GetJSON(ctx, tx, kvPath(mountID, name), &r)
 			if err == nil {
 				*dst = &r
 			} else if !errors.Is(err, store.ErrNotFound) {
@@ -104,7 +83,7 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 		}
 		for _, id := range ids {
 			var c credRecord
-			if err := getJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
+			if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
 				return err
 			}
 			s.creds[id] = &c
@@ -115,7 +94,7 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 		}
 		for _, n := range names {
 			var k Key
-			if err := getJSON(ctx, tx, kvPath(mountID, "key", n), &k); err != nil {
+			if err := store.GetJSON(ctx, tx, kvPath(mountID, "key", n), &k); err != nil {
 				return err
 			}
 			s.keys[n] = &k
@@ -126,7 +105,7 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 		}
 		for _, n := range rules {
 			var r Rule
-			if err := getJSON(ctx, tx, kvPath(mountID, "rule", n), &r); err != nil {
+			if err := store.GetJSON(ctx, tx, kvPath(mountID, "rule", n), &r); err != nil {
 				return err
 			}
 			s.rules = append(s.rules, r)
