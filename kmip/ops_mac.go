@@ -12,7 +12,7 @@ import (
 // MAC, MAC Verify (KMIP 1.4 §4.33, §4.34) with HMAC in the token, and Hash
 // (§4.37), which needs no key and runs in Go.
 
-// macKey checks that an object can compute MACs and returns the hash:
+// macHash checks that an object can compute MACs and returns the hash:
 // the HMAC algorithm the parameters name, else the key's own.
 func macHash(o *object, p kmip.CryptographicParameters) (crypto.Hash, error) {
 	if o.typ != kmip.ObjectTypeSymmetricKey {
