@@ -236,6 +236,10 @@ func (b *Broker) LogResponse(ctx context.Context, e *Entry) error {
 	return b.log1(e, "response", durable)
 }
 
+// eventBufs are the buffers events are encoded into; the sink copies an
+// event into its queue, so the buffer is free again once write returns.
+var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	b.mu.RLock()
 	devs := make([]*device, 0, len(b.devices))
@@ -249,16 +253,18 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	now := b.now()
 	errs := make([]error, len(devs))
 	write := func(i int, d *device) {
-		ev := build(e, typ, d.key, now)
-		if d.cfg.HMACAccessor && ev.Auth.TokenAccessor != "" {
-			ev.Auth.TokenAccessor = hmacValue(d.key, []byte(ev.Auth.TokenAccessor))
-		}
-		body, err := json.Marshal(ev)
+		bp := eventBufs.Get().(*[]byte)
+		body, err := appendEvent((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now)
 		if err != nil {
+			eventBufs.Put(bp)
 			errs[i] = fmt.Errorf("audit: encode event: %w", err)
 			return
 		}
 		errs[i] = d.sink.write(body, wait)
+		if cap(body) <= 64<<10 {
+			*bp = body[:0]
+			eventBufs.Put(bp)
+		}
 	}
 	if len(devs) == 1 {
 		write(0, devs[0])

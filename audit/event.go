@@ -76,7 +76,8 @@ type Event struct {
 }
 
 // eventBody is the part of an event that does not depend on its place in
-// the chain; it is encoded before the sink's lock is taken.
+// the chain, as read back; appendEvent writes it (before the sink's lock is
+// taken), with the same encoding encoding/json gives this struct.
 type eventBody struct {
 	Time      time.Time       `json:"time"`
 	Type      string          `json:"type"` // "request" or "response"
@@ -134,41 +135,4 @@ func macPoolFor(key []byte) *sync.Pool {
 	k := bytes.Clone(key)
 	p, _ := macPools.LoadOrStore(string(k), &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
 	return p.(*sync.Pool)
-}
-
-// build makes the event of an entry for a device: sensitive values become
-// HMACs under the device's key. Hash, Seq and Prev are set by the sink.
-func build(e *Entry, typ string, key []byte, now time.Time) *eventBody {
-	ev := &eventBody{
-		Time:      now.UTC(),
-		Type:      typ,
-		RequestID: e.RequestID,
-		Interface: e.Interface,
-		Auth:      e.Auth,
-		Request:   RequestRecord{Operation: e.Operation, Path: e.Path, Objects: e.Objects, Data: merge(e.Data, e.Sensitive, key)},
-	}
-	if typ == "response" {
-		ev.Response = &ResponseRecord{
-			Status:           e.Status,
-			Error:            e.Error,
-			KMIPResultReason: e.KMIPResultReason,
-			XKSErrorName:     e.XKSErrorName,
-			Data:             merge(e.ResponseData, e.SensitiveResponse, key),
-		}
-	}
-	return ev
-}
-
-func merge(plain map[string]any, sensitive map[string][]byte, key []byte) map[string]any {
-	if len(plain) == 0 && len(sensitive) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(plain)+len(sensitive))
-	for k, v := range plain {
-		out[k] = v
-	}
-	for k, v := range sensitive {
-		out[k] = hmacValue(key, v)
-	}
-	return out
 }

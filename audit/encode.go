@@ -1,0 +1,279 @@
+package audit
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// appendEvent appends the JSON of the event of e for a device with the given
+// HMAC key: the encoding of eventBody (see build) that encoding/json would
+// give, byte for byte, without its reflection and maps. Every request writes
+// two events, so their encoding is on the path of every answer; values of
+// Data of other types than the common ones below are encoded by
+// encoding/json.
+func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time) ([]byte, error) {
+	dst = append(dst, `{"time":"`...)
+	dst = now.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","type":`...)
+	dst = appendString(dst, typ)
+	dst = append(dst, `,"request_id":`...)
+	dst = appendString(dst, e.RequestID)
+	dst = append(dst, `,"interface":`...)
+	dst = appendString(dst, e.Interface)
+	dst = append(dst, `,"auth":`...)
+	dst = appendPrincipal(dst, &e.Auth, key, hmacAccessor)
+
+	dst = append(dst, `,"request":{"operation":`...)
+	dst = appendString(dst, e.Operation)
+	if e.Path != "" {
+		dst = append(dst, `,"path":`...)
+		dst = appendString(dst, e.Path)
+	}
+	if len(e.Objects) > 0 {
+		dst = append(dst, `,"objects":`...)
+		dst = appendStrings(dst, e.Objects)
+	}
+	var err error
+	if len(e.Data) > 0 || len(e.Sensitive) > 0 {
+		dst = append(dst, `,"data":`...)
+		if dst, err = appendMerged(dst, e.Data, e.Sensitive, key); err != nil {
+			return nil, err
+		}
+	}
+	dst = append(dst, '}')
+
+	if typ == "response" {
+		dst = append(dst, `,"response":{`...)
+		o := object{dst: dst}
+		if e.Status != 0 {
+			o.key("status")
+			o.dst = strconv.AppendInt(o.dst, int64(e.Status), 10)
+		}
+		o.str("error", e.Error)
+		o.str("kmip_result_reason", e.KMIPResultReason)
+		o.str("xks_error_name", e.XKSErrorName)
+		dst = o.dst
+		if len(e.ResponseData) > 0 || len(e.SensitiveResponse) > 0 {
+			if o.n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"data":`...)
+			if dst, err = appendMerged(dst, e.ResponseData, e.SensitiveResponse, key); err != nil {
+				return nil, err
+			}
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), nil
+}
+
+// object writes the members of a JSON object whose fields are all
+// omitempty strings (or written by the caller after key).
+type object struct {
+	dst []byte
+	n   int
+}
+
+func (o *object) key(k string) {
+	if o.n > 0 {
+		o.dst = append(o.dst, ',')
+	}
+	o.n++
+	o.dst = append(o.dst, '"')
+	o.dst = append(o.dst, k...)
+	o.dst = append(o.dst, `":`...)
+}
+
+func (o *object) str(k, v string) {
+	if v != "" {
+		o.key(k)
+		o.dst = appendString(o.dst, v)
+	}
+}
+
+func appendPrincipal(dst []byte, p *Principal, key []byte, hmacAccessor bool) []byte {
+	o := object{dst: append(dst, '{')}
+	acc := p.TokenAccessor
+	if hmacAccessor && acc != "" {
+		acc = hmacValue(key, []byte(acc))
+	}
+	o.str("token_accessor", acc)
+	if len(p.Policies) > 0 {
+		o.key("policies")
+		o.dst = appendStrings(o.dst, p.Policies)
+	}
+	o.str("cert_serial", p.CertSerial)
+	o.str("scope", p.Scope)
+	o.str("role", p.Role)
+	o.str("access_key_id", p.AccessKeyID)
+	o.str("principal_arn", p.PrincipalARN)
+	o.str("remote_addr", p.RemoteAddr)
+	return append(o.dst, '}')
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	if ss == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+// keyLists reuses the slices that sort a map's keys.
+var keyLists = sync.Pool{New: func() any { return new([]string) }}
+
+// appendMerged writes plain and sensitive as one object with sorted keys, a
+// sensitive value as its HMAC (and in place of a plain value of the same
+// name), as merge then encoding/json would.
+func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte, key []byte) ([]byte, error) {
+	kp := keyLists.Get().(*[]string)
+	keys := (*kp)[:0]
+	defer func() {
+		clear(keys)
+		*kp = keys[:0]
+		keyLists.Put(kp)
+	}()
+	for k := range plain {
+		if _, ok := sensitive[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	for k := range sensitive {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		if v, ok := sensitive[k]; ok {
+			dst = appendString(dst, hmacValue(key, v))
+			continue
+		}
+		var err error
+		if dst, err = appendValue(dst, plain[k]); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// appendValue writes a value of a Data map: the common types directly,
+// anything else through encoding/json (whose encoding of a value does not
+// depend on where the value sits).
+func appendValue(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return appendString(dst, v), nil
+	case bool:
+		return strconv.AppendBool(dst, v), nil
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, v, 10), nil
+	case int32:
+		return strconv.AppendInt(dst, int64(v), 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, v, 10), nil
+	case uint32:
+		return strconv.AppendUint(dst, uint64(v), 10), nil
+	case []string:
+		return appendStrings(dst, v), nil
+	case map[string]any:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		return appendMerged(dst, v, nil, nil)
+	case []any:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, x := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendValue(dst, x); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
+}
+
+// appendString writes s as a JSON string the way encoding/json does by
+// default: '"', '\\' and control characters escaped (\b \f \n \r \t by
+// name, the others as \u00XX), '<', '>' and '&' as \u003c, \u003e and
+// \u0026, U+2028 and U+2029 as \u2028 and \u2029, and each byte of
+// invalid UTF-8 as \ufffd.
+func appendString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, `\b`...)
+			case '\f':
+				dst = append(dst, `\f`...)
+			case '\n':
+				dst = append(dst, `\n`...)
+			case '\r':
+				dst = append(dst, `\r`...)
+			case '\t':
+				dst = append(dst, `\t`...)
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
