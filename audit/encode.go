@@ -160,7 +160,8 @@ func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte,
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
 		if v, ok := sensitive[k]; ok {
-			dst = appendString(dst, hmacValue(key, v))
+			// The hex digits and the prefix need no escaping.
+			dst = append(appendHMAC(append(dst, '"'), key, v), '"')
 			continue
 		}
 		var err error

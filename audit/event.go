@@ -110,6 +110,12 @@ const HMACPrefix = "hmac-sha256:"
 
 // hmacValue is the written form of a sensitive value under a device key.
 func hmacValue(key, v []byte) string {
+	return string(appendHMAC(make([]byte, 0, len(HMACPrefix)+2*sha256.Size), key, v))
+}
+
+// appendHMAC appends the written form of a sensitive value (HMACPrefix and
+// the hex HMAC-SHA256 of v under key).
+func appendHMAC(dst, key, v []byte) []byte {
 	p := macPoolFor(key)
 	m := p.Get().(hash.Hash)
 	m.Reset()
@@ -117,10 +123,8 @@ func hmacValue(key, v []byte) string {
 	var sum [sha256.Size]byte
 	m.Sum(sum[:0])
 	p.Put(m)
-	buf := make([]byte, len(HMACPrefix)+2*sha256.Size)
-	copy(buf, HMACPrefix)
-	hex.Encode(buf[len(HMACPrefix):], sum[:])
-	return string(buf)
+	dst = append(dst, HMACPrefix...)
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // macPools holds, per device key, HMAC states keyed once: keying an HMAC

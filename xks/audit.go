@@ -32,19 +32,22 @@ func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entr
 		m := req.Meta
 		e.Auth.PrincipalARN = m.AWSPrincipalArn
 		e.RequestID = firstNonEmpty(m.KMSRequestID, e.RequestID)
-		e.Data = map[string]any{}
-		for k, v := range map[string]string{
-			"kmsRequestId": m.KMSRequestID, "kmsOperation": m.KMSOperation, "kmsKeyArn": m.KMSKeyArn,
-			"kmsViaService": m.KMSViaService, "awsSourceVpc": m.AWSSourceVpc, "awsSourceVpce": m.AWSSourceVpce,
+		e.Data = make(map[string]any, 6)
+		for _, f := range [...]struct{ k, v string }{
+			{"kmsRequestId", m.KMSRequestID}, {"kmsOperation", m.KMSOperation}, {"kmsKeyArn", m.KMSKeyArn},
+			{"kmsViaService", m.KMSViaService}, {"awsSourceVpc", m.AWSSourceVpc}, {"awsSourceVpce", m.AWSSourceVpce},
 		} {
-			if v != "" {
-				e.Data[k] = v
+			if f.v != "" {
+				e.Data[f.k] = f.v
 			}
 		}
-		e.Sensitive = map[string][]byte{}
-		for k, v := range map[string][]byte{"plaintext": req.Plaintext, "additionalAuthenticatedData": req.AAD, "ciphertext": req.Ciphertext} {
-			if v != nil {
-				e.Sensitive[k] = v
+		e.Sensitive = make(map[string][]byte, 3)
+		for _, f := range [...]struct {
+			k string
+			v []byte
+		}{{"plaintext", req.Plaintext}, {"additionalAuthenticatedData", req.AAD}, {"ciphertext", req.Ciphertext}} {
+			if f.v != nil {
+				e.Sensitive[f.k] = f.v
 			}
 		}
 	}
