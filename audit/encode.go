@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,8 +17,12 @@ import (
 // Data of other types than the common ones below are encoded by
 // encoding/json.
 func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time) ([]byte, error) {
+	now = now.UTC()
+	if y := now.Year(); y < 0 || y > 9999 {
+		return nil, errors.New("audit: the event's time is outside the years 0-9999")
+	}
 	dst = append(dst, `{"time":"`...)
-	dst = now.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = now.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","type":`...)
 	dst = appendString(dst, typ)
 	dst = append(dst, `,"request_id":`...)
@@ -40,7 +45,7 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 	var err error
 	if len(e.Data) > 0 || len(e.Sensitive) > 0 {
 		dst = append(dst, `,"data":`...)
-		if dst, err = appendMerged(dst, e.Data, e.Sensitive, key); err != nil {
+		if dst, err = appendMerged(dst, e.Data, e.Sensitive, key, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -62,7 +67,7 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `"data":`...)
-			if dst, err = appendMerged(dst, e.ResponseData, e.SensitiveResponse, key); err != nil {
+			if dst, err = appendMerged(dst, e.ResponseData, e.SensitiveResponse, key, 0); err != nil {
 				return nil, err
 			}
 		}
@@ -135,7 +140,7 @@ var keyLists = sync.Pool{New: func() any { return new([]string) }}
 // appendMerged writes plain and sensitive as one object with sorted keys, a
 // sensitive value as its HMAC (and in place of a plain value of the same
 // name), as merge then encoding/json would.
-func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte, key []byte) ([]byte, error) {
+func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte, key []byte, depth int) ([]byte, error) {
 	kp := keyLists.Get().(*[]string)
 	keys := (*kp)[:0]
 	defer func() {
@@ -165,17 +170,25 @@ func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte,
 			continue
 		}
 		var err error
-		if dst, err = appendValue(dst, plain[k]); err != nil {
+		if dst, err = appendValue(dst, plain[k], depth+1); err != nil {
 			return nil, err
 		}
 	}
 	return append(dst, '}'), nil
 }
 
+// maxDirect is how deep appendValue follows nested maps and lists itself;
+// deeper values go to encoding/json, which refuses a value that contains
+// itself instead of recursing without end.
+const maxDirect = 32
+
 // appendValue writes a value of a Data map: the common types directly,
 // anything else through encoding/json (whose encoding of a value does not
 // depend on where the value sits).
-func appendValue(dst []byte, v any) ([]byte, error) {
+func appendValue(dst []byte, v any, depth int) ([]byte, error) {
+	if depth > maxDirect {
+		return appendJSON(dst, v)
+	}
 	switch v := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -199,7 +212,7 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 		if v == nil {
 			return append(dst, "null"...), nil
 		}
-		return appendMerged(dst, v, nil, nil)
+		return appendMerged(dst, v, nil, nil, depth)
 	case []any:
 		if v == nil {
 			return append(dst, "null"...), nil
@@ -210,12 +223,16 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = appendValue(dst, x); err != nil {
+			if dst, err = appendValue(dst, x, depth+1); err != nil {
 				return nil, err
 			}
 		}
 		return append(dst, ']'), nil
 	}
+	return appendJSON(dst, v)
+}
+
+func appendJSON(dst []byte, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

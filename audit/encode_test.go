@@ -120,6 +120,23 @@ func encodeCases() map[string]*Entry {
 			Error:   awkward, KMIPResultReason: awkward,
 			ResponseData: map[string]any{"x": awkward},
 		},
+		"response with data only": {
+			ResponseData: map[string]any{"a": 1},
+		},
+		"response with sensitive data only": {
+			SensitiveResponse: map[string][]byte{"b": []byte("x")},
+		},
+		"nil and typed nil values": {
+			Data: map[string]any{"map": map[string]any(nil), "list": []any(nil), "ptr": (*point)(nil), "bytes": []byte(nil),
+				"raw": json.RawMessage(nil), "named": map[string]string{"k": "v"}, "mixed": []any{[]string{}, map[string]any{}, float32(1.5), int8(-1), uint(2), uint8(3)}},
+		},
+		"keys that need escaping": {
+			Data:      map[string]any{"": 0, `"q"`: 1, "<tag>": 2, "line sep": 3, "badÿþ": 4},
+			Sensitive: map[string][]byte{"&amp;": []byte("v")},
+		},
+		"deeply nested": {
+			Data: map[string]any{"d": deep(maxDirect * 2)},
+		},
 		"empty collections": {
 			Objects: []string{}, Auth: Principal{Policies: []string{}}, Data: map[string]any{}, Sensitive: map[string][]byte{},
 			ResponseData: map[string]any{}, SensitiveResponse: map[string][]byte{},
@@ -146,8 +163,26 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// deep nests n maps, every other one in a list.
+func deep(n int) map[string]any {
+	m := map[string]any{"leaf": true}
+	for i := range n {
+		if i%2 == 0 {
+			m = map[string]any{"m": m}
+		} else {
+			m = map[string]any{"l": []any{m}}
+		}
+	}
+	return m
+}
+
 func TestAppendEventRefusesWhatJSONCannotEncode(t *testing.T) {
-	for name, v := range map[string]any{"NaN": math.NaN(), "channel": make(chan int), "nested": map[string]any{"f": func() {}}} {
+	cycle := map[string]any{}
+	cycle["self"] = cycle
+	list := []any{nil}
+	list[0] = list
+	for name, v := range map[string]any{"NaN": math.NaN(), "channel": make(chan int), "nested": map[string]any{"f": func() {}},
+		"map that holds itself": cycle, "list that holds itself": list} {
 		e := &Entry{Data: map[string]any{"v": v}}
 		if _, err := appendEvent(nil, e, "request", nil, false, time.Now()); err == nil {
 			t.Errorf("%s: encoded", name)
@@ -157,26 +192,33 @@ func TestAppendEventRefusesWhatJSONCannotEncode(t *testing.T) {
 			t.Errorf("%s in a response: encoded", name)
 		}
 	}
+	if _, err := appendEvent(nil, &Entry{}, "request", nil, false, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
+		t.Error("a time after the year 9999 was encoded")
+	}
 }
 
 func FuzzAppendEvent(f *testing.F) {
-	f.Add("req", "/path", "value", []byte("secret"), 200)
-	f.Add(awkward, awkward, awkward, []byte(awkward), -1)
+	f.Add("req", "/path", "value", []byte("secret"), 200, true)
+	f.Add(awkward, awkward, awkward, []byte(awkward), -1, false)
+	f.Add("", "", "", []byte(nil), 0, false)
 	key := []byte("k")
 	now := time.Unix(1700000000, 5).UTC()
-	f.Fuzz(func(t *testing.T, id, path, value string, secret []byte, status int) {
+	f.Fuzz(func(t *testing.T, id, path, value string, secret []byte, status int, hmacAccessor bool) {
 		e := &Entry{
 			RequestID: id, Interface: REST, Operation: value, Path: path,
-			Auth:      Principal{TokenAccessor: value, Policies: []string{id, path}},
+			Auth:      Principal{TokenAccessor: value, Policies: []string{id, path}, Role: id},
 			Objects:   []string{value, id},
 			Data:      map[string]any{value: path, id: []any{value, status}, path: map[string]any{id: value}},
 			Sensitive: map[string][]byte{path: secret},
-			Status:    status, Error: value, ResponseData: map[string]any{id: value},
+			Status:    status, Error: value, XKSErrorName: id, ResponseData: map[string]any{id: value},
 			SensitiveResponse: map[string][]byte{value: secret},
 		}
+		if status%2 == 0 { // and a sparse entry, whose optional fields are empty
+			e = &Entry{RequestID: id, Operation: path, Status: status, Data: map[string]any{id: secret}, ResponseData: map[string]any{value: []string{path}}}
+		}
 		for _, typ := range []string{"request", "response"} {
-			want := referenceEvent(t, e, typ, key, true, now)
-			got, err := appendEvent(nil, e, typ, key, true, now)
+			want := referenceEvent(t, e, typ, key, hmacAccessor, now)
+			got, err := appendEvent(nil, e, typ, key, hmacAccessor, now)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("%v\n got %s\nwant %s", err, got, want)
 			}
