@@ -16,8 +16,7 @@ import (
 // configuration changed and stopping it if the configuration is gone;
 // "kmip:<mount>/<scope>/<id>" drops the object from the object cache.
 func (m *Manager) Changed(ctx context.Context, paths []string) {
-	mounts := map[string]bool{}
-	allMounts := paths == nil
+	mounts, allMounts := store.ChangedMounts(paths, kvRoot)
 	var keys []string
 	allObjects := paths == nil
 	for _, p := range paths {
@@ -28,15 +27,7 @@ func (m *Manager) Changed(ctx context.Context, paths []string) {
 			} else {
 				allObjects = true
 			}
-			continue
 		}
-		rest, ok := strings.CutPrefix(p, "kv:"+kvRoot)
-		if !ok || !strings.Contains(rest, "/") {
-			allMounts = true
-			continue
-		}
-		id, _, _ := strings.Cut(rest, "/")
-		mounts[id] = true
 	}
 	if allObjects {
 		m.cache.clearAll()

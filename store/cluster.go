@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,33 @@ type Change struct {
 	// "/" + key name, "kmip:" + mount + "/" + scope + "/" + id. A path that
 	// ends with "/" stands for everything under it.
 	Paths []string
+}
+
+// ChangedMounts reads, from the paths of changes, which mounts of a kind
+// whose records live under root (such as "kmip/") changed: "kv:" + root +
+// mount + "/..." names one. all is true when paths is nil or a path is
+// coarser than one mount ("kv:", "kv:kmip/"), so that any mount may have
+// changed. Other paths are ignored.
+func ChangedMounts(paths []string, root string) (mounts map[string]bool, all bool) {
+	mounts = map[string]bool{}
+	all = paths == nil
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "kv:") {
+			continue
+		}
+		rest, ok := strings.CutPrefix(p, "kv:"+root)
+		if !ok {
+			all = all || strings.HasPrefix("kv:"+root, p) // "kv:" or a shorter prefix of root
+			continue
+		}
+		id, _, found := strings.Cut(rest, "/")
+		if !found || id == "" {
+			all = true // "kv:kmip/" or "kv:kmip/<mount>" without its "/"
+			continue
+		}
+		mounts[id] = true
+	}
+	return mounts, all
 }
 
 // ChangeLog is the store's record of committed writes, kept for a while so

@@ -2,7 +2,6 @@ package xks
 
 import (
 	"context"
-	"strings"
 
 	"github.com/keyhold/keyhold/store"
 )
@@ -14,17 +13,7 @@ import (
 // changed restarts in the background (the old listener's requests finish
 // first); a mount whose configuration is gone stops.
 func (m *Manager) Changed(ctx context.Context, paths []string) {
-	ids := map[string]bool{}
-	all := paths == nil
-	for _, p := range paths {
-		rest, ok := strings.CutPrefix(p, "kv:"+kvRoot)
-		if !ok || !strings.Contains(rest, "/") {
-			all = true // "kv:", "kv:xks/" or the like: anything may have changed
-			continue
-		}
-		id, _, _ := strings.Cut(rest, "/")
-		ids[id] = true
-	}
+	ids, all := store.ChangedMounts(paths, kvRoot)
 	if all {
 		for _, id := range m.knownMounts(ctx) {
 			ids[id] = true
