@@ -12,9 +12,9 @@ import (
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/metrics"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -40,12 +40,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func newTestEnvRoot(t testing.TB, rootToken string) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "keyhold.db"))
 	if err != nil {

@@ -21,12 +21,11 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
-	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	"github.com/keyhold/keyhold/metrics"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -37,12 +36,7 @@ import (
 func newKMIPTestEnv(t *testing.T) (*vault.Client, *kmip.Manager) {
 	t.Helper()
 	ctx := context.Background()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/hsm"
-	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -25,12 +25,7 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "db"))
 	if err != nil {

@@ -13,20 +13,9 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/hsmca"
-	"github.com/keyhold/keyhold/softhsm"
 )
-
-func openHSM(t *testing.T) *hsm.HSM {
-	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 func parsePEM(t *testing.T, s string) []*x509.Certificate {
 	t.Helper()
@@ -50,7 +39,7 @@ func parsePEM(t *testing.T, s string) []*x509.Certificate {
 // completes a TLS handshake whose server key signs in the token.
 func TestCAIssuesServerCertificates(t *testing.T) {
 	ctx := context.Background()
-	h := openHSM(t)
+	h := hsmtest.Open(t)
 	p := hsmca.Profile{KeyPrefix: "test/m1", CommonName: "Test CA m1", What: "test CA", Backdate: time.Hour}
 	for _, kt := range []hsm.KeyType{hsm.ECP256, hsm.RSA2048} {
 		t.Run(string(kt), func(t *testing.T) {
@@ -124,7 +113,7 @@ func handshake(t *testing.T, cert tls.Certificate, roots *x509.CertPool) {
 // a fresh serial, the profile's backdate, the CA's signature.
 func TestSignBackdatesAndCertifies(t *testing.T) {
 	ctx := context.Background()
-	h := openHSM(t)
+	h := hsmtest.Open(t)
 	p := hsmca.Profile{KeyPrefix: "test/m2", CommonName: "Test CA m2", What: "test CA", Backdate: time.Minute}
 	rec, err := hsmca.New(ctx, h, p, hsm.ECP384)
 	if err != nil {
@@ -161,7 +150,7 @@ func TestSignBackdatesAndCertifies(t *testing.T) {
 // TestOpenRefusesACorruptRecord: a record whose certificate cannot be read
 // is an error naming the CA, never a panic.
 func TestOpenRefusesACorruptRecord(t *testing.T) {
-	h := openHSM(t)
+	h := hsmtest.Open(t)
 	p := hsmca.Profile{KeyPrefix: "test/m3", CommonName: "Test CA m3", What: "test CA"}
 	for _, pemText := range []string{"", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"} {
 		if _, err := hsmca.Open(context.Background(), h, p, &hsmca.Record{CertPEM: pemText}); err == nil || !strings.Contains(err.Error(), "test CA") {

@@ -18,9 +18,9 @@ import (
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/keymgmt/provider"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
@@ -36,12 +36,7 @@ type testEnv struct {
 
 func newEnv(t *testing.T, o Options) *testEnv {
 	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	db := filepath.Join(t.TempDir(), "keyhold.db")
 	st, err := sqlite.Open(db)
 	if err != nil {

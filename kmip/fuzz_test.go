@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/kmip/wire"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -19,12 +18,7 @@ import (
 // and the peer of a credential whose role may do everything.
 func fuzzServer(t testing.TB) (*server, *peer) {
 	ctx := context.Background()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,19 +20,8 @@ import (
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
-	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 )
-
-func openHSM(t *testing.T) *hsm.HSM {
-	t.Helper()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(context.Background(), hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 // opensslOpen opens a blob the independent way: openssl pkeyutl -decrypt
 // with the scheme's OAEP digests, then for hybrid schemes openssl enc -d
@@ -113,7 +102,7 @@ func proveSame(t *testing.T, h *hsm.HSM, k testKey, got []byte) {
 
 func TestEverySchemeOpenedByOpenSSL(t *testing.T) {
 	ctx := context.Background()
-	h := openHSM(t)
+	h := hsmtest.Open(t)
 	kek := map[int]*rsa.PrivateKey{}
 	for _, bits := range []int{2048, 3072, 4096} {
 		k, err := rsa.GenerateKey(rand.Reader, bits)
@@ -200,7 +189,7 @@ func TestEverySchemeOpenedByOpenSSL(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	ctx := context.Background()
-	h := openHSM(t)
+	h := hsmtest.Open(t)
 	key := hsm.Key{ID: "r"}
 	var err error
 	if key.Blob, err = h.Generate(ctx, hsm.GenerateRequest{ID: key.ID, Type: hsm.AES256}); err != nil {

@@ -24,7 +24,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/hsm"
-	"github.com/keyhold/keyhold/softhsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -64,12 +64,7 @@ func newTestEnv(t testing.TB, cfg ConfigInput) *testEnv {
 func newTestEnvCA(t testing.TB, cfg ConfigInput, withCA bool) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "keyhold.db"))
 	if err != nil {

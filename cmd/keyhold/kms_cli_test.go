@@ -12,11 +12,10 @@ import (
 	"github.com/keyhold/keyhold/api"
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
-	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/keymgmt"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/keymgmt/provider"
-	"github.com/keyhold/keyhold/softhsm"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -27,12 +26,7 @@ import (
 func kmsServer(t *testing.T, providers map[string]provider.Factory) string {
 	t.Helper()
 	ctx := context.Background()
-	tok := softhsm.NewTestToken(t)
-	h, err := hsm.Open(ctx, hsm.Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := hsmtest.Open(t)
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
 	if err != nil {
 		t.Fatal(err)
