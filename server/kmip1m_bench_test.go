@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -71,7 +70,7 @@ func BenchmarkKMIP1M(b *testing.B) {
 					}
 					lat = append(lat, time.Since(t0))
 				}
-				reportLatency(b, lat)
+				storetest.ReportPercentiles(b, lat)
 			})
 			b.Run("locate-by-name", func(b *testing.B) {
 				var lat []time.Duration
@@ -90,20 +89,8 @@ func BenchmarkKMIP1M(b *testing.B) {
 						b.Fatalf("locate %d: %q", i, ids)
 					}
 				}
-				reportLatency(b, lat)
+				storetest.ReportPercentiles(b, lat)
 			})
 		})
 	}
-}
-
-func reportLatency(b *testing.B, lat []time.Duration) {
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	at := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))]) / float64(time.Millisecond)
-	}
-	b.ReportMetric(at(0.50), "p50-ms")
-	b.ReportMetric(at(0.99), "p99-ms")
 }

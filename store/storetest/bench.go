@@ -110,7 +110,7 @@ func BenchLookups(b *testing.B, st store.Store, n int) {
 				b.Fatalf("get %d: %v", i, err)
 			}
 		}
-		reportPercentiles(b, lat)
+		ReportPercentiles(b, lat)
 	})
 	b.Run("locate-by-name", func(b *testing.B) {
 		lat := make([]time.Duration, 0, b.N)
@@ -132,11 +132,13 @@ func BenchLookups(b *testing.B, st store.Store, n int) {
 				b.Fatalf("locate %d: %q %d %v", i, ids, total, err)
 			}
 		}
-		reportPercentiles(b, lat)
+		ReportPercentiles(b, lat)
 	})
 }
 
-func reportPercentiles(b *testing.B, lat []time.Duration) {
+// ReportPercentiles reports the p50 and p99 of latencies as the metrics
+// p50-ms and p99-ms.
+func ReportPercentiles(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
