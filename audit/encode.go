@@ -11,8 +11,8 @@ import (
 )
 
 // appendEvent appends the JSON of the event of e for a device with the given
-// HMAC key: the encoding of eventBody (see build) that encoding/json would
-// give, byte for byte, without its reflection and maps. Every request writes
+// HMAC key: the encoding of eventBody (as build in encode_test.go fills
+// it) that encoding/json would give, byte for byte, without its reflection and maps. Every request writes
 // two events, so their encoding is on the path of every answer; values of
 // Data of other types than the common ones below are encoded by
 // encoding/json.
@@ -52,8 +52,7 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 	dst = append(dst, '}')
 
 	if typ == "response" {
-		dst = append(dst, `,"response":{`...)
-		o := object{dst: dst}
+		o := object{dst: append(dst, `,"response":{`...)}
 		if e.Status != 0 {
 			o.key("status")
 			o.dst = strconv.AppendInt(o.dst, int64(e.Status), 10)
@@ -61,17 +60,13 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 		o.str("error", e.Error)
 		o.str("kmip_result_reason", e.KMIPResultReason)
 		o.str("xks_error_name", e.XKSErrorName)
-		dst = o.dst
 		if len(e.ResponseData) > 0 || len(e.SensitiveResponse) > 0 {
-			if o.n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `"data":`...)
-			if dst, err = appendMerged(dst, e.ResponseData, e.SensitiveResponse, key, 0); err != nil {
+			o.key("data")
+			if o.dst, err = appendMerged(o.dst, e.ResponseData, e.SensitiveResponse, key, 0); err != nil {
 				return nil, err
 			}
 		}
-		dst = append(dst, '}')
+		dst = append(o.dst, '}')
 	}
 	return append(dst, '}'), nil
 }
