@@ -103,6 +103,12 @@ func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sink.recovered > 0 {
+		b.log.Warn("audit device recovered events from its journal that a crash had taken from its log", "device", c.Path, "events", sink.recovered)
+	}
+	if sink.noJournal != nil {
+		b.log.Info("audit device has no journal: it fsyncs its log instead", "device", c.Path, "reason", sink.noJournal)
+	}
 	return &device{cfg: c, key: key, sink: sink}, nil
 }
 

@@ -31,6 +31,9 @@ const hashPrefix = `{"hash":"`
 // block until that fsync ends, and a cycle that fsyncs before the blocked
 // write lands would leave its line for the cycle after.
 //
+// With a journal (journal.go) a cycle's durability is a record in the
+// journal instead of an fsync of the log.
+//
 // A request event needs only to be queued (a device that cannot write is
 // found before the request runs); the response event waits for the fsync,
 // which makes both durable before the response is sent.
@@ -51,6 +54,10 @@ type fileSink struct {
 	needSync uint64 // highest seq a waiter needs durable
 	broken   error  // a write or fsync failed; the sink resyncs before the next event
 	spareBuf []byte // the buffer the flusher last wrote, reused for the queue
+
+	j         *journal // makes lines durable in place of an fsync of the log (journal.go)
+	noJournal error    // why there is no journal: the log is fsynced instead
+	recovered int      // lines the log got back from the journal when it opened
 }
 
 // pending is a writer waiting for its line to be written or made durable.
@@ -69,6 +76,10 @@ func newFileSink(path string) *fileSink {
 func openFileSink(path string) (*fileSink, error) {
 	s := newFileSink(path)
 	if err := s.reopenLocked(); err != nil {
+		if s.broken == nil {
+			s.broken = err // the journal is kept
+		}
+		s.close()
 		return nil, err
 	}
 	return s, nil
@@ -78,6 +89,20 @@ func openFileSink(path string) (*fileSink, error) {
 // from its last complete line. A new, empty file continues the chain held in
 // memory (log rotation).
 func (s *fileSink) reopenLocked() error {
+	if s.j == nil && s.noJournal == nil {
+		// First open: the log gets back what a crash took from it.
+		j, err := openJournal(s.path)
+		if err != nil {
+			s.noJournal = err
+		} else {
+			n, err := recoverFromJournal(s.path, j)
+			if err != nil {
+				j.f.Close()
+				return err
+			}
+			s.j, s.recovered = j, n
+		}
+	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)
@@ -90,13 +115,29 @@ func (s *fileSink) reopenLocked() error {
 	if s.f != nil {
 		// What was written to the old file (log rotation) becomes durable
 		// before the file is let go.
-		if s.broken == nil && s.f.Sync() == nil {
-			s.synced = s.written
-			s.wake(nil)
+		if s.broken == nil {
+			if err := s.f.Sync(); err != nil {
+				s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
+			} else {
+				s.synced = s.written
+				s.wake(nil)
+			}
 		}
 		s.f.Close()
 	}
 	s.f = f
+	// The new file must be one that can be made durable; with a journal,
+	// the journal starts over for it.
+	err = nil
+	if s.j != nil {
+		err = s.j.reset(f)
+	} else {
+		err = f.Sync()
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
+		return s.broken
+	}
 	if s.broken != nil || s.prev == "" {
 		// Start, or resync after a failure: the chain goes on from the
 		// file's last complete event (lines lost with the failure are gone).
@@ -114,41 +155,84 @@ func (s *fileSink) reopenLocked() error {
 // lastEvent returns the sequence number and hash of the last complete event
 // in the file (0 and "" for an empty or missing file).
 func lastEvent(path string) (uint64, string, error) {
+	t, err := readTail(path)
+	if err != nil {
+		return 0, "", err
+	}
+	if t.size > t.end {
+		return 0, "", fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
+	}
+	return t.seq, t.hash, nil
+}
+
+// logTail is where a log ends: its size, and the sequence number, hash and
+// end (just past its newline, if it has one) of its last complete event. A
+// partial line after that event (cut by a crash) lies between end and size.
+type logTail struct {
+	seq       uint64
+	hash      string
+	end, size int64
+	newline   bool // the last complete event ends with a newline
+}
+
+// readTail reads the end of the log at path (a missing file is empty). At
+// most one partial line is tolerated after the last complete event.
+func readTail(path string) (logTail, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, "", nil
+		return logTail{}, nil
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("audit: %w", err)
+		return logTail{}, fmt.Errorf("audit: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		return 0, "", err
+		return logTail{}, err
 	}
 	// Read the tail: events are well under 1 MiB.
 	const tail = 1 << 20
-	off := st.Size() - tail
-	if off < 0 {
-		off = 0
-	}
+	off := max(st.Size()-tail, 0)
 	data, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
 	if err != nil {
-		return 0, "", fmt.Errorf("audit: %w", err)
+		return logTail{}, fmt.Errorf("audit: %w", err)
+	}
+	t := logTail{size: st.Size(), end: st.Size()}
+	// The line after the last newline is complete if it parses (a crash
+	// can cut a line just before its newline), else partial.
+	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
+		if seq, hash, ok := eventChain(data[i+1:]); ok {
+			t.seq, t.hash = seq, hash
+			return t, nil
+		}
+		t.end = off + int64(i+1)
+		data = data[:i+1]
 	}
 	data = bytes.TrimRight(data, "\n")
 	if len(data) == 0 {
-		return 0, "", nil
+		if off > 0 {
+			return logTail{}, fmt.Errorf("audit: the end of %s holds no complete event; run `keyhold audit verify` on it", path)
+		}
+		return t, nil
 	}
-	line := data[bytes.LastIndexByte(data, '\n')+1:]
+	seq, hash, ok := eventChain(data[bytes.LastIndexByte(data, '\n')+1:])
+	if !ok {
+		return logTail{}, fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
+	}
+	t.seq, t.hash, t.newline = seq, hash, true
+	return t, nil
+}
+
+// eventChain returns the sequence number and hash of an event's line.
+func eventChain(line []byte) (uint64, string, bool) {
 	var ev struct {
 		Hash string `json:"hash"`
 		Seq  uint64 `json:"seq"`
 	}
 	if err := json.Unmarshal(line, &ev); err != nil || len(ev.Hash) != 64 {
-		return 0, "", fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
+		return 0, "", false
 	}
-	return ev.Seq, ev.Hash, nil
+	return ev.Seq, ev.Hash, true
 }
 
 // How long write waits.
@@ -219,10 +303,13 @@ func (s *fileSink) flush() {
 	defer s.mu.Unlock()
 	for s.broken == nil && (len(s.buf) > 0 || s.needSync > s.synced) {
 		if len(s.buf) > 0 {
-			buf, last, f := s.buf, s.bufLast, s.f
+			buf, first, last, f, j := s.buf, s.written+1, s.bufLast, s.f, s.j
 			s.buf = nil
 			s.mu.Unlock()
 			_, err := f.Write(buf)
+			if err == nil && j != nil {
+				j.add(buf, first, last)
+			}
 			s.mu.Lock()
 			if s.spareBuf == nil && cap(buf) <= 1<<20 {
 				s.spareBuf = buf[:0]
@@ -233,10 +320,16 @@ func (s *fileSink) flush() {
 			}
 			s.written = last
 		}
-		if s.needSync > s.synced {
-			target, f := s.written, s.f
+		// Lines nobody waits for are committed too once they add up.
+		if s.needSync > s.synced || s.j != nil && len(s.j.pend) > 4<<20 {
+			target, f, j := s.written, s.f, s.j
 			s.mu.Unlock()
-			err := f.Sync()
+			var err error
+			if j != nil {
+				err = j.commit(f)
+			} else {
+				err = f.Sync()
+			}
 			s.mu.Lock()
 			if err != nil {
 				s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
@@ -291,10 +384,19 @@ func (s *fileSink) close() error {
 	for s.flushing {
 		s.idle.Wait()
 	}
-	if s.f == nil {
-		return nil
+	var err error
+	if s.j != nil {
+		if s.f != nil && s.broken == nil {
+			err = s.j.close(s.f)
+		} else {
+			err = s.j.f.Close()
+		}
+		s.j = nil
 	}
-	err := s.f.Close()
+	if s.f == nil {
+		return err
+	}
+	err = errors.Join(err, s.f.Close())
 	s.f = nil
 	return err
 }

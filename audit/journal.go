@@ -1,0 +1,357 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+)
+
+// A file device makes its lines durable through a journal beside its log,
+// ".NAME.journal" in the log's directory, instead of an fsync of the log per
+// group. The journal is a file of blocks written once with zeros and then
+// overwritten in place with O_DIRECT|O_DSYNC: a write into blocks that
+// already exist changes no metadata, so making it durable needs no
+// file-system journal commit and no writeback of the log's pages, only the
+// block write and a cache flush. The log itself is written as before (a
+// plain append, read by tail -f and log shippers) and fsynced only when the
+// journal fills up, when the file is rotated and when the device closes.
+//
+// Each flush cycle that must make lines durable writes one record: a 64-byte
+// header (magic, payload length, first and last sequence number, CRC-32C of
+// header and payload) and the lines the log got since the last record,
+// padded to whole blocks. Records follow each other from offset 0; when the
+// next would not fit, the journal first grows (doubling, up to its maximum)
+// or, at its maximum, the log is fsynced and records start again at 0.
+//
+// After a crash the log can lack lines whose responses were sent; opening
+// the device appends them from the journal. Records are read from offset 0
+// while each is whole (CRC), continues the previous one's sequence numbers
+// and its lines continue the hash chain; a record left over from the
+// journal's last round cannot continue the chain, and one cut short by the
+// crash fails its CRC (its lines were never acknowledged). Whenever the log
+// has just been made durable (open, rotation, resync after a failure) the
+// journal's first block is zeroed, so its records all belong to the log.
+const (
+	journalMagic   = "KHJ1"
+	journalHeader  = 64
+	journalBlock   = 4096
+	journalInitial = 1 << 20
+	journalMax     = 64 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// openDirect opens the journal for direct, synchronous writes; it is a
+// variable so that tests can take the fallback path (an fsync of the log).
+var openDirect = openDirectIO
+
+type journal struct {
+	path  string
+	f     *os.File
+	size  int64  // the file's size: blocks that exist and can be overwritten
+	max   int64  // the size it grows to at most
+	off   int64  // where the next record goes
+	buf   []byte // block-aligned scratch for a record
+	pend  []byte // lines written to the log and in no record yet
+	first uint64 // sequence number of pend's first line
+	last  uint64 // and of its last
+}
+
+func journalPath(logPath string) string {
+	return filepath.Join(filepath.Dir(logPath), "."+filepath.Base(logPath)+".journal")
+}
+
+// openJournal opens (or creates) the journal of the log at logPath without
+// changing it; reset readies it for records.
+func openJournal(logPath string) (*journal, error) {
+	path := journalPath(logPath)
+	f, err := openDirect(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &journal{path: path, f: f, size: st.Size() &^ (journalBlock - 1), max: journalMax}, nil
+}
+
+// alignedBlocks returns n bytes (a multiple of the block size) starting on
+// a block boundary, as direct I/O requires.
+func alignedBlocks(n int) []byte {
+	mem := make([]byte, n+journalBlock)
+	a := int(uintptr(unsafe.Pointer(&mem[0])) & (journalBlock - 1))
+	skip := 0
+	if a != 0 {
+		skip = journalBlock - a
+	}
+	return mem[skip : skip+n : skip+n]
+}
+
+// grow extends the file with zeroed blocks to size.
+func (j *journal) grow(size int64) error {
+	zero := alignedBlocks(min(int(size-j.size), 1<<20))
+	for j.size < size {
+		n := min(int64(len(zero)), size-j.size)
+		if _, err := j.f.WriteAt(zero[:n], j.size); err != nil {
+			return fmt.Errorf("audit: grow %s: %w", j.path, err)
+		}
+		j.size += n
+	}
+	return nil
+}
+
+// reset starts the journal over once log, and the directory entry that
+// names it, are durable: its first block is zeroed so that no record in it
+// counts any more.
+func (j *journal) reset(log *os.File) error {
+	if err := log.Sync(); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if j.size < journalInitial {
+		if err := j.grow(journalInitial); err != nil {
+			return err
+		}
+	}
+	if _, err := j.f.WriteAt(alignedBlocks(journalBlock), 0); err != nil {
+		return fmt.Errorf("audit: reset %s: %w", j.path, err)
+	}
+	j.off, j.pend = 0, j.pend[:0]
+	return nil
+}
+
+// add notes lines (whole lines, sequence numbers first to last) just
+// written to the log.
+func (j *journal) add(lines []byte, first, last uint64) {
+	if len(j.pend) == 0 {
+		j.first = first
+	}
+	j.pend = append(j.pend, lines...)
+	j.last = last
+}
+
+// commit makes every line added since the last commit durable, by a record
+// or, if the journal cannot hold it, by an fsync of log.
+func (j *journal) commit(log *os.File) error {
+	if len(j.pend) == 0 {
+		return nil
+	}
+	n := (journalHeader + len(j.pend) + journalBlock - 1) &^ (journalBlock - 1)
+	if int64(n) > j.max/4 {
+		if err := log.Sync(); err != nil {
+			return err
+		}
+		j.pend = j.pend[:0]
+		return nil
+	}
+	if j.off+int64(n) > j.size && j.size < j.max {
+		size := max(j.size*2, (j.off+int64(n)+journalInitial-1)&^(journalInitial-1))
+		if err := j.grow(min(size, j.max)); err != nil {
+			return err
+		}
+	}
+	if j.off+int64(n) > j.size {
+		// Full: what the records cover becomes durable in the log itself.
+		if err := log.Sync(); err != nil {
+			return err
+		}
+		j.off = 0
+	}
+	if len(j.buf) < n {
+		j.buf = alignedBlocks(max(n, 2*len(j.buf)))
+	}
+	rec := j.buf[:n]
+	copy(rec, journalMagic)
+	binary.LittleEndian.PutUint32(rec[4:], uint32(len(j.pend)))
+	binary.LittleEndian.PutUint64(rec[8:], j.first)
+	binary.LittleEndian.PutUint64(rec[16:], j.last)
+	copy(rec[journalHeader:], j.pend)
+	clear(rec[journalHeader+len(j.pend):])
+	crc := crc32.Update(crc32.Checksum(rec[:24], castagnoli), castagnoli, j.pend)
+	binary.LittleEndian.PutUint32(rec[24:], crc)
+	clear(rec[28:journalHeader])
+	if _, err := j.f.WriteAt(rec, j.off); err != nil {
+		return fmt.Errorf("audit: write %s: %w", j.path, err)
+	}
+	j.off += int64(n)
+	j.pend = j.pend[:0]
+	return nil
+}
+
+// close makes the log durable and removes the journal: it has nothing left
+// to recover.
+func (j *journal) close(log *os.File) error {
+	err := log.Sync()
+	if err == nil {
+		err = os.Remove(j.path)
+	}
+	return errors.Join(err, j.f.Close())
+}
+
+// chainLine is a line of the trail with its chain fields.
+type chainLine struct {
+	seq        uint64
+	hash, prev string
+	raw        []byte // without its newline
+}
+
+// parseChainLine reads the chain fields at the start of a line as the sink
+// writes them and checks the line's own hash.
+func parseChainLine(line []byte) (chainLine, bool) {
+	const prevField, seqField = `","prev":"`, `","seq":`
+	p := len(hashPrefix)
+	if !bytes.HasPrefix(line, []byte(hashPrefix)) || len(line) < p+64+len(prevField)+64+len(seqField)+2 {
+		return chainLine{}, false
+	}
+	hash := string(line[p : p+64])
+	p += 64
+	if string(line[p:p+len(prevField)]) != prevField {
+		return chainLine{}, false
+	}
+	p += len(prevField)
+	prev := string(line[p : p+64])
+	p += 64
+	if string(line[p:p+len(seqField)]) != seqField {
+		return chainLine{}, false
+	}
+	p += len(seqField)
+	end := bytes.IndexByte(line[p:], ',')
+	if end <= 0 {
+		return chainLine{}, false
+	}
+	seq, err := strconv.ParseUint(string(line[p:p+end]), 10, 64)
+	if err != nil || seq == 0 {
+		return chainLine{}, false
+	}
+	zeroed := bytes.Clone(line)
+	copy(zeroed[len(hashPrefix):], zeroHash)
+	sum := sha256.Sum256(zeroed)
+	if hex.EncodeToString(sum[:]) != hash {
+		return chainLine{}, false
+	}
+	return chainLine{seq: seq, hash: hash, prev: prev, raw: line}, true
+}
+
+// journalLines returns the lines of the journal's valid records, in order:
+// records from offset 0 while each is whole and continues the sequence
+// numbers and the hash chain of the one before.
+func journalLines(data []byte) []chainLine {
+	var out []chainLine
+	for off := 0; off+journalHeader <= len(data); {
+		h := data[off : off+journalHeader]
+		n := int(binary.LittleEndian.Uint32(h[4:]))
+		first, last := binary.LittleEndian.Uint64(h[8:]), binary.LittleEndian.Uint64(h[16:])
+		if string(h[:4]) != journalMagic || n == 0 || n > len(data)-off-journalHeader || first == 0 || last < first {
+			break
+		}
+		payload := data[off+journalHeader : off+journalHeader+n]
+		if crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, payload) != binary.LittleEndian.Uint32(h[24:]) {
+			break
+		}
+		if len(out) > 0 && first != out[len(out)-1].seq+1 {
+			break
+		}
+		var rec []chainLine
+		ok := payload[len(payload)-1] == '\n'
+		for rest := payload; ok && len(rest) > 0; {
+			i := bytes.IndexByte(rest, '\n')
+			l, good := parseChainLine(rest[:i])
+			rest = rest[i+1:]
+			want := first + uint64(len(rec))
+			switch {
+			case !good || l.seq != want:
+				ok = false
+			case len(rec) > 0 && l.prev != rec[len(rec)-1].hash:
+				ok = false
+			case len(rec) == 0 && len(out) > 0 && l.prev != out[len(out)-1].hash:
+				ok = false
+			default:
+				rec = append(rec, l)
+			}
+		}
+		if !ok || rec[len(rec)-1].seq != last {
+			break
+		}
+		out = append(out, rec...)
+		off += (journalHeader + n + journalBlock - 1) &^ (journalBlock - 1)
+	}
+	return out
+}
+
+// recoverFromJournal appends to the log at logPath the lines its journal
+// holds and it lacks (a crash can lose lines of the log whose responses were
+// sent), cutting off a partial last line first, and makes the log durable.
+// It returns how many lines it appended. A journal that does not continue
+// the log (the log was edited or replaced) is an error: the device does not
+// open until somebody looks.
+func recoverFromJournal(logPath string, j *journal) (int, error) {
+	data, err := os.ReadFile(j.path)
+	if err != nil {
+		return 0, fmt.Errorf("audit: read %s: %w", j.path, err)
+	}
+	lines := journalLines(data)
+	if len(lines) == 0 {
+		return 0, nil
+	}
+	t, err := readTail(logPath)
+	if err != nil {
+		return 0, err
+	}
+	from := 0
+	if t.seq > 0 {
+		if lines[len(lines)-1].seq <= t.seq {
+			return 0, nil
+		}
+		from = -1
+		for i, l := range lines {
+			if l.seq == t.seq+1 {
+				from = i
+				break
+			}
+		}
+		if from < 0 || lines[from].prev != t.hash {
+			return 0, fmt.Errorf("audit: the journal %s does not continue %s (the log ends at event %d, the journal holds events %d to %d); run `keyhold audit verify` on the log and move the journal aside to open the device",
+				j.path, logPath, t.seq, lines[0].seq, lines[len(lines)-1].seq)
+		}
+	}
+	var out []byte
+	if t.size > t.end {
+		// A partial last line: the crash cut it, and the journal has it whole.
+	} else if t.size > 0 && !t.newline {
+		out = append(out, '\n')
+	}
+	for _, l := range lines[from:] {
+		out = append(out, l.raw...)
+		out = append(out, '\n')
+	}
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("audit: open %s: %w", logPath, err)
+	}
+	defer f.Close()
+	if t.size > t.end {
+		if err := f.Truncate(t.end); err != nil {
+			return 0, fmt.Errorf("audit: recover %s: %w", logPath, err)
+		}
+	}
+	if _, err := f.WriteAt(out, min(t.size, t.end)); err != nil {
+		return 0, fmt.Errorf("audit: recover %s: %w", logPath, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("audit: recover %s: %w", logPath, err)
+	}
+	return len(lines) - from, nil
+}

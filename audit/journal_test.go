@@ -1,0 +1,297 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// journalSink opens a sink on dir/audit.log and fails the test unless it
+// has a journal (direct I/O works on the test's file system).
+func journalSink(t *testing.T, path string) *fileSink {
+	t.Helper()
+	s, err := openFileSink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.j == nil {
+		t.Fatalf("no journal: %v", s.noJournal)
+	}
+	return s
+}
+
+// writeEvents writes n events, each durable before the next is written.
+func writeEvents(t *testing.T, s *fileSink, from, n int, pad int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		body := fmt.Sprintf(`{"type":"response","request_id":"r%d","pad":"%s"}`, i, strings.Repeat("x", pad))
+		if err := s.write([]byte(body), durable); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// crash lets the sink go as a crash would: its files are closed, nothing is
+// synced and the journal stays.
+func crash(s *fileSink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.flushing {
+		s.idle.Wait()
+	}
+	s.f.Close()
+	s.j.f.Close()
+	s.f, s.j = nil, nil
+}
+
+// cutLog truncates the log after its first keep lines, plus extra bytes of
+// the next one (a line the crash cut in half).
+func cutLog(t *testing.T, path string, keep, extra int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	for range keep {
+		off += bytes.IndexByte(data[off:], '\n') + 1
+	}
+	if err := os.Truncate(path, int64(off+extra)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func verifyEvents(t *testing.T, want int, files ...string) {
+	t.Helper()
+	rep, err := Verify(files)
+	if err != nil || rep.Problem != nil || rep.Events != want {
+		t.Fatalf("verify %v: %+v %v (want %d events)", files, rep, err, want)
+	}
+}
+
+func TestJournalRecoversLostLines(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		keep, extra int
+	}{
+		{"cut at a line", 30, 0},
+		{"cut in a line", 30, 17},
+		{"cut before the newline", 29, -1}, // line 30 whole but for its newline
+		{"log lost", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			s := journalSink(t, path)
+			writeEvents(t, s, 0, 50, 100)
+			crash(s)
+			if c.extra < 0 {
+				cutLog(t, path, c.keep+1, 0)
+				data, _ := os.ReadFile(path)
+				os.WriteFile(path, data[:len(data)-1], 0o600)
+			} else {
+				cutLog(t, path, c.keep, c.extra)
+			}
+			if c.keep == 0 {
+				os.Remove(path)
+			}
+			s = journalSink(t, path)
+			defer s.close()
+			want := 50 - c.keep
+			if c.extra < 0 {
+				want = 50 - c.keep - 1
+			}
+			if s.recovered != want {
+				t.Fatalf("recovered %d lines, want %d", s.recovered, want)
+			}
+			verifyEvents(t, 50, path)
+			writeEvents(t, s, 50, 1, 10)
+			verifyEvents(t, 51, path)
+		})
+	}
+}
+
+func TestJournalRefusesALogItDoesNotContinue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 10, 10)
+	crash(s)
+	// Line 6 is replaced by a forged one that carries a valid hash of its own.
+	cutLog(t, path, 5, 0)
+	data, _ := os.ReadFile(path)
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	last, _ := parseChainLine(lines[len(lines)-1])
+	forged := rehash(fmt.Sprintf(`{"hash":"%s","prev":"%s","seq":6,"type":"response","request_id":"forged"}`, zeroHash, last.hash))
+	os.WriteFile(path, append(data, forged+"\n"...), 0o600)
+	_, err := openFileSink(path)
+	if err == nil || !strings.Contains(err.Error(), "does not continue") {
+		t.Fatalf("open: %v", err)
+	}
+	// The journal is kept for whoever looks.
+	if _, err := os.Stat(journalPath(path)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJournalTornRecordIsNotRecovered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 10, 10) // one record (one block) per event
+	crash(s)
+	jf, err := os.OpenFile(journalPath(path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last record was cut by the crash: its write never returned, so
+	// its line was never acknowledged.
+	if _, err := jf.WriteAt([]byte("#"), 9*journalBlock+journalHeader+5); err != nil {
+		t.Fatal(err)
+	}
+	jf.Close()
+	cutLog(t, path, 8, 0)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 1 {
+		t.Fatalf("recovered %d lines, want 1", s.recovered)
+	}
+	verifyEvents(t, 9, path)
+}
+
+func TestJournalWrapsAround(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	s.mu.Lock()
+	s.j.size, s.j.max = 16*journalBlock, 16*journalBlock
+	s.mu.Unlock()
+	writeEvents(t, s, 0, 100, 1000) // one block each: six times round
+	crash(s)
+	// Lines before the journal last started over were fsynced into the log
+	// then; a crash can take only those after.
+	inRound := 100 % 16
+	cutLog(t, path, 100-inRound, 0)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != inRound {
+		t.Fatalf("recovered %d lines, want %d", s.recovered, inRound)
+	}
+	verifyEvents(t, 100, path)
+}
+
+func TestJournalStartsOverOnRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 5, 10)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	writeEvents(t, s, 5, 5, 10)
+	crash(s)
+	// The new file lost everything: only its own lines come back, not the
+	// old file's.
+	os.Truncate(path, 0)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 5 {
+		t.Fatalf("recovered %d lines, want 5", s.recovered)
+	}
+	verifyEvents(t, 10, path+".1", path)
+}
+
+// A crash just after a rotation: the new file is empty and the journal
+// holds nothing that belongs to it.
+func TestJournalRotationThenCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 5, 10)
+	os.Rename(path, path+".1")
+	if err := s.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 0 {
+		t.Fatalf("recovered %d lines of the old file into the new one", s.recovered)
+	}
+	verifyEvents(t, 5, path+".1")
+	if st, err := os.Stat(path); err != nil || st.Size() != 0 {
+		t.Fatalf("the new file: %v %v", st, err)
+	}
+}
+
+func TestJournalRemovedOnClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 3, 10)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal after close: %v", err)
+	}
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 0 {
+		t.Fatalf("recovered %d", s.recovered)
+	}
+	writeEvents(t, s, 3, 1, 10)
+	verifyEvents(t, 4, path)
+}
+
+// Where direct I/O cannot be had, the log is fsynced instead.
+func TestNoJournalFallsBackToFsync(t *testing.T) {
+	saved := openDirect
+	openDirect = func(string) (*os.File, error) { return nil, errors.New("not here") }
+	defer func() { openDirect = saved }()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s, err := openFileSink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if s.j != nil || s.noJournal == nil {
+		t.Fatal("a journal without direct I/O")
+	}
+	writeEvents(t, s, 0, 5, 10)
+	verifyEvents(t, 5, path)
+	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal file: %v", err)
+	}
+}
+
+// FuzzJournalLines: whatever a damaged journal holds, reading it neither
+// panics nor returns lines that do not chain.
+func FuzzJournalLines(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	s, err := openFileSink(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 3 {
+		if err := s.write(fmt.Appendf(nil, `{"n":%d}`, i), durable); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if s.j != nil {
+		data, _ := os.ReadFile(journalPath(path))
+		f.Add(data[:3*journalBlock])
+	}
+	s.close()
+	f.Add([]byte(journalMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines := journalLines(data)
+		for i := 1; i < len(lines); i++ {
+			if lines[i].seq != lines[i-1].seq+1 || lines[i].prev != lines[i-1].hash {
+				t.Fatalf("line %d does not chain", i)
+			}
+		}
+	})
+}
