@@ -161,7 +161,7 @@ func (b *Broker) Disable(ctx context.Context, path string) error {
 	if d == nil {
 		return nil
 	}
-	d.sink.close()
+	d.sink.drop()
 	macPools.Delete(string(d.key))
 	return b.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPrefix+path) })
 }

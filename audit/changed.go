@@ -55,7 +55,7 @@ func (b *Broker) Reload(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, d := range gone {
-		d.sink.close()
+		d.sink.drop()
 	}
 	var errs []error
 	for _, c := range missing {

@@ -89,18 +89,19 @@ func openFileSink(path string) (*fileSink, error) {
 // from its last complete line. A new, empty file continues the chain held in
 // memory (log rotation).
 func (s *fileSink) reopenLocked() error {
+	var head chainLine // where the chain stood when the journal last started over
 	if s.j == nil && s.noJournal == nil {
 		// First open: the log gets back what a crash took from it.
 		j, err := openJournal(s.path)
 		if err != nil {
 			s.noJournal = err
 		} else {
-			n, err := recoverFromJournal(s.path, j)
+			n, h, err := recoverFromJournal(s.path, j)
 			if err != nil {
 				j.f.Close()
 				return err
 			}
-			s.j, s.recovered = j, n
+			s.j, s.recovered, head = j, n, h
 		}
 	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -126,27 +127,31 @@ func (s *fileSink) reopenLocked() error {
 		s.f.Close()
 	}
 	s.f = f
+	if s.broken != nil || s.prev == "" {
+		// Start, or resync after a failure: the chain goes on from the
+		// file's last complete event (lines lost with the failure are
+		// gone). A start on an empty file (rotated before a restart) goes
+		// on from where the journal says the chain stood.
+		switch {
+		case seq > 0:
+			s.seq, s.prev = seq, prev
+		case s.prev == "" && head.seq > 0:
+			s.seq, s.prev = head.seq, head.hash
+		case s.prev == "":
+			s.prev = string(zeroHash)
+		}
+		s.buf, s.written, s.synced = nil, s.seq, s.seq
+	}
 	// The new file must be one that can be made durable; with a journal,
-	// the journal starts over for it.
-	err = nil
+	// the journal starts over for it, from the chain's head.
 	if s.j != nil {
-		err = s.j.reset(f)
+		err = s.j.reset(f, s.seq, s.prev)
 	} else {
 		err = f.Sync()
 	}
 	if err != nil {
 		s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
 		return s.broken
-	}
-	if s.broken != nil || s.prev == "" {
-		// Start, or resync after a failure: the chain goes on from the
-		// file's last complete event (lines lost with the failure are gone).
-		if seq > 0 {
-			s.seq, s.prev = seq, prev
-		} else if s.prev == "" {
-			s.prev = string(zeroHash)
-		}
-		s.buf, s.written, s.synced = nil, s.seq, s.seq
 	}
 	s.broken = nil
 	return nil
@@ -378,7 +383,19 @@ func (s *fileSink) reopen() error {
 	return s.reopenLocked()
 }
 
+// close closes the files. The journal stays, started over from the chain's
+// head once the log is durable, so that the next start continues the chain
+// even in a file rotated meanwhile.
 func (s *fileSink) close() error {
+	return s.shut(false)
+}
+
+// drop closes the files and removes the journal (the device is disabled).
+func (s *fileSink) drop() error {
+	return s.shut(true)
+}
+
+func (s *fileSink) shut(remove bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.flushing {
@@ -387,7 +404,7 @@ func (s *fileSink) close() error {
 	var err error
 	if s.j != nil {
 		if s.f != nil && s.broken == nil {
-			err = s.j.close(s.f)
+			err = s.j.close(s.f, s.seq, s.prev, remove)
 		} else {
 			err = s.j.f.Close()
 		}

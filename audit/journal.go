@@ -111,9 +111,10 @@ func (j *journal) grow(size int64) error {
 }
 
 // reset starts the journal over once log, and the directory entry that
-// names it, are durable: its first block is zeroed so that no record in it
-// counts any more.
-func (j *journal) reset(log *os.File) error {
+// names it, are durable: its first block becomes the chain's head (the
+// sequence number and hash of the last event given out), so that no record
+// in it counts any more and an empty log continues the chain.
+func (j *journal) reset(log *os.File, seq uint64, hash string) error {
 	if err := log.Sync(); err != nil {
 		return err
 	}
@@ -126,11 +127,24 @@ func (j *journal) reset(log *os.File) error {
 			return err
 		}
 	}
-	if _, err := j.f.WriteAt(alignedBlocks(journalBlock), 0); err != nil {
+	head := alignedBlocks(journalBlock)
+	if raw, err := hex.DecodeString(hash); err == nil && len(raw) == sha256.Size {
+		copy(head, journalMagic)
+		binary.LittleEndian.PutUint64(head[8:], seq)
+		binary.LittleEndian.PutUint64(head[16:], seq)
+		copy(head[28:], raw)
+		binary.LittleEndian.PutUint32(head[24:], headCRC(head))
+	}
+	if _, err := j.f.WriteAt(head, 0); err != nil {
 		return fmt.Errorf("audit: reset %s: %w", j.path, err)
 	}
-	j.off, j.pend = 0, j.pend[:0]
+	j.off, j.pend = journalBlock, j.pend[:0]
 	return nil
+}
+
+// headCRC is the checksum of a head block: its first 24 bytes and the hash.
+func headCRC(h []byte) uint32 {
+	return crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, h[28:28+sha256.Size])
 }
 
 // add notes lines (whole lines, sequence numbers first to last) just
@@ -191,12 +205,16 @@ func (j *journal) commit(log *os.File) error {
 	return nil
 }
 
-// close makes the log durable and removes the journal: it has nothing left
-// to recover.
-func (j *journal) close(log *os.File) error {
-	err := log.Sync()
-	if err == nil {
-		err = os.Remove(j.path)
+// close makes the log durable and starts the journal over from the chain's
+// head, or removes it.
+func (j *journal) close(log *os.File, seq uint64, hash string, remove bool) error {
+	var err error
+	if remove {
+		if err = log.Sync(); err == nil {
+			err = os.Remove(j.path)
+		}
+	} else {
+		err = j.reset(log, seq, hash)
 	}
 	return errors.Join(err, j.f.Close())
 }
@@ -245,12 +263,25 @@ func parseChainLine(line []byte) (chainLine, bool) {
 	return chainLine{seq: seq, hash: hash, prev: prev, raw: line}, true
 }
 
-// journalLines returns the lines of the journal's valid records, in order:
-// records from offset 0 while each is whole and continues the sequence
-// numbers and the hash chain of the one before.
-func journalLines(data []byte) []chainLine {
+// journalLines returns the chain's head, if the journal starts with one,
+// and the lines of the journal's valid records, in order: records from
+// offset 0 (after the head) while each is whole and continues the sequence
+// numbers and the hash chain of the one before (or of the head).
+func journalLines(data []byte) (chainLine, []chainLine) {
+	var head chainLine
+	off, headed := 0, false
+	if len(data) >= journalHeader && string(data[:4]) == journalMagic && binary.LittleEndian.Uint32(data[4:]) == 0 {
+		h := data[:journalHeader]
+		seq := binary.LittleEndian.Uint64(h[8:])
+		if binary.LittleEndian.Uint64(h[16:]) != seq || headCRC(h) != binary.LittleEndian.Uint32(h[24:]) {
+			return head, nil
+		}
+		head = chainLine{seq: seq, hash: hex.EncodeToString(h[28 : 28+sha256.Size])}
+		off, headed = journalBlock, true
+	}
 	var out []chainLine
-	for off := 0; off+journalHeader <= len(data); {
+	prev := head
+	for off+journalHeader <= len(data) {
 		h := data[off : off+journalHeader]
 		n := int(binary.LittleEndian.Uint32(h[4:]))
 		first, last := binary.LittleEndian.Uint64(h[8:]), binary.LittleEndian.Uint64(h[16:])
@@ -261,7 +292,7 @@ func journalLines(data []byte) []chainLine {
 		if crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, payload) != binary.LittleEndian.Uint32(h[24:]) {
 			break
 		}
-		if len(out) > 0 && first != out[len(out)-1].seq+1 {
+		if (headed || len(out) > 0) && first != prev.seq+1 {
 			break
 		}
 		var rec []chainLine
@@ -276,7 +307,7 @@ func journalLines(data []byte) []chainLine {
 				ok = false
 			case len(rec) > 0 && l.prev != rec[len(rec)-1].hash:
 				ok = false
-			case len(rec) == 0 && len(out) > 0 && l.prev != out[len(out)-1].hash:
+			case len(rec) == 0 && (headed || len(out) > 0) && l.prev != prev.hash:
 				ok = false
 			default:
 				rec = append(rec, l)
@@ -286,23 +317,31 @@ func journalLines(data []byte) []chainLine {
 			break
 		}
 		out = append(out, rec...)
+		prev = rec[len(rec)-1]
 		off += (journalHeader + n + journalBlock - 1) &^ (journalBlock - 1)
 	}
-	return out
+	return head, out
 }
 
 // recoverFromJournal appends to the log at logPath the lines its journal
 // holds and it lacks (a crash can lose lines of the log whose responses were
 // sent), cutting off a partial last line first, and makes the log durable.
-// It returns how many lines it appended. A journal that does not continue
+// It returns how many lines it appended and the chain's head the journal
+// starts with (seq 0 if none, or a new chain). A journal that does not continue
 // the log (the log was edited or replaced) is an error: the device does not
 // open until somebody looks.
-func recoverFromJournal(logPath string, j *journal) (int, error) {
+func recoverFromJournal(logPath string, j *journal) (int, chainLine, error) {
 	data, err := os.ReadFile(j.path)
 	if err != nil {
-		return 0, fmt.Errorf("audit: read %s: %w", j.path, err)
+		return 0, chainLine{}, fmt.Errorf("audit: read %s: %w", j.path, err)
 	}
-	lines := journalLines(data)
+	head, lines := journalLines(data)
+	n, err := replay(logPath, j.path, lines)
+	return n, head, err
+}
+
+// replay appends to the log the lines it lacks.
+func replay(logPath, journalPath string, lines []chainLine) (int, error) {
 	if len(lines) == 0 {
 		return 0, nil
 	}
@@ -324,7 +363,7 @@ func recoverFromJournal(logPath string, j *journal) (int, error) {
 		}
 		if from < 0 || lines[from].prev != t.hash {
 			return 0, fmt.Errorf("audit: the journal %s does not continue %s (the log ends at event %d, the journal holds events %d to %d); run `keyhold audit verify` on the log and move the journal aside to open the device",
-				j.path, logPath, t.seq, lines[0].seq, lines[len(lines)-1].seq)
+				journalPath, logPath, t.seq, lines[0].seq, lines[len(lines)-1].seq)
 		}
 	}
 	var out []byte

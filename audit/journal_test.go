@@ -139,7 +139,7 @@ func TestJournalRefusesALogItDoesNotContinue(t *testing.T) {
 func TestJournalTornRecordIsNotRecovered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := journalSink(t, path)
-	writeEvents(t, s, 0, 10, 10) // one record (one block) per event
+	writeEvents(t, s, 0, 10, 10) // one record (one block) per event, after the head block
 	crash(s)
 	jf, err := os.OpenFile(journalPath(path), os.O_RDWR, 0)
 	if err != nil {
@@ -147,7 +147,7 @@ func TestJournalTornRecordIsNotRecovered(t *testing.T) {
 	}
 	// The last record was cut by the crash: its write never returned, so
 	// its line was never acknowledged.
-	if _, err := jf.WriteAt([]byte("#"), 9*journalBlock+journalHeader+5); err != nil {
+	if _, err := jf.WriteAt([]byte("#"), 10*journalBlock+journalHeader+5); err != nil {
 		t.Fatal(err)
 	}
 	jf.Close()
@@ -167,10 +167,15 @@ func TestJournalWrapsAround(t *testing.T) {
 	s.j.size, s.j.max = 16*journalBlock, 16*journalBlock
 	s.mu.Unlock()
 	writeEvents(t, s, 0, 100, 1000) // one block each: six times round
+	s.mu.Lock()
+	inRound := int(s.j.off / journalBlock)
+	s.mu.Unlock()
 	crash(s)
 	// Lines before the journal last started over were fsynced into the log
 	// then; a crash can take only those after.
-	inRound := 100 % 16
+	if inRound == 0 || inRound >= 16 {
+		t.Fatalf("%d records in the journal's last round", inRound)
+	}
 	cutLog(t, path, 100-inRound, 0)
 	s = journalSink(t, path)
 	defer s.close()
@@ -205,7 +210,7 @@ func TestJournalStartsOverOnRotation(t *testing.T) {
 }
 
 // A crash just after a rotation: the new file is empty and the journal
-// holds nothing that belongs to it.
+// holds nothing that belongs to it, but where the chain stood.
 func TestJournalRotationThenCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := journalSink(t, path)
@@ -220,29 +225,41 @@ func TestJournalRotationThenCrash(t *testing.T) {
 	if s.recovered != 0 {
 		t.Fatalf("recovered %d lines of the old file into the new one", s.recovered)
 	}
-	verifyEvents(t, 5, path+".1")
-	if st, err := os.Stat(path); err != nil || st.Size() != 0 {
-		t.Fatalf("the new file: %v %v", st, err)
-	}
+	writeEvents(t, s, 5, 1, 10)
+	verifyEvents(t, 6, path+".1", path)
 }
 
-func TestJournalRemovedOnClose(t *testing.T) {
+// The journal stays after a clean stop, so that a file rotated while the
+// appliance was down continues the chain; disabling the device removes it.
+func TestJournalAcrossStopAndDisable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := journalSink(t, path)
 	writeEvents(t, s, 0, 3, 10)
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("journal after close: %v", err)
-	}
+	os.Rename(path, path+".1")
 	s = journalSink(t, path)
-	defer s.close()
 	if s.recovered != 0 {
 		t.Fatalf("recovered %d", s.recovered)
 	}
 	writeEvents(t, s, 3, 1, 10)
-	verifyEvents(t, 4, path)
+	verifyEvents(t, 4, path+".1", path)
+	if err := s.drop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal after disable: %v", err)
+	}
+	// Enabled again on an empty file, the device starts a new chain.
+	os.Remove(path)
+	s = journalSink(t, path)
+	defer s.close()
+	writeEvents(t, s, 0, 1, 10)
+	rep, err := Verify([]string{path})
+	if err != nil || rep.Problem != nil || rep.FirstSeq != 1 {
+		t.Fatalf("%+v %v", rep, err)
+	}
 }
 
 // Where direct I/O cannot be had, the log is fsynced instead.
@@ -287,7 +304,10 @@ func FuzzJournalLines(f *testing.F) {
 	s.close()
 	f.Add([]byte(journalMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lines := journalLines(data)
+		head, lines := journalLines(data)
+		if head.seq > 0 && len(lines) > 0 && (lines[0].seq != head.seq+1 || lines[0].prev != head.hash) {
+			t.Fatal("the first line does not continue the head")
+		}
 		for i := 1; i < len(lines); i++ {
 			if lines[i].seq != lines[i-1].seq+1 || lines[i].prev != lines[i-1].hash {
 				t.Fatalf("line %d does not chain", i)
