@@ -104,6 +104,23 @@ func (s *fileSink) reopenLocked() error {
 			s.j, s.recovered, head = j, n, h
 		}
 	}
+	if s.f != nil && s.broken == nil {
+		// Log rotation: what was written to the old file becomes durable,
+		// and the journal starts over, before the new file is made, so
+		// that a crash in between cannot put old lines into the new file.
+		var err error
+		if s.j != nil {
+			err = s.j.reset(s.f, s.seq, s.prev)
+		} else {
+			err = s.f.Sync()
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
+		} else {
+			s.synced = s.written
+			s.wake(nil)
+		}
+	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)
@@ -114,16 +131,6 @@ func (s *fileSink) reopenLocked() error {
 		return err
 	}
 	if s.f != nil {
-		// What was written to the old file (log rotation) becomes durable
-		// before the file is let go.
-		if s.broken == nil {
-			if err := s.f.Sync(); err != nil {
-				s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
-			} else {
-				s.synced = s.written
-				s.wake(nil)
-			}
-		}
 		s.f.Close()
 	}
 	s.f = f

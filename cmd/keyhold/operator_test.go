@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,4 +97,60 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "tampered.log:3") || !strings.Contains(out, "was changed") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
+}
+
+// A crash of the machine can take from the disk the end of the audit log
+// (written, not yet flushed): the next start gives it back from the
+// journal. A file rotated (SIGHUP) just before a crash continues the chain.
+func TestAuditTrailAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	addr, root, cmd, _ := devServer(t, dir, "-dev-root-token-id", "root-crash")
+	o := newOperator(t, addr, root)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	o.must("keyhold write sys/audit/file type=file options=file_path="+logPath, "Success")
+	o.must("keyhold secrets enable keymgmt", "Success")
+	for i := range 4 {
+		o.must(fmt.Sprintf("keyhold write -f keymgmt/key/k%d type=aes256-gcm96", i), "latest_version")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	whole, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the disk kept: the first half of the lines and a piece of the next.
+	lines := strings.SplitAfter(string(whole), "\n")
+	kept := strings.Join(lines[:len(lines)/2], "") + lines[len(lines)/2][:20]
+	os.WriteFile(logPath, []byte(kept), 0o600)
+
+	addr, _, cmd, logs := devServer(t, dir, "-dev-root-token-id", "root-crash")
+	o = newOperator(t, addr, root)
+	after, _ := os.ReadFile(logPath)
+	if !strings.HasPrefix(string(after), string(whole)) {
+		t.Fatalf("the log after the restart does not hold every event it had:\n%s", after)
+	}
+	o.must("keyhold audit verify "+logPath, `chain intact`)
+
+	os.Rename(logPath, logPath+".1")
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(logPath); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new log file after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !strings.Contains(logs.String(), "recovered events from its journal") {
+		t.Fatalf("the server did not say what it recovered:\n%s", logs.String())
+	}
+
+	addr, _, cmd, _ = devServer(t, dir, "-dev-root-token-id", "root-crash")
+	o = newOperator(t, addr, root)
+	o.must("keyhold write -f keymgmt/key/k9 type=aes256-gcm96", "latest_version")
+	o.must("keyhold audit verify "+logPath+".1 "+logPath, `chain intact`)
 }
