@@ -236,6 +236,7 @@ func TestEnableErrors(t *testing.T) {
 	}{
 		{"fail type", Device{Path: "x", Type: "syslog", FilePath: "/tmp/x"}, "unknown audit device type"},
 		{"fail relative path", Device{Path: "x", Type: "file", FilePath: "audit.log"}, "absolute"},
+		{"fail stdout", Device{Path: "x", Type: "file", FilePath: "stdout"}, "not supported"},
 		{"fail no path", Device{Path: "x", Type: "file"}, "file_path is required"},
 		{"fail unopenable", Device{Path: "x", Type: "file", FilePath: "/nonexistent-dir/a.log"}, "cannot open"},
 	} {

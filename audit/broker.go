@@ -121,7 +121,10 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 	if d.FilePath == "" {
 		return fault.New(fault.BadInput, "file_path is required")
 	}
-	if d.FilePath != "stdout" && !filepath.IsAbs(d.FilePath) {
+	if d.FilePath == "stdout" || d.FilePath == "discard" {
+		return fault.New(fault.BadInput, "file_path=%s is not supported: events must be durable in a file before a response is sent; give an absolute path", d.FilePath)
+	}
+	if !filepath.IsAbs(d.FilePath) {
 		return fault.New(fault.BadInput, "file_path must be an absolute path")
 	}
 	b.mu.RLock()
