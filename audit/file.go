@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 )
@@ -23,9 +24,10 @@ const hashPrefix = `{"hash":"`
 // fileSink appends events to a file with group commit. A writer puts its
 // line in the queue (in sequence order) and, unless it only needs the line
 // queued, waits on its own channel. One flusher goroutine, started when
-// there is work and gone when there is none, runs cycles: write the whole
-// queue, then, if anybody waits for durability, fsync, then wake the
-// writers covered. Lines queued during an fsync go out in the next cycle, so
+// there is work and gone when there is none, runs cycles: if anybody waits
+// for durability, let other runnable goroutines run first while more
+// writers join (see flush), then write the whole queue, then, if anybody
+// waits for durability, fsync, then wake the writers covered. Lines queued during an fsync go out in the next cycle, so
 // a writer waits for the rest of the current cycle and one more. Writes and
 // fsyncs never overlap: an append into the page an fsync is writing out can
 // block until that fsync ends, and a cycle that fsyncs before the blocked
@@ -309,11 +311,29 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 	return <-ch
 }
 
+// maxYields bounds how many times a flush lets other goroutines run first.
+const maxYields = 16
+
 // flush runs cycles until there is nothing to write and nobody to wake.
 func (s *fileSink) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.broken == nil && (len(s.buf) > 0 || s.needSync > s.synced) {
+		if s.needSync > s.synced {
+			// A flush costs about as much for one line as for many. Let
+			// the goroutines that can run (requests on their way to their
+			// response events) run first, while the group keeps growing;
+			// with nothing else to run, this returns at once.
+			for range maxYields {
+				n := len(s.waiters)
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+				if len(s.waiters) == n {
+					break
+				}
+			}
+		}
 		if len(s.buf) > 0 {
 			buf, first, last, f, j := s.buf, s.written+1, s.bufLast, s.f, s.j
 			s.buf = nil
