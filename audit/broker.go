@@ -106,6 +106,9 @@ func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
 	if sink.recovered > 0 {
 		b.log.Warn("audit device recovered events from its journal that a crash had taken from its log", "device", c.Path, "events", sink.recovered)
 	}
+	if sink.cut > 0 {
+		b.log.Warn("audit device moved a partial last line of its log, never made durable (a crash), to FILE.torn", "device", c.Path, "bytes", sink.cut)
+	}
 	if sink.noJournal != nil {
 		b.log.Info("audit device has no journal: it fsyncs its log instead", "device", c.Path, "reason", sink.noJournal)
 	}

@@ -60,6 +60,8 @@ type fileSink struct {
 	j         *journal // makes lines durable in place of an fsync of the log (journal.go)
 	noJournal error    // why there is no journal: the log is fsynced instead
 	recovered int      // lines the log got back from the journal when it opened
+	cut       int64    // bytes of a partial last line, never made durable, cut off when it opened
+	closed    bool     // closed or dropped: it writes nothing more
 }
 
 // pending is a writer waiting for its line to be written or made durable.
@@ -91,6 +93,12 @@ func openFileSink(path string) (*fileSink, error) {
 // from its last complete line. A new, empty file continues the chain held in
 // memory (log rotation).
 func (s *fileSink) reopenLocked() error {
+	if s.closed {
+		return fmt.Errorf("audit: the device writing %s is closed", s.path)
+	}
+	if s.j != nil && s.j.pinned != nil {
+		return s.j.pinned
+	}
 	var head chainLine // where the chain stood when the journal last started over
 	if s.j == nil && s.noJournal == nil {
 		// First open: the log gets back what a crash took from it.
@@ -106,6 +114,15 @@ func (s *fileSink) reopenLocked() error {
 			s.j, s.recovered, head = j, n, h
 		}
 	}
+	if s.prev == "" {
+		// A partial last line that the journal did not hold was never made
+		// durable, so no response counted on it: it goes.
+		n, err := cutTornTail(s.path)
+		if err != nil {
+			return fmt.Errorf("audit: %s: %w", s.path, err)
+		}
+		s.cut = n
+	}
 	if s.f != nil && s.broken == nil {
 		// Log rotation: what was written to the old file becomes durable,
 		// and the journal starts over, before the new file is made, so
@@ -118,10 +135,10 @@ func (s *fileSink) reopenLocked() error {
 		}
 		if err != nil {
 			s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
-		} else {
-			s.synced = s.written
-			s.wake(nil)
+			return s.broken
 		}
+		s.synced = s.written
+		s.wake(nil)
 	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -237,6 +254,41 @@ func readTail(path string) (logTail, error) {
 	return t, nil
 }
 
+// cutTornTail moves a partial last line of the log at path to PATH.torn (so
+// nothing is destroyed) and makes the log durable; it returns how many bytes
+// it moved.
+func cutTornTail(path string) (int64, error) {
+	t, err := readTail(path)
+	if err != nil || t.size <= t.end {
+		return 0, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	torn := make([]byte, t.size-t.end)
+	if _, err := f.ReadAt(torn, t.end); err != nil {
+		return 0, err
+	}
+	keep, err := os.OpenFile(path+".torn", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	_, err = keep.Write(append(torn, '\n'))
+	if err == nil {
+		err = keep.Sync()
+	}
+	keep.Close()
+	if err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(t.end); err != nil {
+		return 0, err
+	}
+	return t.size - t.end, f.Sync()
+}
+
 // eventChain returns the sequence number and hash of an event's line.
 func eventChain(line []byte) (uint64, string, bool) {
 	var ev struct {
@@ -266,6 +318,10 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 		return fmt.Errorf("audit: malformed event body")
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("audit: the device writing %s is closed", s.path)
+	}
 	if s.broken != nil {
 		for s.flushing {
 			s.idle.Wait()
@@ -428,11 +484,17 @@ func (s *fileSink) shut(remove bool) error {
 	for s.flushing {
 		s.idle.Wait()
 	}
+	s.closed = true
 	var err error
 	if s.j != nil {
-		if s.f != nil && s.broken == nil {
+		switch {
+		case s.f != nil && s.broken == nil:
 			err = s.j.close(s.f, s.seq, s.prev, remove)
-		} else {
+		case s.f != nil && remove && s.j.pinned == nil:
+			err = s.j.close(s.f, 0, "", true)
+		default:
+			// A failed device keeps its journal as it is: it may hold the
+			// only durable copy of lines, which a restart puts back.
 			err = s.j.f.Close()
 		}
 		s.j = nil

@@ -63,6 +63,22 @@ type journal struct {
 	pend  []byte // lines written to the log and in no record yet
 	first uint64 // sequence number of pend's first line
 	last  uint64 // and of its last
+	// pinned: an fsync of the log failed, so the journal may hold the only
+	// durable copy of lines; it is never started over, and the device stays
+	// failed until a restart recovers them.
+	pinned error
+}
+
+// syncLog makes the log durable; if it cannot, the journal is pinned.
+func (j *journal) syncLog(log *os.File) error {
+	if j.pinned != nil {
+		return j.pinned
+	}
+	if err := log.Sync(); err != nil {
+		j.pinned = fmt.Errorf("audit: %s could not be made durable (%w); the journal %s keeps its events until a restart puts them back", log.Name(), err, j.path)
+		return j.pinned
+	}
+	return nil
 }
 
 func journalPath(logPath string) string {
@@ -115,7 +131,7 @@ func (j *journal) grow(size int64) error {
 // sequence number and hash of the last event given out), so that no record
 // in it counts any more and an empty log continues the chain.
 func (j *journal) reset(log *os.File, seq uint64, hash string) error {
-	if err := log.Sync(); err != nil {
+	if err := j.syncLog(log); err != nil {
 		return err
 	}
 	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
@@ -127,6 +143,12 @@ func (j *journal) reset(log *os.File, seq uint64, hash string) error {
 			return err
 		}
 	}
+	return j.writeHead(seq, hash)
+}
+
+// writeHead writes the chain's head into the first block (the log holds
+// every line up to it durably) and makes the next record follow it.
+func (j *journal) writeHead(seq uint64, hash string) error {
 	head := alignedBlocks(journalBlock)
 	if raw, err := hex.DecodeString(hash); err == nil && len(raw) == sha256.Size {
 		copy(head, journalMagic)
@@ -165,11 +187,18 @@ func (j *journal) commit(log *os.File) error {
 	}
 	n := (journalHeader + len(j.pend) + journalBlock - 1) &^ (journalBlock - 1)
 	if int64(n) > j.max/4 {
-		if err := log.Sync(); err != nil {
+		// Too big for a record: the log is made durable, and the journal
+		// starts over after it (a later record must not follow a gap).
+		if err := j.syncLog(log); err != nil {
 			return err
 		}
-		j.pend = j.pend[:0]
-		return nil
+		last := j.pend[:len(j.pend)-1]
+		last = last[bytes.LastIndexByte(last, '\n')+1:]
+		l, ok := parseChainLine(last)
+		if !ok {
+			return fmt.Errorf("audit: %s: a line the flusher wrote does not parse", j.path)
+		}
+		return j.writeHead(l.seq, l.hash)
 	}
 	if j.off+int64(n) > j.size && j.size < j.max {
 		size := max(j.size*2, (j.off+int64(n)+journalInitial-1)&^(journalInitial-1))
@@ -179,7 +208,7 @@ func (j *journal) commit(log *os.File) error {
 	}
 	if j.off+int64(n) > j.size {
 		// Full: what the records cover becomes durable in the log itself.
-		if err := log.Sync(); err != nil {
+		if err := j.syncLog(log); err != nil {
 			return err
 		}
 		j.off = 0
@@ -210,7 +239,7 @@ func (j *journal) commit(log *os.File) error {
 func (j *journal) close(log *os.File, seq uint64, hash string, remove bool) error {
 	var err error
 	if remove {
-		if err = log.Sync(); err == nil {
+		if err = j.syncLog(log); err == nil {
 			err = os.Remove(j.path)
 		}
 	} else {

@@ -315,3 +315,93 @@ func FuzzJournalLines(f *testing.F) {
 		}
 	})
 }
+
+// A cycle too big for a record makes the log durable instead, and the
+// journal starts over after it, so later records still count.
+func TestJournalAfterARecordTooBig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	s.mu.Lock()
+	s.j.max = 16 * journalBlock // records of more than 4 blocks do not fit
+	s.mu.Unlock()
+	writeEvents(t, s, 0, 2, 10)
+	writeEvents(t, s, 2, 1, 5*journalBlock)
+	writeEvents(t, s, 3, 3, 10)
+	crash(s)
+	cutLog(t, path, 3, 0)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 3 {
+		t.Fatalf("recovered %d lines, want 3", s.recovered)
+	}
+	verifyEvents(t, 6, path)
+}
+
+// If the rotated file cannot be made durable, the journal keeps its lines
+// and the device stays failed; the next start puts them back.
+func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 5, 10)
+	s.mu.Lock()
+	s.f.Close() // its fsync now fails, as after an I/O error
+	s.mu.Unlock()
+	os.Rename(path, path+".1")
+	if err := s.reopen(); err == nil {
+		t.Fatal("rotation succeeded without making the old file durable")
+	}
+	if err := s.write([]byte(`{"n":1}`), durable); err == nil || !strings.Contains(err.Error(), "keeps its events") {
+		t.Fatalf("write on a device whose journal is pinned: %v", err)
+	}
+	s.mu.Lock()
+	s.j.f.Close()
+	s.j, s.f = nil, nil
+	s.mu.Unlock()
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 5 {
+		t.Fatalf("recovered %d lines, want 5", s.recovered)
+	}
+	verifyEvents(t, 5, path)
+}
+
+// A partial last line that no record holds was never durable: it moves to
+// FILE.torn and the device opens.
+func TestTornTailMovedAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 4, 10)
+	if err := s.write([]byte(`{"type":"request","request_id":"r4"}`), written); err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	cutLog(t, path, 4, 30)
+	s = journalSink(t, path)
+	defer s.close()
+	if s.recovered != 0 || s.cut != 30 {
+		t.Fatalf("recovered %d, cut %d", s.recovered, s.cut)
+	}
+	if torn, err := os.ReadFile(path + ".torn"); err != nil || len(torn) != 31 {
+		t.Fatalf("torn file: %q %v", torn, err)
+	}
+	writeEvents(t, s, 4, 1, 10)
+	verifyEvents(t, 5, path)
+}
+
+// A device closed or dropped writes nothing more and makes no new journal.
+func TestClosedSinkRefusesWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 1, 10)
+	if err := s.drop(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.write([]byte(`{"n":1}`), durable); err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("write after drop: %v", err)
+		}
+	}
+	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal after drop: %v", err)
+	}
+}
