@@ -65,6 +65,18 @@ func cutLog(t *testing.T, path string, keep, extra int) {
 	}
 }
 
+// reopenRecovering opens the sink again after a crash and checks how many
+// lines it got back from the journal.
+func reopenRecovering(t *testing.T, path string, want int) *fileSink {
+	t.Helper()
+	s := journalSink(t, path)
+	t.Cleanup(func() { s.close() })
+	if s.recovered != want {
+		t.Fatalf("recovered %d lines, want %d", s.recovered, want)
+	}
+	return s
+}
+
 func verifyEvents(t *testing.T, want int, files ...string) {
 	t.Helper()
 	rep, err := Verify(files)
@@ -98,15 +110,11 @@ func TestJournalRecoversLostLines(t *testing.T) {
 			if c.keep == 0 {
 				os.Remove(path)
 			}
-			s = journalSink(t, path)
-			defer s.close()
 			want := 50 - c.keep
 			if c.extra < 0 {
 				want = 50 - c.keep - 1
 			}
-			if s.recovered != want {
-				t.Fatalf("recovered %d lines, want %d", s.recovered, want)
-			}
+			s = reopenRecovering(t, path, want)
 			verifyEvents(t, 50, path)
 			writeEvents(t, s, 50, 1, 10)
 			verifyEvents(t, 51, path)
@@ -152,11 +160,7 @@ func TestJournalTornRecordIsNotRecovered(t *testing.T) {
 	}
 	jf.Close()
 	cutLog(t, path, 8, 0)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 1 {
-		t.Fatalf("recovered %d lines, want 1", s.recovered)
-	}
+	s = reopenRecovering(t, path, 1)
 	verifyEvents(t, 9, path)
 }
 
@@ -177,11 +181,7 @@ func TestJournalWrapsAround(t *testing.T) {
 		t.Fatalf("%d records in the journal's last round", inRound)
 	}
 	cutLog(t, path, 100-inRound, 0)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != inRound {
-		t.Fatalf("recovered %d lines, want %d", s.recovered, inRound)
-	}
+	s = reopenRecovering(t, path, inRound)
 	verifyEvents(t, 100, path)
 }
 
@@ -201,11 +201,7 @@ func TestJournalStartsOverOnRotation(t *testing.T) {
 	// The new file lost everything: only its own lines come back, not the
 	// old file's.
 	os.Truncate(path, 0)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 5 {
-		t.Fatalf("recovered %d lines, want 5", s.recovered)
-	}
+	s = reopenRecovering(t, path, 5)
 	verifyEvents(t, 10, path+".1", path)
 }
 
@@ -220,11 +216,7 @@ func TestJournalRotationThenCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	crash(s)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 0 {
-		t.Fatalf("recovered %d lines of the old file into the new one", s.recovered)
-	}
+	s = reopenRecovering(t, path, 0) // none of the old file's lines
 	writeEvents(t, s, 5, 1, 10)
 	verifyEvents(t, 6, path+".1", path)
 }
@@ -239,10 +231,7 @@ func TestJournalAcrossStopAndDisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Rename(path, path+".1")
-	s = journalSink(t, path)
-	if s.recovered != 0 {
-		t.Fatalf("recovered %d", s.recovered)
-	}
+	s = reopenRecovering(t, path, 0)
 	writeEvents(t, s, 3, 1, 10)
 	verifyEvents(t, 4, path+".1", path)
 	if err := s.drop(); err != nil {
@@ -329,11 +318,7 @@ func TestJournalAfterARecordTooBig(t *testing.T) {
 	writeEvents(t, s, 3, 3, 10)
 	crash(s)
 	cutLog(t, path, 3, 0)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 3 {
-		t.Fatalf("recovered %d lines, want 3", s.recovered)
-	}
+	s = reopenRecovering(t, path, 3)
 	verifyEvents(t, 6, path)
 }
 
@@ -357,11 +342,7 @@ func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
 	s.j.f.Close()
 	s.j, s.f = nil, nil
 	s.mu.Unlock()
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 5 {
-		t.Fatalf("recovered %d lines, want 5", s.recovered)
-	}
+	s = reopenRecovering(t, path, 5)
 	verifyEvents(t, 5, path)
 }
 
@@ -376,10 +357,9 @@ func TestTornTailMovedAside(t *testing.T) {
 	}
 	crash(s)
 	cutLog(t, path, 4, 30)
-	s = journalSink(t, path)
-	defer s.close()
-	if s.recovered != 0 || s.cut != 30 {
-		t.Fatalf("recovered %d, cut %d", s.recovered, s.cut)
+	s = reopenRecovering(t, path, 0)
+	if s.cut != 30 {
+		t.Fatalf("cut %d bytes, want 30", s.cut)
 	}
 	if torn, err := os.ReadFile(path + ".torn"); err != nil || len(torn) != 31 {
 		t.Fatalf("torn file: %q %v", torn, err)
