@@ -53,9 +53,9 @@ type fileSink struct {
 	synced   uint64 // every seq up to this one is durable
 	flushing bool   // the flusher goroutine runs
 	waiters  []pending
-	needSync uint64 // highest seq a waiter needs durable
-	broken   error  // a write or fsync failed; the sink resyncs before the next event
-	spareBuf []byte // the buffer the flusher last wrote, reused for the queue
+	needSync uint64   // highest seq a waiter needs durable
+	broken   error    // a write or fsync failed; the sink resyncs before the next event
+	spare    [][]byte // buffers the flusher wrote, reused for the queue (at most two)
 
 	j         *journal // makes lines durable in place of an fsync of the log (journal.go)
 	noJournal error    // why there is no journal: the log is fsynced instead
@@ -333,7 +333,9 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 	}
 	seq := s.seq + 1
 	if s.buf == nil {
-		s.buf, s.spareBuf = s.spareBuf[:0], nil
+		if n := len(s.spare); n > 0 {
+			s.buf, s.spare = s.spare[n-1][:0], s.spare[:n-1]
+		}
 	}
 	start := len(s.buf)
 	s.buf = append(s.buf, hashPrefix...)
@@ -399,8 +401,10 @@ func (s *fileSink) flush() {
 				j.add(buf, first, last)
 			}
 			s.mu.Lock()
-			if s.spareBuf == nil && cap(buf) <= 1<<20 {
-				s.spareBuf = buf[:0]
+			// Two spares: the queue fills one while the flusher writes
+			// another, so the queue needs no new buffer in a busy cycle.
+			if len(s.spare) < 2 && cap(buf) <= 1<<20 {
+				s.spare = append(s.spare, buf[:0])
 			}
 			if err != nil {
 				s.fail(fmt.Errorf("audit: write %s: %w", s.path, err))
