@@ -27,8 +27,9 @@ const hashPrefix = `{"hash":"`
 // there is work and gone when there is none, runs cycles: if anybody waits
 // for durability, let other runnable goroutines run first while more
 // writers join (see flush), then write the whole queue, then, if anybody
-// waits for durability, fsync, then wake the writers covered. Lines queued during an fsync go out in the next cycle, so
-// a writer waits for the rest of the current cycle and one more. Writes and
+// waits for durability, fsync, then wake the writers covered. Lines queued
+// during an fsync go out in the next cycle, so a writer waits for the rest
+// of the current cycle and one more. Writes and
 // fsyncs never overlap: an append into the page an fsync is writing out can
 // block until that fsync ends, and a cycle that fsyncs before the blocked
 // write lands would leave its line for the cycle after.
@@ -127,13 +128,7 @@ func (s *fileSink) reopenLocked() error {
 		// Log rotation: what was written to the old file becomes durable,
 		// and the journal starts over, before the new file is made, so
 		// that a crash in between cannot put old lines into the new file.
-		var err error
-		if s.j != nil {
-			err = s.j.reset(s.f, s.seq, s.prev)
-		} else {
-			err = s.f.Sync()
-		}
-		if err != nil {
+		if err := s.restart(s.f); err != nil {
 			s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
 			return s.broken
 		}
@@ -168,19 +163,22 @@ func (s *fileSink) reopenLocked() error {
 		}
 		s.buf, s.written, s.synced = nil, s.seq, s.seq
 	}
-	// The new file must be one that can be made durable; with a journal,
-	// the journal starts over for it, from the chain's head.
-	if s.j != nil {
-		err = s.j.reset(f, s.seq, s.prev)
-	} else {
-		err = f.Sync()
-	}
-	if err != nil {
+	// The new file must be one that can be made durable.
+	if err := s.restart(f); err != nil {
 		s.fail(fmt.Errorf("audit: sync %s: %w", s.path, err))
 		return s.broken
 	}
 	s.broken = nil
 	return nil
+}
+
+// restart makes the log f durable; with a journal, the journal then starts
+// over from the chain's head.
+func (s *fileSink) restart(f *os.File) error {
+	if s.j != nil {
+		return s.j.reset(f, s.seq, s.prev)
+	}
+	return f.Sync()
 }
 
 // lastEvent returns the sequence number and hash of the last complete event
@@ -492,10 +490,10 @@ func (s *fileSink) shut(remove bool) error {
 	var err error
 	if s.j != nil {
 		switch {
-		case s.f != nil && s.broken == nil:
-			err = s.j.close(s.f, s.seq, s.prev, remove)
 		case s.f != nil && remove && s.j.pinned == nil:
-			err = s.j.close(s.f, 0, "", true)
+			err = s.j.remove(s.f)
+		case s.f != nil && !remove && s.broken == nil:
+			err = s.j.close(s.f, s.seq, s.prev)
 		default:
 			// A failed device keeps its journal as it is: it may hold the
 			// only durable copy of lines, which a restart puts back.

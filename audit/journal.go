@@ -166,7 +166,13 @@ func (j *journal) writeHead(seq uint64, hash string) error {
 
 // headCRC is the checksum of a head block: its first 24 bytes and the hash.
 func headCRC(h []byte) uint32 {
-	return crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, h[28:28+sha256.Size])
+	return headerCRC(h, h[28:28+sha256.Size])
+}
+
+// headerCRC is the checksum a header carries: of its first 24 bytes and of
+// body (a record's payload, or a head's hash).
+func headerCRC(h, body []byte) uint32 {
+	return crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, body)
 }
 
 // add notes lines (whole lines, sequence numbers first to last) just
@@ -223,8 +229,7 @@ func (j *journal) commit(log *os.File) error {
 	binary.LittleEndian.PutUint64(rec[16:], j.last)
 	copy(rec[journalHeader:], j.pend)
 	clear(rec[journalHeader+len(j.pend):])
-	crc := crc32.Update(crc32.Checksum(rec[:24], castagnoli), castagnoli, j.pend)
-	binary.LittleEndian.PutUint32(rec[24:], crc)
+	binary.LittleEndian.PutUint32(rec[24:], headerCRC(rec, j.pend))
 	clear(rec[28:journalHeader])
 	if _, err := j.f.WriteAt(rec, j.off); err != nil {
 		return fmt.Errorf("audit: write %s: %w", j.path, err)
@@ -234,16 +239,17 @@ func (j *journal) commit(log *os.File) error {
 	return nil
 }
 
-// close makes the log durable and starts the journal over from the chain's
-// head, or removes it.
-func (j *journal) close(log *os.File, seq uint64, hash string, remove bool) error {
-	var err error
-	if remove {
-		if err = j.syncLog(log); err == nil {
-			err = os.Remove(j.path)
-		}
-	} else {
-		err = j.reset(log, seq, hash)
+// close makes the log durable, starts the journal over from the chain's
+// head and closes it.
+func (j *journal) close(log *os.File, seq uint64, hash string) error {
+	return errors.Join(j.reset(log, seq, hash), j.f.Close())
+}
+
+// remove makes the log durable, then removes the journal.
+func (j *journal) remove(log *os.File) error {
+	err := j.syncLog(log)
+	if err == nil {
+		err = os.Remove(j.path)
 	}
 	return errors.Join(err, j.f.Close())
 }
@@ -318,7 +324,7 @@ func journalLines(data []byte) (chainLine, []chainLine) {
 			break
 		}
 		payload := data[off+journalHeader : off+journalHeader+n]
-		if crc32.Update(crc32.Checksum(h[:24], castagnoli), castagnoli, payload) != binary.LittleEndian.Uint32(h[24:]) {
+		if headerCRC(h, payload) != binary.LittleEndian.Uint32(h[24:]) {
 			break
 		}
 		if (headed || len(out) > 0) && first != prev.seq+1 {

@@ -338,10 +338,7 @@ func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
 	if err := s.write([]byte(`{"n":1}`), durable); err == nil || !strings.Contains(err.Error(), "keeps its events") {
 		t.Fatalf("write on a device whose journal is pinned: %v", err)
 	}
-	s.mu.Lock()
-	s.j.f.Close()
-	s.j, s.f = nil, nil
-	s.mu.Unlock()
+	crash(s)
 	s = reopenRecovering(t, path, 5)
 	verifyEvents(t, 5, path)
 }
