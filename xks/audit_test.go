@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,55 @@ func TestXKSAuditFailsClosed(t *testing.T) {
 	wantError(t, st, b, InternalException)
 	if !strings.Contains(string(b), "audit trail") {
 		t.Fatalf("answer %s", b)
+	}
+}
+
+// A request whose handling panics is answered InternalException, and the
+// trail holds its request and response events all the same.
+func TestXKSAuditPanic(t *testing.T) {
+	panicking := atomic.Bool{}
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) {
+		o.Guard = func(context.Context) error {
+			if panicking.Load() {
+				panic("a bug")
+			}
+			return nil
+		}
+	})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := e.audit.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	panicking.Store(true)
+	body := encBody(base64.StdEncoding.EncodeToString([]byte("p")), "", false)
+	st, b := e.post(t, testPrefix, "keys/foo/encrypt", body, e.akid, e.secret)
+	wantError(t, st, b, InternalException)
+	panicking.Store(false)
+	st, b = e.post(t, testPrefix, "keys/foo/encrypt", body, e.akid, e.secret)
+	wantOK(t, st, b, &EncryptResponse{})
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []audit.Event
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var ev audit.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) != 4 {
+		t.Fatalf("%d events, want a request and a response event for each of 2 requests", len(evs))
+	}
+	req, resp := evs[0], evs[1]
+	if req.Type != "request" || resp.Type != "response" || req.RequestID != resp.RequestID ||
+		resp.Response.Status != 500 || resp.Response.XKSErrorName != string(InternalException) {
+		t.Fatalf("events of the request that panicked: %+v %+v", req, resp.Response)
+	}
+	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 

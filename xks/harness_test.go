@@ -63,6 +63,13 @@ func newTestEnv(t testing.TB, cfg ConfigInput) *testEnv {
 // issues the server certificate (else cfg carries one).
 func newTestEnvCA(t testing.TB, cfg ConfigInput, withCA bool) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, cfg, withCA, nil)
+}
+
+// newTestEnvWith is newTestEnvCA; opts, if set, changes the Manager's
+// options before it starts.
+func newTestEnvWith(t testing.TB, cfg ConfigInput, withCA bool, opts func(*Options)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	h := hsmtest.Open(t)
 	dir := t.TempDir()
@@ -78,7 +85,11 @@ func newTestEnvCA(t testing.TB, cfg ConfigInput, withCA bool) *testEnv {
 	clock := &testClock{}
 	trail := audit.NewBroker(h, st, logger)
 	t.Cleanup(trail.Close)
-	m := New(Options{HSM: h, Store: st, Logger: logger, Version: "test", Now: clock.now, Audit: trail})
+	o := Options{HSM: h, Store: st, Logger: logger, Version: "test", Now: clock.now, Audit: trail}
+	if opts != nil {
+		opts(&o)
+	}
+	m := New(o)
 	t.Cleanup(func() { m.Close() })
 	e := &testEnv{m: m, h: h, mount: "m0" + randomID()[:8], clock: clock, baseDir: dir, audit: trail}
 	if cfg.ListenAddrs == nil {

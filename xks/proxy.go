@@ -48,6 +48,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := recover(); v != nil {
 			p.log.Error("xks: panic serving a request", "mount", p.mountID, "panic", v)
 			rec.err = xerr(InternalException, "internal error")
+			if !rec.audited {
+				// The trail gets the failure too; if it cannot, the answer
+				// is an error all the same.
+				if aerr := p.auditResponse(r, rec, nil, rec.err); aerr != nil {
+					rec.err = wireError(aerr)
+				}
+			}
 			writeError(w, rec.err)
 		}
 		d := time.Since(start)
@@ -80,6 +87,9 @@ type logRecord struct {
 	meta  *RequestMetadata
 	err   *Error
 	entry *audit.Entry // set once the request event is written
+	// audited: the response event was attempted (a panic after it must not
+	// write a second one).
+	audited bool
 }
 
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
