@@ -2,10 +2,12 @@ package kmip
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/kmip/wire"
 	"github.com/keyhold/keyhold/store/sqlite"
@@ -17,6 +19,13 @@ import (
 // fuzzServer is a mount's message handler over a fresh token and store,
 // and the peer of a credential whose role may do everything.
 func fuzzServer(t testing.TB) (*server, *peer) {
+	return testServer(t, "")
+}
+
+// testServer is a mount's server (the role may do everything) and a peer
+// with a credential of it; with auditLog set, a file audit device writing
+// it audits the requests.
+func testServer(t testing.TB, auditLog string) (*server, *peer) {
 	ctx := context.Background()
 	h := hsmtest.Open(t)
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
@@ -24,7 +33,15 @@ func fuzzServer(t testing.TB) (*server, *peer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	m := New(Options{HSM: h, Store: st, Getenv: func(string) string { return "" }})
+	var trail *audit.Broker
+	if auditLog != "" {
+		trail = audit.NewBroker(h, st, slog.New(slog.DiscardHandler))
+		t.Cleanup(trail.Close)
+		if err := trail.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: auditLog}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New(Options{HSM: h, Store: st, Getenv: func(string) string { return "" }, Audit: trail})
 	t.Cleanup(func() { m.Close() })
 	addrs, timeout := []string{"127.0.0.1:0"}, 10*time.Second
 	if _, err := m.SetConfig(ctx, "fuzz", ConfigInput{ListenAddrs: &addrs, ConnectionTimeout: &timeout}); err != nil {

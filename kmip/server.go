@@ -357,7 +357,7 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	if !b.role.allows(it.Operation) {
 		return fail(permissionDenied("role %q of scope %q may not %s", b.cred.Role, b.cred.Scope, opNames[it.Operation]))
 	}
-	payload, err := spec.fn(ctx, c, it.Payload)
+	payload, err := b.call(ctx, spec, c, it.Payload)
 	if ev.entry != nil {
 		ev.entry.Objects = c.objects
 		ev.entry.Sensitive = c.sensitive
@@ -370,6 +370,19 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	return kmip.ResponseBatchItem{
 		Operation: it.Operation, UniqueBatchItemID: it.ID, ResultStatus: kmip.ResultStatusSuccess, ResponsePayload: payload,
 	}, ev
+}
+
+// call runs an item's operation. A panic in it (a bug) fails the item with
+// General Failure, logged, instead of the whole message: the item's response
+// event is still written, and the transaction of an Undo batch rolls back.
+func (b *batch) call(ctx context.Context, spec opSpec, c *call, pl kmip.OperationPayload) (out kmip.OperationPayload, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.s.m.o.Logger.Error("kmip: panic in an operation", "mount", b.s.mount, "panic", fmt.Sprint(r))
+			out, err = nil, &Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "internal error"}
+		}
+	}()
+	return spec.fn(ctx, c, pl)
 }
 
 // finish writes an item's response audit event and metrics. If the audit
