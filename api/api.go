@@ -195,7 +195,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, st.id, fault.New(fault.Internal, "internal error"))
 		}
 	}()
-	resp, err := s.serve(r, st)
+	resp, err := s.serveRecovered(r, st)
 	if aerr := s.auditResponse(r, st, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
@@ -215,6 +215,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.d.Metrics.Error("rest", errKind(err))
 		}
 	}
+}
+
+// serveRecovered is serve; a panic in it (a bug) becomes an internal error,
+// so that the request is answered, audited and counted like any failure.
+func (s *Server) serveRecovered(r *http.Request, st *reqState) (resp *Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.d.Logger.Error("panic serving request", "request_id", st.id, "path", r.URL.Path, "panic", p)
+			resp, err = nil, fault.New(fault.Internal, "internal error")
+		}
+	}()
+	return s.serve(r, st)
 }
 
 // reqState is what serve learned of a request, for the audit trail and the

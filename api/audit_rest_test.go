@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,5 +176,40 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+	}
+}
+
+// A request whose handler panics is answered 500, and the trail holds its
+// request and response events all the same.
+func TestRESTAuditPanic(t *testing.T) {
+	env := newTestEnv(t)
+	env.srv.handle("sys/panics", nil, map[Operation]HandlerFunc{OpRead: func(context.Context, *Request) (*Response, error) {
+		panic("a bug")
+	}})
+	ts := httptest.NewServer(env.srv) // serves the route added above
+	t.Cleanup(ts.Close)
+	root := env.client(t, testRootToken)
+	if err := root.SetAddress(ts.URL); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := root.Logical().Read("sys/panics")
+	if statusOfErr(err) != 500 || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("read of a handler that panics: %v", err)
+	}
+	var evs []audit.Event
+	for _, ev := range readEvents(t, logPath) {
+		if ev.Request.Path == "sys/panics" {
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d events of the request, want a request and a response event", len(evs))
+	}
+	if evs[0].Type != "request" || evs[1].Type != "response" || evs[1].RequestID != evs[0].RequestID || evs[1].Response.Status != 500 {
+		t.Fatalf("events: %+v %+v", evs[0], evs[1].Response)
 	}
 }

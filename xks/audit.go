@@ -83,7 +83,6 @@ func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err err
 	if !p.auditing() {
 		return nil
 	}
-	rec.audited = true
 	ctx := context.WithoutCancel(r.Context())
 	e := rec.entry
 	if e == nil {

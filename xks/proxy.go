@@ -48,20 +48,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v := recover(); v != nil {
 			p.log.Error("xks: panic serving a request", "mount", p.mountID, "panic", v)
 			rec.err = xerr(InternalException, "internal error")
-			if !rec.audited {
-				// The trail gets the failure too; if it cannot, the answer
-				// is an error all the same.
-				if aerr := p.auditResponse(r, rec, nil, rec.err); aerr != nil {
-					rec.err = wireError(aerr)
-				}
-			}
 			writeError(w, rec.err)
 		}
 		d := time.Since(start)
 		p.logRequest(r, rec, d)
 		p.count(rec, d)
 	}()
-	resp, err := p.serve(r, rec)
+	resp, err := p.serveRecovered(r, rec)
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
@@ -87,9 +80,18 @@ type logRecord struct {
 	meta  *RequestMetadata
 	err   *Error
 	entry *audit.Entry // set once the request event is written
-	// audited: the response event was attempted (a panic after it must not
-	// write a second one).
-	audited bool
+}
+
+// serveRecovered is serve; a panic in it (a bug) becomes InternalException,
+// so that the request is answered, audited and counted like any failure.
+func (p *proxy) serveRecovered(r *http.Request, rec *logRecord) (resp any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("xks: panic serving a request", "mount", p.mountID, "panic", v)
+			resp, err = nil, xerr(InternalException, "internal error")
+		}
+	}()
+	return p.serve(r, rec)
 }
 
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
