@@ -204,8 +204,13 @@ type logTail struct {
 	newline   bool // the last complete event ends with a newline
 }
 
+// maxLine bounds the length of an event's line that readTail parses;
+// events are well under it.
+const maxLine = 1 << 20
+
 // readTail reads the end of the log at path (a missing file is empty). At
-// most one partial line is tolerated after the last complete event.
+// most one partial line, of any length (a crash can leave the end of a file
+// as zeros), is tolerated after the last complete event.
 func readTail(path string) (logTail, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -219,37 +224,69 @@ func readTail(path string) (logTail, error) {
 	if err != nil || !st.Mode().IsRegular() {
 		return logTail{}, err
 	}
-	// Read the tail: events are well under 1 MiB.
-	const tail = 1 << 20
-	off := max(st.Size()-tail, 0)
-	data, err := io.ReadAll(io.NewSectionReader(f, off, st.Size()-off))
+	t := logTail{size: st.Size(), end: st.Size()}
+	nl, err := lastNewline(f, t.size)
 	if err != nil {
 		return logTail{}, fmt.Errorf("audit: %w", err)
 	}
-	t := logTail{size: st.Size(), end: st.Size()}
 	// The line after the last newline is complete if it parses (a crash
 	// can cut a line just before its newline), else partial.
-	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
-		if seq, hash, ok := eventChain(data[i+1:]); ok {
-			t.seq, t.hash = seq, hash
+	if n := t.size - (nl + 1); n > 0 {
+		if n <= maxLine {
+			line := make([]byte, n)
+			if _, err := f.ReadAt(line, nl+1); err != nil {
+				return logTail{}, fmt.Errorf("audit: %w", err)
+			}
+			if seq, hash, ok := eventChain(line); ok {
+				t.seq, t.hash = seq, hash
+				return t, nil
+			}
+		}
+		t.end = nl + 1
+	}
+	// The last complete event ends at the last newline (blank lines apart).
+	for nl >= 0 {
+		from := max(nl-maxLine, 0)
+		data := make([]byte, nl-from)
+		if _, err := f.ReadAt(data, from); err != nil {
+			return logTail{}, fmt.Errorf("audit: %w", err)
+		}
+		i := bytes.LastIndexByte(data, '\n')
+		if line := data[i+1:]; len(line) > 0 {
+			if i < 0 && from > 0 {
+				break // a line too long to be an event
+			}
+			seq, hash, ok := eventChain(line)
+			if !ok {
+				break
+			}
+			t.seq, t.hash, t.newline = seq, hash, true
 			return t, nil
 		}
-		t.end = off + int64(i+1)
-		data = data[:i+1]
+		nl = from + int64(i) // a blank line: the one before it
 	}
-	data = bytes.TrimRight(data, "\n")
-	if len(data) == 0 {
-		if off > 0 {
-			return logTail{}, fmt.Errorf("audit: the end of %s holds no complete event; run `keyhold audit verify` on it", path)
+	if nl < 0 {
+		return t, nil // no complete event: all of it (if anything) is partial
+	}
+	return logTail{}, fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
+}
+
+// lastNewline returns the offset of the last newline in the first size
+// bytes of f, or -1 if there is none.
+func lastNewline(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, min(size, 64<<10))
+	for end := size; end > 0; {
+		from := max(end-int64(len(buf)), 0)
+		chunk := buf[:end-from]
+		if _, err := f.ReadAt(chunk, from); err != nil {
+			return 0, err
 		}
-		return t, nil
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			return from + int64(i), nil
+		}
+		end = from
 	}
-	seq, hash, ok := eventChain(data[bytes.LastIndexByte(data, '\n')+1:])
-	if !ok {
-		return logTail{}, fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
-	}
-	t.seq, t.hash, t.newline = seq, hash, true
-	return t, nil
+	return -1, nil
 }
 
 // cutTornTail moves a partial last line of the log at path to PATH.torn (so
@@ -265,15 +302,14 @@ func cutTornTail(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	torn := make([]byte, t.size-t.end)
-	if _, err := f.ReadAt(torn, t.end); err != nil {
-		return 0, err
-	}
 	keep, err := os.OpenFile(path+".torn", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	_, err = keep.Write(append(torn, '\n'))
+	_, err = io.Copy(keep, io.NewSectionReader(f, t.end, t.size-t.end))
+	if err == nil {
+		_, err = keep.Write([]byte{'\n'})
+	}
 	if err == nil {
 		err = keep.Sync()
 	}

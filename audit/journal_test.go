@@ -382,3 +382,61 @@ func TestClosedSinkRefusesWrites(t *testing.T) {
 		t.Fatalf("journal after drop: %v", err)
 	}
 }
+
+// A crash can leave the end of a log as zeros (blocks allocated, data never
+// written), more than any line: what the journal holds comes back in their
+// place, and zeros it does not cover move to FILE.torn.
+func TestLongZeroTail(t *testing.T) {
+	zeros := bytes.Repeat([]byte{0}, 3<<20)
+	t.Run("journal covers it", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 6, 100)
+		crash(s)
+		cutLog(t, path, 2, 0)
+		appendFile(t, path, zeros)
+		s = reopenRecovering(t, path, 4)
+		writeEvents(t, s, 6, 1, 10)
+		verifyEvents(t, 7, path)
+	})
+	t.Run("never durable", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 4, 100)
+		crash(s)
+		appendFile(t, path, zeros)
+		s = reopenRecovering(t, path, 0)
+		if s.cut != int64(len(zeros)) {
+			t.Fatalf("cut %d bytes, want %d", s.cut, len(zeros))
+		}
+		if st, err := os.Stat(path + ".torn"); err != nil || st.Size() != int64(len(zeros))+1 {
+			t.Fatalf("torn file: %v %v", st, err)
+		}
+		writeEvents(t, s, 4, 1, 10)
+		verifyEvents(t, 5, path)
+	})
+	t.Run("nothing but zeros", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		if err := os.WriteFile(path, zeros, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := reopenRecovering(t, path, 0)
+		if s.cut != int64(len(zeros)) {
+			t.Fatalf("cut %d bytes, want %d", s.cut, len(zeros))
+		}
+		writeEvents(t, s, 0, 2, 10)
+		verifyEvents(t, 2, path)
+	})
+}
+
+func appendFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+}
