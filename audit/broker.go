@@ -110,7 +110,7 @@ func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
 		b.log.Warn("audit device moved a partial last line of its log, never made durable (a crash), to FILE.torn", "device", c.Path, "bytes", sink.cut)
 	}
 	if sink.noJournal != nil {
-		b.log.Info("audit device has no journal: it fsyncs its log instead", "device", c.Path, "reason", sink.noJournal)
+		b.log.Info("audit device cannot write journal records (no direct I/O): it fsyncs its log instead", "device", c.Path, "reason", sink.noJournal)
 	}
 	return &device{cfg: c, key: key, sink: sink}, nil
 }

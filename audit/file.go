@@ -59,7 +59,7 @@ type fileSink struct {
 	spare    [][]byte // buffers the flusher wrote, reused for the queue (at most two)
 
 	j         *journal // makes lines durable in place of an fsync of the log (journal.go)
-	noJournal error    // why there is no journal: the log is fsynced instead
+	noJournal error    // why the journal takes no records: the log is fsynced instead
 	recovered int      // lines the log got back from the journal when it opened
 	cut       int64    // bytes of a partial last line, never made durable, cut off when it opened
 	closed    bool     // closed or dropped: it writes nothing more
@@ -103,7 +103,8 @@ func (s *fileSink) reopenLocked() error {
 	var head chainLine // where the chain stood when the journal last started over
 	if s.j == nil && s.noJournal == nil {
 		// First open: the log gets back what a crash took from it.
-		j, err := openJournal(s.path)
+		j, noDirect, err := openJournal(s.path)
+		s.noJournal = noDirect
 		if err != nil {
 			s.noJournal = err
 		} else {
@@ -427,7 +428,7 @@ func (s *fileSink) flush() {
 			}
 		}
 		if len(s.buf) > 0 {
-			buf, first, last, f, j := s.buf, s.written+1, s.bufLast, s.f, s.j
+			buf, first, last, f, j := s.buf, s.written+1, s.bufLast, s.f, s.records()
 			s.buf = nil
 			s.mu.Unlock()
 			_, err := f.Write(buf)
@@ -447,8 +448,8 @@ func (s *fileSink) flush() {
 			s.written = last
 		}
 		// Lines nobody waits for are committed too once they add up.
-		if s.needSync > s.synced || s.j != nil && len(s.j.pend) > 4<<20 {
-			target, f, j := s.written, s.f, s.j
+		if s.needSync > s.synced || s.records() != nil && len(s.j.pend) > 4<<20 {
+			target, f, j := s.written, s.f, s.records()
 			s.mu.Unlock()
 			var err error
 			if j != nil {
@@ -467,6 +468,15 @@ func (s *fileSink) flush() {
 	}
 	s.flushing = false
 	s.idle.Broadcast()
+}
+
+// records returns the journal if it takes records (direct I/O), else nil:
+// the log is then fsynced per cycle.
+func (s *fileSink) records() *journal {
+	if s.j != nil && s.j.direct {
+		return s.j
+	}
+	return nil
 }
 
 // wake wakes, with err, every waiter whose line has reached what it waits

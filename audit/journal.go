@@ -67,6 +67,10 @@ type journal struct {
 	// durable copy of lines; it is never started over, and the device stays
 	// failed until a restart recovers them.
 	pinned error
+	// direct: opened with O_DIRECT|O_DSYNC, so it takes records. Without
+	// direct I/O it keeps only the chain's head (block 0, fsynced whenever
+	// the journal starts over), and the log is fsynced per cycle instead.
+	direct bool
 }
 
 // syncLog makes the log durable; if it cannot, the journal is pinned.
@@ -86,19 +90,22 @@ func journalPath(logPath string) string {
 }
 
 // openJournal opens (or creates) the journal of the log at logPath without
-// changing it; reset readies it for records.
-func openJournal(logPath string) (*journal, error) {
+// changing it; reset readies it. If direct I/O cannot be had (noDirect says
+// why), the journal is opened for the chain's head alone.
+func openJournal(logPath string) (j *journal, noDirect, err error) {
 	path := journalPath(logPath)
-	f, err := openDirect(path)
-	if err != nil {
-		return nil, err
+	f, noDirect := openDirect(path)
+	if noDirect != nil {
+		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			return nil, noDirect, err
+		}
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, noDirect, err
 	}
-	return &journal{path: path, f: f, size: st.Size() &^ (journalBlock - 1), max: journalMax}, nil
+	return &journal{path: path, f: f, size: st.Size() &^ (journalBlock - 1), max: journalMax, direct: noDirect == nil}, noDirect, nil
 }
 
 // alignedBlocks returns n bytes (a multiple of the block size) starting on
@@ -138,7 +145,7 @@ func (j *journal) reset(log *os.File, seq uint64, hash string) error {
 		d.Sync()
 		d.Close()
 	}
-	if j.size < journalInitial {
+	if j.direct && j.size < journalInitial {
 		if err := j.grow(journalInitial); err != nil {
 			return err
 		}
@@ -159,6 +166,11 @@ func (j *journal) writeHead(seq uint64, hash string) error {
 	}
 	if _, err := j.f.WriteAt(head, 0); err != nil {
 		return fmt.Errorf("audit: reset %s: %w", j.path, err)
+	}
+	if !j.direct {
+		if err := j.f.Sync(); err != nil {
+			return fmt.Errorf("audit: reset %s: %w", j.path, err)
+		}
 	}
 	j.off, j.pend = journalBlock, j.pend[:0]
 	return nil

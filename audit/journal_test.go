@@ -251,7 +251,9 @@ func TestJournalAcrossStopAndDisable(t *testing.T) {
 	}
 }
 
-// Where direct I/O cannot be had, the log is fsynced instead.
+// Where direct I/O cannot be had, the log is fsynced instead, and the
+// journal keeps only where the chain stands, so that a file rotated before a
+// restart still continues the chain.
 func TestNoJournalFallsBackToFsync(t *testing.T) {
 	saved := openDirect
 	openDirect = func(string) (*os.File, error) { return nil, errors.New("not here") }
@@ -261,14 +263,35 @@ func TestNoJournalFallsBackToFsync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.close()
-	if s.j != nil || s.noJournal == nil {
-		t.Fatal("a journal without direct I/O")
+	if s.records() != nil || s.noJournal == nil {
+		t.Fatal("journal records without direct I/O")
 	}
 	writeEvents(t, s, 0, 5, 10)
 	verifyEvents(t, 5, path)
+	if st, err := os.Stat(journalPath(path)); err != nil || st.Size() != journalBlock {
+		t.Fatalf("journal file: %v %v (want the head alone)", st, err)
+	}
+	// Rotation, then a crash before any event in the new file.
+	os.Rename(path, path+".1")
+	if err := s.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	s = reopenRecovering(t, path, 0)
+	writeEvents(t, s, 5, 2, 10)
+	// A rotation while the appliance is stopped.
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(path, path+".2")
+	s = reopenRecovering(t, path, 0)
+	writeEvents(t, s, 7, 1, 10)
+	verifyEvents(t, 8, path+".1", path+".2", path)
+	if err := s.drop(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("journal file: %v", err)
+		t.Fatalf("journal after disable: %v", err)
 	}
 }
 
