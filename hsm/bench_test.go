@@ -157,3 +157,30 @@ func BenchmarkParallelGCM(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkExport reads an AES key's material (a KMIP Get) with one
+// C_GetAttributeValue call and with miekg/pkcs11's two, in one run.
+func BenchmarkExport(b *testing.B) {
+	ctx := context.Background()
+	h, _ := openTest(b, Config{})
+	blob, err := h.Generate(ctx, GenerateRequest{ID: "x", Type: AES256, Exportable: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := Key{ID: "x", Blob: blob}
+	fn := h.value.fn
+	for _, mode := range []string{"one-call", "two-calls"} {
+		b.Run(mode, func(b *testing.B) {
+			h.value.fn = fn
+			if mode == "two-calls" {
+				h.value.fn = nil
+			}
+			for b.Loop() {
+				if _, err := h.Export(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	h.value.fn = fn
+}

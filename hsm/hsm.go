@@ -75,6 +75,7 @@ type HSM struct {
 	inUse atomic.Int64
 	gen   atomic.Uint64 // bumped when sessions were lost; older sessions and cache entries are dropped
 	cache *cache
+	value valueReader // one-call reads of key material (attr.go)
 
 	kekMu  sync.RWMutex
 	keks   map[int]kekPair // by version; replaced, never mutated
@@ -123,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 		}
 		return nil, wrapErr("initialize module", err)
 	}
-	h := &HSM{cfg: cfg, ctx: p, keks: map[int]kekPair{}}
+	h := &HSM{cfg: cfg, ctx: p, keks: map[int]kekPair{}, value: newValueReader(cfg.Module)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -168,6 +168,10 @@ func (h *HSM) Export(ctx context.Context, k Key) ([]byte, error) {
 	return out, err
 }
 
+// maxSecretKey is the buffer a secret key's value is read into at once
+// (AES keys are at most 32 bytes); a longer one is read in two calls.
+const maxSecretKey = 64
+
 func (h *HSM) readMaterial(s *session, obj pkcs11.ObjectHandle, b *blob) ([]byte, error) {
 	get := func(types ...uint) ([]*pkcs11.Attribute, error) {
 		q := make([]*pkcs11.Attribute, len(types))
@@ -179,6 +183,13 @@ func (h *HSM) readMaterial(s *session, obj pkcs11.ObjectHandle, b *blob) ([]byte
 	spec := keySpecs[b.typ]
 	switch spec.fam {
 	case famAES, famHMAC:
+		if h.value.fn != nil {
+			buf := make([]byte, maxSecretKey)
+			n, err := h.value.read(s.h, obj, pkcs11.CKA_VALUE, buf)
+			if c, _ := ckr(err); c != pkcs11.CKR_BUFFER_TOO_SMALL {
+				return buf[:n], err
+			}
+		}
 		a, err := get(pkcs11.CKA_VALUE)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,72 @@
+package hsm
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdlib.h>
+
+// One entry of a PKCS#11 attribute template as the standard lays it out on
+// Unix (CK_ULONG is unsigned long, default packing).
+typedef struct {
+	unsigned long type;
+	void *value;
+	unsigned long len;
+} kh_attribute;
+
+typedef unsigned long (*kh_get_attribute_value)(unsigned long, unsigned long, kh_attribute *, unsigned long);
+
+// kh_lookup returns the address of sym in module if module is already
+// loaded in the process (it is never loaded here), or NULL.
+static void *kh_lookup(const char *module, const char *sym) {
+	void *h = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
+	if (h == NULL) {
+		return NULL;
+	}
+	void *f = dlsym(h, sym);
+	dlclose(h); // the reference NOLOAD took; the module's owner keeps it loaded
+	return f;
+}
+
+// kh_get_value reads one attribute into buf with one call.
+static unsigned long kh_get_value(void *fn, unsigned long session, unsigned long object,
+		unsigned long type, void *buf, unsigned long size, unsigned long *len) {
+	kh_attribute a = { type, buf, size };
+	unsigned long rv = ((kh_get_attribute_value)fn)(session, object, &a, 1);
+	*len = a.len;
+	return rv;
+}
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/miekg/pkcs11"
+)
+
+// valueReader reads an attribute's value with one C_GetAttributeValue call
+// into a buffer of Go memory. miekg/pkcs11 makes two calls (the first for
+// the length; the token decrypts a sensitive value for each) and copies the
+// value out of C memory that it frees without clearing. fn is nil where the
+// module does not export C_GetAttributeValue; readers then use miekg/pkcs11.
+type valueReader struct {
+	fn unsafe.Pointer
+}
+
+func newValueReader(module string) valueReader {
+	m, sym := C.CString(module), C.CString("C_GetAttributeValue")
+	defer C.free(unsafe.Pointer(m))
+	defer C.free(unsafe.Pointer(sym))
+	return valueReader{fn: C.kh_lookup(m, sym)}
+}
+
+// read reads attribute typ of obj into buf and returns its length; a value
+// longer than buf gives CKR_BUFFER_TOO_SMALL.
+func (r valueReader) read(s pkcs11.SessionHandle, obj pkcs11.ObjectHandle, typ uint, buf []byte) (int, error) {
+	var n C.ulong
+	rv := C.kh_get_value(r.fn, C.ulong(s), C.ulong(obj), C.ulong(typ), unsafe.Pointer(&buf[0]), C.ulong(len(buf)), &n)
+	if rv != C.ulong(pkcs11.CKR_OK) {
+		return 0, pkcs11.Error(rv)
+	}
+	return int(n), nil
+}
