@@ -234,9 +234,9 @@ func readTail(path string) (logTail, error) {
 	// can cut a line just before its newline), else partial.
 	if n := t.size - (nl + 1); n > 0 {
 		if n <= maxLine {
-			line := make([]byte, n)
-			if _, err := f.ReadAt(line, nl+1); err != nil {
-				return logTail{}, fmt.Errorf("audit: %w", err)
+			line, err := readAt(f, nl+1, n)
+			if err != nil {
+				return logTail{}, err
 			}
 			if seq, hash, ok := eventChain(line); ok {
 				t.seq, t.hash = seq, hash
@@ -245,31 +245,44 @@ func readTail(path string) (logTail, error) {
 		}
 		t.end = nl + 1
 	}
-	// The last complete event ends at the last newline (blank lines apart).
-	for nl >= 0 {
-		from := max(nl-maxLine, 0)
-		data := make([]byte, nl-from)
-		if _, err := f.ReadAt(data, from); err != nil {
-			return logTail{}, fmt.Errorf("audit: %w", err)
+	// The last complete event ends at the last newline, blank lines apart:
+	// end is where the content before the newlines ends.
+	for end := nl; ; {
+		if end <= 0 {
+			return t, nil // no complete event: all of it (if anything) is partial
+		}
+		from := max(end-(maxLine+1), 0)
+		data, err := readAt(f, from, end-from)
+		if err != nil {
+			return logTail{}, err
+		}
+		if trimmed := bytes.TrimRight(data, "\n"); len(trimmed) < len(data) {
+			end = from + int64(len(trimmed)) // blank lines: look before them
+			continue
 		}
 		i := bytes.LastIndexByte(data, '\n')
-		if line := data[i+1:]; len(line) > 0 {
-			if i < 0 && from > 0 {
-				break // a line too long to be an event
-			}
-			seq, hash, ok := eventChain(line)
-			if !ok {
-				break
-			}
-			t.seq, t.hash, t.newline = seq, hash, true
-			return t, nil
+		if i < 0 && from > 0 {
+			break // a line too long to be an event
 		}
-		nl = from + int64(i) // a blank line: the one before it
-	}
-	if nl < 0 {
-		return t, nil // no complete event: all of it (if anything) is partial
+		seq, hash, ok := eventChain(data[i+1:])
+		if !ok {
+			break
+		}
+		t.seq, t.hash, t.newline = seq, hash, true
+		return t, nil
 	}
 	return logTail{}, fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
+}
+
+// readAt reads n bytes of f at off; a file cut shorter meanwhile gives
+// fewer.
+func readAt(f *os.File, off, n int64) ([]byte, error) {
+	data := make([]byte, n)
+	k, err := f.ReadAt(data, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return data[:k], nil
 }
 
 // lastNewline returns the offset of the last newline in the first size
@@ -279,9 +292,11 @@ func lastNewline(f *os.File, size int64) (int64, error) {
 	for end := size; end > 0; {
 		from := max(end-int64(len(buf)), 0)
 		chunk := buf[:end-from]
-		if _, err := f.ReadAt(chunk, from); err != nil {
+		k, err := f.ReadAt(chunk, from)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return 0, err
 		}
+		chunk = chunk[:k]
 		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
 			return from + int64(i), nil
 		}

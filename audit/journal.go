@@ -73,12 +73,16 @@ type journal struct {
 	direct bool
 }
 
-// syncLog makes the log durable; if it cannot, the journal is pinned.
+// syncLog makes the log durable; if it cannot, a journal that takes records
+// is pinned.
 func (j *journal) syncLog(log *os.File) error {
 	if j.pinned != nil {
 		return j.pinned
 	}
 	if err := log.Sync(); err != nil {
+		if !j.direct {
+			return err // no records to keep: the next event resyncs the device
+		}
 		j.pinned = fmt.Errorf("audit: %s could not be made durable (%w); the journal %s keeps its events until a restart puts them back", log.Name(), err, j.path)
 		return j.pinned
 	}

@@ -10,16 +10,16 @@ import (
 	"testing"
 )
 
-// journalSink opens a sink on dir/audit.log and fails the test unless it
-// has a journal (direct I/O works on the test's file system).
+// journalSink opens a sink on path and fails the test unless its journal
+// takes records (direct I/O works on the test's file system).
 func journalSink(t *testing.T, path string) *fileSink {
 	t.Helper()
 	s, err := openFileSink(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.j == nil {
-		t.Fatalf("no journal: %v", s.noJournal)
+	if s.records() == nil {
+		t.Fatalf("no journal records: %v", s.noJournal)
 	}
 	return s
 }
@@ -277,14 +277,18 @@ func TestNoJournalFallsBackToFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	crash(s)
-	s = reopenRecovering(t, path, 0)
+	if s, err = openFileSink(path); err != nil {
+		t.Fatal(err)
+	}
 	writeEvents(t, s, 5, 2, 10)
 	// A rotation while the appliance is stopped.
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
 	os.Rename(path, path+".2")
-	s = reopenRecovering(t, path, 0)
+	if s, err = openFileSink(path); err != nil {
+		t.Fatal(err)
+	}
 	writeEvents(t, s, 7, 1, 10)
 	verifyEvents(t, 8, path+".1", path+".2", path)
 	if err := s.drop(); err != nil {
@@ -292,6 +296,74 @@ func TestNoJournalFallsBackToFsync(t *testing.T) {
 	}
 	if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("journal after disable: %v", err)
+	}
+}
+
+// Without direct I/O the journal holds no events, so a log that cannot be
+// made durable at a rotation fails the device only until the next event
+// resyncs it (with records, it stays failed until a restart: see
+// TestJournalKeptWhenTheLogCannotBeMadeDurable).
+func TestNoJournalRotationFailureResyncs(t *testing.T) {
+	saved := openDirect
+	openDirect = func(string) (*os.File, error) { return nil, errors.New("not here") }
+	defer func() { openDirect = saved }()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s, err := openFileSink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	writeEvents(t, s, 0, 3, 10)
+	s.mu.Lock()
+	s.f.Close() // its fsync at the rotation fails
+	s.mu.Unlock()
+	os.Rename(path, path+".1")
+	if err := s.reopen(); err == nil {
+		t.Fatal("a rotation whose fsync failed succeeded")
+	}
+	writeEvents(t, s, 3, 2, 10)
+	if rep, err := Verify([]string{path}); err != nil || rep.Problem != nil || rep.Events != 2 {
+		t.Fatalf("after the resync: %+v %v", rep, err)
+	}
+}
+
+// The end of a log is found however many blank lines follow its last
+// event, and a last event of exactly the longest line read counts with or
+// without its newline.
+func TestLogTailEdges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 3, 10)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, bytes.Repeat([]byte{'\n'}, 3<<20))
+	tl, err := readTail(path)
+	if err != nil || tl.seq != 3 || tl.end != tl.size {
+		t.Fatalf("after blank lines: %+v %v", tl, err)
+	}
+
+	path = filepath.Join(t.TempDir(), "audit.log")
+	s = journalSink(t, path)
+	writeEvents(t, s, 0, 1, 10)
+	first, _ := os.ReadFile(path)
+	// One more event, padded so that its line is maxLine bytes long.
+	pad := 10 + maxLine - (len(first) - 1) // its seq has one digit, as the first's
+	writeEvents(t, s, 1, 1, pad)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if n := len(data) - len(first) - 1; n != maxLine {
+		t.Fatalf("the long line has %d bytes, want %d", n, maxLine)
+	}
+	for _, trailing := range []bool{true, false} {
+		if !trailing {
+			os.Truncate(path, int64(len(data)-1))
+		}
+		if tl, err := readTail(path); err != nil || tl.seq != 2 || tl.end != tl.size {
+			t.Fatalf("a last line of %d bytes (newline: %v): %+v %v", maxLine, trailing, tl, err)
+		}
 	}
 }
 
