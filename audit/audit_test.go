@@ -147,6 +147,19 @@ func TestTamperingIsDetected(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail the first of an edit and a truncated tail", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "t.log")
+		body := join(append(append([]string{}, lines[:2]...), append([]string{strings.Replace(lines[2], `"req-1"`, `"req-9"`, 1)}, lines[3:]...)...))
+		os.WriteFile(p, []byte(body[:len(body)-20]), 0o600)
+		rep, _ := Verify([]string{p})
+		if rep.Problem == nil || rep.Problem.Line != 3 || !strings.Contains(rep.Problem.What, "was changed") || rep.Events != 2 {
+			t.Fatalf("got %+v after %d events, want line 3 changed after 2", rep.Problem, rep.Events)
+		}
+		os.WriteFile(p, []byte(join(lines)[:len(join(lines))-20]), 0o600)
+		if rep, _ := Verify([]string{p}); rep.Events != len(lines)-1 {
+			t.Fatalf("a truncated tail after %d intact events, want %d", rep.Events, len(lines)-1)
+		}
+	})
 	t.Run("fail last events cut at a line boundary", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "t.log")
 		os.WriteFile(p, []byte(join(lines[:len(lines)-1])), 0o600)

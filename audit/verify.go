@@ -1,11 +1,14 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -38,88 +41,122 @@ type Report struct {
 
 // Verify checks the chain across files given in order (a rotated trail:
 // oldest first) and reports the first event that was changed, removed,
-// inserted or reordered, or a truncated tail.
+// inserted or reordered, or a truncated tail. Files are read a line at a
+// time, so a trail of any size takes little memory.
 func Verify(files []string) (*Report, error) {
-	r := &Report{}
-	var prevHash string
-	var prevSeq uint64
-	pending := map[string]bool{} // request ids without a response yet
-	var lastReq string
+	v := &verifier{r: &Report{}, pending: map[string]bool{}}
 	for fi, name := range files {
-		data, err := os.ReadFile(name)
+		if err := v.file(name, fi == len(files)-1); err != nil {
+			return nil, err
+		}
+		if v.r.Problem != nil {
+			return v.r, nil
+		}
+	}
+	if v.pending[v.lastReq] {
+		v.r.Notes = append(v.r.Notes, fmt.Sprintf("the last request (%s) has no response event: the appliance stopped while serving it, or the tail was cut", v.lastReq))
+	}
+	return v.r, nil
+}
+
+// verifier is where Verify stands in the chain.
+type verifier struct {
+	r        *Report
+	prevHash string
+	prevSeq  uint64
+	pending  map[string]bool // request ids without a response yet
+	lastReq  string
+}
+
+// file checks the events of one file; a problem found goes to the report.
+// In the last file, a last line without its newline that is not a whole
+// event is a truncated tail.
+func (v *verifier) file(name string, lastFile bool) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 256<<10)
+	var off int64 // where the next line starts
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("audit: read %s: %w", name, err)
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		off += int64(len(line))
+		if line[len(line)-1] == '\n' {
+			line = line[:len(line)-1]
+		} else if lastFile && checkLine(line) != "" {
+			v.r.Problem = &Problem{File: name, Line: n, What: "truncated tail: the last event is incomplete"}
+			return nil
+		}
+		if what, err := v.line(name, n, off, line); err != nil || what != nil {
+			v.r.Problem = what
+			return err
+		}
+	}
+}
+
+// line checks one line (number n of file name, the next starting at off)
+// and returns the problem with it, if any.
+func (v *verifier) line(name string, n int, off int64, line []byte) (*Problem, error) {
+	r := v.r
+	p := &Problem{File: name, Line: n}
+	if what := checkLine(line); what != "" {
+		p.What = what
+		return p, nil
+	}
+	var ev struct {
+		Hash      string `json:"hash"`
+		Seq       uint64 `json:"seq"`
+		Prev      string `json:"prev"`
+		Type      string `json:"type"`
+		RequestID string `json:"request_id"`
+	}
+	json.Unmarshal(line, &ev)
+	p.Seq = ev.Seq
+	switch {
+	case r.Events == 0:
+		r.FirstSeq = ev.Seq
+		if ev.Seq == 1 && ev.Prev != string(zeroHash) {
+			p.What = "the first event does not start a chain"
+			return p, nil
+		}
+		if ev.Seq > 1 {
+			r.Notes = append(r.Notes, fmt.Sprintf("the trail starts at seq %d: events before it are in files not given", ev.Seq))
+		}
+	case ev.Seq > v.prevSeq+1:
+		later, err := seqLater(name, off, v.prevSeq, ev.Seq)
 		if err != nil {
 			return nil, err
 		}
-		lines := bytes.Split(data, []byte{'\n'})
-		last := len(lines) - 1
-		if len(lines[last]) == 0 {
-			lines = lines[:last]
-		} else if fi == len(files)-1 {
-			// The file does not end with a newline: its last line was cut.
-			if problem := checkLine(lines[last]); problem != "" {
-				r.Problem = &Problem{File: name, Line: last + 1, What: "truncated tail: the last event is incomplete"}
-				return r, nil
-			}
+		if later {
+			p.What = fmt.Sprintf("events reordered (seq %d follows %d; a missing one comes later)", ev.Seq, v.prevSeq)
+		} else {
+			p.What = fmt.Sprintf("%d event(s) removed before this one (seq %d follows %d)", ev.Seq-v.prevSeq-1, ev.Seq, v.prevSeq)
 		}
-		for i, line := range lines {
-			p := &Problem{File: name, Line: i + 1}
-			if what := checkLine(line); what != "" {
-				p.What = what
-				r.Problem = p
-				return r, nil
-			}
-			var ev struct {
-				Hash      string `json:"hash"`
-				Seq       uint64 `json:"seq"`
-				Prev      string `json:"prev"`
-				Type      string `json:"type"`
-				RequestID string `json:"request_id"`
-			}
-			json.Unmarshal(line, &ev)
-			p.Seq = ev.Seq
-			switch {
-			case r.Events == 0:
-				r.FirstSeq = ev.Seq
-				if ev.Seq == 1 && ev.Prev != string(zeroHash) {
-					p.What = "the first event does not start a chain"
-					r.Problem = p
-					return r, nil
-				}
-				if ev.Seq > 1 {
-					r.Notes = append(r.Notes, fmt.Sprintf("the trail starts at seq %d: events before it are in files not given", ev.Seq))
-				}
-			case ev.Seq > prevSeq+1 && seqLater(lines[i+1:], prevSeq, ev.Seq):
-				p.What = fmt.Sprintf("events reordered (seq %d follows %d; a missing one comes later)", ev.Seq, prevSeq)
-				r.Problem = p
-				return r, nil
-			case ev.Seq > prevSeq+1:
-				p.What = fmt.Sprintf("%d event(s) removed before this one (seq %d follows %d)", ev.Seq-prevSeq-1, ev.Seq, prevSeq)
-				r.Problem = p
-				return r, nil
-			case ev.Seq <= prevSeq:
-				p.What = fmt.Sprintf("event inserted or reordered (seq %d follows %d)", ev.Seq, prevSeq)
-				r.Problem = p
-				return r, nil
-			case ev.Prev != prevHash:
-				p.What = "the event does not chain to the one before it (an event was replaced or inserted)"
-				r.Problem = p
-				return r, nil
-			}
-			prevHash, prevSeq = ev.Hash, ev.Seq
-			r.Events++
-			r.LastSeq = ev.Seq
-			if ev.Type == "request" {
-				pending[ev.RequestID] = true
-				lastReq = ev.RequestID
-			} else {
-				delete(pending, ev.RequestID)
-			}
-		}
+		return p, nil
+	case ev.Seq <= v.prevSeq:
+		p.What = fmt.Sprintf("event inserted or reordered (seq %d follows %d)", ev.Seq, v.prevSeq)
+		return p, nil
+	case ev.Prev != v.prevHash:
+		p.What = "the event does not chain to the one before it (an event was replaced or inserted)"
+		return p, nil
 	}
-	if pending[lastReq] {
-		r.Notes = append(r.Notes, fmt.Sprintf("the last request (%s) has no response event: the appliance stopped while serving it, or the tail was cut", lastReq))
+	v.prevHash, v.prevSeq = ev.Hash, ev.Seq
+	r.Events++
+	r.LastSeq = ev.Seq
+	if ev.Type == "request" {
+		v.pending[ev.RequestID] = true
+		v.lastReq = ev.RequestID
+	} else {
+		delete(v.pending, ev.RequestID)
 	}
-	return r, nil
+	return nil, nil
 }
 
 // checkLine checks one line's own hash; it returns what is wrong, or "".
@@ -140,15 +177,28 @@ func checkLine(line []byte) string {
 	return ""
 }
 
-// seqLater reports whether a later line carries a seq between lo and hi.
-func seqLater(lines [][]byte, lo, hi uint64) bool {
-	for _, l := range lines {
+// seqLater reports whether a line of file name from offset off on carries
+// a seq between lo and hi.
+func seqLater(name string, off int64, lo, hi uint64) (bool, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), 256<<10)
+	for {
+		l, err := br.ReadBytes('\n')
 		var ev struct {
 			Seq uint64 `json:"seq"`
 		}
-		if json.Unmarshal(l, &ev) == nil && ev.Seq > lo && ev.Seq < hi {
-			return true
+		if json.Unmarshal(bytes.TrimSuffix(l, []byte{'\n'}), &ev) == nil && ev.Seq > lo && ev.Seq < hi {
+			return true, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("audit: read %s: %w", name, err)
 		}
 	}
-	return false
 }
