@@ -160,6 +160,23 @@ func TestTamperingIsDetected(t *testing.T) {
 			t.Fatalf("a truncated tail after %d intact events, want %d", rep.Events, len(lines)-1)
 		}
 	})
+	t.Run("fail deleted event, read from a pipe", func(t *testing.T) {
+		// A trail given as a pipe (zcat old.gz | ...) cannot be read twice:
+		// telling a removal from a reorder reads on in the same stream.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		go func() {
+			pw.WriteString(join(append(append([]string{}, lines[:2]...), lines[3:]...)))
+			pw.Close()
+		}()
+		rep, err := Verify([]string{fmt.Sprintf("/dev/fd/%d", pr.Fd())})
+		if err != nil || rep.Problem == nil || rep.Problem.Line != 3 || !strings.Contains(rep.Problem.What, "removed") {
+			t.Fatalf("got %+v %v, want line 3 removed", rep, err)
+		}
+	})
 	t.Run("fail last events cut at a line boundary", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "t.log")
 		os.WriteFile(p, []byte(join(lines[:len(lines)-1])), 0o600)

@@ -78,32 +78,45 @@ func (v *verifier) file(name string, lastFile bool) error {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 256<<10)
-	var off int64 // where the next line starts
+	// A file being appended to is read up to the first end of file met, so
+	// that the lines read are one snapshot.
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		eof := errors.Is(err, io.EOF)
+		if err != nil && !eof {
 			return fmt.Errorf("audit: read %s: %w", name, err)
 		}
 		if len(line) == 0 {
 			return nil
 		}
-		off += int64(len(line))
 		if line[len(line)-1] == '\n' {
 			line = line[:len(line)-1]
 		} else if lastFile && checkLine(line) != "" {
 			v.r.Problem = &Problem{File: name, Line: n, What: "truncated tail: the last event is incomplete"}
 			return nil
 		}
-		if what, err := v.line(name, n, off, line); err != nil || what != nil {
+		// Verify stops at the first problem, so telling a reorder from a
+		// removal may read on in br.
+		later := func(lo, hi uint64) (bool, error) {
+			if eof {
+				return false, nil
+			}
+			return seqLater(br, name, lo, hi)
+		}
+		if what, err := v.line(name, n, line, later); err != nil || what != nil {
 			v.r.Problem = what
 			return err
+		}
+		if eof {
+			return nil
 		}
 	}
 }
 
-// line checks one line (number n of file name, the next starting at off)
-// and returns the problem with it, if any.
-func (v *verifier) line(name string, n int, off int64, line []byte) (*Problem, error) {
+// line checks line n of file name and returns the problem with it, if
+// any; later tells whether a later line of the file carries a seq between
+// two others.
+func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint64) (bool, error)) (*Problem, error) {
 	r := v.r
 	p := &Problem{File: name, Line: n}
 	if what := checkLine(line); what != "" {
@@ -130,11 +143,11 @@ func (v *verifier) line(name string, n int, off int64, line []byte) (*Problem, e
 			r.Notes = append(r.Notes, fmt.Sprintf("the trail starts at seq %d: events before it are in files not given", ev.Seq))
 		}
 	case ev.Seq > v.prevSeq+1:
-		later, err := seqLater(name, off, v.prevSeq, ev.Seq)
+		reordered, err := later(v.prevSeq, ev.Seq)
 		if err != nil {
 			return nil, err
 		}
-		if later {
+		if reordered {
 			p.What = fmt.Sprintf("events reordered (seq %d follows %d; a missing one comes later)", ev.Seq, v.prevSeq)
 		} else {
 			p.What = fmt.Sprintf("%d event(s) removed before this one (seq %d follows %d)", ev.Seq-v.prevSeq-1, ev.Seq, v.prevSeq)
@@ -177,15 +190,9 @@ func checkLine(line []byte) string {
 	return ""
 }
 
-// seqLater reports whether a line of file name from offset off on carries
-// a seq between lo and hi.
-func seqLater(name string, off int64, lo, hi uint64) (bool, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), 256<<10)
+// seqLater reports whether a line that br (reading file name) has still to
+// give carries a seq between lo and hi; it reads on to the end of file.
+func seqLater(br *bufio.Reader, name string, lo, hi uint64) (bool, error) {
 	for {
 		l, err := br.ReadBytes('\n')
 		var ev struct {
