@@ -68,5 +68,8 @@ func (r valueReader) read(s pkcs11.SessionHandle, obj pkcs11.ObjectHandle, typ u
 	if rv != C.ulong(pkcs11.CKR_OK) {
 		return 0, pkcs11.Error(rv)
 	}
+	if uint64(n) > uint64(len(buf)) {
+		return 0, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // the module broke the standard
+	}
 	return int(n), nil
 }

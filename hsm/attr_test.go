@@ -43,6 +43,18 @@ func TestOneCallValueRead(t *testing.T) {
 			}
 		}
 		h.value.fn = fn
+		// The one call itself, with a buffer of maxSecretKey bytes, as
+		// readMaterial gives it, and with one too short.
+		var got []byte
+		err = h.withKey(ctx, "test", Key{ID: id, Blob: wrapped}, func(s *session, obj pkcs11.ObjectHandle, _ *blob) error {
+			buf := make([]byte, maxSecretKey)
+			n, err := h.value.read(s.h, obj, pkcs11.CKA_VALUE, buf)
+			got = buf[:n]
+			return err
+		})
+		if err != nil || !bytes.Equal(got, mat) {
+			t.Fatalf("%s: one call read %d bytes (%v), not the material", c.typ, len(got), err)
+		}
 		err = h.withKey(ctx, "test", Key{ID: id, Blob: wrapped}, func(s *session, obj pkcs11.ObjectHandle, _ *blob) error {
 			_, err := h.value.read(s.h, obj, pkcs11.CKA_VALUE, make([]byte, c.n-1))
 			return err
