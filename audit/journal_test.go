@@ -251,18 +251,27 @@ func TestJournalAcrossStopAndDisable(t *testing.T) {
 	}
 }
 
-// Where direct I/O cannot be had, the log is fsynced instead, and the
-// journal keeps only where the chain stands, so that a file rotated before a
-// restart still continues the chain.
-func TestNoJournalFallsBackToFsync(t *testing.T) {
+// sinkWithoutDirectIO opens a sink on path as where direct I/O cannot be
+// had; the test's later opens are the same.
+func sinkWithoutDirectIO(t *testing.T, path string) *fileSink {
+	t.Helper()
 	saved := openDirect
 	openDirect = func(string) (*os.File, error) { return nil, errors.New("not here") }
-	defer func() { openDirect = saved }()
-	path := filepath.Join(t.TempDir(), "audit.log")
+	t.Cleanup(func() { openDirect = saved })
 	s, err := openFileSink(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// Where direct I/O cannot be had, the log is fsynced instead, and the
+// journal keeps only where the chain stands, so that a file rotated before a
+// restart still continues the chain.
+func TestNoJournalFallsBackToFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	s := sinkWithoutDirectIO(t, path)
+	var err error
 	if s.records() != nil || s.noJournal == nil {
 		t.Fatal("journal records without direct I/O")
 	}
@@ -304,14 +313,8 @@ func TestNoJournalFallsBackToFsync(t *testing.T) {
 // resyncs it (with records, it stays failed until a restart: see
 // TestJournalKeptWhenTheLogCannotBeMadeDurable).
 func TestNoJournalRotationFailureResyncs(t *testing.T) {
-	saved := openDirect
-	openDirect = func(string) (*os.File, error) { return nil, errors.New("not here") }
-	defer func() { openDirect = saved }()
 	path := filepath.Join(t.TempDir(), "audit.log")
-	s, err := openFileSink(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := sinkWithoutDirectIO(t, path)
 	defer s.close()
 	writeEvents(t, s, 0, 3, 10)
 	s.mu.Lock()
