@@ -104,7 +104,7 @@ func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
 		return nil, err
 	}
 	if sink.recovered > 0 {
-		b.log.Warn("audit device recovered events from its journal that a crash had taken from its log", "device", c.Path, "events", sink.recovered)
+		b.log.Warn("audit device recovered events from its journal that a crash had taken from its log", "device", c.Path, "events", sink.recovered, "file", sink.recoveredInto)
 	}
 	if sink.cut > 0 {
 		b.log.Warn("audit device moved a partial last line of its log, never made durable (a crash), to FILE.torn", "device", c.Path, "bytes", sink.cut)

@@ -58,11 +58,12 @@ type fileSink struct {
 	broken   error    // a write or fsync failed; the sink resyncs before the next event
 	spare    [][]byte // buffers the flusher wrote, reused for the queue (at most two)
 
-	j         *journal // makes lines durable in place of an fsync of the log (journal.go)
-	noJournal error    // why the journal takes no records: the log is fsynced instead
-	recovered int      // lines the log got back from the journal when it opened
-	cut       int64    // bytes of a partial last line, never made durable, cut off when it opened
-	closed    bool     // closed or dropped: it writes nothing more
+	j             *journal // makes lines durable in place of an fsync of the log (journal.go)
+	noJournal     error    // why the journal takes no records: the log is fsynced instead
+	recovered     int      // lines the log got back from the journal when it opened
+	recoveredInto string   // the file they went to: the log, or the file it was renamed to before a crash
+	cut           int64    // bytes of a partial last line, never made durable, cut off when it opened
+	closed        bool     // closed or dropped: it writes nothing more
 }
 
 // pending is a writer waiting for its line to be written or made durable.
@@ -108,12 +109,12 @@ func (s *fileSink) reopenLocked() error {
 		if err != nil {
 			s.noJournal = err
 		} else {
-			n, h, err := recoverFromJournal(s.path, j)
+			n, into, h, err := recoverFromJournal(s.path, j)
 			if err != nil {
 				j.f.Close()
 				return err
 			}
-			s.j, s.recovered, head = j, n, h
+			s.j, s.recovered, s.recoveredInto, head = j, n, into, h
 		}
 	}
 	if s.prev == "" {

@@ -154,12 +154,35 @@ func (j *journal) reset(log *os.File, seq uint64, hash string) error {
 			return err
 		}
 	}
-	return j.writeHead(seq, hash)
+	return j.writeHead(seq, hash, idOf(log))
 }
 
-// writeHead writes the chain's head into the first block (the log holds
-// every line up to it durably) and makes the next record follow it.
-func (j *journal) writeHead(seq uint64, hash string) error {
+// logID names the file a journal's records belong to (device and inode),
+// so that after a crash they go back into that file even if it was renamed
+// (rotated without SIGHUP); zero where it cannot be had.
+type logID struct{ dev, ino uint64 }
+
+func idOf(f *os.File) logID {
+	fi, err := f.Stat()
+	if err != nil {
+		return logID{}
+	}
+	return fileID(fi)
+}
+
+// The log's id follows the head in the first block: a magic of its own, the
+// device and inode, and a CRC-32C of the three (a head written before there
+// was an id has zeros there).
+const (
+	idMagic = "KHI1"
+	idOff   = journalHeader
+	idLen   = 4 + 8 + 8
+)
+
+// writeHead writes the chain's head, and the id of the log the records
+// that follow belong to, into the first block (the log holds every line up
+// to the head durably) and makes the next record follow it.
+func (j *journal) writeHead(seq uint64, hash string, id logID) error {
 	head := alignedBlocks(journalBlock)
 	if raw, err := hex.DecodeString(hash); err == nil && len(raw) == sha256.Size {
 		copy(head, journalMagic)
@@ -167,6 +190,13 @@ func (j *journal) writeHead(seq uint64, hash string) error {
 		binary.LittleEndian.PutUint64(head[16:], seq)
 		copy(head[28:], raw)
 		binary.LittleEndian.PutUint32(head[24:], headCRC(head))
+		if id != (logID{}) {
+			b := head[idOff:]
+			copy(b, idMagic)
+			binary.LittleEndian.PutUint64(b[4:], id.dev)
+			binary.LittleEndian.PutUint64(b[12:], id.ino)
+			binary.LittleEndian.PutUint32(b[idLen:], crc32.Checksum(b[:idLen], castagnoli))
+		}
 	}
 	if _, err := j.f.WriteAt(head, 0); err != nil {
 		return fmt.Errorf("audit: reset %s: %w", j.path, err)
@@ -220,7 +250,7 @@ func (j *journal) commit(log *os.File) error {
 		if !ok {
 			return fmt.Errorf("audit: %s: a line the flusher wrote does not parse", j.path)
 		}
-		return j.writeHead(l.seq, l.hash)
+		return j.writeHead(l.seq, l.hash, idOf(log))
 	}
 	if j.off+int64(n) > j.size && j.size < j.max {
 		size := max(j.size*2, (j.off+int64(n)+journalInitial-1)&^(journalInitial-1))
@@ -314,12 +344,19 @@ func parseChainLine(line []byte) (chainLine, bool) {
 	return chainLine{seq: seq, hash: hash, prev: prev, raw: line}, true
 }
 
+// journalHead is where the chain stood when the journal last started over,
+// and the id of the log its records belong to (zero if unknown).
+type journalHead struct {
+	chainLine
+	id logID
+}
+
 // journalLines returns the chain's head, if the journal starts with one,
 // and the lines of the journal's valid records, in order: records from
 // offset 0 (after the head) while each is whole and continues the sequence
 // numbers and the hash chain of the one before (or of the head).
-func journalLines(data []byte) (chainLine, []chainLine) {
-	var head chainLine
+func journalLines(data []byte) (journalHead, []chainLine) {
+	var head journalHead
 	off, headed := 0, false
 	if len(data) >= journalHeader && string(data[:4]) == journalMagic && binary.LittleEndian.Uint32(data[4:]) == 0 {
 		h := data[:journalHeader]
@@ -327,11 +364,17 @@ func journalLines(data []byte) (chainLine, []chainLine) {
 		if binary.LittleEndian.Uint64(h[16:]) != seq || headCRC(h) != binary.LittleEndian.Uint32(h[24:]) {
 			return head, nil
 		}
-		head = chainLine{seq: seq, hash: hex.EncodeToString(h[28 : 28+sha256.Size])}
+		head.chainLine = chainLine{seq: seq, hash: hex.EncodeToString(h[28 : 28+sha256.Size])}
+		if len(data) >= idOff+idLen+4 {
+			b := data[idOff:]
+			if string(b[:4]) == idMagic && crc32.Checksum(b[:idLen], castagnoli) == binary.LittleEndian.Uint32(b[idLen:]) {
+				head.id = logID{dev: binary.LittleEndian.Uint64(b[4:]), ino: binary.LittleEndian.Uint64(b[12:])}
+			}
+		}
 		off, headed = journalBlock, true
 	}
 	var out []chainLine
-	prev := head
+	prev := head.chainLine
 	for off+journalHeader <= len(data) {
 		h := data[off : off+journalHeader]
 		n := int(binary.LittleEndian.Uint32(h[4:]))
@@ -374,21 +417,72 @@ func journalLines(data []byte) (chainLine, []chainLine) {
 	return head, out
 }
 
-// recoverFromJournal appends to the log at logPath the lines its journal
-// holds and it lacks (a crash can lose lines of the log whose responses were
-// sent), cutting off a partial last line first, and makes the log durable.
-// It returns how many lines it appended and the chain's head the journal
-// starts with (seq 0 if none, or a new chain). A journal that does not continue
-// the log (the log was edited or replaced) is an error: the device does not
-// open until somebody looks.
-func recoverFromJournal(logPath string, j *journal) (int, chainLine, error) {
+// recoverFromJournal appends to the log the lines its journal holds and it
+// lacks (a crash can lose lines of the log whose responses were sent),
+// cutting off a partial last line first, and makes the log durable. The log
+// is the file at logPath or, if the records belong to another file of its
+// directory (the log was renamed, and the device not told, before the
+// crash), that file. It returns how many lines it appended, the file it
+// appended them to, and where the chain stands for a log at logPath that
+// holds no event (seq 0 if nowhere, a new chain). A journal that does not
+// continue the log (the log was edited or replaced) is an error: the device
+// does not open until somebody looks.
+func recoverFromJournal(logPath string, j *journal) (int, string, chainLine, error) {
 	data, err := os.ReadFile(j.path)
 	if err != nil {
-		return 0, chainLine{}, fmt.Errorf("audit: read %s: %w", j.path, err)
+		return 0, logPath, chainLine{}, fmt.Errorf("audit: read %s: %w", j.path, err)
 	}
 	head, lines := journalLines(data)
-	n, err := replay(logPath, j.path, lines)
-	return n, head, err
+	target := logPath
+	if head.id != (logID{}) && idAt(logPath) != head.id {
+		if p := findLog(filepath.Dir(logPath), head.id); p != "" {
+			target = p
+		}
+	}
+	n, err := replay(target, j.path, lines)
+	if err != nil {
+		return n, target, chainLine{}, err
+	}
+	pos := head.chainLine
+	if target != logPath {
+		// The chain goes on from the end of the renamed file.
+		t, err := readTail(target)
+		if err != nil {
+			return n, target, chainLine{}, err
+		}
+		if t.seq > 0 {
+			pos = chainLine{seq: t.seq, hash: t.hash}
+		}
+	}
+	return n, target, pos, nil
+}
+
+// idAt is the id of the file at path (zero if there is none).
+func idAt(path string) logID {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return logID{}
+	}
+	return fileID(fi)
+}
+
+// findLog returns the path of the regular file in dir with the given id, or
+// "".
+func findLog(dir string, id logID) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if idAt(p) == id {
+			return p
+		}
+	}
+	return ""
 }
 
 // replay appends to the log the lines it lacks.

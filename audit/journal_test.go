@@ -299,7 +299,15 @@ func TestNoJournalFallsBackToFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeEvents(t, s, 7, 1, 10)
-	verifyEvents(t, 8, path+".1", path+".2", path)
+	// Renamed without the device being told, then a crash.
+	os.Rename(path, path+".3")
+	writeEvents(t, s, 8, 2, 10)
+	crash(s)
+	if s, err = openFileSink(path); err != nil {
+		t.Fatal(err)
+	}
+	writeEvents(t, s, 10, 1, 10)
+	verifyEvents(t, 11, path+".1", path+".2", path+".3", path)
 	if err := s.drop(); err != nil {
 		t.Fatal(err)
 	}
@@ -437,8 +445,13 @@ func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
 		t.Fatalf("write on a device whose journal is pinned: %v", err)
 	}
 	crash(s)
+	cutLog(t, path+".1", 0, 0) // what the failed fsync did not write
 	s = reopenRecovering(t, path, 5)
-	verifyEvents(t, 5, path)
+	if s.recoveredInto != path+".1" {
+		t.Fatalf("recovered into %s, not the file the events were written to", s.recoveredInto)
+	}
+	writeEvents(t, s, 5, 1, 10)
+	verifyEvents(t, 6, path+".1", path)
 }
 
 // A partial last line that no record holds was never durable: it moves to
@@ -536,5 +549,34 @@ func appendFile(t *testing.T, path string, data []byte) {
 	defer f.Close()
 	if _, err := f.Write(data); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The log renamed (rotated) without the device being told, then a crash:
+// the journal's lines go back into the renamed file, where they belong, and
+// the new file continues the chain after them. Whether the crash took them
+// from the renamed file or not, nothing is lost and nothing is doubled.
+func TestJournalAfterRenameWithoutReopen(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lines lost %v", lost), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.log")
+			s := journalSink(t, path)
+			writeEvents(t, s, 0, 5, 10)
+			os.Rename(path, path+".1")
+			writeEvents(t, s, 5, 3, 10) // still into the renamed file
+			crash(s)
+			want := 0
+			if lost {
+				cutLog(t, path+".1", 5, 0)
+				want = 3
+			}
+			s = reopenRecovering(t, path, want)
+			if s.recoveredInto != path+".1" {
+				t.Fatalf("recovered into %s", s.recoveredInto)
+			}
+			writeEvents(t, s, 8, 1, 10)
+			verifyEvents(t, 8, path+".1")
+			verifyEvents(t, 9, path+".1", path)
+		})
 	}
 }
