@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -435,7 +436,7 @@ func recoverFromJournal(logPath string, j *journal) (int, string, chainLine, err
 	head, lines := journalLines(data)
 	target := logPath
 	if head.id != (logID{}) && idAt(logPath) != head.id {
-		if p := findLog(filepath.Dir(logPath), head.id); p != "" {
+		if p := findLog(logPath, head.id); p != "" {
 			target = p
 		}
 	}
@@ -466,15 +467,17 @@ func idAt(path string) logID {
 	return fileID(fi)
 }
 
-// findLog returns the path of the regular file in dir with the given id, or
-// "".
-func findLog(dir string, id logID) string {
+// findLog returns the path of the regular file with the given id among
+// those next to logPath whose names begin with its name (audit.log.1,
+// audit.log-20261127: a rotation's names), or "".
+func findLog(logPath string, id logID) string {
+	dir, base := filepath.Split(logPath)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return ""
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), base) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

@@ -579,4 +579,33 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 			verifyEvents(t, 9, path+".1", path)
 		})
 	}
+	// Only a file whose name begins with the log's is taken for it: one
+	// that merely has its inode (reused) is left alone.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 2, 10)
+	os.Rename(path, filepath.Join(dir, "other"))
+	crash(s)
+	s = reopenRecovering(t, path, 2)
+	if s.recoveredInto != path {
+		t.Fatalf("recovered into %s", s.recoveredInto)
+	}
+	// A head written before heads named their log: the lines go to the
+	// log's path, as they did.
+	path = filepath.Join(t.TempDir(), "audit.log")
+	s = journalSink(t, path)
+	writeEvents(t, s, 0, 2, 10)
+	os.Rename(path, path+".1")
+	crash(s)
+	jf, err := os.OpenFile(journalPath(path), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jf.WriteAt(make([]byte, idLen+4), idOff)
+	jf.Close()
+	s = reopenRecovering(t, path, 2)
+	if s.recoveredInto != path {
+		t.Fatalf("recovered into %s", s.recoveredInto)
+	}
 }
