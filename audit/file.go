@@ -109,12 +109,12 @@ func (s *fileSink) reopenLocked() error {
 		if err != nil {
 			s.noJournal = err
 		} else {
-			n, into, h, err := recoverFromJournal(s.path, j)
+			r, err := recoverFromJournal(s.path, j)
 			if err != nil {
 				j.f.Close()
 				return err
 			}
-			s.j, s.recovered, s.recoveredInto, head = j, n, into, h
+			s.j, s.recovered, s.recoveredInto, s.cut, head = j, r.lines, r.into, r.cut, r.pos
 		}
 	}
 	if s.prev == "" {
@@ -124,7 +124,7 @@ func (s *fileSink) reopenLocked() error {
 		if err != nil {
 			return fmt.Errorf("audit: %s: %w", s.path, err)
 		}
-		s.cut = n
+		s.cut += n
 	}
 	if s.f != nil && s.broken == nil {
 		// Log rotation: what was written to the old file becomes durable,

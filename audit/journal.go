@@ -28,18 +28,25 @@ import (
 // Each flush cycle that must make lines durable writes one record: a 64-byte
 // header (magic, payload length, first and last sequence number, CRC-32C of
 // header and payload) and the lines the log got since the last record,
-// padded to whole blocks. Records follow each other from offset 0; when the
-// next would not fit, the journal first grows (doubling, up to its maximum)
-// or, at its maximum, the log is fsynced and records start again at 0.
+// padded to whole blocks. Records follow the head (below) in the first
+// block; when the next would not fit, the journal first grows (doubling, up
+// to its maximum) or, at its maximum, the log is fsynced and the journal
+// starts over.
+//
+// The journal starts over whenever the log has just been made durable
+// (open, rotation, a full journal, a cycle too big for a record, close):
+// its first block becomes the head, where the chain stands (the last
+// event's sequence number and hash, so that an empty log continues the
+// chain) and which file the records that follow belong to (device, inode,
+// birth time).
 //
 // After a crash the log can lack lines whose responses were sent; opening
-// the device appends them from the journal. Records are read from offset 0
-// while each is whole (CRC), continues the previous one's sequence numbers
-// and its lines continue the hash chain; a record left over from the
-// journal's last round cannot continue the chain, and one cut short by the
-// crash fails its CRC (its lines were never acknowledged). Whenever the log
-// has just been made durable (open, rotation, resync after a failure) the
-// journal's first block is zeroed, so its records all belong to the log.
+// the device appends them from the journal, to the file the head names if
+// the log was renamed meanwhile. Records are read from the head on while
+// each is whole (CRC), continues the previous one's sequence numbers and
+// its lines continue the hash chain; a record left over from the journal's
+// last round cannot continue the chain, and one cut short by the crash
+// fails its CRC (its lines were never acknowledged).
 const (
 	journalMagic   = "KHJ1"
 	journalHeader  = 64
@@ -158,26 +165,23 @@ func (j *journal) reset(log *os.File, seq uint64, hash string) error {
 	return j.writeHead(seq, hash, idOf(log))
 }
 
-// logID names the file a journal's records belong to (device and inode),
-// so that after a crash they go back into that file even if it was renamed
-// (rotated without SIGHUP); zero where it cannot be had.
-type logID struct{ dev, ino uint64 }
-
-func idOf(f *os.File) logID {
-	fi, err := f.Stat()
-	if err != nil {
-		return logID{}
-	}
-	return fileID(fi)
+// logID names the file a journal's records belong to, so that after a
+// crash they go back into that file even if it was renamed (rotated without
+// SIGHUP): its device, inode and birth time (an inode number alone is soon
+// given to a new file). Zero where it cannot be had (idOf, idAt: not Linux,
+// or a file system that keeps no birth time).
+type logID struct {
+	dev, ino uint64
+	born     int64 // ns since the epoch
 }
 
 // The log's id follows the head in the first block: a magic of its own, the
-// device and inode, and a CRC-32C of the three (a head written before there
-// was an id has zeros there).
+// device, inode and birth time, and a CRC-32C of them (a head written
+// without an id has zeros there).
 const (
 	idMagic = "KHI1"
 	idOff   = journalHeader
-	idLen   = 4 + 8 + 8
+	idLen   = 4 + 8 + 8 + 8
 )
 
 // writeHead writes the chain's head, and the id of the log the records
@@ -196,6 +200,7 @@ func (j *journal) writeHead(seq uint64, hash string, id logID) error {
 			copy(b, idMagic)
 			binary.LittleEndian.PutUint64(b[4:], id.dev)
 			binary.LittleEndian.PutUint64(b[12:], id.ino)
+			binary.LittleEndian.PutUint64(b[20:], uint64(id.born))
 			binary.LittleEndian.PutUint32(b[idLen:], crc32.Checksum(b[:idLen], castagnoli))
 		}
 	}
@@ -239,9 +244,17 @@ func (j *journal) commit(log *os.File) error {
 		return nil
 	}
 	n := (journalHeader + len(j.pend) + journalBlock - 1) &^ (journalBlock - 1)
-	if int64(n) > j.max/4 {
-		// Too big for a record: the log is made durable, and the journal
-		// starts over after it (a later record must not follow a gap).
+	if int64(n) <= j.max/4 && j.off+int64(n) > j.size && j.size < j.max {
+		size := max(j.size*2, (j.off+int64(n)+journalInitial-1)&^(journalInitial-1))
+		if err := j.grow(min(size, j.max)); err != nil {
+			return err
+		}
+	}
+	if int64(n) > j.max/4 || j.off+int64(n) > j.size {
+		// Too big for a record, or the journal is full: the log is made
+		// durable, and the journal starts over after it, from a head that
+		// names the log (a later record must not follow a gap, and the
+		// head is never overwritten by a record).
 		if err := j.syncLog(log); err != nil {
 			return err
 		}
@@ -252,19 +265,6 @@ func (j *journal) commit(log *os.File) error {
 			return fmt.Errorf("audit: %s: a line the flusher wrote does not parse", j.path)
 		}
 		return j.writeHead(l.seq, l.hash, idOf(log))
-	}
-	if j.off+int64(n) > j.size && j.size < j.max {
-		size := max(j.size*2, (j.off+int64(n)+journalInitial-1)&^(journalInitial-1))
-		if err := j.grow(min(size, j.max)); err != nil {
-			return err
-		}
-	}
-	if j.off+int64(n) > j.size {
-		// Full: what the records cover becomes durable in the log itself.
-		if err := j.syncLog(log); err != nil {
-			return err
-		}
-		j.off = 0
 	}
 	if len(j.buf) < n {
 		j.buf = alignedBlocks(max(n, 2*len(j.buf)))
@@ -369,7 +369,7 @@ func journalLines(data []byte) (journalHead, []chainLine) {
 		if len(data) >= idOff+idLen+4 {
 			b := data[idOff:]
 			if string(b[:4]) == idMagic && crc32.Checksum(b[:idLen], castagnoli) == binary.LittleEndian.Uint32(b[idLen:]) {
-				head.id = logID{dev: binary.LittleEndian.Uint64(b[4:]), ino: binary.LittleEndian.Uint64(b[12:])}
+				head.id = logID{dev: binary.LittleEndian.Uint64(b[4:]), ino: binary.LittleEndian.Uint64(b[12:]), born: int64(binary.LittleEndian.Uint64(b[20:]))}
 			}
 		}
 		off, headed = journalBlock, true
@@ -418,53 +418,51 @@ func journalLines(data []byte) (journalHead, []chainLine) {
 	return head, out
 }
 
+// recovery is what opening a device took back from its journal.
+type recovery struct {
+	lines int       // lines appended to the log
+	into  string    // the file they went to: the log, or the file it was renamed to
+	cut   int64     // bytes of a partial last line of a renamed log moved to FILE.torn
+	pos   chainLine // where the chain stands for a log at the path that holds no event
+}
+
 // recoverFromJournal appends to the log the lines its journal holds and it
 // lacks (a crash can lose lines of the log whose responses were sent),
 // cutting off a partial last line first, and makes the log durable. The log
-// is the file at logPath or, if the records belong to another file of its
-// directory (the log was renamed, and the device not told, before the
-// crash), that file. It returns how many lines it appended, the file it
-// appended them to, and where the chain stands for a log at logPath that
-// holds no event (seq 0 if nowhere, a new chain). A journal that does not
-// continue the log (the log was edited or replaced) is an error: the device
-// does not open until somebody looks.
-func recoverFromJournal(logPath string, j *journal) (int, string, chainLine, error) {
+// is the file at logPath or, if the records belong to another file next to
+// it (the log was renamed, and the device not told, before the crash), that
+// file; a partial last line left in such a file moves to FILE.torn, as
+// reopenLocked does for the log at logPath. The chain goes on from the
+// journal's head (seq 0 if none: a new chain) or from the renamed file's
+// end. A journal that does not continue the log (the log was edited or
+// replaced) is an error: the device does not open until somebody looks.
+func recoverFromJournal(logPath string, j *journal) (recovery, error) {
+	r := recovery{into: logPath}
 	data, err := os.ReadFile(j.path)
 	if err != nil {
-		return 0, logPath, chainLine{}, fmt.Errorf("audit: read %s: %w", j.path, err)
+		return r, fmt.Errorf("audit: read %s: %w", j.path, err)
 	}
 	head, lines := journalLines(data)
-	target := logPath
+	r.pos = head.chainLine
 	if head.id != (logID{}) && idAt(logPath) != head.id {
 		if p := findLog(logPath, head.id); p != "" {
-			target = p
+			r.into = p
 		}
 	}
-	n, err := replay(target, j.path, lines)
+	if r.lines, err = replay(r.into, j.path, lines); err != nil || r.into == logPath {
+		return r, err
+	}
+	if r.cut, err = cutTornTail(r.into); err != nil {
+		return r, fmt.Errorf("audit: %s: %w", r.into, err)
+	}
+	t, err := readTail(r.into)
 	if err != nil {
-		return n, target, chainLine{}, err
+		return r, err
 	}
-	pos := head.chainLine
-	if target != logPath {
-		// The chain goes on from the end of the renamed file.
-		t, err := readTail(target)
-		if err != nil {
-			return n, target, chainLine{}, err
-		}
-		if t.seq > 0 {
-			pos = chainLine{seq: t.seq, hash: t.hash}
-		}
+	if t.seq > 0 {
+		r.pos = chainLine{seq: t.seq, hash: t.hash}
 	}
-	return n, target, pos, nil
-}
-
-// idAt is the id of the file at path (zero if there is none).
-func idAt(path string) logID {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return logID{}
-	}
-	return fileID(fi)
+	return r, nil
 }
 
 // findLog returns the path of the regular file with the given id among

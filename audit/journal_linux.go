@@ -3,6 +3,8 @@ package audit
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // openDirectIO opens path for writes that bypass the page cache and are
@@ -11,11 +13,20 @@ func openDirectIO(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_DIRECT|syscall.O_DSYNC, 0o600)
 }
 
-// fileID is the device and inode of a file.
-func fileID(fi os.FileInfo) logID {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
+// idOf is the id of the open file f.
+func idOf(f *os.File) logID {
+	return statxID(int(f.Fd()), "", unix.AT_EMPTY_PATH)
+}
+
+// idAt is the id of the file at path (zero if there is none).
+func idAt(path string) logID {
+	return statxID(unix.AT_FDCWD, path, 0)
+}
+
+func statxID(dirfd int, path string, flags int) logID {
+	var st unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
 		return logID{}
 	}
-	return logID{dev: uint64(st.Dev), ino: st.Ino}
+	return logID{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino, born: st.Btime.Sec*1e9 + int64(st.Btime.Nsec)}
 }

@@ -13,5 +13,6 @@ func openDirectIO(string) (*os.File, error) {
 	return nil, errors.New("direct I/O is not used on this system")
 }
 
-// fileID: a file's identity is used only on Linux.
-func fileID(os.FileInfo) logID { return logID{} }
+// idOf and idAt: a file's identity is used only on Linux.
+func idOf(*os.File) logID { return logID{} }
+func idAt(string) logID   { return logID{} }

@@ -172,7 +172,7 @@ func TestJournalWrapsAround(t *testing.T) {
 	s.mu.Unlock()
 	writeEvents(t, s, 0, 100, 1000) // one block each: six times round
 	s.mu.Lock()
-	inRound := int(s.j.off / journalBlock)
+	inRound := int(s.j.off/journalBlock) - 1 // after the head
 	s.mu.Unlock()
 	crash(s)
 	// Lines before the journal last started over were fsynced into the log
@@ -579,6 +579,68 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 			verifyEvents(t, 9, path+".1", path)
 		})
 	}
+	// The journal has gone round (wrapped) since the last open: its head
+	// still names the log.
+	t.Run("after the journal went round", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		s.mu.Lock()
+		s.j.size, s.j.max = 16*journalBlock, 16*journalBlock
+		s.mu.Unlock()
+		writeEvents(t, s, 0, 40, 1000)
+		os.Rename(path, path+".1")
+		writeEvents(t, s, 40, 3, 1000)
+		crash(s)
+		s = reopenRecovering(t, path, 0)
+		if s.recoveredInto != path+".1" {
+			t.Fatalf("recovered into %s", s.recoveredInto)
+		}
+		writeEvents(t, s, 43, 1, 10)
+		verifyEvents(t, 44, path+".1", path)
+	})
+	// A partial last line in the renamed file moves to its .torn, as one in
+	// the log does.
+	t.Run("torn tail in the renamed file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 3, 10)
+		os.Rename(path, path+".1")
+		writeEvents(t, s, 3, 2, 10)
+		crash(s)
+		appendFile(t, path+".1", []byte(`{"hash":"cut sho`))
+		s = reopenRecovering(t, path, 0)
+		if s.cut != 16 {
+			t.Fatalf("cut %d bytes, want 16", s.cut)
+		}
+		if _, err := os.Stat(path + ".1.torn"); err != nil {
+			t.Fatal(err)
+		}
+		writeEvents(t, s, 5, 1, 10)
+		verifyEvents(t, 6, path+".1", path)
+	})
+	// The log deleted, and its inode given to a new file with a rotation's
+	// name: that file is not the log (it was born later) and is left alone.
+	t.Run("inode reused", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 3, 10)
+		crash(s)
+		before := idAt(path)
+		os.Remove(path)
+		gz := path + ".2.gz"
+		if err := os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 1, 2, 3}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("inode reused: %v", idAt(gz).ino == before.ino)
+		s = reopenRecovering(t, path, 3)
+		if s.recoveredInto != path {
+			t.Fatalf("recovered into %s", s.recoveredInto)
+		}
+		if data, _ := os.ReadFile(gz); !bytes.Equal(data, []byte{0x1f, 0x8b, 8, 0, 1, 2, 3}) {
+			t.Fatalf("the other file was changed: %q", data)
+		}
+	})
 	// Only a file whose name begins with the log's is taken for it: one
 	// that merely has its inode (reused) is left alone.
 	dir := t.TempDir()
