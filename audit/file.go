@@ -137,6 +137,15 @@ func (s *fileSink) reopenLocked() error {
 		s.synced = s.written
 		s.wake(nil)
 	}
+	if s.f != nil && s.broken != nil && s.records() != nil {
+		// A resync after a failure: the lines the journal's records hold
+		// for the old file (renamed meanwhile, perhaps) must be durable in
+		// it before the journal starts over for the new one; if they
+		// cannot be, the journal keeps them (pinned) until a restart.
+		if err := s.j.syncLog(s.f); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit: open %s: %w", s.path, err)

@@ -618,6 +618,33 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		writeEvents(t, s, 5, 1, 10)
 		verifyEvents(t, 6, path+".1", path)
 	})
+	// A write error after a rename the device was not told of: the resync
+	// must not start the journal over for the new file while the renamed
+	// one may lack what the records hold.
+	t.Run("resync after a write error", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 3, 10)
+		os.Rename(path, path+".1")
+		writeEvents(t, s, 3, 2, 10)
+		s.mu.Lock()
+		s.f.Close() // the next write fails, and so does an fsync of it
+		s.mu.Unlock()
+		if err := s.write([]byte(`{"n":1}`), durable); err == nil {
+			t.Fatal("a write to a closed log succeeded")
+		}
+		if err := s.write([]byte(`{"n":2}`), durable); err == nil || !strings.Contains(err.Error(), "keeps its events") {
+			t.Fatalf("resync: %v", err)
+		}
+		crash(s)
+		cutLog(t, path+".1", 3, 0) // the power cut took what was not synced
+		s = reopenRecovering(t, path, 2)
+		if s.recoveredInto != path+".1" {
+			t.Fatalf("recovered into %s", s.recoveredInto)
+		}
+		writeEvents(t, s, 5, 1, 10)
+		verifyEvents(t, 6, path+".1", path)
+	})
 	// The log deleted, and its inode given to a new file with a rotation's
 	// name: that file is not the log (it was born later) and is left alone.
 	t.Run("inode reused", func(t *testing.T) {
