@@ -187,3 +187,38 @@ func BenchmarkExport(b *testing.B) {
 	}
 	h.value.fn = fn
 }
+
+// BenchmarkWrap wraps a new AES key under the KEK (what every Generate and
+// Import does) with one C_WrapKey call and with miekg/pkcs11's two, in one
+// run.
+func BenchmarkWrap(b *testing.B) {
+	h, _ := openTest(b, Config{})
+	blob, err := h.Generate(context.Background(), GenerateRequest{ID: "x", Type: AES256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sh, obj := rawSession(b, h, Key{ID: "x", Blob: blob})
+	s := &session{h: sh, gen: h.gen.Load()}
+	_, kek, err := h.currentKEK(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn := h.wrap.fn
+	if fn == nil {
+		b.Fatal("the module's C_WrapKey was not found: there is no one-call wrap to measure")
+	}
+	for _, mode := range []string{"one-call", "two-calls"} {
+		b.Run(mode, func(b *testing.B) {
+			h.wrap.fn = fn
+			if mode == "two-calls" {
+				h.wrap.fn = nil
+			}
+			for b.Loop() {
+				if _, err := h.wrapUnderKEK(s, kek.wrap, obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	h.wrap.fn = fn
+}

@@ -75,7 +75,8 @@ type HSM struct {
 	inUse atomic.Int64
 	gen   atomic.Uint64 // bumped when sessions were lost; older sessions and cache entries are dropped
 	cache *cache
-	value valueReader // one-call reads of key material (attr.go)
+	value valueReader // one-call reads of key material (onecall.go)
+	wrap  keyWrapper  // one-call wraps of new keys (onecall.go)
 
 	kekMu  sync.RWMutex
 	keks   map[int]kekPair // by version; replaced, never mutated
@@ -124,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 		}
 		return nil, wrapErr("initialize module", err)
 	}
-	h := &HSM{cfg: cfg, ctx: p, keks: map[int]kekPair{}, value: newValueReader(cfg.Module)}
+	h := &HSM{cfg: cfg, ctx: p, keks: map[int]kekPair{}, value: newValueReader(cfg.Module), wrap: newKeyWrapper(cfg.Module)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -199,12 +200,30 @@ func ecPublicDER(spec keySpec, point []byte) ([]byte, error) {
 }
 
 // wrapNew wraps obj under the current KEK and seals the blob to id.
+// wrapUnderKEK wraps obj under the KEK kek with AES key wrap with padding,
+// in one call where the module allows it: the wrap of every key type made
+// here fits in 4 KiB (an RSA-4096 private key's is about 2.4 KiB); a longer
+// one would be wrapped again through miekg/pkcs11.
+// maxWrapped is the buffer wrapUnderKEK wraps into at once.
+const maxWrapped = 4096
+
+func (h *HSM) wrapUnderKEK(s *session, kek, obj pkcs11.ObjectHandle) ([]byte, error) {
+	if h.wrap.fn != nil {
+		buf := make([]byte, maxWrapped)
+		n, err := h.wrap.wrap(s.h, pkcs11.CKM_AES_KEY_WRAP_PAD, kek, obj, buf)
+		if c, _ := ckr(err); c != pkcs11.CKR_BUFFER_TOO_SMALL {
+			return bytes.Clone(buf[:n]), err
+		}
+	}
+	return h.ctx.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek, obj)
+}
+
 func (h *HSM) wrapNew(s *session, id string, t KeyType, exportable bool, pub []byte, obj pkcs11.ObjectHandle) ([]byte, error) {
 	v, kek, err := h.currentKEK(s)
 	if err != nil {
 		return nil, err
 	}
-	wrapped, err := h.ctx.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek.wrap, obj)
+	wrapped, err := h.wrapUnderKEK(s, kek.wrap, obj)
 	if err != nil {
 		return nil, err
 	}
