@@ -107,7 +107,11 @@ func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
 		b.log.Warn("audit device recovered events from its journal that a crash had taken from its log", "device", c.Path, "events", sink.recovered, "file", sink.recoveredInto)
 	}
 	if sink.cut > 0 {
-		b.log.Warn("audit device moved a partial last line of its log, never made durable (a crash), to FILE.torn", "device", c.Path, "bytes", sink.cut)
+		into := sink.recoveredInto
+		if into == "" {
+			into = c.FilePath
+		}
+		b.log.Warn("audit device moved a partial last line of its log, never made durable (a crash), to FILE.torn", "device", c.Path, "bytes", sink.cut, "file", into+".torn")
 	}
 	if sink.noJournal != nil {
 		b.log.Info("audit device cannot write journal records (no direct I/O): it fsyncs its log instead", "device", c.Path, "reason", sink.noJournal)

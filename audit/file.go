@@ -43,20 +43,21 @@ const hashPrefix = `{"hash":"`
 type fileSink struct {
 	path string
 
-	mu       sync.Mutex
-	idle     *sync.Cond // signalled when the flusher stops (reopen, close)
-	f        *os.File
-	seq      uint64 // last sequence number given out
-	prev     string // hash of the last event given out
-	buf      []byte // queued lines, not yet written
-	bufLast  uint64 // seq of the last line in buf
-	written  uint64 // every seq up to this one is written
-	synced   uint64 // every seq up to this one is durable
-	flushing bool   // the flusher goroutine runs
-	waiters  []pending
-	needSync uint64   // highest seq a waiter needs durable
-	broken   error    // a write or fsync failed; the sink resyncs before the next event
-	spare    [][]byte // buffers the flusher wrote, reused for the queue (at most two)
+	mu          sync.Mutex
+	idle        *sync.Cond // signalled when the flusher stops (reopen, close)
+	f           *os.File
+	seq         uint64 // last sequence number given out
+	prev        string // hash of the last event given out
+	buf         []byte // queued lines, not yet written
+	bufLast     uint64 // seq of the last line in buf
+	written     uint64 // every seq up to this one is written
+	writtenHash string // the hash of the line written last
+	synced      uint64 // every seq up to this one is durable
+	flushing    bool   // the flusher goroutine runs
+	waiters     []pending
+	needSync    uint64   // highest seq a waiter needs durable
+	broken      error    // a write or fsync failed; the sink resyncs before the next event
+	spare       [][]byte // buffers the flusher wrote, reused for the queue (at most two)
 
 	j             *journal // makes lines durable in place of an fsync of the log (journal.go)
 	noJournal     error    // why the journal takes no records: the log is fsynced instead
@@ -117,9 +118,10 @@ func (s *fileSink) reopenLocked() error {
 			s.j, s.recovered, s.recoveredInto, s.cut, head = j, r.lines, r.into, r.cut, r.pos
 		}
 	}
-	if s.prev == "" {
+	if s.prev == "" || s.broken != nil {
 		// A partial last line that the journal did not hold was never made
-		// durable, so no response counted on it: it goes.
+		// durable, so no response counted on it: it goes. (On a resync, a
+		// write that failed half way left it.)
 		n, err := cutTornTail(s.path)
 		if err != nil {
 			return fmt.Errorf("audit: %s: %w", s.path, err)
@@ -171,8 +173,13 @@ func (s *fileSink) reopenLocked() error {
 			s.seq, s.prev = head.seq, head.hash
 		case s.prev == "":
 			s.prev = string(zeroHash)
+		default:
+			// A resync onto an empty file (the log was renamed, the device
+			// not told): the chain goes on from the last line written,
+			// not from lines given out and lost with the failure.
+			s.seq, s.prev = s.written, s.writtenHash
 		}
-		s.buf, s.written, s.synced = nil, s.seq, s.seq
+		s.buf, s.written, s.writtenHash, s.synced = nil, s.seq, s.prev, s.seq
 	}
 	// The new file must be one that can be made durable.
 	if err := s.restart(f); err != nil {
@@ -349,6 +356,13 @@ func cutTornTail(path string) (int64, error) {
 	return t.size - t.end, f.Sync()
 }
 
+// lastHash returns the hash of the last line in buf (whole lines, as the
+// sink queues them).
+func lastHash(buf []byte) string {
+	line := buf[bytes.LastIndexByte(buf[:len(buf)-1], '\n')+1:]
+	return string(line[len(hashPrefix) : len(hashPrefix)+64])
+}
+
 // eventChain returns the sequence number and hash of an event's line.
 func eventChain(line []byte) (uint64, string, bool) {
 	var ev struct {
@@ -461,6 +475,9 @@ func (s *fileSink) flush() {
 				j.add(buf, first, last)
 			}
 			s.mu.Lock()
+			if err == nil {
+				s.written, s.writtenHash = last, lastHash(buf)
+			}
 			// Two spares: the queue fills one while the flusher writes
 			// another, so the queue needs no new buffer in a busy cycle.
 			if len(s.spare) < 2 && cap(buf) <= 1<<20 {
@@ -470,7 +487,6 @@ func (s *fileSink) flush() {
 				s.fail(fmt.Errorf("audit: write %s: %w", s.path, err))
 				break
 			}
-			s.written = last
 		}
 		// Lines nobody waits for are committed too once they add up.
 		if s.needSync > s.synced || s.records() != nil && len(s.j.pend) > 4<<20 {

@@ -353,9 +353,10 @@ type journalHead struct {
 }
 
 // journalLines returns the chain's head, if the journal starts with one,
-// and the lines of the journal's valid records, in order: records from
-// offset 0 (after the head) while each is whole and continues the sequence
-// numbers and the hash chain of the one before (or of the head).
+// and the lines of the journal's valid records, in order: records from the
+// start (after the head, if there is one) while each is whole and continues
+// the sequence numbers and the hash chain of the one before (or of the
+// head).
 func journalLines(data []byte) (journalHead, []chainLine) {
 	var head journalHead
 	off, headed := 0, false

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -645,21 +647,60 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		writeEvents(t, s, 5, 1, 10)
 		verifyEvents(t, 6, path+".1", path)
 	})
+	// A write error that leaves the old file fine to fsync: the new file
+	// continues the chain from the last line written, not from the lines
+	// given out and lost with the error.
+	t.Run("resync onto the new file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 3, 10)
+		os.Rename(path, path+".1")
+		writeEvents(t, s, 3, 2, 10)
+		failWrites(t, s, path+".1")
+		if err := s.write([]byte(`{"lost":1}`), durable); err == nil {
+			t.Fatal("a write to a read-only log succeeded")
+		}
+		writeEvents(t, s, 5, 1, 10)
+		verifyEvents(t, 6, path+".1", path)
+	})
+	// A write that failed half way leaves a partial line: the resync moves
+	// it aside, as a start does.
+	t.Run("resync after a partial line", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		s := journalSink(t, path)
+		writeEvents(t, s, 0, 3, 10)
+		appendFile(t, path, []byte(`{"hash":"half a li`))
+		failWrites(t, s, path)
+		if err := s.write([]byte(`{"lost":1}`), durable); err == nil {
+			t.Fatal("a write to a read-only log succeeded")
+		}
+		writeEvents(t, s, 3, 1, 10)
+		verifyEvents(t, 4, path)
+		if _, err := os.Stat(path + ".torn"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	// The log deleted, and its inode given to a new file with a rotation's
 	// name: that file is not the log (it was born later) and is left alone.
+	// The head is made to name the new file's device and inode, so that the
+	// test does not depend on the file system handing the inode out again.
 	t.Run("inode reused", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "audit.log")
 		s := journalSink(t, path)
 		writeEvents(t, s, 0, 3, 10)
 		crash(s)
-		before := idAt(path)
 		os.Remove(path)
 		gz := path + ".2.gz"
 		if err := os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 1, 2, 3}, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("inode reused: %v", idAt(gz).ino == before.ino)
+		id := idAt(gz)
+		if id == (logID{}) {
+			t.Skip("the file system keeps no birth time")
+		}
+		id.born--
+		setHeadID(t, path, id)
 		s = reopenRecovering(t, path, 3)
 		if s.recoveredInto != path {
 			t.Fatalf("recovered into %s", s.recoveredInto)
@@ -696,5 +737,39 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 	s = reopenRecovering(t, path, 2)
 	if s.recoveredInto != path {
 		t.Fatalf("recovered into %s", s.recoveredInto)
+	}
+}
+
+// failWrites makes the sink's writes fail while its log stays fine to
+// fsync: the file at path, open read-only, takes the place of its log.
+func failWrites(t *testing.T, s *fileSink, path string) {
+	t.Helper()
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.f.Close()
+	s.f = ro
+	s.mu.Unlock()
+}
+
+// setHeadID writes id as the log id of the head of the journal of the log
+// at path.
+func setHeadID(t *testing.T, path string, id logID) {
+	t.Helper()
+	f, err := os.OpenFile(journalPath(path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, idLen+4)
+	copy(b, idMagic)
+	binary.LittleEndian.PutUint64(b[4:], id.dev)
+	binary.LittleEndian.PutUint64(b[12:], id.ino)
+	binary.LittleEndian.PutUint64(b[20:], uint64(id.born))
+	binary.LittleEndian.PutUint32(b[idLen:], crc32.Checksum(b[:idLen], castagnoli))
+	if _, err := f.WriteAt(b, idOff); err != nil {
+		t.Fatal(err)
 	}
 }
