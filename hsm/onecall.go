@@ -70,10 +70,28 @@ type valueReader struct {
 }
 
 func newValueReader(module string) valueReader {
-	m, sym := C.CString(module), C.CString("C_GetAttributeValue")
+	return valueReader{fn: lookup(module, "C_GetAttributeValue")}
+}
+
+// lookup returns the address of function sym in the PKCS#11 module, which
+// miekg/pkcs11 has loaded already, or nil.
+func lookup(module, sym string) unsafe.Pointer {
+	m, s := C.CString(module), C.CString(sym)
 	defer C.free(unsafe.Pointer(m))
-	defer C.free(unsafe.Pointer(sym))
-	return valueReader{fn: C.kh_lookup(m, sym)}
+	defer C.free(unsafe.Pointer(s))
+	return C.kh_lookup(m, s)
+}
+
+// result is what a one-call function returns: the length it wrote into a
+// buffer of size bytes, or the module's error.
+func result(rv, n C.ulong, size int) (int, error) {
+	if rv != C.ulong(pkcs11.CKR_OK) {
+		return 0, pkcs11.Error(rv)
+	}
+	if uint64(n) > uint64(size) {
+		return 0, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // the module broke the standard
+	}
+	return int(n), nil
 }
 
 // read reads attribute typ of obj into buf and returns its length; a value
@@ -81,13 +99,7 @@ func newValueReader(module string) valueReader {
 func (r valueReader) read(s pkcs11.SessionHandle, obj pkcs11.ObjectHandle, typ uint, buf []byte) (int, error) {
 	var n C.ulong
 	rv := C.kh_get_value(r.fn, C.ulong(s), C.ulong(obj), C.ulong(typ), unsafe.Pointer(&buf[0]), C.ulong(len(buf)), &n)
-	if rv != C.ulong(pkcs11.CKR_OK) {
-		return 0, pkcs11.Error(rv)
-	}
-	if uint64(n) > uint64(len(buf)) {
-		return 0, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // the module broke the standard
-	}
-	return int(n), nil
+	return result(rv, n, len(buf))
 }
 
 // keyWrapper wraps a key with one C_WrapKey call into a buffer of Go
@@ -99,10 +111,7 @@ type keyWrapper struct {
 }
 
 func newKeyWrapper(module string) keyWrapper {
-	m, sym := C.CString(module), C.CString("C_WrapKey")
-	defer C.free(unsafe.Pointer(m))
-	defer C.free(unsafe.Pointer(sym))
-	return keyWrapper{fn: C.kh_lookup(m, sym)}
+	return keyWrapper{fn: lookup(module, "C_WrapKey")}
 }
 
 // wrap wraps key under wrapping with mechanism (one without parameters)
@@ -111,11 +120,5 @@ func newKeyWrapper(module string) keyWrapper {
 func (w keyWrapper) wrap(s pkcs11.SessionHandle, mechanism uint, wrapping, key pkcs11.ObjectHandle, buf []byte) (int, error) {
 	n := C.ulong(len(buf))
 	rv := C.kh_wrap(w.fn, C.ulong(s), C.ulong(mechanism), C.ulong(wrapping), C.ulong(key), unsafe.Pointer(&buf[0]), &n)
-	if rv != C.ulong(pkcs11.CKR_OK) {
-		return 0, pkcs11.Error(rv)
-	}
-	if uint64(n) > uint64(len(buf)) {
-		return 0, pkcs11.Error(pkcs11.CKR_GENERAL_ERROR) // the module broke the standard
-	}
-	return int(n), nil
+	return result(rv, n, len(buf))
 }
