@@ -11,11 +11,11 @@ import (
 )
 
 // appendEvent appends the JSON of the event of e for a device with the given
-// HMAC key: the encoding of eventBody (as build in encode_test.go fills
-// it) that encoding/json would give, byte for byte, without its reflection and maps. Every request writes
-// two events, so their encoding is on the path of every answer; values of
-// Data of other types than the common ones below are encoded by
-// encoding/json.
+// HMAC key: the encoding of eventBody (as build in encode_test.go fills it)
+// that encoding/json would give, byte for byte, without its reflection and
+// maps. Every request writes two events, so their encoding is on the path
+// of every answer; values of Data of other types than the common ones below
+// are encoded by encoding/json.
 func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time) ([]byte, error) {
 	now = now.UTC()
 	if y := now.Year(); y < 0 || y > 9999 {

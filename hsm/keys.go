@@ -199,14 +199,13 @@ func ecPublicDER(spec keySpec, point []byte) ([]byte, error) {
 	return x509.MarshalPKIXPublicKey(pub)
 }
 
-// wrapNew wraps obj under the current KEK and seals the blob to id.
+// maxWrapped is the buffer wrapUnderKEK wraps into at once.
+const maxWrapped = 4096
+
 // wrapUnderKEK wraps obj under the KEK kek with AES key wrap with padding,
 // in one call where the module allows it: the wrap of every key type made
 // here fits in 4 KiB (an RSA-4096 private key's is about 2.4 KiB); a longer
 // one would be wrapped again through miekg/pkcs11.
-// maxWrapped is the buffer wrapUnderKEK wraps into at once.
-const maxWrapped = 4096
-
 func (h *HSM) wrapUnderKEK(s *session, kek, obj pkcs11.ObjectHandle) ([]byte, error) {
 	if h.wrap.fn != nil {
 		buf := make([]byte, maxWrapped)
@@ -218,6 +217,7 @@ func (h *HSM) wrapUnderKEK(s *session, kek, obj pkcs11.ObjectHandle) ([]byte, er
 	return h.ctx.WrapKey(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek, obj)
 }
 
+// wrapNew wraps obj under the current KEK and seals the blob to id.
 func (h *HSM) wrapNew(s *session, id string, t KeyType, exportable bool, pub []byte, obj pkcs11.ObjectHandle) ([]byte, error) {
 	v, kek, err := h.currentKEK(s)
 	if err != nil {
