@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -190,9 +189,7 @@ func TestTamperingIsDetected(t *testing.T) {
 // rehash recomputes a line's own hash, as a forger would.
 func rehash(line string) string {
 	b := []byte(line)
-	copy(b[len(hashPrefix):], zeroHash)
-	h := fmt.Sprintf("%x", sha256.Sum256(b))
-	copy(b[len(hashPrefix):], h)
+	copy(b[len(hashPrefix):], ownHash(b))
 	return string(b)
 }
 

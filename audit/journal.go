@@ -336,10 +336,7 @@ func parseChainLine(line []byte) (chainLine, bool) {
 	if err != nil || seq == 0 {
 		return chainLine{}, false
 	}
-	zeroed := bytes.Clone(line)
-	copy(zeroed[len(hashPrefix):], zeroHash)
-	sum := sha256.Sum256(zeroed)
-	if hex.EncodeToString(sum[:]) != hash {
+	if ownHash(line) != hash {
 		return chainLine{}, false
 	}
 	return chainLine{seq: seq, hash: hash, prev: prev, raw: line}, true

@@ -172,16 +172,23 @@ func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint6
 	return nil, nil
 }
 
+// ownHash is the hash a line carries when intact: the SHA-256 of the line
+// with its hash field zeroed (the line must start with hashPrefix and 64
+// characters).
+func ownHash(line []byte) string {
+	c := bytes.Clone(line)
+	copy(c[len(hashPrefix):], zeroHash)
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:])
+}
+
 // checkLine checks one line's own hash; it returns what is wrong, or "".
 func checkLine(line []byte) string {
 	if !bytes.HasPrefix(line, []byte(hashPrefix)) || len(line) < len(hashPrefix)+64 {
 		return "not an audit event (changed, inserted or cut)"
 	}
 	got := string(line[len(hashPrefix) : len(hashPrefix)+64])
-	c := bytes.Clone(line)
-	copy(c[len(hashPrefix):], zeroHash)
-	sum := sha256.Sum256(c)
-	if hex.EncodeToString(sum[:]) != got {
+	if ownHash(line) != got {
 		if !json.Valid(line) {
 			return "not an audit event (changed, inserted or cut)"
 		}
