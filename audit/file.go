@@ -245,13 +245,13 @@ func readTail(path string) (logTail, error) {
 	t := logTail{size: st.Size(), end: st.Size()}
 	nl, err := lastNewline(f, t.size)
 	if err != nil {
-		return logTail{}, fmt.Errorf("audit: %w", err)
+		return logTail{}, err
 	}
 	// The line after the last newline is complete if it parses (a crash
 	// can cut a line just before its newline), else partial.
 	if n := t.size - (nl + 1); n > 0 {
 		if n <= maxLine {
-			line, err := readAt(f, nl+1, n)
+			line, err := readAt(f, nl+1, make([]byte, n))
 			if err != nil {
 				return logTail{}, err
 			}
@@ -269,7 +269,7 @@ func readTail(path string) (logTail, error) {
 			return t, nil // no complete event: all of it (if anything) is partial
 		}
 		from := max(end-(maxLine+1), 0)
-		data, err := readAt(f, from, end-from)
+		data, err := readAt(f, from, make([]byte, end-from))
 		if err != nil {
 			return logTail{}, err
 		}
@@ -291,15 +291,14 @@ func readTail(path string) (logTail, error) {
 	return logTail{}, fmt.Errorf("audit: the last line of %s is not a complete event; run `keyhold audit verify` on it", path)
 }
 
-// readAt reads n bytes of f at off; a file cut shorter meanwhile gives
-// fewer.
-func readAt(f *os.File, off, n int64) ([]byte, error) {
-	data := make([]byte, n)
-	k, err := f.ReadAt(data, off)
+// readAt reads len(buf) bytes of f at off into buf; a file cut shorter
+// meanwhile gives fewer.
+func readAt(f *os.File, off int64, buf []byte) ([]byte, error) {
+	k, err := f.ReadAt(buf, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return data[:k], nil
+	return buf[:k], nil
 }
 
 // lastNewline returns the offset of the last newline in the first size
@@ -308,12 +307,10 @@ func lastNewline(f *os.File, size int64) (int64, error) {
 	buf := make([]byte, min(size, 64<<10))
 	for end := size; end > 0; {
 		from := max(end-int64(len(buf)), 0)
-		chunk := buf[:end-from]
-		k, err := f.ReadAt(chunk, from)
-		if err != nil && !errors.Is(err, io.EOF) {
+		chunk, err := readAt(f, from, buf[:end-from])
+		if err != nil {
 			return 0, err
 		}
-		chunk = chunk[:k]
 		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
 			return from + int64(i), nil
 		}
