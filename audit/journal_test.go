@@ -79,6 +79,17 @@ func reopenRecovering(t *testing.T, path string, want int) *fileSink {
 	return s
 }
 
+// reopenRecoveringInto is reopenRecovering, and the lines must have gone
+// into the file into.
+func reopenRecoveringInto(t *testing.T, path string, want int, into string) *fileSink {
+	t.Helper()
+	s := reopenRecovering(t, path, want)
+	if s.recoveredInto != into {
+		t.Fatalf("recovered into %s, want %s", s.recoveredInto, into)
+	}
+	return s
+}
+
 func verifyEvents(t *testing.T, want int, files ...string) {
 	t.Helper()
 	rep, err := Verify(files)
@@ -448,10 +459,7 @@ func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
 	}
 	crash(s)
 	cutLog(t, path+".1", 0, 0) // what the failed fsync did not write
-	s = reopenRecovering(t, path, 5)
-	if s.recoveredInto != path+".1" {
-		t.Fatalf("recovered into %s, not the file the events were written to", s.recoveredInto)
-	}
+	s = reopenRecoveringInto(t, path, 5, path+".1")
 	writeEvents(t, s, 5, 1, 10)
 	verifyEvents(t, 6, path+".1", path)
 }
@@ -572,10 +580,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 				cutLog(t, path+".1", 5, 0)
 				want = 3
 			}
-			s = reopenRecovering(t, path, want)
-			if s.recoveredInto != path+".1" {
-				t.Fatalf("recovered into %s", s.recoveredInto)
-			}
+			s = reopenRecoveringInto(t, path, want, path+".1")
 			writeEvents(t, s, 8, 1, 10)
 			verifyEvents(t, 8, path+".1")
 			verifyEvents(t, 9, path+".1", path)
@@ -593,10 +598,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		os.Rename(path, path+".1")
 		writeEvents(t, s, 40, 3, 1000)
 		crash(s)
-		s = reopenRecovering(t, path, 0)
-		if s.recoveredInto != path+".1" {
-			t.Fatalf("recovered into %s", s.recoveredInto)
-		}
+		s = reopenRecoveringInto(t, path, 0, path+".1")
 		writeEvents(t, s, 43, 1, 10)
 		verifyEvents(t, 44, path+".1", path)
 	})
@@ -640,10 +642,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		}
 		crash(s)
 		cutLog(t, path+".1", 3, 0) // the power cut took what was not synced
-		s = reopenRecovering(t, path, 2)
-		if s.recoveredInto != path+".1" {
-			t.Fatalf("recovered into %s", s.recoveredInto)
-		}
+		s = reopenRecoveringInto(t, path, 2, path+".1")
 		writeEvents(t, s, 5, 1, 10)
 		verifyEvents(t, 6, path+".1", path)
 	})
@@ -701,10 +700,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		}
 		id.born--
 		setHeadID(t, path, id)
-		s = reopenRecovering(t, path, 3)
-		if s.recoveredInto != path {
-			t.Fatalf("recovered into %s", s.recoveredInto)
-		}
+		s = reopenRecoveringInto(t, path, 3, path)
 		if data, _ := os.ReadFile(gz); !bytes.Equal(data, []byte{0x1f, 0x8b, 8, 0, 1, 2, 3}) {
 			t.Fatalf("the other file was changed: %q", data)
 		}
@@ -717,10 +713,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 	writeEvents(t, s, 0, 2, 10)
 	os.Rename(path, filepath.Join(dir, "other"))
 	crash(s)
-	s = reopenRecovering(t, path, 2)
-	if s.recoveredInto != path {
-		t.Fatalf("recovered into %s", s.recoveredInto)
-	}
+	s = reopenRecoveringInto(t, path, 2, path)
 	// A head written before heads named their log: the lines go to the
 	// log's path, as they did.
 	path = filepath.Join(t.TempDir(), "audit.log")
@@ -734,10 +727,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 	}
 	jf.WriteAt(make([]byte, idLen+4), idOff)
 	jf.Close()
-	s = reopenRecovering(t, path, 2)
-	if s.recoveredInto != path {
-		t.Fatalf("recovered into %s", s.recoveredInto)
-	}
+	s = reopenRecoveringInto(t, path, 2, path)
 }
 
 // failWrites makes the sink's writes fail while its log stays fine to
