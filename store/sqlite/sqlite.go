@@ -26,6 +26,11 @@ import (
 // process before failing; writers of this process queue in database/sql.
 const busyTimeoutMS = 10000
 
+// stmtCacheSize is how many prepared statements each connection keeps, so
+// that the statements a request runs every time (the inserts of a KMIP
+// Create, the reads of a Get) are not compiled again for every call.
+const stmtCacheSize = 64
+
 // Store is a store.Store kept in one SQLite file. It is safe for concurrent use.
 type Store struct {
 	path   string
@@ -50,11 +55,12 @@ func Open(path string) (*Store, error) {
 	name := (&url.URL{Scheme: "file", Path: abs}).String()
 
 	s.write, err = openDB(name, url.Values{
-		"_journal_mode": {"WAL"},
-		"_synchronous":  {"FULL"},
-		"_foreign_keys": {"on"},
-		"_busy_timeout": {fmt.Sprint(busyTimeoutMS)},
-		"_txlock":       {"immediate"},
+		"_journal_mode":    {"WAL"},
+		"_synchronous":     {"FULL"},
+		"_foreign_keys":    {"on"},
+		"_busy_timeout":    {fmt.Sprint(busyTimeoutMS)},
+		"_txlock":          {"immediate"},
+		"_stmt_cache_size": {fmt.Sprint(stmtCacheSize)},
 	}, 1)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
@@ -64,11 +70,12 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	s.read, err = openDB(name, url.Values{
-		"_query_only":   {"on"},
-		"_synchronous":  {"FULL"},
-		"_foreign_keys": {"on"},
-		"_busy_timeout": {fmt.Sprint(busyTimeoutMS)},
-		"_txlock":       {"deferred"},
+		"_query_only":      {"on"},
+		"_synchronous":     {"FULL"},
+		"_foreign_keys":    {"on"},
+		"_busy_timeout":    {fmt.Sprint(busyTimeoutMS)},
+		"_txlock":          {"deferred"},
+		"_stmt_cache_size": {fmt.Sprint(stmtCacheSize)},
 	}, max(4, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		s.write.Close()
