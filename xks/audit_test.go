@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyhold/keyhold/audit"
+	"github.com/keyhold/keyhold/loadgen"
 )
 
 // XKS requests go to the audit trail with the SigV4 access key and the AWS
@@ -151,49 +154,68 @@ func TestXKSAuditPanic(t *testing.T) {
 }
 
 // BenchmarkXKSAuditOverhead: Encrypt throughput with the file audit device
-// on and off, interleaved in one run (issue: overhead ≤ 20%), over
-// XKS_LOAD_WORKERS (64) closed-loop clients. With XKS_LOAD_SEPARATE=1 the
-// clients run in a child process (loadproc_test.go) instead of this one.
+// on and off (issue: overhead ≤ 20%), measured in three rounds of one run
+// at each of XKS_LOAD_WORKERS closed-loop client counts (default
+// 64,128,256,512); the figures per count are medians over the rounds and a
+// mode's throughput is its peak over the counts (loadgen.OnOff). The
+// clients run in a child process (loadproc_test.go), as AWS KMS does on
+// other hosts; XKS_LOAD_SEPARATE=0 runs them in this one.
+// XKS_LOAD_STEP (3s) is the length of one measurement.
 //
 //	go test -run '^$' -bench XKSAuditOverhead -benchtime 1x ./xks
 func BenchmarkXKSAuditOverhead(b *testing.B) {
-	dur := envDuration("XKS_LOAD_MAX_DURATION", 15*time.Second)
-	workers := envInt("XKS_LOAD_WORKERS", 64)
-	e, lt := keyholdTarget(b, workers)
+	step := envDuration("XKS_LOAD_STEP", 3*time.Second)
+	counts, err := loadgen.Counts("XKS_LOAD_WORKERS", []int{64, 128, 256, 512})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, lt := keyholdTarget(b, slices.Max(counts))
 	enc, _ := loadBodies(b, lt, "foo")
 	logPath := filepath.Join(b.TempDir(), "audit.log")
 	ctx := context.Background()
-	closedLoop := closedLoop
-	if os.Getenv("XKS_LOAD_SEPARATE") != "" {
-		closedLoop = func(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (float64, int64) {
-			return closedLoopProcess(tb, e, lt, dur, workers, target, body)
+	run := func(workers int) (loadgen.Sample, int64) {
+		cpu := loadgen.CPUTime()
+		r, ops, errs := closedLoop(b, lt, step, workers, "keys/foo/encrypt", enc)
+		cpu = loadgen.CPUTime() - cpu
+		s := loadgen.Sample{Rate: r}
+		if ops > 0 {
+			s.ServerCPU = float64(cpu.Microseconds()) / float64(ops)
+		}
+		return s, errs
+	}
+	if os.Getenv("XKS_LOAD_SEPARATE") != "0" {
+		run = func(workers int) (loadgen.Sample, int64) {
+			return closedLoopProcess(b, e, lt, step, workers, "keys/foo/encrypt", enc)
 		}
 	}
-	for range b.N {
-		const rounds = 3
-		var off, on float64
-		var errs int64
-		for i := range rounds {
-			r, n := closedLoop(b, lt, dur/rounds/2, workers, "keys/foo/encrypt", enc)
-			off, errs = off+r/rounds, errs+n
-			if err := e.audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
-				b.Fatal(err)
-			}
-			r, n = closedLoop(b, lt, dur/rounds/2, workers, "keys/foo/encrypt", enc)
-			on, errs = on+r/rounds, errs+n
-			if err := e.audit.Disable(ctx, "file"); err != nil {
-				b.Fatal(err)
-			}
-			if i == rounds-1 {
-				if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
-					b.Fatalf("trail after the load: %+v %v", rep, err)
-				}
-			}
+	set := func(on bool) error {
+		if on {
+			return e.audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath})
 		}
-		b.ReportMetric(off, "audit-off-req/s")
-		b.ReportMetric(on, "audit-on-req/s")
-		b.ReportMetric(100*(off-on)/off, "overhead-%")
-		b.ReportMetric(float64(errs), "errors")
+		return e.audit.Disable(ctx, "file")
+	}
+	measure := func(workers int) (loadgen.Sample, error) {
+		s, errs := run(workers)
+		if errs > 0 {
+			return s, fmt.Errorf("%d workers: %d failed requests", workers, errs)
+		}
+		return s, nil
+	}
+	for range b.N {
+		res, err := loadgen.CompareOnOff(counts, 3, set, measure)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+			b.Fatalf("trail after the load: %+v %v", rep, err)
+		}
+		fmt.Printf("\nXKS Encrypt with a file audit device off and on (median of 3 rounds, %v each):\n", step)
+		res.Print(os.Stdout, "workers", "req/s")
+		off, on, _, _ := res.Peak()
+		b.ReportMetric(off.Rate, "audit-off-req/s")
+		b.ReportMetric(on.Rate, "audit-on-req/s")
+		b.ReportMetric(res.Overhead(), "overhead-%")
+		b.ReportMetric(res.CPUOverhead(), "server-cpu-overhead-%")
 		b.ReportMetric(0, "ns/op")
 	}
 }

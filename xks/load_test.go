@@ -223,9 +223,9 @@ func BenchmarkXKSLoadMaxEncrypt(b *testing.B) {
 		var kRate, bRate float64
 		var kErrs, bErrs int64
 		for range rounds {
-			r, e := closedLoop(b, lt, dur/rounds, workers, "keys/foo/encrypt", encK)
+			r, _, e := closedLoop(b, lt, dur/rounds, workers, "keys/foo/encrypt", encK)
 			kRate, kErrs = kRate+r/rounds, kErrs+e
-			r, e = closedLoop(b, blt, dur/rounds, workers, "keys/foo/encrypt", encB)
+			r, _, e = closedLoop(b, blt, dur/rounds, workers, "keys/foo/encrypt", encB)
 			bRate, bErrs = bRate+r/rounds, bErrs+e
 		}
 		b.ReportMetric(kRate, "keyhold-req/s")
@@ -237,8 +237,8 @@ func BenchmarkXKSLoadMaxEncrypt(b *testing.B) {
 }
 
 // closedLoop runs workers that each send Encrypt after Encrypt for dur.
-func closedLoop(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (float64, int64) {
-	var done, errs atomic.Int64
+func closedLoop(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (rate float64, ops, errs int64) {
+	var done, failed atomic.Int64
 	var firstErr atomic.Value
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
@@ -250,7 +250,7 @@ func closedLoop(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, t
 			defer wg.Done()
 			for ctx.Err() == nil {
 				if err := lt.send(tb, target, body); err != nil {
-					errs.Add(1)
+					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				} else {
 					done.Add(1)
@@ -262,7 +262,7 @@ func closedLoop(tb testing.TB, lt *loadTarget, dur time.Duration, workers int, t
 	if e := firstErr.Load(); e != nil {
 		tb.Logf("first error: %v", e)
 	}
-	return float64(done.Load()) / time.Since(start).Seconds(), errs.Load()
+	return float64(done.Load()) / time.Since(start).Seconds(), done.Load(), failed.Load()
 }
 
 // baseline is the minimal XKS server the proxy is compared with: the same

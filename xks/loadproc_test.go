@@ -25,8 +25,11 @@ type loadgenSpec struct {
 }
 
 type loadgenResult struct {
-	Rate   float64 `json:"rate"`
-	Errors int64   `json:"errors"`
+	Rate    float64       `json:"rate"`
+	Ops     int64         `json:"ops"`
+	Errors  int64         `json:"errors"`
+	WarmOps int64         `json:"warm_ops"` // before the measured loop
+	CPU     time.Duration `json:"cpu"`      // the child's, in the measured loop
 }
 
 func TestXKSLoadGenerator(t *testing.T) {
@@ -38,16 +41,28 @@ func TestXKSLoadGenerator(t *testing.T) {
 	}
 	lt := &loadTarget{base: spec.Base, akid: spec.AKID, secret: spec.Secret, client: newLoadClient(pool, spec.Workers)}
 	// Warm the connections up, as the in-process generator's are.
-	closedLoop(t, lt, 200*time.Millisecond, spec.Workers, spec.Target, spec.Body)
-	rate, errs := closedLoop(t, lt, spec.Duration, spec.Workers, spec.Target, spec.Body)
-	loadgen.Print(t, loadgenResult{Rate: rate, Errors: errs})
+	_, warm, _ := closedLoop(t, lt, 200*time.Millisecond, spec.Workers, spec.Target, spec.Body)
+	cpu := loadgen.CPUTime()
+	rate, ops, errs := closedLoop(t, lt, spec.Duration, spec.Workers, spec.Target, spec.Body)
+	cpu = loadgen.CPUTime() - cpu
+	loadgen.Print(t, loadgenResult{Rate: rate, Ops: ops, Errors: errs, WarmOps: warm, CPU: cpu})
 }
 
 // closedLoopProcess runs closedLoop in a child process against e's proxy.
-func closedLoopProcess(tb testing.TB, e *testEnv, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (float64, int64) {
+// With the rate it returns the CPU time per operation (µs) of this process,
+// the server, over the child's whole run (its handshakes and warm-up
+// requests too), and of the child in its measured loop.
+func closedLoopProcess(tb testing.TB, e *testEnv, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (loadgen.Sample, int64) {
 	tb.Helper()
 	spec := loadgenSpec{Base: lt.base, AKID: lt.akid, Secret: lt.secret, CAPEM: e.caPEM, Target: target, Body: body, Workers: workers, Duration: dur}
 	var r loadgenResult
+	cpu := loadgen.CPUTime()
 	loadgen.Run(tb, "TestXKSLoadGenerator", "XKS_LOADGEN", spec, &r)
-	return r.Rate, r.Errors
+	cpu = loadgen.CPUTime() - cpu
+	s := loadgen.Sample{Rate: r.Rate}
+	if r.Ops > 0 {
+		s.ServerCPU = float64(cpu.Microseconds()) / float64(r.Ops+r.WarmOps)
+		s.ClientCPU = float64(r.CPU.Microseconds()) / float64(r.Ops)
+	}
+	return s, r.Errors
 }
