@@ -32,14 +32,20 @@ func (t *tx) CreateKMIPObject(ctx context.Context, o *store.KMIPObject) error {
 	return wrap("create kmip object", t.insertAttributes(ctx, seq, o.Attributes))
 }
 
+// insertRows is how many attribute rows one INSERT carries at most.
+const insertRows = 32
+
 func (t *tx) insertAttributes(ctx context.Context, seq int64, attrs []store.KMIPAttribute) error {
 	if len(attrs) == 0 {
 		return nil
 	}
-	// One statement for all rows (SQLite allows 32766 parameters).
+	// Up to insertRows rows per statement: an object's attributes usually
+	// go in one, and the connection's statement cache (stmtCacheSize) then
+	// holds at most insertRows shapes of this statement, each small,
+	// however many attributes clients send.
 	const cols = 7
-	for start := 0; start < len(attrs); start += 4000 {
-		part := attrs[start:min(len(attrs), start+4000)]
+	for start := 0; start < len(attrs); start += insertRows {
+		part := attrs[start:min(len(attrs), start+insertRows)]
 		var b strings.Builder
 		b.WriteString(`INSERT INTO kmip_attributes (object, position, name, idx, value, text, number) VALUES `)
 		args := make([]any, 0, len(part)*cols)

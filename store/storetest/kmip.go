@@ -226,6 +226,16 @@ func (s suite) kmipLocate(t *testing.T) {
 		mk("s1", "k5", attr("Type", "sym", "", 0), attr("Kind", "t2", "", 2)),
 		mk("s3", "k6", attr("Name", "n-dup", "dup", 0), attr("Name", "n-dup", "dup", 0), attr("Mask", "m4", "", 4)),
 	)
+	// An object with more attributes than one insert statement carries.
+	var many []store.KMIPAttribute
+	for i := range 70 {
+		many = append(many, attr("Name", fmt.Sprintf("n-many-%d", i), fmt.Sprintf("many-%d", i), 0))
+	}
+	many = append(many, attr("Mask", "m8", "", 8))
+	createKMIP(t, st, mk("s4", "k7", many...))
+	manyText := func(text string) store.KMIPQuery {
+		return store.KMIPQuery{Scope: "s4", Filters: []store.KMIPFilter{{Name: "Name", Match: store.KMIPMatchText, Text: text}}}
+	}
 	tests := []struct {
 		name      string
 		q         store.KMIPQuery
@@ -258,6 +268,14 @@ func (s suite) kmipLocate(t *testing.T) {
 			{Name: "Name", Match: store.KMIPMatchText, Text: "dup"},
 			{Name: "Mask", Match: store.KMIPMatchMask, Mask: 4},
 		}}, want: []string{"k6"}, wantTotal: 1},
+		{name: "ok many attributes: the first", q: manyText("many-0"), want: []string{"k7"}, wantTotal: 1},
+		{name: "ok many attributes: after the first statement", q: manyText("many-32"), want: []string{"k7"}, wantTotal: 1},
+		{name: "ok many attributes: the last name", q: manyText("many-69"), want: []string{"k7"}, wantTotal: 1},
+		{name: "ok many attributes: one past them", q: manyText("many-70"), want: []string{}, wantTotal: 0},
+		{name: "ok many attributes: the last of all", q: store.KMIPQuery{Scope: "s4", Filters: []store.KMIPFilter{
+			{Name: "Name", Match: store.KMIPMatchText, Text: "many-50"},
+			{Name: "Mask", Match: store.KMIPMatchMask, Mask: 8},
+		}}, want: []string{"k7"}, wantTotal: 1},
 		{name: "ok a value filter with a range filter", q: store.KMIPQuery{Filters: []store.KMIPFilter{
 			{Name: "Date", Match: store.KMIPMatchRange, Min: 150, Max: 400},
 			{Name: "Name", Match: store.KMIPMatchValue, Value: []byte("n-alpha")},
