@@ -257,18 +257,18 @@ func BenchmarkKMIPLoad(b *testing.B) {
 
 // BenchmarkKMIPAuditOverhead: Get throughput with a file audit device off
 // and on (issue: overhead <= 20%), measured in three rounds of one run at
-// each of KMIP_LOAD_CONNECTIONS mutual-TLS connection counts (default
+// each of KMIP_AUDIT_CONNECTIONS mutual-TLS connection counts (default
 // 8,32,128,256); the figures per count are medians over the rounds and a
 // mode's throughput is its peak over the counts (loadgen.OnOff). The
 // clients run in a process of their own (loadproc_test.go), as remote
-// clients do; KMIP_LOAD_SEPARATE=0 runs them in this one. KMIP_LOAD_STEP
+// clients do; KMIP_LOAD_SEPARATE=0 runs them in this one. KMIP_AUDIT_STEP
 // (3s) is the length of one measurement.
 //
 //	go test -run '^$' -bench KMIPAuditOverhead -benchtime 1x ./kmip
 func BenchmarkKMIPAuditOverhead(b *testing.B) {
-	step := envDuration("KMIP_LOAD_STEP", 3*time.Second)
+	step := envDuration("KMIP_AUDIT_STEP", 3*time.Second)
 	nkeys := envInt("KMIP_LOAD_KEYS", 64)
-	counts, err := loadgen.Counts("KMIP_LOAD_CONNECTIONS", []int{8, 32, 128, 256})
+	counts, err := loadgen.Counts("KMIP_AUDIT_CONNECTIONS", []int{8, 32, 128, 256})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 )
 
 // The load generator can run in a process of its own, as a KMIP client on
-// another host does (package loadgen): with KMIP_LOAD_SEPARATE=1 the audit
-// benchmark starts this test binary again with KMIP_LOADGEN naming a file
+// another host does (package loadgen): unless KMIP_LOAD_SEPARATE=0 the
+// audit benchmark starts this test binary again with KMIP_LOADGEN naming a file
 // that describes the run; the child runs TestKMIPLoadGenerator.
 
 type loadgenSpec struct {
@@ -32,8 +32,7 @@ type loadgenResult struct {
 	Errs    int             `json:"errs"`
 	Elapsed time.Duration   `json:"elapsed"`
 	Lat     []time.Duration `json:"lat"`
-	WarmOps int             `json:"warm_ops"` // before the measured loop
-	CPU     time.Duration   `json:"cpu"`      // the child's, in the measured loop
+	CPU     time.Duration   `json:"cpu"` // the child's, in the measured loop
 }
 
 func TestKMIPLoadGenerator(t *testing.T) {
@@ -62,11 +61,10 @@ func TestKMIPLoadGenerator(t *testing.T) {
 		conns = append(conns, &kmiptest.Client{Conn: c})
 	}
 	// Warm the connections up, as the in-process generator's are.
-	warm := closedLoop(conns, 200*time.Millisecond, spec.Requests)
-	cpu := loadgen.CPUTime()
-	r := closedLoop(conns, spec.Duration, spec.Requests)
-	cpu = loadgen.CPUTime() - cpu
-	loadgen.Print(t, loadgenResult{Ops: r.ops, Errs: r.errs, Elapsed: r.elapsed, Lat: r.lat, WarmOps: warm.ops, CPU: cpu})
+	closedLoop(conns, 200*time.Millisecond, spec.Requests)
+	var r loadResult
+	cpu := loadgen.Measured(func() { r = closedLoop(conns, spec.Duration, spec.Requests) })
+	loadgen.Print(t, loadgenResult{Ops: r.ops, Errs: r.errs, Elapsed: r.elapsed, Lat: r.lat, CPU: cpu})
 }
 
 // separateLoad is a Keyhold target's credential in files, for a child
@@ -83,19 +81,17 @@ func newSeparateLoad(tb testing.TB, e *kmiptest.Env) *separateLoad {
 
 // closedLoop runs the closed loop in a child process over conns new
 // connections. It also returns the CPU time per operation (µs) of this
-// process, the server, over the child's whole run (its handshakes and
-// warm-up operations too), and of the child in its measured loop.
+// process, the server, and of the child, both over the child's measured
+// loop.
 func (s *separateLoad) closedLoop(tb testing.TB, conns int, d time.Duration, reqs [][]byte) (loadResult, loadgen.Sample) {
 	tb.Helper()
 	spec := loadgenSpec{Addr: s.addr, CertFile: s.certFile, KeyFile: s.keyFile, CAFile: s.caFile, Requests: reqs, Connections: conns, Duration: d}
 	var r loadgenResult
-	cpu := loadgen.CPUTime()
-	loadgen.Run(tb, "TestKMIPLoadGenerator", "KMIP_LOADGEN", spec, &r)
-	cpu = loadgen.CPUTime() - cpu
+	cpu := loadgen.Run(tb, "TestKMIPLoadGenerator", "KMIP_LOADGEN", spec, &r)
 	lr := loadResult{ops: r.Ops, errs: r.Errs, elapsed: r.Elapsed, lat: r.Lat}
 	sample := loadgen.Sample{Rate: lr.rate()}
 	if r.Ops > 0 {
-		sample.ServerCPU = float64(cpu.Microseconds()) / float64(r.Ops+r.WarmOps)
+		sample.ServerCPU = float64(cpu.Microseconds()) / float64(r.Ops)
 		sample.ClientCPU = float64(r.CPU.Microseconds()) / float64(r.Ops)
 	}
 	return lr, sample

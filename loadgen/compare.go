@@ -139,15 +139,17 @@ func (r OnOff) Overhead() float64 {
 }
 
 // CPUOverhead is how much more server CPU an operation takes with the
-// feature on, in percent, at the two peaks. With the clients on other
-// hosts and the server's cores busy, throughput falls by about
-// CPUOverhead/(100+CPUOverhead).
+// feature on, in percent, at the count where the rate with it on peaks
+// (both modes at the same count: what an operation costs depends on how
+// many are in flight). With the clients on other hosts and the server's
+// cores busy, throughput falls by about CPUOverhead/(100+CPUOverhead).
 func (r OnOff) CPUOverhead() float64 {
-	off, on, _, _ := r.Peak()
-	if off.ServerCPU == 0 {
+	_, _, _, onAt := r.Peak()
+	i := slices.Index(r.Counts, onAt)
+	if i < 0 || r.Off[i].ServerCPU == 0 {
 		return 0
 	}
-	return 100 * (on.ServerCPU - off.ServerCPU) / off.ServerCPU
+	return 100 * (r.On[i].ServerCPU - r.Off[i].ServerCPU) / r.Off[i].ServerCPU
 }
 
 func overhead(off, on float64) float64 {
@@ -160,7 +162,15 @@ func overhead(off, on float64) float64 {
 // Print writes the rates per count and the peaks as a table; clients names
 // what a count counts (connections, workers).
 func (r OnOff) Print(w io.Writer, clients, unit string) {
-	fmt.Fprintf(w, "%12s %14s %14s %9s %16s %16s\n", "", "", "", "", "server µs/op", "client µs/op")
+	apart := false
+	for i := range r.Counts {
+		apart = apart || r.Off[i].ClientCPU > 0 || r.On[i].ClientCPU > 0
+	}
+	server := "server µs/op"
+	if !apart {
+		server = "process µs/op" // the clients' CPU is in it
+	}
+	fmt.Fprintf(w, "%12s %14s %14s %9s %16s %16s\n", "", "", "", "", server, "client µs/op")
 	fmt.Fprintf(w, "%12s %14s %14s %9s %8s %7s %8s %7s\n", clients, "off "+unit, "on "+unit, "overhead", "off", "on", "off", "on")
 	row := func(label string, off, on Sample) {
 		fmt.Fprintf(w, "%12s %14.0f %14.0f %8.1f%% %8.1f %7.1f %8.1f %7.1f\n", label, off.Rate, on.Rate, overhead(off.Rate, on.Rate),
@@ -171,14 +181,25 @@ func (r OnOff) Print(w io.Writer, clients, unit string) {
 	}
 	off, on, offAt, onAt := r.Peak()
 	row("peak", off, on)
-	fmt.Fprintf(w, "peaks at %d (off) and %d (on) %s; server CPU per operation at the peaks %+.1f%%\n", offAt, onAt, clients, r.CPUOverhead())
-	if offAt == r.Counts[len(r.Counts)-1] {
-		fmt.Fprintf(w, "note: the rate with the feature off still grew at the largest count; the off peak may be higher\n")
+	fmt.Fprintf(w, "peaks at %d (off) and %d (on) %s; at %d, CPU per operation %+.1f%% with the feature on\n",
+		offAt, onAt, clients, onAt, r.CPUOverhead())
+	if !apart {
+		fmt.Fprintf(w, "note: the clients ran in this process, so its CPU per operation includes theirs\n")
+	}
+	largest := slices.Max(r.Counts)
+	for _, m := range []struct {
+		name string
+		at   int
+	}{{"off", offAt}, {"on", onAt}} {
+		if m.at == largest {
+			fmt.Fprintf(w, "note: the rate with the feature %s was highest at the largest count; its peak may be higher\n", m.name)
+		}
 	}
 }
 
 // Counts reads a list of client counts ("8,64,256") from the environment
-// variable name, or returns def.
+// variable name, or returns def; the list comes back sorted, each count
+// once.
 func Counts(name string, def []int) ([]int, error) {
 	v := os.Getenv(name)
 	if v == "" {
@@ -192,5 +213,6 @@ func Counts(name string, def []int) ([]int, error) {
 		}
 		out = append(out, n)
 	}
-	return out, nil
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,8 +23,13 @@ func TestCompareOnOff(t *testing.T) {
 		on, switches = v, switches+1
 		return nil
 	}
+	// first[n] lists, per round, the mode count n was measured in first.
+	first := map[int][]bool{}
 	rate := func(n int) (Sample, error) {
 		calls[n]++
+		if calls[n]%2 == 1 {
+			first[n] = append(first[n], on)
+		}
 		drift := []float64{0, 50, -20}[(calls[n]-1)/2]
 		if on {
 			return Sample{Rate: min(900, 100*float64(n)) + drift, ServerCPU: 110 + drift, ClientCPU: 30}, nil
@@ -42,11 +48,20 @@ func TestCompareOnOff(t *testing.T) {
 			t.Errorf("count %d measured %d times, want 6 (3 rounds, 2 modes)", n, c)
 		}
 	}
-	// Off and on alternate in order from one measurement to the next, so
-	// the mode switches less often than once per measurement.
-	if switches >= 18 {
-		t.Errorf("%d switches for 18 measurements", switches)
+	// Which mode goes first alternates from round to round for each count
+	// (and from count to count within a round), so that drift over the run
+	// weighs on both; and the mode carries over from one measurement to the
+	// next instead of being switched back and forth.
+	for i, n := range []int{1, 4, 16} {
+		want := []bool{i%2 == 1, i%2 == 0, i%2 == 1}
+		if !slices.Equal(first[n], want) {
+			t.Errorf("count %d: first mode per round %v, want %v", n, first[n], want)
+		}
 	}
+	if switches != 10 { // 9 in the rounds, and off at the end
+		t.Errorf("%d switches for 18 measurements, want 10", switches)
+	}
+	wantCPU := 10.0 // at the count where the rate with the feature on peaks
 	wantOff := []float64{250, 1000, 1000}
 	wantOn := []float64{100, 400, 900}
 	for i := range r.Counts {
@@ -64,12 +79,13 @@ func TestCompareOnOff(t *testing.T) {
 	if off.ServerCPU != 100 || onPeak.ServerCPU != 110 || off.ClientCPU != 30 {
 		t.Errorf("CPU per operation at the peaks: off %+v, on %+v", off, onPeak)
 	}
-	if got := r.CPUOverhead(); math.Abs(got-10) > 1e-9 {
-		t.Errorf("CPU overhead %v%%, want 10%%", got)
+	if got := r.CPUOverhead(); math.Abs(got-wantCPU) > 1e-9 {
+		t.Errorf("CPU overhead %v%%, want %v%%", got, wantCPU)
 	}
 	var b strings.Builder
 	r.Print(&b, "clients", "req/s")
-	if !strings.Contains(b.String(), "peaks at 4 (off) and 16 (on) clients; server CPU per operation at the peaks +10.0%") || strings.Contains(b.String(), "may be higher") {
+	if !strings.Contains(b.String(), "peaks at 4 (off) and 16 (on) clients; at 16, CPU per operation +10.0% with the feature on") ||
+		!strings.Contains(b.String(), "feature on was highest at the largest count") || strings.Contains(b.String(), "feature off was highest") {
 		t.Errorf("table:\n%s", b.String())
 	}
 }
@@ -93,8 +109,8 @@ func TestCounts(t *testing.T) {
 	if got, err := Counts("LOADGEN_TEST_COUNTS", []int{8}); err != nil || len(got) != 1 || got[0] != 8 {
 		t.Errorf("unset: %v %v", got, err)
 	}
-	t.Setenv("LOADGEN_TEST_COUNTS", "8, 64,256")
-	if got, err := Counts("LOADGEN_TEST_COUNTS", nil); err != nil || len(got) != 3 || got[2] != 256 {
+	t.Setenv("LOADGEN_TEST_COUNTS", "256, 8,64,8")
+	if got, err := Counts("LOADGEN_TEST_COUNTS", nil); err != nil || !slices.Equal(got, []int{8, 64, 256}) {
 		t.Errorf("list: %v %v", got, err)
 	}
 	for _, bad := range []string{"8,,64", "0", "-1", "eight"} {

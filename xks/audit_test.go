@@ -155,17 +155,17 @@ func TestXKSAuditPanic(t *testing.T) {
 
 // BenchmarkXKSAuditOverhead: Encrypt throughput with the file audit device
 // on and off (issue: overhead ≤ 20%), measured in three rounds of one run
-// at each of XKS_LOAD_WORKERS closed-loop client counts (default
+// at each of XKS_AUDIT_WORKERS closed-loop client counts (default
 // 64,128,256,512); the figures per count are medians over the rounds and a
 // mode's throughput is its peak over the counts (loadgen.OnOff). The
 // clients run in a child process (loadproc_test.go), as AWS KMS does on
 // other hosts; XKS_LOAD_SEPARATE=0 runs them in this one.
-// XKS_LOAD_STEP (3s) is the length of one measurement.
+// XKS_AUDIT_STEP (3s) is the length of one measurement.
 //
 //	go test -run '^$' -bench XKSAuditOverhead -benchtime 1x ./xks
 func BenchmarkXKSAuditOverhead(b *testing.B) {
-	step := envDuration("XKS_LOAD_STEP", 3*time.Second)
-	counts, err := loadgen.Counts("XKS_LOAD_WORKERS", []int{64, 128, 256, 512})
+	step := envDuration("XKS_AUDIT_STEP", 3*time.Second)
+	counts, err := loadgen.Counts("XKS_AUDIT_WORKERS", []int{64, 128, 256, 512})
 	if err != nil {
 		b.Fatal(err)
 	}

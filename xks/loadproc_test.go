@@ -25,11 +25,10 @@ type loadgenSpec struct {
 }
 
 type loadgenResult struct {
-	Rate    float64       `json:"rate"`
-	Ops     int64         `json:"ops"`
-	Errors  int64         `json:"errors"`
-	WarmOps int64         `json:"warm_ops"` // before the measured loop
-	CPU     time.Duration `json:"cpu"`      // the child's, in the measured loop
+	Rate   float64       `json:"rate"`
+	Ops    int64         `json:"ops"`
+	Errors int64         `json:"errors"`
+	CPU    time.Duration `json:"cpu"` // the child's, in the measured loop
 }
 
 func TestXKSLoadGenerator(t *testing.T) {
@@ -41,27 +40,24 @@ func TestXKSLoadGenerator(t *testing.T) {
 	}
 	lt := &loadTarget{base: spec.Base, akid: spec.AKID, secret: spec.Secret, client: newLoadClient(pool, spec.Workers)}
 	// Warm the connections up, as the in-process generator's are.
-	_, warm, _ := closedLoop(t, lt, 200*time.Millisecond, spec.Workers, spec.Target, spec.Body)
-	cpu := loadgen.CPUTime()
-	rate, ops, errs := closedLoop(t, lt, spec.Duration, spec.Workers, spec.Target, spec.Body)
-	cpu = loadgen.CPUTime() - cpu
-	loadgen.Print(t, loadgenResult{Rate: rate, Ops: ops, Errors: errs, WarmOps: warm, CPU: cpu})
+	closedLoop(t, lt, 200*time.Millisecond, spec.Workers, spec.Target, spec.Body)
+	var rate float64
+	var ops, errs int64
+	cpu := loadgen.Measured(func() { rate, ops, errs = closedLoop(t, lt, spec.Duration, spec.Workers, spec.Target, spec.Body) })
+	loadgen.Print(t, loadgenResult{Rate: rate, Ops: ops, Errors: errs, CPU: cpu})
 }
 
 // closedLoopProcess runs closedLoop in a child process against e's proxy.
 // With the rate it returns the CPU time per operation (µs) of this process,
-// the server, over the child's whole run (its handshakes and warm-up
-// requests too), and of the child in its measured loop.
+// the server, and of the child, both over the child's measured loop.
 func closedLoopProcess(tb testing.TB, e *testEnv, lt *loadTarget, dur time.Duration, workers int, target string, body []byte) (loadgen.Sample, int64) {
 	tb.Helper()
 	spec := loadgenSpec{Base: lt.base, AKID: lt.akid, Secret: lt.secret, CAPEM: e.caPEM, Target: target, Body: body, Workers: workers, Duration: dur}
 	var r loadgenResult
-	cpu := loadgen.CPUTime()
-	loadgen.Run(tb, "TestXKSLoadGenerator", "XKS_LOADGEN", spec, &r)
-	cpu = loadgen.CPUTime() - cpu
+	cpu := loadgen.Run(tb, "TestXKSLoadGenerator", "XKS_LOADGEN", spec, &r)
 	s := loadgen.Sample{Rate: r.Rate}
 	if r.Ops > 0 {
-		s.ServerCPU = float64(cpu.Microseconds()) / float64(r.Ops+r.WarmOps)
+		s.ServerCPU = float64(cpu.Microseconds()) / float64(r.Ops)
 		s.ClientCPU = float64(r.CPU.Microseconds()) / float64(r.Ops)
 	}
 	return s, r.Errors
