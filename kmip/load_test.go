@@ -294,14 +294,6 @@ func BenchmarkKMIPAuditOverhead(b *testing.B) {
 		sep := newSeparateLoad(b, e)
 		run = func(conns int) (loadResult, loadgen.Sample) { return sep.closedLoop(b, conns, step, gets) }
 	}
-	logPath := filepath.Join(b.TempDir(), "audit.log")
-	ctx := context.Background()
-	set := func(on bool) error {
-		if on {
-			return e.Audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath})
-		}
-		return e.Audit.Disable(ctx, "file")
-	}
 	measure := func(conns int) (loadgen.Sample, error) {
 		r, s := run(conns)
 		if r.errs > 0 {
@@ -311,20 +303,6 @@ func BenchmarkKMIPAuditOverhead(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		res, err := loadgen.CompareOnOff(counts, 3, set, measure)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
-			b.Fatalf("trail after the load: %+v %v", rep, err)
-		}
-		fmt.Printf("\nKMIP Get with a file audit device off and on (median of 3 rounds, %v each):\n", step)
-		res.Print(os.Stdout, "connections", "ops/s")
-		off, on, _, _ := res.Peak()
-		b.ReportMetric(off.Rate, "audit-off-ops/s")
-		b.ReportMetric(on.Rate, "audit-on-ops/s")
-		b.ReportMetric(res.Overhead(), "overhead-%")
-		b.ReportMetric(res.CPUOverhead(), "server-cpu-overhead-%")
-		b.ReportMetric(0, "ns/op")
+		loadgen.AuditOverhead(b, e.Audit, counts, measure, fmt.Sprintf("KMIP Get, %v a measurement,", step), "connections", "ops/s")
 	}
 }

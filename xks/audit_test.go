@@ -171,8 +171,6 @@ func BenchmarkXKSAuditOverhead(b *testing.B) {
 	}
 	e, lt := keyholdTarget(b, slices.Max(counts))
 	enc, _ := loadBodies(b, lt, "foo")
-	logPath := filepath.Join(b.TempDir(), "audit.log")
-	ctx := context.Background()
 	run := func(workers int) (loadgen.Sample, int64) {
 		cpu := loadgen.CPUTime()
 		r, ops, errs := closedLoop(b, lt, step, workers, "keys/foo/encrypt", enc)
@@ -188,12 +186,6 @@ func BenchmarkXKSAuditOverhead(b *testing.B) {
 			return closedLoopProcess(b, e, lt, step, workers, "keys/foo/encrypt", enc)
 		}
 	}
-	set := func(on bool) error {
-		if on {
-			return e.audit.Enable(ctx, audit.Device{Path: "file", Type: "file", FilePath: logPath})
-		}
-		return e.audit.Disable(ctx, "file")
-	}
 	measure := func(workers int) (loadgen.Sample, error) {
 		s, errs := run(workers)
 		if errs > 0 {
@@ -202,20 +194,6 @@ func BenchmarkXKSAuditOverhead(b *testing.B) {
 		return s, nil
 	}
 	for range b.N {
-		res, err := loadgen.CompareOnOff(counts, 3, set, measure)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
-			b.Fatalf("trail after the load: %+v %v", rep, err)
-		}
-		fmt.Printf("\nXKS Encrypt with a file audit device off and on (median of 3 rounds, %v each):\n", step)
-		res.Print(os.Stdout, "workers", "req/s")
-		off, on, _, _ := res.Peak()
-		b.ReportMetric(off.Rate, "audit-off-req/s")
-		b.ReportMetric(on.Rate, "audit-on-req/s")
-		b.ReportMetric(res.Overhead(), "overhead-%")
-		b.ReportMetric(res.CPUOverhead(), "server-cpu-overhead-%")
-		b.ReportMetric(0, "ns/op")
+		loadgen.AuditOverhead(b, e.audit, counts, measure, fmt.Sprintf("XKS Encrypt, %v a measurement,", step), "workers", "req/s")
 	}
 }
