@@ -11,7 +11,8 @@ import (
 // sys/init, as Vault's: GET says whether the appliance is initialised; PUT
 // makes the first root token and shows it this once. There are no unseal
 // keys: the HSM PIN, from the configuration, unlocks the keys. Both are
-// served without a token, and PUT works only while no root token exists.
+// served without a token, and PUT works once: revoking the root token later
+// does not open it again.
 func (s *Server) initRoutes() {
 	// Vault's client sends its unseal-key settings; there is nothing to
 	// unseal here, so they are accepted and ignored.

@@ -34,3 +34,32 @@ func TestOperatorInit(t *testing.T) {
 		t.Fatalf("health after init: %d", st)
 	}
 }
+
+// Revoking the root token after set-up (as Vault's hardening advice has it)
+// must not let anybody without a token initialise the appliance again and
+// mint a new root token.
+func TestInitClosedAfterRootRevoked(t *testing.T) {
+	env := newTestEnvRoot(t, "")
+	anon := env.client(t, "")
+	resp, err := anon.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := env.client(t, resp.RootToken)
+	// A child token, revoked with its parent: no token at all is left.
+	if _, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Auth().Token().RevokeSelf(""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := anon.Sys().InitStatus(); err != nil || !ok {
+		t.Fatalf("init status after the root token was revoked: %v %v", ok, err)
+	}
+	if st, m := rawReq(t, env, "GET", "/v1/sys/health", "", ""); st != 200 || m["initialized"] != true {
+		t.Fatalf("health after the root token was revoked: %d %v", st, m)
+	}
+	if st, m := rawReq(t, env, "PUT", "/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`); st != 400 || m["root_token"] != nil {
+		t.Fatalf("init after the root token was revoked: %d %v", st, m)
+	}
+}

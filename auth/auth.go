@@ -52,6 +52,7 @@ const (
 	accessorPrefix = "auth/token/accessor/" // + accessor → hash
 	parentPrefix   = "auth/token/parent/"   // + parent accessor + "/" + child accessor → ""
 	rootPrefix     = "auth/token/root/"     // + accessor → "" for tokens with the root policy
+	initializedKey = "auth/initialized"     // → time of the first root token: init is done for good
 	policyPrefix   = "sys/policy/"          // + name → HCL text
 )
 

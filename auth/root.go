@@ -38,19 +38,21 @@ func (m *Manager) Bootstrap(ctx context.Context, rootToken string) error {
 
 // CreateRoot makes a root token (root policy, no expiry, an orphan) and
 // returns it; it is shown this once. Unless force is set it refuses, with
-// a Conflict fault wrapping ErrRootExists, when a live root token exists
-// already: `keyhold operator init` makes the first one, and another is a
-// deliberate act (force), as with Vault's generate-root.
+// a Conflict fault wrapping ErrRootExists, once the appliance has been
+// initialised: `keyhold operator init` makes the first root token, and
+// another is a deliberate act (force), as with Vault's generate-root.
+// Revoking the root token after set-up, as Vault's hardening advice has it,
+// does not open initialisation again.
 func (m *Manager) CreateRoot(ctx context.Context, force bool) (string, error) {
 	id := newToken()
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		if !force {
-			live, err := m.liveRoot(ctx, tx)
+			done, err := m.initialized(ctx, tx)
 			if err != nil {
 				return err
 			}
-			if live {
-				return fault.Wrap(fault.Conflict, ErrRootExists, "a root token exists already")
+			if done {
+				return fault.Wrap(fault.Conflict, ErrRootExists, "Keyhold is already initialized")
 			}
 		}
 		return putNew(ctx, tx, hashToken(id), m.rootEntry())
@@ -94,14 +96,34 @@ func (m *Manager) rootEntry() *Token {
 	}
 }
 
-// Initialized reports whether a live root token exists (the appliance was
-// initialised with `keyhold operator init`, or runs in dev mode).
+// Initialized reports whether the appliance has been initialised (with
+// `keyhold operator init`, or by dev mode's root token), whether or not its
+// root token still exists.
 func (m *Manager) Initialized(ctx context.Context) (bool, error) {
-	var live bool
+	var done bool
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		var err error
-		live, err = m.liveRoot(ctx, tx)
+		done, err = m.initialized(ctx, tx)
 		return err
 	})
-	return live, err
+	return done, err
+}
+
+// initialized: the mark that every root token leaves (initializedKey), or,
+// for a store written before that mark existed, a live root token or any
+// token at all (tokens are made only after initialisation).
+func (m *Manager) initialized(ctx context.Context, tx store.Tx) (bool, error) {
+	if _, err := tx.Get(ctx, initializedKey); err == nil {
+		return true, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	if live, err := m.liveRoot(ctx, tx); err != nil || live {
+		return live, err
+	}
+	accs, err := tx.List(ctx, accessorPrefix)
+	if err != nil {
+		return false, err
+	}
+	return len(accs) > 0, nil
 }

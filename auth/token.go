@@ -287,9 +287,22 @@ func putNew(ctx context.Context, tx store.Tx, hash string, t *Token) error {
 		}
 	}
 	if t.Root {
-		return tx.Put(ctx, rootPrefix+t.Accessor, nil)
+		if err := tx.Put(ctx, rootPrefix+t.Accessor, nil); err != nil {
+			return err
+		}
+		return markInitialized(ctx, tx, t.IssuedAt)
 	}
 	return nil
+}
+
+// markInitialized records, once, that the appliance has had a root token.
+func markInitialized(ctx context.Context, tx store.Tx, at time.Time) error {
+	if _, err := tx.Get(ctx, initializedKey); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return tx.Put(ctx, initializedKey, []byte(at.UTC().Format(time.RFC3339Nano)))
 }
 
 func putEntry(ctx context.Context, tx store.Tx, hash string, t *Token) error {

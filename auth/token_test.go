@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/store"
+	"github.com/keyhold/keyhold/store/sqlite"
 )
 
 // The raw tokens appear nowhere in the SQLite files (database, WAL, shared
@@ -421,6 +423,56 @@ func TestRenew(t *testing.T) {
 	}
 }
 
+// A store written before initialisation left its mark counts as
+// initialised while it holds any token; a store that never had one does
+// not.
+func TestInitializedWithoutTheMark(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := New(st)
+	if ok, err := m.Initialized(ctx); err != nil || ok {
+		t.Fatalf("a new store: %v %v", ok, err)
+	}
+	root, err := m.CreateRoot(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Initialized(ctx); err != nil || !ok {
+		t.Fatalf("after init: %v %v", ok, err)
+	}
+	rootTok, err := m.Authenticate(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _, err := m.Create(ctx, rootTok, CreateRequest{Policies: []string{"default"}, Orphan: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As an older build left it: no mark.
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, initializedKey) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Revoke(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Initialized(ctx); err != nil || !ok {
+		t.Fatalf("no mark, no root token, another token: %v %v", ok, err)
+	}
+	if _, err := m.CreateRoot(ctx, false); !errors.Is(err, ErrRootExists) {
+		t.Fatalf("create root on it: %v", err)
+	}
+	if err := m.Revoke(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Initialized(ctx); err != nil || ok {
+		t.Fatalf("no mark and no token at all: %v %v", ok, err)
+	}
+}
+
 func TestBootstrapAndCreateRoot(t *testing.T) {
 	a := newTestAuth(t)
 	ctx := context.Background()
@@ -447,16 +499,18 @@ func TestBootstrapAndCreateRoot(t *testing.T) {
 	if err := a.m.Revoke(ctx, testRoot); err != nil {
 		t.Fatal(err)
 	}
-	root, err := a.m.CreateRoot(ctx, false)
+	// Initialisation is done for good: with no root token left, only a
+	// deliberate (forced) act makes another.
+	if _, err := a.m.CreateRoot(ctx, false); !errors.Is(err, ErrRootExists) || kindOf(err) != fault.Conflict {
+		t.Errorf("create root with none live after initialisation: %v", err)
+	}
+	root, err := a.m.CreateRoot(ctx, true)
 	if err != nil {
-		t.Fatalf("create root with none live: %v", err)
+		t.Fatalf("forced: %v", err)
 	}
 	e, err := a.m.Authenticate(ctx, root)
 	if err != nil || !e.Root || !e.Orphan || !e.ExpireAt.IsZero() || !strings.HasPrefix(root, "khs.") {
 		t.Fatalf("root token %+v: %v", e, err)
-	}
-	if _, err := a.m.CreateRoot(ctx, true); err != nil {
-		t.Errorf("forced: %v", err)
 	}
 	if err := a.m.Bootstrap(ctx, "bad token"); kindOf(err) != fault.BadInput {
 		t.Errorf("bootstrap with a space: %v", err)
