@@ -3,7 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -211,5 +216,66 @@ func TestRESTAuditPanic(t *testing.T) {
 	}
 	if evs[0].Type != "request" || evs[1].Type != "response" || evs[1].RequestID != evs[0].RequestID || evs[1].Response.Status != 500 {
 		t.Fatalf("events: %+v %+v", evs[0], evs[1].Response)
+	}
+}
+
+// Secrets that reach the REST API in other shapes than the common field
+// names (nested in a configuration object, a PEM key under tls_key) stay
+// out of the audit trail, in requests and in responses.
+func TestRESTAuditHidesNestedSecrets(t *testing.T) {
+	env, _ := newXKSEnv(t)
+	root := env.client(t, testRootToken)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	c := root.Logical()
+	// A TLS key that the request carries; the write fails (the key does
+	// not match the certificate), and the request event was written first.
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_cert": "not a certificate", "tls_key": keyPEM})
+	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := c.Write("xks/credential/generate", map[string]any{"prefix": "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := cred.Data["secret_access_key"].(string)
+	nested, _ := json.Marshal(cred.Data["xks_proxy_configuration"])
+	if secret == "" || !strings.Contains(string(nested), secret) {
+		t.Fatalf("the response does not carry the secret where this test looks: %v", cred.Data)
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"the secret access key": secret, "the TLS key": strings.Split(keyPEM, "\n")[1]} {
+		if bytes.Contains(raw, []byte(s)) {
+			t.Errorf("%s is in the audit trail in the clear", name)
+		}
+	}
+	if !bytes.Contains(raw, []byte(`"xks_proxy_configuration.XksProxyAuthenticationCredential.RawSecretAccessKey":"hmac-sha256:`)) {
+		t.Errorf("the nested secret is not in the trail as an HMAC under its path")
+	}
+}
+
+func TestSensitiveFieldNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"token": true, "client_token": true, "root_token": true, "secret_access_key": true, "RawSecretAccessKey": true,
+		"tls_key": true, "TLS-Key": true, "private_key": true, "tls_private_key": true, "Password": true, "pin": true,
+		"key_type": false, "access_key_id": false, "AccessKeyId": false, "token_label": false, "name": false, "tls_key_blob": false,
+	} {
+		if got := sensitiveField(name); got != want {
+			t.Errorf("%s: sensitive %v, want %v", name, got, want)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/fault"
@@ -93,34 +95,91 @@ func (s *Server) auditHash(ctx context.Context, req *Request) (*Response, error)
 }
 
 // sensitiveFields are request and response fields (at any depth) whose
-// values the audit trail holds only as HMACs.
-var sensitiveFields = map[string]bool{
-	"token": true, "client_token": true, "id": true, "credentials": true,
-	"secret_key": true, "access_key": true, "session_token": true, "client_secret": true,
-	"service_account_file": true, "secret": true, "secret_access_key": true,
-	"plaintext": true, "ciphertext": true, "key_material": true, "private_key": true,
-	"password": true, "pin": true, "input": true, "hash": true, "certificate": true,
-	"ca_chain": true, "key_value": true,
+// values the audit trail holds only as HMACs, by their names with case,
+// '_' and '-' ignored; sensitiveParts are parts of a name that make any
+// field sensitive (secret_key, RawSecretAccessKey, tls_private_key, ...).
+var (
+	sensitiveFields = map[string]bool{
+		"token": true, "clienttoken": true, "roottoken": true, "sessiontoken": true, "id": true,
+		"credentials": true, "credential": true, "accesskey": true, "serviceaccountfile": true,
+		"plaintext": true, "ciphertext": true, "keymaterial": true, "password": true, "pin": true,
+		"input": true, "hash": true, "certificate": true, "cachain": true, "keyvalue": true,
+		"tlskey": true, "pem": true, "pembundle": true,
+	}
+	sensitiveParts = []string{"secret", "password", "passphrase", "privatekey"}
+)
+
+// sensitiveField reports whether a field of that name is written only as
+// an HMAC.
+func sensitiveField(name string) bool {
+	n := strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, name)
+	if sensitiveFields[n] {
+		return true
+	}
+	for _, p := range sensitiveParts {
+		if strings.Contains(n, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitSensitive returns data with the sensitive fields removed, and those
-// fields JSON-encoded for the audit devices to HMAC.
+// fields JSON-encoded for the audit devices to HMAC, under their paths
+// (prefix, the names of the objects and the indexes of the lists above
+// them, joined by dots).
 func splitSensitive(data map[string]any, sens map[string][]byte, prefix string) map[string]any {
 	if len(data) == 0 {
 		return nil
 	}
 	out := make(map[string]any, len(data))
 	for k, v := range data {
-		if sensitiveFields[k] {
+		if sensitiveField(k) {
 			b, _ := json.Marshal(v)
 			sens[prefix+k] = b
 			continue
 		}
-		if m, ok := v.(map[string]any); ok {
-			out[k] = splitSensitive(m, sens, prefix+k+".")
-			continue
-		}
-		out[k] = v
+		out[k] = splitValue(v, sens, prefix+k)
 	}
 	return out
+}
+
+// splitValue is splitSensitive for the value at path: objects and lists are
+// searched, and values of other types (structs, typed maps) through their
+// JSON form, so that a sensitive field nested in them is found too.
+func splitValue(v any, sens map[string][]byte, path string) any {
+	switch x := v.(type) {
+	case nil, string, bool, float64, float32, int, int32, int64, uint, uint32, uint64, json.Number, []string:
+		return x
+	case map[string]any:
+		if x == nil {
+			return x
+		}
+		return splitSensitive(x, sens, path+".")
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = splitValue(e, sens, path+"."+strconv.Itoa(i))
+		}
+		return out
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v // the audit encoder reports it
+	}
+	var g any
+	if err := json.Unmarshal(b, &g); err != nil {
+		return v
+	}
+	if _, ok := g.(map[string]any); !ok {
+		if _, ok := g.([]any); !ok {
+			return g
+		}
+	}
+	return splitValue(g, sens, path)
 }
