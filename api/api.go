@@ -140,6 +140,10 @@ type route struct {
 	unauthN bool // served without a token
 	sudo    bool // needs the sudo capability besides the operation's
 	noAudit bool // not written to the audit trail (health, metrics)
+	// lowerLast: the last segment is a name the store keeps lowercase and
+	// trimmed (policies, as in Vault); it is made so before the policy
+	// check, so that "ADMIN" is checked as the "admin" it will change.
+	lowerLast bool
 }
 
 // handle registers a sys/ or auth/ route.
@@ -260,6 +264,15 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 		return nil, fault.New(fault.NotFound, "no handler for route %q: paths start with /v1/", r.URL.Path)
 	}
 	path = strings.TrimSuffix(path, "/")
+	// Policies match the path as written, and handlers act on its
+	// segments: a path with an empty, "." or ".." segment could name one
+	// object to the policy check and another to the handler
+	// (sys/mounts//prod for sys/mounts/prod), so it is refused.
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return nil, fault.New(fault.BadInput, "the path has an empty, \".\" or \"..\" segment")
+		}
+	}
 	st.path = path
 	op, err := operation(r)
 	if err != nil {
@@ -277,6 +290,17 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	rt, params, mount := s.findRoute(path)
 	if rt == nil {
 		return nil, fault.New(fault.NotFound, "no handler for route %q", path)
+	}
+	if rt.lowerLast {
+		last := path[strings.LastIndexByte(path, '/')+1:]
+		name := strings.ToLower(strings.TrimSpace(last))
+		for k, v := range params {
+			if v == last {
+				params[k] = name
+			}
+		}
+		path = path[:len(path)-len(last)] + name
+		st.path = path
 	}
 	st.rt, st.mount, st.noAudit = rt, mount, rt.noAudit
 	raw, err := readBody(r, op)

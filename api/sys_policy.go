@@ -20,13 +20,13 @@ func (s *Server) policyRoutes() {
 		OpRead:   s.readPolicyRules,
 		OpUpdate: s.writePolicy,
 		OpDelete: s.deletePolicy,
-	})
+	}).lowerLast = true
 	s.handle("sys/policies/acl", Fields{}, map[Operation]HandlerFunc{OpList: s.listPolicies})
 	s.handle("sys/policies/acl/{name}", Fields{"policy": {Type: TypeString}}, map[Operation]HandlerFunc{
 		OpRead:   s.readPolicy,
 		OpUpdate: s.writePolicy,
 		OpDelete: s.deletePolicy,
-	})
+	}).lowerLast = true
 }
 
 func (s *Server) listPolicies(ctx context.Context, req *Request) (*Response, error) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -124,5 +125,73 @@ func TestPolicyWriteErrors(t *testing.T) {
 				t.Errorf("err %v, want %d saying %q", err, tt.wantStatus, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// A deny on one object must hold however the path names it: extra slashes
+// (which the handlers would strip) are refused, and a policy name that the
+// store lowercases and trims is checked in that form.
+func TestPolicyCheckSeesTheObjectTheHandlerChanges(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	mountKeymgmt(t, root, "prod")
+	for name, text := range map[string]string{
+		"ops": `path "sys/mounts/*" { capabilities = ["create", "read", "update", "delete"] }
+path "sys/mounts/prod" { capabilities = ["deny"] }
+path "sys/audit/*" { capabilities = ["update", "delete", "sudo"] }
+path "sys/audit/file" { capabilities = ["deny"] }`,
+		"editor": `path "sys/policy/*" { capabilities = ["create", "read", "update", "delete"] }
+path "sys/policy/admin" { capabilities = ["deny"] }
+path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete"] }
+path "sys/policies/acl/admin" { capabilities = ["deny"] }`,
+		"admin": `path "*" { capabilities = ["read"] }`,
+	} {
+		if err := root.Sys().PutPolicy(name, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"ops", "editor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tok.Auth.ClientToken
+	evil := `{"policy":"path \"*\" { capabilities = [\"sudo\", \"create\", \"update\"] }"}`
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{name: "fail a mount denied, with a doubled slash", method: "DELETE", path: "/v1/sys/mounts//prod", want: 400},
+		{name: "fail a mount denied, with a dot segment", method: "DELETE", path: "/v1/sys/mounts/./prod", want: 400},
+		{name: "fail a mount denied, with an encoded slash", method: "DELETE", path: "/v1/sys/mounts/%2Fprod", want: 400},
+		{name: "fail a mount denied, as written", method: "DELETE", path: "/v1/sys/mounts/prod", want: 403},
+		{name: "fail an audit device denied, with trailing slashes", method: "DELETE", path: "/v1/sys/audit/file//", want: 400},
+		{name: "fail a policy denied, in capitals", method: "PUT", path: "/v1/sys/policy/ADMIN", body: evil, want: 403},
+		{name: "fail a policy denied, with a space", method: "PUT", path: "/v1/sys/policy/%20admin", body: evil, want: 403},
+		{name: "fail a policy denied, new path, in capitals", method: "PUT", path: "/v1/sys/policies/acl/Admin", body: evil, want: 403},
+		{name: "fail a policy denied, deleted in capitals", method: "DELETE", path: "/v1/sys/policies/acl/ADMIN", want: 403},
+		{name: "ok another policy in capitals is lowercased", method: "PUT", path: "/v1/sys/policies/acl/Readers", body: `{"policy":"path \"x\" { capabilities = [\"read\"] }"}`, want: 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if st, m := rawReq(t, env, tt.method, tt.path, id, tt.body); st != tt.want {
+				t.Fatalf("status %d, want %d: %v", st, tt.want, m)
+			}
+		})
+	}
+	if mounts, err := root.Sys().ListMounts(); err != nil || mounts["prod/"] == nil {
+		t.Errorf("the denied mount is gone: %v", err)
+	}
+	if devices, err := root.Sys().ListAudit(); err != nil || devices["file/"] == nil {
+		t.Errorf("the denied audit device is gone: %v", err)
+	}
+	if p, err := root.Sys().GetPolicy("admin"); err != nil || strings.Contains(p, "sudo") {
+		t.Errorf("the denied policy was replaced: %q %v", p, err)
+	}
+	if p, err := root.Sys().GetPolicy("readers"); err != nil || p == "" {
+		t.Errorf("the policy written as Readers: %q %v", p, err)
 	}
 }
