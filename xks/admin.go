@@ -305,6 +305,14 @@ func (m *Manager) RevokeCredential(ctx context.Context, mountID, akid string) er
 		}
 		return tx.Delete(ctx, p)
 	})
+	if f, ok := fault.As(err); ok && f.Kind == fault.NotFound {
+		// Gone from the store; make sure it is gone from the data plane too
+		// (a revoke whose reload failed, then retried).
+		if rerr := m.reload(ctx, mountID); rerr != nil {
+			return rerr
+		}
+		return err
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package xks
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/keyhold/keyhold/store"
 )
@@ -60,7 +61,7 @@ func (m *Manager) refresh(ctx context.Context, id string) {
 func (m *Manager) refreshLocked(ctx context.Context, id string) {
 	snap, err := readSnapshot(ctx, m.o.Store, id)
 	if err != nil {
-		m.o.Logger.Error("xks: cannot reload a mount another node changed", "mount", id, "error", err)
+		m.markStale(id, fmt.Errorf("reload a change of another node: %w", err))
 		return
 	}
 	rt := m.mounts[id]
@@ -74,10 +75,11 @@ func (m *Manager) refreshLocked(ctx context.Context, id string) {
 	if rt != nil && sameListener(rt.p.st.Load().cfg, snap.cfg) {
 		st, err := buildState(ctx, m.o.HSM, id, snap)
 		if err != nil {
-			m.o.Logger.Error("xks: cannot rebuild a mount another node changed", "mount", id, "error", err)
+			m.markStale(id, fmt.Errorf("rebuild a change of another node: %w", err))
 			return
 		}
 		rt.p.st.Store(st)
+		rt.p.stale.Store(false)
 		return
 	}
 	// A new or changed listener: restart it outside the caller (the change

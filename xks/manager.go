@@ -279,8 +279,29 @@ func (m *Manager) tlsConfig(ctx context.Context, c *Config) (*tls.Config, error)
 	return tc, nil
 }
 
+// reloadTimeout bounds one reload of a mount's state.
+const reloadTimeout = 30 * time.Second
+
+// reloadRetry is how long a stale mount waits between reloads.
+var reloadRetry = time.Second
+
 // reload re-reads a running mount's state after a write. Callers hold m.mu.
+// The write is stored already, so the reload runs to its end even if the
+// caller's request is cancelled. If it fails, the data plane must not go on
+// with the old state (a revoked credential, a disabled key): the mount
+// refuses every request until a reload succeeds, and reloads are retried in
+// the background.
 func (m *Manager) reload(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reloadTimeout)
+	defer cancel()
+	err := m.reloadOnce(ctx, id)
+	if err != nil {
+		m.markStale(id, err)
+	}
+	return err
+}
+
+func (m *Manager) reloadOnce(ctx context.Context, id string) error {
 	rt := m.mounts[id]
 	if rt == nil {
 		return nil
@@ -297,5 +318,38 @@ func (m *Manager) reload(ctx context.Context, id string) error {
 		return err
 	}
 	rt.p.st.Store(st)
+	rt.p.stale.Store(false)
 	return nil
+}
+
+// markStale makes a running mount refuse requests after a reload failed,
+// and retries the reload until it succeeds or the mount stops. Callers hold
+// m.mu.
+func (m *Manager) markStale(id string, err error) {
+	rt := m.mounts[id]
+	if rt == nil {
+		return
+	}
+	m.o.Logger.Error("xks: a mount's credentials and keys could not be reloaded; it refuses requests until they are", "mount", id, "error", err)
+	if rt.p.stale.Swap(true) {
+		return // a retry is running
+	}
+	go func() {
+		for {
+			time.Sleep(reloadRetry)
+			m.mu.Lock()
+			if m.mounts[id] != rt || !rt.p.stale.Load() {
+				m.mu.Unlock()
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+			err := m.reloadOnce(ctx, id)
+			cancel()
+			m.mu.Unlock()
+			if err == nil {
+				m.o.Logger.Info("xks: a mount's credentials and keys were reloaded", "mount", id)
+				return
+			}
+		}
+	}()
 }

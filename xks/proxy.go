@@ -30,6 +30,7 @@ type proxy struct {
 	guard   func(ctx context.Context) error // nil: state is always fresh (one node)
 
 	st      atomic.Pointer[state]
+	stale   atomic.Bool // a reload failed: st may grant what the store no longer does
 	health  healthCache
 	limitMu sync.Mutex
 	limits  map[string]*bucket // rate limiters by prefix, kept across reloads
@@ -99,6 +100,9 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		if err := p.guard(r.Context()); err != nil {
 			return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy cannot confirm that its credentials and keys are current", Err: err}
 		}
+	}
+	if p.stale.Load() {
+		return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy could not reload its credentials and keys after a change; it refuses requests until it has"}
 	}
 	st := p.st.Load()
 	rt, ok := parseRoute(r.URL.Path)

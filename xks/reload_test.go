@@ -1,0 +1,95 @@
+package xks
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/store"
+)
+
+// flakyStore cancels the caller's context once a write is stored (a client
+// that went away), or fails reads while failViews is set.
+type flakyStore struct {
+	store.Store
+	cancelAfterUpdate atomic.Pointer[context.CancelFunc]
+	failViews         atomic.Bool
+}
+
+func (s *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.Update(ctx, fn)
+	if c := s.cancelAfterUpdate.Swap(nil); c != nil {
+		(*c)()
+	}
+	return err
+}
+
+func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	if s.failViews.Load() {
+		return errors.New("the store cannot be read")
+	}
+	return s.Store.View(ctx, fn)
+}
+
+// A revocation or a key disabled by an administrator is stored, and the
+// data plane must not go on with the old state: not when the caller goes
+// away after the write, and not when the reload fails (the mount then
+// refuses every request until a reload succeeds).
+func TestAdminChangeTakesEffectOrTheMountRefuses(t *testing.T) {
+	old := reloadRetry
+	reloadRetry = 20 * time.Millisecond
+	t.Cleanup(func() { reloadRetry = old })
+	var fs *flakyStore
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	bg := context.Background()
+	second, err := e.m.GenerateCredential(bg, e.mount, testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypt := func(akid, secret string) (int, []byte) {
+		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), akid, secret)
+	}
+
+	t.Run("fail a revoked credential, the caller gone after the write", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(bg)
+		fs.cancelAfterUpdate.Store(&cancel)
+		if err := e.m.RevokeCredential(ctx, e.mount, second.AccessKeyID); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		st, body := encrypt(second.AccessKeyID, second.SecretAccessKey)
+		wantError(t, st, body, AuthenticationFailedException)
+	})
+
+	t.Run("fail a disabled key while the reload fails, then after it", func(t *testing.T) {
+		fs.failViews.Store(true)
+		off := false
+		if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &off}); err == nil {
+			t.Fatal("the update reported success though its reload failed")
+		}
+		st, body := encrypt(e.akid, e.secret)
+		wantError(t, st, body, DependencyTimeoutException)
+		fs.failViews.Store(false)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, body = encrypt(e.akid, e.secret)
+			if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		wantError(t, st, body, InvalidStateException)
+	})
+
+	t.Run("ok the key enabled again", func(t *testing.T) {
+		on := true
+		if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &on}); err != nil {
+			t.Fatal(err)
+		}
+		st, body := encrypt(e.akid, e.secret)
+		var out EncryptResponse
+		wantOK(t, st, body, &out)
+	})
+}
