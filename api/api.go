@@ -245,6 +245,8 @@ type reqState struct {
 	token   *auth.Token
 	entry   *audit.Entry // set once the request event is written
 	noAudit bool         // health and metrics are not audited
+	// unrouted: the path of a request no route took; audited as an HMAC.
+	unrouted string
 }
 
 func (st *reqState) metricOp() string {
@@ -289,7 +291,17 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	}
 	rt, params, mount := s.findRoute(path)
 	if rt == nil {
-		return nil, fault.New(fault.NotFound, "no handler for route %q", path)
+		// An unknown path can carry anything (an old form with a token in
+		// it, auth/token/revoke/TOKEN): the trail gets it only as an HMAC
+		// and the error does not repeat it. And without a token nobody
+		// learns which paths exist: 403 before 404.
+		st.path, st.unrouted = "", path
+		tok, err := s.authenticate(r.Context(), r)
+		if err != nil {
+			return nil, err
+		}
+		st.token = tok
+		return nil, fault.New(fault.NotFound, "no handler for this path")
 	}
 	if rt.lowerLast {
 		last := path[strings.LastIndexByte(path, '/')+1:]

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sort"
 
@@ -28,6 +29,10 @@ func (s *Server) entry(r *http.Request, st *reqState) *audit.Entry {
 	}
 	if st.token != nil {
 		e.Auth.TokenAccessor, e.Auth.Policies = st.token.Accessor, st.token.Policies
+	}
+	if st.unrouted != "" {
+		b, _ := json.Marshal(st.unrouted)
+		e.Sensitive["path"] = b
 	}
 	if st.req != nil {
 		e.Data = splitSensitive(st.req.Data.raw, e.Sensitive, "")

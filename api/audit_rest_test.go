@@ -279,3 +279,36 @@ func TestSensitiveFieldNames(t *testing.T) {
 		}
 	}
 }
+
+// A path that no route takes can carry a secret (Vault's old
+// auth/token/revoke/TOKEN form): the trail has it only as an HMAC, and the
+// error does not repeat it.
+func TestRESTAuditUnroutedPath(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	child, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := child.Auth.ClientToken
+	for _, token := range []string{testRootToken, ""} {
+		st, m := rawReq(t, env, "POST", "/v1/auth/token/revoke/"+secret, token, "")
+		if st != 404 && st != 403 || strings.Contains(errText(m), secret) {
+			t.Fatalf("token %q: %d %v", token, st, m)
+		}
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secret)) {
+		t.Fatal("the token in the path is in the audit trail in the clear")
+	}
+	if !bytes.Contains(raw, []byte(`"path":"hmac-sha256:`)) {
+		t.Fatal("the unrouted path is not in the trail as an HMAC")
+	}
+}

@@ -82,7 +82,8 @@ func TestWireConventions(t *testing.T) {
 		{"fail unknown method", "TRACE", "/v1/keymgmt/key/a", testRootToken, "", 405, "unsupported operation"},
 		{"fail not under v1", "GET", "/v2/sys/health", testRootToken, "", 404, "paths start with /v1/"},
 		{"fail no such key", "GET", "/v1/keymgmt/key/missing", testRootToken, "", 404, `no key named "missing"`},
-		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for route"},
+		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for this path"},
+		{"fail no mount, no token: which paths exist is not told", "GET", "/v1/nomount/key/a", "", "", 403, "permission denied"},
 		{"fail create conflict is reported", "POST", "/v1/sys/mounts/keymgmt", testRootToken, `{"type":"keymgmt"}`, 409, "already in use"},
 	}
 	for _, c := range cases {

@@ -156,7 +156,7 @@ func TestKeyLifecycleWithVaultClient(t *testing.T) {
 		{"fail negative min_enabled_version", "keymgmt/key/k-rsa-2048", map[string]any{"min_enabled_version": -1}, 400, "out of range"},
 		{"fail type change", "keymgmt/key/k-rsa-2048", map[string]any{"type": "rsa-4096"}, 400, "cannot change"},
 		{"fail rotate missing key", "keymgmt/key/nope/rotate", nil, 404, `no key named "nope"`},
-		{"fail unknown path", "keymgmt/nothing/here", map[string]any{}, 404, "no handler for route"},
+		{"fail unknown path", "keymgmt/nothing/here", map[string]any{}, 404, "no handler for this path"},
 	}
 	for _, f := range fails {
 		t.Run(f.name, func(t *testing.T) {
