@@ -35,7 +35,8 @@ func (s *Server) entry(r *http.Request, st *reqState) *audit.Entry {
 		e.Sensitive["path"] = b
 	}
 	if st.req != nil {
-		e.Data = splitSensitive(st.req.Data.raw, e.Sensitive, "")
+		e.Accessors = map[string]string{}
+		e.Data = splitSensitive(st.req.Data.raw, split{e.Sensitive, e.Accessors}, "")
 		for _, k := range sortedKeys(st.req.Params) {
 			e.Objects = append(e.Objects, st.req.Params[k])
 		}
@@ -85,13 +86,14 @@ func (s *Server) auditResponse(r *http.Request, st *reqState, resp *Response, er
 		e.Status, e.Error = statusOf(err)
 	} else if resp != nil {
 		e.Status = max(resp.Status, http.StatusOK)
-		e.SensitiveResponse = map[string][]byte{}
-		data := splitSensitive(resp.Data, e.SensitiveResponse, "")
+		e.SensitiveResponse, e.ResponseAccessors = map[string][]byte{}, map[string]string{}
+		sp := split{e.SensitiveResponse, e.ResponseAccessors}
+		data := splitSensitive(resp.Data, sp, "")
 		if resp.Auth != nil {
 			if data == nil {
 				data = map[string]any{}
 			}
-			data["auth"] = splitSensitive(resp.Auth, e.SensitiveResponse, "auth.")
+			data["auth"] = splitSensitive(resp.Auth, sp, "auth.")
 		}
 		if resp.Raw == nil {
 			e.ResponseData = data

@@ -312,3 +312,46 @@ func TestRESTAuditUnroutedPath(t *testing.T) {
 		t.Fatal("the unrouted path is not in the trail as an HMAC")
 	}
 }
+
+// Token accessors in request and response data follow the device's
+// hmac_accessor setting, as the principal's accessor does: HMACs by default
+// (a reader of the trail must not be handed accessors to look up, renew or
+// revoke tokens by), as they are with hmac_accessor=false.
+func TestRESTAuditAccessorFields(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	dir := t.TempDir()
+	paths := map[string]string{"true": filepath.Join(dir, "hmac.log"), "false": filepath.Join(dir, "clear.log")}
+	for setting, p := range paths {
+		if err := root.Sys().EnableAuditWithOptions("dev-"+setting, &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": p, "hmac_accessor": setting}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	child, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := child.Auth.Accessor
+	if _, err := root.Auth().Token().LookupAccessor(acc); err != nil {
+		t.Fatal(err)
+	}
+	hmacked, err := root.Sys().AuditHash("dev-true", acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for setting, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear, hashed := bytes.Count(raw, []byte(acc)), bytes.Count(raw, []byte(hmacked))
+		switch {
+		case setting == "true" && clear > 0:
+			t.Errorf("hmac_accessor=true: the accessor is in the trail %d times in the clear", clear)
+		case setting == "true" && hashed < 3: // the create's response, lookup-accessor's request and response
+			t.Errorf("hmac_accessor=true: the accessor's HMAC is there %d times, want at least 3", hashed)
+		case setting == "false" && clear < 3:
+			t.Errorf("hmac_accessor=false: the accessor is there %d times, want at least 3", clear)
+		}
+	}
+}

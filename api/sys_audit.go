@@ -129,11 +129,19 @@ func sensitiveField(name string) bool {
 	return false
 }
 
-// splitSensitive returns data with the sensitive fields removed, and those
-// fields JSON-encoded for the audit devices to HMAC, under their paths
-// (prefix, the names of the objects and the indexes of the lists above
-// them, joined by dots).
-func splitSensitive(data map[string]any, sens map[string][]byte, prefix string) map[string]any {
+// split collects, by their paths (prefix, the names of the objects and the
+// indexes of the lists above them, joined by dots), what splitSensitive
+// takes out of a request's or response's data: sensitive fields,
+// JSON-encoded for the audit devices to HMAC, and token accessors, which a
+// device with hmac_accessor writes as HMACs too.
+type split struct {
+	sens map[string][]byte
+	acc  map[string]string
+}
+
+// splitSensitive returns data without its sensitive fields and accessors,
+// which go to sp.
+func splitSensitive(data map[string]any, sp split, prefix string) map[string]any {
 	if len(data) == 0 {
 		return nil
 	}
@@ -141,10 +149,14 @@ func splitSensitive(data map[string]any, sens map[string][]byte, prefix string) 
 	for k, v := range data {
 		if sensitiveField(k) {
 			b, _ := json.Marshal(v)
-			sens[prefix+k] = b
+			sp.sens[prefix+k] = b
 			continue
 		}
-		out[k] = splitValue(v, sens, prefix+k)
+		if a, ok := v.(string); ok && strings.EqualFold(k, "accessor") {
+			sp.acc[prefix+k] = a
+			continue
+		}
+		out[k] = splitValue(v, sp, prefix+k)
 	}
 	return out
 }
@@ -152,7 +164,7 @@ func splitSensitive(data map[string]any, sens map[string][]byte, prefix string) 
 // splitValue is splitSensitive for the value at path: objects and lists are
 // searched, and values of other types (structs, typed maps) through their
 // JSON form, so that a sensitive field nested in them is found too.
-func splitValue(v any, sens map[string][]byte, path string) any {
+func splitValue(v any, sp split, path string) any {
 	switch x := v.(type) {
 	case nil, string, bool, float64, float32, int, int32, int64, uint, uint32, uint64, json.Number, []string:
 		return x
@@ -160,11 +172,11 @@ func splitValue(v any, sens map[string][]byte, path string) any {
 		if x == nil {
 			return x
 		}
-		return splitSensitive(x, sens, path+".")
+		return splitSensitive(x, sp, path+".")
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = splitValue(e, sens, path+"."+strconv.Itoa(i))
+			out[i] = splitValue(e, sp, path+"."+strconv.Itoa(i))
 		}
 		return out
 	}
@@ -181,5 +193,5 @@ func splitValue(v any, sens map[string][]byte, path string) any {
 			return g
 		}
 	}
-	return splitValue(g, sens, path)
+	return splitValue(g, sp, path)
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -43,9 +44,9 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 		dst = appendStrings(dst, e.Objects)
 	}
 	var err error
-	if len(e.Data) > 0 || len(e.Sensitive) > 0 {
+	if plain, sens := withAccessors(e.Data, e.Sensitive, e.Accessors, hmacAccessor); len(plain) > 0 || len(sens) > 0 {
 		dst = append(dst, `,"data":`...)
-		if dst, err = appendMerged(dst, e.Data, e.Sensitive, key, 0); err != nil {
+		if dst, err = appendMerged(dst, plain, sens, key, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -60,15 +61,42 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 		o.str("error", e.Error)
 		o.str("kmip_result_reason", e.KMIPResultReason)
 		o.str("xks_error_name", e.XKSErrorName)
-		if len(e.ResponseData) > 0 || len(e.SensitiveResponse) > 0 {
+		if plain, sens := withAccessors(e.ResponseData, e.SensitiveResponse, e.ResponseAccessors, hmacAccessor); len(plain) > 0 || len(sens) > 0 {
 			o.key("data")
-			if o.dst, err = appendMerged(o.dst, e.ResponseData, e.SensitiveResponse, key, 0); err != nil {
+			if o.dst, err = appendMerged(o.dst, plain, sens, key, 0); err != nil {
 				return nil, err
 			}
 		}
 		dst = append(o.dst, '}')
 	}
 	return append(dst, '}'), nil
+}
+
+// withAccessors adds token accessors to the sensitive fields (hmacAccessor)
+// or to the plain ones (a sensitive field of the same name wins); without
+// accessors it returns the maps as they are.
+func withAccessors(plain map[string]any, sensitive map[string][]byte, accessors map[string]string, hmacAccessor bool) (map[string]any, map[string][]byte) {
+	if len(accessors) == 0 {
+		return plain, sensitive
+	}
+	if hmacAccessor {
+		s := make(map[string][]byte, len(sensitive)+len(accessors))
+		maps.Copy(s, sensitive)
+		for k, v := range accessors {
+			if _, ok := sensitive[k]; !ok {
+				s[k] = []byte(v)
+			}
+		}
+		return plain, s
+	}
+	p := make(map[string]any, len(plain)+len(accessors))
+	maps.Copy(p, plain)
+	for k, v := range accessors {
+		if _, ok := sensitive[k]; !ok {
+			p[k] = v
+		}
+	}
+	return p, sensitive
 }
 
 // object writes the members of a JSON object whose fields are all

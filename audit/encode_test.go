@@ -51,7 +51,12 @@ func merge(plain map[string]any, sensitive map[string][]byte, key []byte) map[st
 
 func referenceEvent(t testing.TB, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time) []byte {
 	t.Helper()
-	ev := build(e, typ, key, now)
+	// Accessor fields: HMACs where the principal's accessor is one, else
+	// plain values (a sensitive field of the same name wins).
+	c := *e
+	c.Data, c.Sensitive = addAccessors(e.Data, e.Sensitive, e.Accessors, hmacAccessor)
+	c.ResponseData, c.SensitiveResponse = addAccessors(e.ResponseData, e.SensitiveResponse, e.ResponseAccessors, hmacAccessor)
+	ev := build(&c, typ, key, now)
 	if hmacAccessor && ev.Auth.TokenAccessor != "" {
 		ev.Auth.TokenAccessor = hmacValue(key, []byte(ev.Auth.TokenAccessor))
 	}
@@ -60,6 +65,31 @@ func referenceEvent(t testing.TB, e *Entry, typ string, key []byte, hmacAccessor
 		t.Fatal(err)
 	}
 	return b
+}
+
+func addAccessors(plain map[string]any, sensitive map[string][]byte, acc map[string]string, hmacAccessor bool) (map[string]any, map[string][]byte) {
+	if len(acc) == 0 {
+		return plain, sensitive
+	}
+	p, s := map[string]any{}, map[string][]byte{}
+	for k, v := range plain {
+		p[k] = v
+	}
+	for k, v := range sensitive {
+		s[k] = v
+	}
+	for k, v := range acc {
+		_, isSensitive := sensitive[k]
+		switch {
+		case isSensitive:
+		case hmacAccessor:
+			s[k] = []byte(v)
+			delete(p, k)
+		default:
+			p[k] = v
+		}
+	}
+	return p, s
 }
 
 // awkward holds the characters encoding/json escapes: quotes, backslash,
@@ -133,6 +163,17 @@ func encodeCases() map[string]*Entry {
 		"keys that need escaping": {
 			Data:      map[string]any{"": 0, `"q"`: 1, "<tag>": 2, "line sep": 3, "badÿþ": 4},
 			Sensitive: map[string][]byte{"&amp;": []byte("v")},
+		},
+		"token accessors": {
+			Auth:              Principal{TokenAccessor: "acc-caller"},
+			Data:              map[string]any{"ttl": "1h"},
+			Accessors:         map[string]string{"accessor": "acc-target"},
+			ResponseData:      map[string]any{"policies": []string{"default"}},
+			SensitiveResponse: map[string][]byte{"auth.client_token": []byte("tok")},
+			ResponseAccessors: map[string]string{"auth.accessor": "acc-new", "auth.client_token": "a sensitive field wins"},
+		},
+		"only accessors": {
+			Accessors: map[string]string{"accessor": "acc-only"}, ResponseAccessors: map[string]string{"accessor": "acc-only"},
 		},
 		"deeply nested": {
 			Data: map[string]any{"d": deep(maxDirect * 2)},

@@ -55,6 +55,10 @@ type Entry struct {
 
 	Data      map[string]any    // request fields safe to write as they are
 	Sensitive map[string][]byte // request fields written as HMACs
+	// Token accessors among the request fields: written as HMACs by a
+	// device that writes the principal's accessor so (hmac_accessor), as
+	// they are by the others.
+	Accessors map[string]string
 
 	// Filled for the response event.
 	Status            int
@@ -63,6 +67,7 @@ type Entry struct {
 	XKSErrorName      string
 	ResponseData      map[string]any
 	SensitiveResponse map[string][]byte
+	ResponseAccessors map[string]string // as Accessors, in the response
 }
 
 // Event is one line of the trail, as read back. A line is written as
