@@ -141,6 +141,9 @@ func (c *call) privateKey(ctx context.Context, o *object) (crypto.Signer, error)
 	if !ok {
 		return nil, errorf(kmip.ResultReasonGeneralFailure, "the stored private key of %s is of an unknown type", o.id())
 	}
+	if err := checkRSASize(s.Public()); err != nil { // registered before the limit
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -148,6 +151,17 @@ func (c *call) privateKey(ctx context.Context, o *object) (crypto.Signer, error)
 // value, a private key's public half (recorded in its blob, or sealed), or
 // a certificate's subject key.
 func (c *call) publicKey(ctx context.Context, o *object) (crypto.PublicKey, error) {
+	pub, err := c.storedPublicKey(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRSASize(pub); err != nil { // registered before the limit
+		return nil, err
+	}
+	return pub, nil
+}
+
+func (c *call) storedPublicKey(ctx context.Context, o *object) (crypto.PublicKey, error) {
 	vals := c.b.st.vals
 	switch o.typ {
 	case kmip.ObjectTypePublicKey:

@@ -3,6 +3,7 @@ package kmip
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -161,6 +162,9 @@ func (m *Manager) SignCredential(ctx context.Context, mount, scope, role, csrPEM
 	csr, err := x509.ParseCertificateRequest(b.Bytes)
 	if err != nil {
 		return nil, fault.New(fault.BadInput, "csr cannot be parsed")
+	}
+	if k, ok := csr.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() > maxRSABits {
+		return nil, fault.New(fault.BadInput, "csr: RSA keys of more than %d bits are not supported", maxRSABits)
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fault.New(fault.BadInput, "csr is not signed by its key")

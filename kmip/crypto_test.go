@@ -660,6 +660,21 @@ func TestAsymmetricKeys(t *testing.T) {
 			Object: &gokmip.PublicKey{KeyBlock: gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypePKCS_1, KeyValue: bytesValue([]byte{0x30, 0x03})}}}), gokmip.ResultReasonInvalidField)
 	})
 
+	t.Run("fail RSA keys over 8192 bits: a huge modulus would make every use a long computation", func(t *testing.T) {
+		transparent := func(bits int) gokmip.KeyBlock {
+			n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+			n.Or(n, big.NewInt(1)) // odd, of exactly that many bits
+			return gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypeTransparentRSAPublicKey, KeyValue: &gokmip.KeyValue{Plain: &gokmip.PlainKeyValue{
+				KeyMaterial: gokmip.KeyMaterial{TransparentRSAPublicKey: &gokmip.TransparentRSAPublicKey{Modulus: *n, PublicExponent: *big.NewInt(65537)}}}}}
+		}
+		mustFail(t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+			Object: &gokmip.PublicKey{KeyBlock: transparent(8193)}}), gokmip.ResultReasonInvalidField)
+		mustFail(t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+			Object: &gokmip.PublicKey{KeyBlock: transparent(1 << 18)}}), gokmip.ResultReasonInvalidField)
+		must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+			Object: &gokmip.PublicKey{KeyBlock: transparent(8192)}}))
+	})
+
 	t.Run("ok certificate", func(t *testing.T) {
 		caPEM, _ := pemBlock(e.CAPEM)
 		id := must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeCertificate,
