@@ -104,6 +104,13 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), true
 	}
+	// The handshake checked the certificate's validity; a connection kept
+	// open must not outlive it.
+	if !cred.NotAfter.IsZero() && s.m.o.Now().After(cred.NotAfter) {
+		err := errorf(kmip.ResultReasonAuthenticationNotSuccessful, "the client certificate has expired")
+		s.countRefused(ctx, p, err)
+		return s.messageError(version, err), true
+	}
 	b := &batch{
 		s: s, st: st, p: p, cred: cred, role: st.role(cred.Scope, cred.Role),
 		version: version, now: s.m.o.Now().UTC(),

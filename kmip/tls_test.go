@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,30 @@ func TestTLSConfiguration(t *testing.T) {
 		if _, err := e.Manager.SetConfig(context.Background(), e.Mount, kmip.ConfigInput{TLSCipherSuites: &bad}); err == nil {
 			t.Errorf("suites %v were accepted", bad)
 		}
+	}
+}
+
+// A connection kept open does not outlive its client certificate: the
+// handshake checked the certificate's validity once.
+func TestExpiryEndsOpenConnections(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e := kmiptest.Start(t, kmiptest.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	e.Role(t, "s", "r", "all")
+	cert, _ := e.Credential(t, "s", "r")
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Dial(t, cert)
+	must[*payloads.DiscoverVersionsResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}))
+	clock.Store(leaf.NotAfter.Add(-time.Second).UnixNano())
+	must[*payloads.DiscoverVersionsResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}))
+	clock.Store(leaf.NotAfter.Add(time.Second).UnixNano())
+	mustFail(t, do(t, c, gokmip.V1_4, &payloads.DiscoverVersionsRequestPayload{}), gokmip.ResultReasonAuthenticationNotSuccessful)
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the connection stayed open: %v", err)
 	}
 }
 
