@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
+	"github.com/keyhold/keyhold/kmip/wire"
 	"github.com/keyhold/keyhold/store"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 func batch(v gokmip.ProtocolVersion, opt gokmip.BatchErrorContinuationOption, pls ...gokmip.OperationPayload) *gokmip.RequestMessage {
@@ -194,5 +196,43 @@ func TestDiscoverAndQuery(t *testing.T) {
 	if len(q.ObjectType) != 6 || q.VendorIdentification != "Keyhold test" || len(q.CapabilityInformation) != 1 ||
 		!*q.CapabilityInformation[0].BatchUndoCapability {
 		t.Fatalf("query: %+v", q)
+	}
+}
+
+// One small message cannot make the server hold and send an unbounded
+// answer: values past the server's budget for one answer (random bytes
+// here) fail with Response Too Large, the items before them are answered.
+func TestAnswerSizeIsBounded(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	var pls []gokmip.OperationPayload
+	for range 40 {
+		pls = append(pls, &wire.RNGRetrieveRequestPayload{DataLength: 1 << 20})
+	}
+	req := batch(gokmip.V1_4, gokmip.BatchErrorContinuationOptionContinue, pls...)
+	out, err := c.Raw(ttlv.MarshalTTLV(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) > 32<<20 {
+		t.Fatalf("an answer of %d bytes", len(out))
+	}
+	var resp gokmip.ResponseMessage
+	if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 40 {
+		t.Fatalf("response: %v", err)
+	}
+	ok, tooLarge := 0, 0
+	for _, it := range resp.BatchItem {
+		switch {
+		case it.ResultStatus == gokmip.ResultStatusSuccess:
+			ok++
+		case it.ResultReason == gokmip.ResultReasonResponseTooLarge:
+			tooLarge++
+		}
+	}
+	if ok != 28 || tooLarge != 12 {
+		t.Fatalf("%d items answered and %d refused as too large, want 28 and 12", ok, tooLarge)
 	}
 }

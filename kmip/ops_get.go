@@ -65,6 +65,9 @@ func get(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 		}
 		return nil, errorf(kmip.ResultReasonKeyValueNotPresent, "object %s was destroyed", id)
 	}
+	if err := c.b.spend(len(o.rec.Value)); err != nil {
+		return nil, err
+	}
 	meta, m, err := c.b.st.vals.material(ctx, id, o.rec.Value)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,9 @@ func rngRetrieve(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.O
 	if req.DataLength <= 0 || req.DataLength > maxRandom {
 		return nil, invalidField("Data Length must be 1 to %d bytes", maxRandom)
 	}
+	if err := c.b.spend(int(req.DataLength)); err != nil {
+		return nil, err
+	}
 	b, err := c.b.st.vals.h.Random(ctx, int(req.DataLength))
 	if err != nil {
 		return nil, err

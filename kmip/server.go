@@ -44,6 +44,26 @@ func supported(v kmip.ProtocolVersion) bool {
 // cannot ask for an unbounded amount of HSM work.
 const maxBatchItems = 1024
 
+// maxResponseBytes bounds the answer to one message, whatever Maximum
+// Response Size the client asks for: a small request of many RNG Retrieve
+// or Get items could otherwise make the server hold and send a gigabyte.
+// Values (random bytes, objects) may add up to maxValueBytes, or to the
+// mount's max_message_bytes if that is larger (an object registered in one
+// message can be fetched in one); items that would pass it fail with
+// Response Too Large (RNG Retrieve and Get count what they return before
+// they make it). The encoding gets 4 MiB more, and an answer that still
+// comes out larger is refused whole.
+const (
+	maxResponseBytes = 32 << 20
+	maxValueBytes    = maxResponseBytes - encodingRoom
+	encodingRoom     = 4 << 20
+)
+
+// valueBudget is what the values of one answer may add up to.
+func (b *batch) valueBudget() int {
+	return max(maxValueBytes, b.st.cfg.MaxMessageBytes)
+}
+
 // parseLimits bound what a request may nest and hold.
 var parseLimits = wire.Limits{MaxDepth: 24, MaxItems: 1 << 16}
 
@@ -129,6 +149,8 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 	out, err = wire.EncodeResponse(resp)
 	if err == nil && req.Header.MaximumResponseSize > 0 && len(out) > int(req.Header.MaximumResponseSize) {
 		out, err = s.tooLarge(resp, int(req.Header.MaximumResponseSize))
+	} else if limit := b.valueBudget() + encodingRoom; err == nil && len(out) > limit {
+		out, err = s.tooLarge(resp, limit)
 	}
 	if err != nil {
 		s.m.o.Logger.Error("kmip: cannot encode a response", "mount", s.mount, "error", err)
@@ -219,6 +241,17 @@ type batch struct {
 	placeholder string
 	tx          store.Tx // the transaction of an Undo batch
 	written     []string // cache keys of the objects an Undo batch changed
+	spent       int      // bytes of values the answer carries so far (spend)
+}
+
+// spend counts n bytes of values toward the answer's maxValueBytes, or
+// refuses the item that would carry them.
+func (b *batch) spend(n int) error {
+	if budget := b.valueBudget(); b.spent+n > budget {
+		return errorf(kmip.ResultReasonResponseTooLarge, "the answer to this message would carry more than the server's %d bytes of values", budget)
+	}
+	b.spent += n
+	return nil
 }
 
 // errUndo aborts the transaction of an Undo batch.

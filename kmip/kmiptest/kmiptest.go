@@ -214,14 +214,15 @@ func (c *Client) Raw(msg []byte) ([]byte, error) {
 	return ReadMessage(c.Conn)
 }
 
-// ReadMessage reads one TTLV message (of at most 16 MiB).
+// ReadMessage reads one TTLV message (of at most 96 MiB: a server's answer
+// may reach its max_message_bytes, up to 64 MiB, and more).
 func ReadMessage(r io.Reader) ([]byte, error) {
 	var h [8]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(h[4:])
-	if n > 16<<20 {
+	if n > 96<<20 {
 		return nil, fmt.Errorf("kmiptest: response of %d bytes", n)
 	}
 	msg := make([]byte, 8+int(n))
