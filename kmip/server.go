@@ -290,14 +290,49 @@ func (b *batch) run(ctx context.Context, req *wire.Request) []kmip.ResponseBatch
 	return out
 }
 
+// An Undo batch runs in one store transaction, which holds the store's
+// write lock: every other write, of every scope and mount, waits for it.
+// So an Undo batch holds at most maxUndoItems items, generates no key pairs
+// (RSA key generation can take seconds), and an item that would start
+// after undoTimeBudget fails, which undoes the batch.
+const maxUndoItems = 64
+
+var undoTimeBudget = 2 * time.Second
+
+// undoRefusal is why a whole Undo batch is refused before it runs, or nil.
+func undoRefusal(req *wire.Request) error {
+	if len(req.Items) > maxUndoItems {
+		return errorf(kmip.ResultReasonFeatureNotSupported, "an Undo batch may hold at most %d items (it holds the store's write lock while it runs); use Stop or Continue", maxUndoItems)
+	}
+	for _, it := range req.Items {
+		if it.Operation == kmip.OperationCreateKeyPair || it.Operation == kmip.OperationReKeyKeyPair {
+			return errorf(kmip.ResultReasonFeatureNotSupported, "an Undo batch cannot generate key pairs (%s): it holds the store's write lock while it runs; use Stop or Continue", ttlv.EnumStr(it.Operation))
+		}
+	}
+	return nil
+}
+
 func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseBatchItem {
+	if err := undoRefusal(req); err != nil {
+		out := make([]kmip.ResponseBatchItem, len(req.Items))
+		for i, it := range req.Items {
+			out[i] = failed(it, err)
+		}
+		return out
+	}
 	var out []kmip.ResponseBatchItem
 	var evs []*itemEvent
+	start := time.Now()
 	err := b.s.m.o.Store.Update(ctx, func(tx store.Tx) error {
 		b.tx = tx
 		defer func() { b.tx = nil }()
 		out, evs = nil, nil
 		for i, it := range req.Items {
+			if i > 0 && time.Since(start) > undoTimeBudget {
+				err := errorf(kmip.ResultReasonGeneralFailure, "the Undo batch ran past %v, the longest it may hold the store's write lock; it was undone", undoTimeBudget)
+				out, evs = append(out, failed(it, err)), append(evs, &itemEvent{op: it.Operation, err: err})
+				return errUndo
+			}
 			r, ev := b.item(ctx, i, it)
 			out, evs = append(out, r), append(evs, ev)
 			if r.ResultStatus != kmip.ResultStatusSuccess {

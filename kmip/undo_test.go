@@ -1,0 +1,103 @@
+package kmip
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/store"
+	"github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
+)
+
+// An Undo batch holds the store's write lock while it runs, so what it may
+// do is bounded: no key pair generation, at most maxUndoItems items, and
+// no item starts after undoTimeBudget (the batch is then undone).
+func TestUndoBatchBounds(t *testing.T) {
+	ctx := context.Background()
+	srv, p := testServer(t, "")
+	aes := kmip.TemplateAttribute{Attribute: []kmip.Attribute{
+		{AttributeName: kmip.AttributeNameCryptographicAlgorithm, AttributeValue: kmip.CryptographicAlgorithmAES},
+		{AttributeName: kmip.AttributeNameCryptographicLength, AttributeValue: int32(256)},
+		{AttributeName: kmip.AttributeNameCryptographicUsageMask, AttributeValue: kmip.CryptographicUsageEncrypt},
+	}}
+	create := &payloads.CreateRequestPayload{ObjectType: kmip.ObjectTypeSymmetricKey, TemplateAttribute: aes}
+	pair := &payloads.CreateKeyPairRequestPayload{CommonTemplateAttribute: &kmip.TemplateAttribute{Attribute: []kmip.Attribute{
+		{AttributeName: kmip.AttributeNameCryptographicAlgorithm, AttributeValue: kmip.CryptographicAlgorithmEC},
+		{AttributeName: kmip.AttributeNameCryptographicLength, AttributeValue: int32(256)},
+	}}}
+	send := func(pls ...kmip.OperationPayload) kmip.ResponseMessage {
+		t.Helper()
+		m := kmip.NewRequestMessage(kmip.V1_4, pls...)
+		m.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionUndo
+		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&m))
+		var resp kmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	objects := func() int {
+		var n int
+		if err := srv.m.o.Store.View(ctx, func(tx store.Tx) (err error) {
+			n, err = tx.CountKMIPObjects(ctx, "fuzz", "s")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	reasons := func(resp kmip.ResponseMessage) (out []string) {
+		for _, it := range resp.BatchItem {
+			out = append(out, ttlv.EnumStr(it.ResultStatus)+"/"+ttlv.EnumStr(it.ResultReason))
+		}
+		return out
+	}
+
+	t.Run("fail key pair generation", func(t *testing.T) {
+		resp := send(create, pair)
+		for _, r := range reasons(resp) {
+			if r != "OperationFailed/FeatureNotSupported" {
+				t.Fatalf("items: %v", reasons(resp))
+			}
+		}
+		if n := objects(); n != 0 {
+			t.Fatalf("%d objects after a refused Undo batch", n)
+		}
+	})
+	t.Run("fail too many items", func(t *testing.T) {
+		pls := make([]kmip.OperationPayload, maxUndoItems+1)
+		for i := range pls {
+			pls[i] = create
+		}
+		resp := send(pls...)
+		if len(resp.BatchItem) != maxUndoItems+1 || reasons(resp)[0] != "OperationFailed/FeatureNotSupported" {
+			t.Fatalf("items: %v", reasons(resp)[:1])
+		}
+		if n := objects(); n != 0 {
+			t.Fatalf("%d objects after a refused Undo batch", n)
+		}
+	})
+	t.Run("fail past the time budget: undone", func(t *testing.T) {
+		old := undoTimeBudget
+		undoTimeBudget = time.Nanosecond
+		t.Cleanup(func() { undoTimeBudget = old })
+		resp := send(create, create)
+		if r := reasons(resp); len(r) != 2 || r[0] != "OperationUndone/" || r[1] != "OperationFailed/GeneralFailure" {
+			t.Fatalf("items: %v", r)
+		}
+		if n := objects(); n != 0 {
+			t.Fatalf("%d objects after an undone batch", n)
+		}
+	})
+	t.Run("ok within the bounds", func(t *testing.T) {
+		resp := send(create, create)
+		if r := reasons(resp); len(r) != 2 || r[0] != "Success/" || r[1] != "Success/" {
+			t.Fatalf("items: %v", r)
+		}
+		if n := objects(); n != 2 {
+			t.Fatalf("%d objects, want 2", n)
+		}
+	})
+}
