@@ -13,6 +13,7 @@ func (s *Server) xksKeyRoutes() {
 	r := s.handleBackend("xks", "key/{name}", Fields{
 		"key_usage": {Type: TypeStringList},
 		"enabled":   {Type: TypeBool},
+		"prefixes":  {Type: TypeStringList},
 	}, map[Operation]HandlerFunc{
 		OpCreate: s.xksCreateKey,
 		OpUpdate: s.xksUpdateKey,
@@ -39,9 +40,18 @@ func xksKeyData(k *xks.Key) map[string]any {
 		"key_usage":  k.Usage,
 		"key_status": k.Status(),
 		"enabled":    k.Enabled,
+		"prefixes":   prefixesOrAll(k.Prefixes),
 		"created_at": k.CreatedAt.Format(time.RFC3339Nano),
 		"updated_at": k.UpdatedAt.Format(time.RFC3339Nano),
 	}
+}
+
+// prefixesOrAll shows a key's key stores; none means all of the mount's.
+func prefixesOrAll(ps []string) []string {
+	if len(ps) == 0 {
+		return []string{}
+	}
+	return ps
 }
 
 func (s *Server) xksListKeys(ctx context.Context, req *Request) (*Response, error) {
@@ -74,7 +84,7 @@ func (s *Server) xksCreateKey(ctx context.Context, req *Request) (*Response, err
 	if req.Data.Has("enabled") {
 		enabled = req.Data.Bool("enabled")
 	}
-	k, err := m.CreateKey(ctx, req.Mount.UUID, req.Params["name"], usage, enabled)
+	k, err := m.CreateKeyFor(ctx, req.Mount.UUID, req.Params["name"], usage, enabled, req.Data.Strings("prefixes"))
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +104,13 @@ func (s *Server) xksUpdateKey(ctx context.Context, req *Request) (*Response, err
 		}
 	}
 	u.Enabled = optional(req.Data, "enabled", req.Data.Bool)
+	if req.Data.Has("prefixes") {
+		ps := req.Data.Strings("prefixes")
+		if ps == nil {
+			ps = []string{}
+		}
+		u.Prefixes = &ps
+	}
 	k, err := m.UpdateKey(ctx, req.Mount.UUID, req.Params["name"], u)
 	if err != nil {
 		return nil, err

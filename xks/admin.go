@@ -319,14 +319,26 @@ func (m *Manager) RevokeCredential(ctx context.Context, mountID, akid string) er
 	return m.reload(ctx, mountID)
 }
 
-// CreateKey generates an AES-256 external key in the HSM.
+// CreateKey generates an AES-256 external key in the HSM that every key
+// store of the mount may use.
 func (m *Manager) CreateKey(ctx context.Context, mountID, name string, usage []string, enabled bool) (*Key, error) {
+	return m.CreateKeyFor(ctx, mountID, name, usage, enabled, nil)
+}
+
+// CreateKeyFor is CreateKey for the key stores prefixes names (none: all).
+func (m *Manager) CreateKeyFor(ctx context.Context, mountID, name string, usage []string, enabled bool, prefixes []string) (*Key, error) {
 	if err := CheckKeyName(name); err != nil {
 		return nil, err
 	}
 	usage, err := NormalizeUsage(usage)
 	if err != nil {
 		return nil, err
+	}
+	if prefixes, err = NormalizePrefixes(prefixes); err != nil {
+		return nil, err
+	}
+	if len(prefixes) == 0 {
+		prefixes = nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -344,7 +356,7 @@ func (m *Manager) CreateKey(ctx context.Context, mountID, name string, usage []s
 		return nil, err
 	}
 	now := time.Now().UTC()
-	k := &Key{Name: name, ID: id, Usage: usage, Enabled: enabled, Blob: blob, CreatedAt: now, UpdatedAt: now}
+	k := &Key{Name: name, ID: id, Usage: usage, Enabled: enabled, Prefixes: prefixes, Blob: blob, CreatedAt: now, UpdatedAt: now}
 	err = m.o.Store.Update(ctx, func(tx store.Tx) error {
 		if _, err := tx.Get(ctx, p); err == nil {
 			return fault.New(fault.Conflict, "key %q already exists", name)
@@ -369,11 +381,20 @@ func (m *Manager) Key(ctx context.Context, mountID, name string) (*Key, error) {
 
 // UpdateKey enables or disables a key or changes its usage.
 func (m *Manager) UpdateKey(ctx context.Context, mountID, name string, u KeyUpdate) (*Key, error) {
-	var usage []string
+	var usage, prefixes []string
 	if u.Usage != nil {
 		var err error
 		if usage, err = NormalizeUsage(u.Usage); err != nil {
 			return nil, err
+		}
+	}
+	if u.Prefixes != nil {
+		var err error
+		if prefixes, err = NormalizePrefixes(*u.Prefixes); err != nil {
+			return nil, err
+		}
+		if len(prefixes) == 0 {
+			prefixes = nil
 		}
 	}
 	m.mu.Lock()
@@ -392,6 +413,9 @@ func (m *Manager) UpdateKey(ctx context.Context, mountID, name string, u KeyUpda
 		}
 		if u.Enabled != nil {
 			k.Enabled = *u.Enabled
+		}
+		if u.Prefixes != nil {
+			k.Prefixes = prefixes
 		}
 		k.UpdatedAt = time.Now().UTC()
 		return store.PutJSON(ctx, tx, p, &k)

@@ -29,16 +29,44 @@ const uriSuffix = "/kms/xks/v1"
 // Key is an external key: an AES-256 key generated in the HSM, kept as a
 // wrapped blob bound to ID.
 type Key struct {
-	Name      string    `json:"name"`
-	ID        string    `json:"id"`
-	Usage     []string  `json:"key_usage"`
-	Enabled   bool      `json:"enabled"`
+	Name    string   `json:"name"`
+	ID      string   `json:"id"`
+	Usage   []string `json:"key_usage"`
+	Enabled bool     `json:"enabled"`
+	// Prefixes are the key stores (uri_path_prefixes) whose credentials
+	// may use the key; empty: every key store of the mount.
+	Prefixes  []string  `json:"prefixes,omitempty"`
 	Blob      []byte    `json:"blob"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func (k *Key) can(usage string) bool { return contains(k.Usage, usage) }
+
+// servesPrefix reports whether requests at a key store prefix may use the key.
+func (k *Key) servesPrefix(prefix string) bool {
+	return len(k.Prefixes) == 0 || contains(k.Prefixes, prefix)
+}
+
+// NormalizePrefixes checks and normalises a key's prefixes (sorted, each
+// once); nil stays nil (every key store).
+func NormalizePrefixes(ps []string) ([]string, error) {
+	if ps == nil {
+		return nil, nil
+	}
+	out := []string{}
+	for _, p := range ps {
+		n, err := NormalizePrefix(p)
+		if err != nil {
+			return nil, err
+		}
+		if !contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
 
 // Status is the key's keyStatus.
 func (k *Key) Status() string {
@@ -50,8 +78,9 @@ func (k *Key) Status() string {
 
 // KeyUpdate changes a key; nil fields are left as they are.
 type KeyUpdate struct {
-	Usage   []string
-	Enabled *bool
+	Usage    []string
+	Enabled  *bool
+	Prefixes *[]string // empty: every key store
 }
 
 // CheckKeyName checks an externalKeyId against the spec.

@@ -151,7 +151,8 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return p.healthStatus(ctx, st)
 	}
 	k := st.keys[rt.KeyID]
-	if k == nil {
+	if k == nil || !k.servesPrefix(rt.Prefix) {
+		// A key of other key stores only: as if it did not exist here.
 		return nil, xerr(KeyNotFoundException, "external key not found")
 	}
 	if err := authorize(st.rules, rt.Prefix, rt.KeyID, &req.Meta); err != nil {
