@@ -706,6 +706,25 @@ func TestAsymmetricKeys(t *testing.T) {
 			Data:                    msg}), gokmip.ResultReasonFeatureNotSupported)
 	})
 
+	t.Run("fail re-key key pair through a Public Key Link to another object", func(t *testing.T) {
+		priv, _ := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
+		_, otherPub := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
+		aes := registerAES(t, c, bytes.Repeat([]byte{7}, 16))
+		links := func(id string) int {
+			return len(must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+				AttributeName: []gokmip.AttributeName{gokmip.AttributeNameLink}})).Attribute)
+		}
+		before := links(otherPub)
+		for _, target := range []string{otherPub, aes} {
+			must[*payloads.ModifyAttributeResponsePayload](t, do(t, c, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: priv,
+				Attribute: attr(gokmip.AttributeNameLink, gokmip.Link{LinkType: gokmip.LinkTypePublicKeyLink, LinkedObjectIdentifier: target})}))
+			mustFail(t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: priv}), gokmip.ResultReasonInvalidField)
+		}
+		if got := links(otherPub); got != before || before == 0 {
+			t.Fatalf("another pair's public key had %d links and has %d (a Replacement Object Link more: re-keyed)", before, got)
+		}
+	})
+
 	t.Run("ok re-key key pair", func(t *testing.T) {
 		priv, pub := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
 		rk := must[*payloads.RekeyKeyPairResponsePayload](t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: priv}))

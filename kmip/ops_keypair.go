@@ -229,8 +229,16 @@ func rekeyKeyPair(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 		if pubID == "" {
 			return invalidField("private key %s has no Public Key Link", id)
 		}
-		oldPub, err = c.load(ctx, tx, pubID)
-		return err
+		if oldPub, err = c.load(ctx, tx, pubID); err != nil {
+			return err
+		}
+		// The link is an attribute a client can set: it must lead to this
+		// key's own public key (which links back), or Re-key Key Pair would
+		// rename and re-link another object of the scope.
+		if oldPub.typ != kmip.ObjectTypePublicKey || linked(oldPub, kmip.LinkTypePrivateKeyLink) != id {
+			return invalidField("the Public Key Link of %s does not lead to its public key (a %s that links back)", id, ttlv.EnumStr(kmip.ObjectTypePublicKey))
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
