@@ -144,6 +144,9 @@ type route struct {
 	// trimmed (policies, as in Vault); it is made so before the policy
 	// check, so that "ADMIN" is checked as the "admin" it will change.
 	lowerLast bool
+	// accessorKeys: the response's "keys" are token accessors, audited as
+	// the device's hmac_accessor says.
+	accessorKeys bool
 }
 
 // handle registers a sys/ or auth/ route.
@@ -263,7 +266,7 @@ func (st *reqState) metricOp() string {
 func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
-		return nil, fault.New(fault.NotFound, "no handler for route %q: paths start with /v1/", r.URL.Path)
+		return nil, fault.New(fault.NotFound, "no handler for this path: paths start with /v1/")
 	}
 	path = strings.TrimSuffix(path, "/")
 	// Policies match the path as written, and handlers act on its
@@ -315,6 +318,15 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 		st.path = path
 	}
 	st.rt, st.mount, st.noAudit = rt, mount, rt.noAudit
+	// The token first: without one, a body the route refuses must not tell
+	// that the route (and its mount) exists.
+	var tok *auth.Token
+	if !rt.unauthN {
+		if tok, err = s.authenticate(r.Context(), r); err != nil {
+			return nil, err
+		}
+		st.token = tok
+	}
 	raw, err := readBody(r, op)
 	if err != nil {
 		return nil, err
@@ -323,15 +335,8 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &Request{ID: st.id, Op: op, Path: path, Params: params, Data: data, HTTP: r, Mount: mount}
+	req := &Request{ID: st.id, Op: op, Path: path, Params: params, Data: data, HTTP: r, Mount: mount, Token: tok}
 	st.req = req
-	if !rt.unauthN {
-		tok, err := s.authenticate(r.Context(), r)
-		if err != nil {
-			return nil, err
-		}
-		req.Token, st.token = tok, tok
-	}
 	if op == OpUpdate && rt.exists != nil {
 		ok, err := rt.exists(r.Context(), req)
 		if err != nil {

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"sort"
+	"strconv"
 
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/fault"
@@ -88,7 +90,15 @@ func (s *Server) auditResponse(r *http.Request, st *reqState, resp *Response, er
 		e.Status = max(resp.Status, http.StatusOK)
 		e.SensitiveResponse, e.ResponseAccessors = map[string][]byte{}, map[string]string{}
 		sp := split{e.SensitiveResponse, e.ResponseAccessors}
-		data := splitSensitive(resp.Data, sp, "")
+		respData := resp.Data
+		if keys, ok := respData["keys"].([]string); ok && st.rt != nil && st.rt.accessorKeys {
+			respData = maps.Clone(respData)
+			delete(respData, "keys")
+			for i, a := range keys {
+				sp.acc["keys."+strconv.Itoa(i)] = a
+			}
+		}
+		data := splitSensitive(respData, sp, "")
 		if resp.Auth != nil {
 			if data == nil {
 				data = map[string]any{}

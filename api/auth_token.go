@@ -49,7 +49,8 @@ func (s *Server) tokenRoutes() {
 	s.handle("auth/token/renew-self", Fields{"increment": {Type: TypeDuration}, "token": {Type: TypeString}}, map[Operation]HandlerFunc{OpUpdate: s.renewSelf})
 	s.handle("auth/token/renew", Fields{"increment": {Type: TypeDuration}, "token": {Type: TypeString}}, map[Operation]HandlerFunc{OpUpdate: s.renewToken})
 	s.handle("auth/token/renew-accessor", Fields{"increment": {Type: TypeDuration}, "accessor": {Type: TypeString}}, map[Operation]HandlerFunc{OpUpdate: s.renewAccessor})
-	s.handle("auth/token/accessors", Fields{}, map[Operation]HandlerFunc{OpList: s.listAccessors}).sudo = true
+	acc := s.handle("auth/token/accessors", Fields{}, map[Operation]HandlerFunc{OpList: s.listAccessors})
+	acc.sudo, acc.accessorKeys = true, true
 }
 
 func (s *Server) createToken(ctx context.Context, req *Request) (*Response, error) {

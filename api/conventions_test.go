@@ -84,6 +84,7 @@ func TestWireConventions(t *testing.T) {
 		{"fail no such key", "GET", "/v1/keymgmt/key/missing", testRootToken, "", 404, `no key named "missing"`},
 		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for this path"},
 		{"fail no mount, no token: which paths exist is not told", "GET", "/v1/nomount/key/a", "", "", 403, "permission denied"},
+		{"fail a mount, a body its route refuses, no token: not told either", "POST", "/v1/keymgmt/key/a", "", `{"bogus":1}`, 403, "permission denied"},
 		{"fail create conflict is reported", "POST", "/v1/sys/mounts/keymgmt", testRootToken, `{"type":"keymgmt"}`, 409, "already in use"},
 	}
 	for _, c := range cases {

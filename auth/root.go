@@ -13,6 +13,21 @@ import (
 // it is missing (never made, or revoked since). An empty rootToken does
 // nothing: in production the root token comes from CreateRoot.
 func (m *Manager) Bootstrap(ctx context.Context, rootToken string) error {
+	// A store an older build initialised has no mark: it gets one now,
+	// while its tokens still show that it was initialised (they may all
+	// expire and be tidied away later).
+	if err := m.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Get(ctx, initializedKey); err == nil || !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		done, err := m.initialized(ctx, tx)
+		if err != nil || !done {
+			return err
+		}
+		return markInitialized(ctx, tx, m.now())
+	}); err != nil {
+		return err
+	}
 	if rootToken == "" {
 		return nil
 	}

@@ -424,8 +424,8 @@ func TestRenew(t *testing.T) {
 }
 
 // A store written before initialisation left its mark counts as
-// initialised while it holds any token; a store that never had one does
-// not.
+// initialised while it holds any token, and gets the mark at the next
+// start; a store that never had one is not.
 func TestInitializedWithoutTheMark(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "keyhold.db"))
@@ -465,11 +465,33 @@ func TestInitializedWithoutTheMark(t *testing.T) {
 	if _, err := m.CreateRoot(ctx, false); !errors.Is(err, ErrRootExists) {
 		t.Fatalf("create root on it: %v", err)
 	}
+	// The start (Bootstrap, with or without a dev root token) writes the
+	// mark, so the store stays initialised when its last token is gone.
+	if err := m.Bootstrap(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Revoke(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := m.Initialized(ctx); err != nil || ok {
-		t.Fatalf("no mark and no token at all: %v %v", ok, err)
+	if ok, err := m.Initialized(ctx); err != nil || !ok {
+		t.Fatalf("no token left after the start: %v %v", ok, err)
+	}
+	if _, err := m.CreateRoot(ctx, false); !errors.Is(err, ErrRootExists) {
+		t.Fatalf("create root with no token left: %v", err)
+	}
+	// A store that never had a token is not initialised, and the start
+	// leaves it so.
+	st2, err := sqlite.Open(filepath.Join(t.TempDir(), "fresh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	m2 := New(st2)
+	if err := m2.Bootstrap(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m2.Initialized(ctx); err != nil || ok {
+		t.Fatalf("a fresh store after the start: %v %v", ok, err)
 	}
 }
 
