@@ -3,6 +3,7 @@ package kmip_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
@@ -234,5 +235,55 @@ func TestAnswerSizeIsBounded(t *testing.T) {
 	}
 	if ok != 28 || tooLarge != 12 {
 		t.Fatalf("%d items answered and %d refused as too large, want 28 and 12", ok, tooLarge)
+	}
+}
+
+// Located identifiers count toward the same budget: a message of many
+// Locates over a scope of many objects gets Response Too Large for the
+// items past it, and the answer stays bounded.
+func TestLocateAnswersAreBounded(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	var creates []gokmip.OperationPayload
+	for i := range 700 {
+		creates = append(creates, createAES(fmt.Sprintf("k%d", i)))
+	}
+	resp, err := c.Send(batch(gokmip.V1_4, gokmip.BatchErrorContinuationOptionContinue, creates...))
+	if err != nil || len(resp.BatchItem) != 700 {
+		t.Fatalf("creates: %v", err)
+	}
+	var locates []gokmip.OperationPayload
+	for range 1024 {
+		locates = append(locates, &payloads.LocateRequestPayload{})
+	}
+	out, err := c.Raw(ttlv.MarshalTTLV(batch(gokmip.V1_4, gokmip.BatchErrorContinuationOptionContinue, locates...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) > 32<<20 {
+		t.Fatalf("an answer of %d bytes", len(out))
+	}
+	var r gokmip.ResponseMessage
+	if err := ttlv.UnmarshalTTLV(out, &r); err != nil || len(r.BatchItem) != 1024 {
+		t.Fatalf("response: %v", err)
+	}
+	ok, tooLarge := 0, 0
+	for _, it := range r.BatchItem {
+		switch {
+		case it.ResultStatus == gokmip.ResultStatusSuccess && len(it.ResponsePayload.(*payloads.LocateResponsePayload).UniqueIdentifier) == 700:
+			ok++
+		case it.ResultReason == gokmip.ResultReasonResponseTooLarge:
+			tooLarge++
+		}
+	}
+	if ok == 0 || tooLarge == 0 || ok+tooLarge != 1024 {
+		t.Fatalf("%d whole answers, %d refused as too large, of 1024", ok, tooLarge)
+	}
+	// Paging is the way: a Locate with Maximum Items fits.
+	page := must[*payloads.LocateResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{MaximumItems: 10, OffsetItems: 690}))
+	if len(page.UniqueIdentifier) != 10 {
+		t.Fatalf("a page of %d", len(page.UniqueIdentifier))
 	}
 }

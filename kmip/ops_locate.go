@@ -43,6 +43,12 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 		return nil, err
 	}
 	q := &store.KMIPQuery{Mount: b.st.mount, Scope: b.cred.Scope, Filters: filters, Offset: int(req.OffsetItems), Limit: int(req.MaximumItems)}
+	// The identifiers count toward the answer's budget (batch.spend): ask
+	// the store for one more than the budget leaves room for, no more.
+	room := (b.valueBudget() - b.spent) / locatedIDBytes
+	if q.Limit <= 0 || q.Limit > room+1 {
+		q.Limit = room + 1
+	}
 	var ids []string
 	var total int
 	err = c.view(ctx, func(tx store.Tx) (err error) {
@@ -51,6 +57,9 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := b.spend(len(ids) * locatedIDBytes); err != nil {
+		return nil, errorf(kmip.ResultReasonResponseTooLarge, "the located identifiers would not fit in one answer; page through them with Maximum Items and Offset Items")
 	}
 	if b.s.m.dbg.index {
 		names := make([]string, len(filters))
@@ -71,6 +80,10 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	}
 	return c.located(resp, ids, total), nil
 }
+
+// locatedIDBytes is what one located identifier adds to an answer: a
+// 36-character UUID, its TTLV header and padding.
+const locatedIDBytes = 48
 
 func (c *call) located(resp *payloads.LocateResponsePayload, ids []string, total int) *payloads.LocateResponsePayload {
 	resp.UniqueIdentifier = ids
