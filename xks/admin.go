@@ -97,6 +97,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 			return nil, err
 		}
 		prev.p.st.Store(st)
+		prev.p.stale.Store(false)
 		return &ConfigView{Config: *cfg, URIPaths: uriPaths(cfg.Prefixes), Listening: m.addrs(mountID)}, nil
 	}
 	if prev != nil {

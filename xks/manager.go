@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/audit"
@@ -64,9 +65,10 @@ type Manager struct {
 
 // runtime is a mount's running listener.
 type runtime struct {
-	p   *proxy
-	srv *http.Server
-	lns []net.Listener
+	p        *proxy
+	srv      *http.Server
+	lns      []net.Listener
+	retrying atomic.Bool // markStale's retry runs
 }
 
 // New returns a Manager; call Start to bring up the configured listeners.
@@ -331,10 +333,12 @@ func (m *Manager) markStale(id string, err error) {
 		return
 	}
 	m.o.Logger.Error("xks: a mount's credentials and keys could not be reloaded; it refuses requests until they are", "mount", id, "error", err)
-	if rt.p.stale.Swap(true) {
+	rt.p.stale.Store(true)
+	if rt.retrying.Swap(true) {
 		return // a retry is running
 	}
 	go func() {
+		defer rt.retrying.Store(false)
 		for {
 			time.Sleep(reloadRetry)
 			m.mu.Lock()
