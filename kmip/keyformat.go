@@ -130,6 +130,10 @@ func parsePublicKey(kb *kmip.KeyBlock) (crypto.PublicKey, error) {
 	return nil, errorf(kmip.ResultReasonKeyFormatTypeNotSupported, "a public key is registered as PKCS#1, X.509 or a Transparent RSA or EC public key, not %s", ttlv.EnumStr(kb.KeyFormatType))
 }
 
+// maxPrivateKeyDER bounds the DER of a registered private key: an RSA key
+// of maxRSABits takes about 4.8 KiB in PKCS#8.
+const maxPrivateKeyDER = 8 << 10
+
 // parsePrivateKey reads a registered private key.
 func parsePrivateKey(kb *kmip.KeyBlock) (crypto.Signer, error) {
 	switch kb.KeyFormatType {
@@ -137,6 +141,11 @@ func parsePrivateKey(kb *kmip.KeyBlock) (crypto.Signer, error) {
 		b, err := keyBytes(kb)
 		if err != nil {
 			return nil, err
+		}
+		// Parsing checks the key, which for a huge RSA key is long work:
+		// refuse what cannot be a key of at most maxRSABits first.
+		if len(b) > maxPrivateKeyDER {
+			return nil, invalidField("the private key is larger than a key of %d bits can be", maxRSABits)
 		}
 		var k any
 		switch kb.KeyFormatType {
@@ -165,6 +174,9 @@ func parsePrivateKey(kb *kmip.KeyBlock) (crypto.Signer, error) {
 		t := km.TransparentRSAPrivateKey
 		if t == nil || t.PrivateExponent == nil || t.PublicExponent == nil || t.P == nil || t.Q == nil || !t.PublicExponent.IsInt64() {
 			return nil, invalidField("a Transparent RSA Private Key needs the modulus, both exponents and both primes")
+		}
+		if t.Modulus.BitLen() > maxRSABits {
+			return nil, invalidField("RSA keys of more than %d bits are not supported (this one has %d)", maxRSABits, t.Modulus.BitLen())
 		}
 		k := &rsa.PrivateKey{
 			PublicKey: rsa.PublicKey{N: new(big.Int).Set(&t.Modulus), E: int(t.PublicExponent.Int64())},
