@@ -41,10 +41,7 @@ func readEvents(t *testing.T, path string) []audit.Event {
 func TestRESTAuditTrail(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	mountKeymgmt(t, root, "keymgmt")
 	if _, err := root.Logical().Write("keymgmt/key/audited", map[string]any{"type": "ecdsa-p256"}); err != nil {
 		t.Fatal(err)
@@ -129,10 +126,7 @@ func TestRESTAuditTrail(t *testing.T) {
 func TestRESTAuditFailsClosed(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	mountKeymgmt(t, root, "keymgmt")
 	os.Remove(logPath)
 	if err := os.Symlink("/dev/full", logPath); err != nil {
@@ -197,10 +191,7 @@ func TestRESTAuditPanic(t *testing.T) {
 	if err := root.SetAddress(ts.URL); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	_, err := root.Logical().Read("sys/panics")
 	if statusOfErr(err) != 500 || !strings.Contains(err.Error(), "internal error") {
 		t.Fatalf("read of a handler that panics: %v", err)
@@ -225,10 +216,7 @@ func TestRESTAuditPanic(t *testing.T) {
 func TestRESTAuditHidesNestedSecrets(t *testing.T) {
 	env, _ := newXKSEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	c := root.Logical()
 	// A TLS key that the request carries; the write fails (the key does
 	// not match the certificate), and the request event was written first.
@@ -286,10 +274,7 @@ func TestSensitiveFieldNames(t *testing.T) {
 func TestRESTAuditUnroutedPath(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	child, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
 	if err != nil {
 		t.Fatal(err)
@@ -357,4 +342,15 @@ func TestRESTAuditAccessorFields(t *testing.T) {
 			t.Errorf("hmac_accessor=false: the accessor is there %d times, want at least 4", clear)
 		}
 	}
+}
+
+// enableFileAudit enables a file audit device "file" at a new path through
+// the client c (which needs sudo on sys/audit) and returns the path.
+func enableFileAudit(t *testing.T, c *vault.Client) string {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	return logPath
 }

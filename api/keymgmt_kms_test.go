@@ -81,10 +81,7 @@ func TestKMSWithVaultClient(t *testing.T) {
 	env := newKMSTestEnv(t, factories)
 	c := env.client(t, testRootToken)
 	mountKeymgmt(t, c, "keymgmt")
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, c)
 	l := c.Logical()
 	for _, kc := range cases {
 		t.Run("ok "+kc.provider, func(t *testing.T) {

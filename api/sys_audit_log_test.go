@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,10 +30,7 @@ func auditLog(t *testing.T, c *vault.Client, q map[string][]string) (map[string]
 func TestAuditLogRead(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	logPath := enableFileAudit(t, root)
 	mountKeymgmt(t, root, "keymgmt")
 	for _, k := range []string{"alpha", "beta"} {
 		if _, err := root.Logical().Write("keymgmt/key/"+k, map[string]any{"type": "aes256-gcm96"}); err != nil {

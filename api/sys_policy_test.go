@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -134,10 +133,7 @@ func TestPolicyWriteErrors(t *testing.T) {
 func TestPolicyCheckSeesTheObjectTheHandlerChanges(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := root.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
-	}
+	enableFileAudit(t, root)
 	mountKeymgmt(t, root, "prod")
 	for name, text := range map[string]string{
 		"ops": `path "sys/mounts/*" { capabilities = ["create", "read", "update", "delete"] }
