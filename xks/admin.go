@@ -93,7 +93,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 	prev := m.mounts[mountID]
 	if prev != nil && old != nil && sameListener(old, cfg) {
 		// Prefixes and limits only: swap the state, keep connections.
-		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
+		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putConfig(ctx, tx, mountID, cfg) }); err != nil {
 			return nil, err
 		}
 		prev.p.st.Store(st)
@@ -113,12 +113,38 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 		}
 		return nil, err
 	}
-	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg) }); err != nil {
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putConfig(ctx, tx, mountID, cfg) }); err != nil {
 		rt.stop()
 		return nil, err
 	}
 	m.mounts[mountID] = rt
 	return &ConfigView{Config: *cfg, URIPaths: uriPaths(cfg.Prefixes), Listening: m.addrs(mountID)}, nil
+}
+
+// putConfig stores a mount's configuration and revokes the credentials of
+// the prefixes it no longer has: a key store that is removed takes its
+// credentials with it, so adding the prefix again later does not bring
+// them back.
+func putConfig(ctx context.Context, tx store.Tx, mountID string, cfg *Config) error {
+	if err := store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg); err != nil {
+		return err
+	}
+	ids, err := tx.List(ctx, kvPath(mountID, "cred")+"/")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		var c credRecord
+		if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
+			return err
+		}
+		if !contains(cfg.Prefixes, c.Prefix) {
+			if err := tx.Delete(ctx, kvPath(mountID, "cred", id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // readSnapshotWith reads a snapshot with cfg in place of the stored configuration.

@@ -50,3 +50,30 @@ func TestKeyStoresOfAKey(t *testing.T) {
 	st, body = encrypt(testPrefix, "a-only", e.akid, e.secret)
 	wantError(t, st, body, KeyNotFoundException)
 }
+
+// Removing a key store (prefix) revokes its credentials: adding the prefix
+// again does not bring them back.
+func TestRemovedKeyStoreTakesItsCredentials(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{Prefixes: &[]string{testPrefix, "other"}})
+	ctx := context.Background()
+	b, err := e.m.GenerateCredential(ctx, e.mount, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypt := func() (int, []byte) {
+		return e.post(t, "other", "keys/foo/encrypt", encBody(tcPlain, "", false), b.AccessKeyID, b.SecretAccessKey)
+	}
+	var out EncryptResponse
+	st, body := encrypt()
+	wantOK(t, st, body, &out)
+	for _, ps := range [][]string{{testPrefix}, {testPrefix, "other"}} {
+		if _, err := e.m.SetConfig(ctx, e.mount, ConfigInput{Prefixes: &ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, body = encrypt()
+	wantError(t, st, body, AuthenticationFailedException)
+	// The first key store's credential is untouched.
+	st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+	wantOK(t, st, body, &out)
+}
