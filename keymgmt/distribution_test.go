@@ -521,3 +521,40 @@ func TestAWSLostCreateKey(t *testing.T) {
 	}
 	e.expect(t, c, "aws", "k", map[int]bool{1: true}, 1)
 }
+
+// While keys are distributed to a kms, where it points cannot change: a new
+// key collection or endpoint is another cloud, and the next rotation would
+// wrap key material for whoever answers there. Other settings can.
+func TestKMSTargetFixedWhileDistributed(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := "https://127.0.0.1:1/"
+	for name, u := range map[string]KMSUpdate{
+		"fail another endpoint":       {Endpoint: &elsewhere},
+		"fail another key collection": {KeyCollection: strp("eu-west-3")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.m.WriteKMS(ctx, mount, "aws", u); fault.KindOf(err) != fault.Conflict {
+				t.Fatalf("got %v, want a conflict", err)
+			}
+		})
+	}
+	t.Run("ok the same endpoint and another timeout", func(t *testing.T) {
+		d := 30 * time.Second
+		u := KMSUpdate{Timeout: &d}
+		if c.endpoint != "" {
+			u.Endpoint = &c.endpoint
+		}
+		if _, err := e.m.WriteKMS(ctx, mount, "aws", u); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

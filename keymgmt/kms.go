@@ -140,7 +140,17 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			}
 			r.KeyCollection = *u.KeyCollection
 		}
-		if u.Endpoint != nil {
+		if u.Endpoint != nil && *u.Endpoint != r.Endpoint {
+			// Like the key collection: a new endpoint is another cloud, and
+			// the next rotation would wrap key material for whoever answers
+			// there.
+			keys, err := m.distributedTo(ctx, tx, mount, name)
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				return fault.New(fault.Conflict, "endpoint of kms %q cannot change while keys are distributed there (%s)", name, strings.Join(keys, ", "))
+			}
 			r.Endpoint = *u.Endpoint
 		}
 		if u.Timeout != nil {
