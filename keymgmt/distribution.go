@@ -186,6 +186,9 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	return m.sync(ctx, mount, req.KMS, req.Key, prov)
 }
 
+// errRemoving: sync refuses a distribution whose removal is under way.
+var errRemoving = errors.New("keymgmt: the distribution is being removed")
+
 // sync brings one distribution to the key's state. The caller holds the key's lock.
 func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov provider.Provider) (*Distribution, error) {
 	var r *distRecord
@@ -195,6 +198,11 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 		var err error
 		if r, err = m.getDist(ctx, tx, mount, kms, keyName); err != nil {
 			return err
+		}
+		if r.Status == StatusRemoving {
+			// A removal is under way or failed part-way: finishing it is the
+			// retry job's, and a rotation must not bring the key back.
+			return fault.Wrap(fault.Conflict, errRemoving, "the distribution of %q to %s is being removed", keyName, kms)
 		}
 		if key, err = tx.GetKey(ctx, mount, keyName); err != nil {
 			return notFound(err, keyName)
@@ -439,6 +447,9 @@ func (m *Manager) propagate(ctx context.Context, mount, keyName, what string) er
 		if err == nil {
 			_, err = m.sync(ctx, mount, kms, keyName, prov)
 			closeProvider(prov)
+		}
+		if errors.Is(err, errRemoving) {
+			continue // the retry job finishes the removal
 		}
 		if err != nil {
 			if first == nil {

@@ -63,3 +63,33 @@ func TestRetryDistributions(t *testing.T) {
 		})
 	}
 }
+
+// A rotation does not bring back a distribution whose removal failed
+// part-way: the record stays "removing" and the cloud gets no new version.
+func TestRotationLeavesAFailedRemovalAlone(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.fail("DeleteAlias", 1)
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err == nil {
+		t.Fatal("the removal succeeded though the cloud failed")
+	}
+	before := c.created("k")
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if got := c.created("k"); got != before {
+		t.Fatalf("the rotation imported into the cloud: %d keys, was %d", got, before)
+	}
+	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
+	if err != nil || d.Status != StatusRemoving {
+		t.Fatalf("distribution after the rotation: %+v %v", d, err)
+	}
+}
