@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/postgres"
 	"github.com/keyhold/keyhold/store/sqlite"
@@ -35,6 +38,8 @@ func (c *StorageConfig) validate() []error {
 		} else if urlHasPassword(c.URL) {
 			// Never echo the URL: it holds the secret.
 			errs = append(errs, errors.New("storage.url must not hold the password; use storage.password_env or storage.password_file"))
+		} else if err := checkDatabaseTLS(c.URL); err != nil {
+			errs = append(errs, err)
 		}
 		if c.PasswordEnv != "" && c.PasswordFile != "" {
 			errs = append(errs, errors.New("at most one of storage.password_env and storage.password_file"))
@@ -46,6 +51,48 @@ func (c *StorageConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("storage.type %q is not supported (sqlite, postgres)", c.Type))
 	}
 	return errs
+}
+
+// checkDatabaseTLS refuses a connection to a database on another host that
+// is not TLS with a verified certificate: without sslmode=verify-full (or
+// verify-ca) the driver skips the certificate check, and with prefer or
+// allow it falls back to a plaintext connection when the server (or whoever
+// answers in its place) declines TLS, and sends it the password. A
+// database on this host (loopback, a Unix socket) may go without.
+func checkDatabaseTLS(connString string) error {
+	cfg, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return errors.New("storage.url does not parse as a PostgreSQL connection string")
+	}
+	local := func(host string) bool {
+		if strings.HasPrefix(host, "/") || host == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	}
+	// verify-full checks the chain and the name; verify-ca (and require
+	// with a root certificate, as libpq has it) skips Go's check for its
+	// own chain check (VerifyPeerCertificate).
+	verified := func(c *tls.Config) bool {
+		return c != nil && (!c.InsecureSkipVerify || c.VerifyPeerCertificate != nil)
+	}
+	hosts := []struct {
+		host string
+		tls  *tls.Config
+	}{{cfg.Host, cfg.TLSConfig}}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, struct {
+			host string
+			tls  *tls.Config
+		}{f.Host, f.TLSConfig})
+	}
+	for _, h := range hosts {
+		if !local(h.host) && !verified(h.tls) {
+			return errors.New("storage.url: a database on another host needs sslmode=verify-full (or verify-ca): other modes skip the certificate check or fall back to plaintext, which hands the password to whoever answers")
+		}
+	}
+	return nil
 }
 
 // urlHasPassword reports whether a connection string carries a password

@@ -22,8 +22,22 @@ listener { tls_disable = true }
  password_file = "/etc/keyhold/db-password"
  max_conns = 4`},
 		{name: "ok url and password env", storage: `type = "postgres"
- url = "host=db user=keyhold dbname=kh"
+ url = "host=db user=keyhold dbname=kh sslmode=verify-full"
  password_env = "KH_DB"`},
+		{name: "ok a database on this host without TLS", storage: `type = "postgres"
+ url = "postgres://keyhold@127.0.0.1:5432/kh?sslmode=disable"`},
+		{name: "ok a Unix socket", storage: `type = "postgres"
+ url = "host=/var/run/postgresql user=keyhold dbname=kh"`},
+		{name: "ok verify-ca", storage: `type = "postgres"
+ url = "postgres://keyhold@db/kh?sslmode=verify-ca"`},
+		{name: "fail another host without sslmode (prefer: no check, plaintext fallback)", storage: `type = "postgres"
+ url = "postgres://keyhold@db/kh"`, want: "needs sslmode=verify-full"},
+		{name: "fail another host with sslmode=require (no certificate check)", storage: `type = "postgres"
+ url = "postgres://keyhold@db/kh?sslmode=require"`, want: "needs sslmode=verify-full"},
+		{name: "fail another host with sslmode=disable", storage: `type = "postgres"
+ url = "host=db user=keyhold sslmode=disable"`, want: "needs sslmode=verify-full"},
+		{name: "fail one of several hosts unverified", storage: `type = "postgres"
+ url = "postgres://keyhold@127.0.0.1,db/kh?sslmode=disable"`, want: "needs sslmode=verify-full"},
 		{name: "fail password in the url", storage: `type = "postgres"
  url = "postgres://keyhold:hunter2-SECRET@db/kh"`, want: "must not hold the password"},
 		{name: "fail password query parameter", storage: `type = "postgres"
