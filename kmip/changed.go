@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/store"
@@ -66,7 +67,12 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 // its commit anyway.
 func (m *Manager) refresh(ctx context.Context, mount string) {
 	if !m.mu.TryLock() {
+		// Until the reload has run, the mount refuses requests
+		// (reloadPending): its state may still accept what was revoked.
+		n, _ := m.pending.LoadOrStore(mount, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
 		go func() {
+			defer n.(*atomic.Int32).Add(-1)
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.refreshLocked(context.WithoutCancel(ctx), mount)

@@ -3,6 +3,7 @@ package xks
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/keyhold/keyhold/store"
 )
@@ -46,7 +47,12 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 // once the lock is free.
 func (m *Manager) refresh(ctx context.Context, id string) {
 	if !m.mu.TryLock() {
+		// Until the reload has run, the mount refuses requests
+		// (reloadPending): its state may still grant what was revoked.
+		n, _ := m.pending.LoadOrStore(id, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
 		go func() {
+			defer n.(*atomic.Int32).Add(-1)
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.refreshLocked(context.WithoutCancel(ctx), id)

@@ -28,6 +28,7 @@ type proxy struct {
 	metrics Metrics
 	audit   Auditor
 	guard   func(ctx context.Context) error // nil: state is always fresh (one node)
+	pending func() bool                     // a change of another node waits to be loaded
 
 	st      atomic.Pointer[state]
 	stale   atomic.Bool // a reload failed: st may grant what the store no longer does
@@ -100,6 +101,9 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		if err := p.guard(r.Context()); err != nil {
 			return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy cannot confirm that its credentials and keys are current", Err: err}
 		}
+	}
+	if p.pending != nil && p.pending() {
+		return nil, &Error{Name: DependencyTimeoutException, Msg: "a change made on another node is being loaded; retry"}
 	}
 	if p.stale.Load() {
 		return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy could not reload its credentials and keys after a change; it refuses requests until it has"}

@@ -93,3 +93,37 @@ func TestAdminChangeTakesEffectOrTheMountRefuses(t *testing.T) {
 		wantOK(t, st, body, &out)
 	})
 }
+
+// A change another node made (here a revoked credential) that cannot be
+// loaded at once, because an administrative call holds the manager, makes
+// the mount refuse requests until it is loaded: the old state must not
+// serve what the store no longer grants.
+func TestOtherNodesChangeWaitsClosed(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	ctx := context.Background()
+	second, err := e.m.GenerateCredential(ctx, e.mount, testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the other node commits: the credential is gone from the store.
+	if err := e.m.o.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPath(e.mount, "cred", second.AccessKeyID)) }); err != nil {
+		t.Fatal(err)
+	}
+	encrypt := func() (int, []byte) {
+		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), second.AccessKeyID, second.SecretAccessKey)
+	}
+	e.m.mu.Lock() // an administrative call in progress
+	e.m.Changed(ctx, []string{"kv:" + kvPath(e.mount, "cred", second.AccessKeyID)})
+	st, body := encrypt()
+	e.m.mu.Unlock()
+	wantError(t, st, body, DependencyTimeoutException)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, body = encrypt()
+		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wantError(t, st, body, AuthenticationFailedException)
+}

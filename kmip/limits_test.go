@@ -101,3 +101,47 @@ func TestUndoBatchBounds(t *testing.T) {
 		}
 	})
 }
+
+// A change another node made (a revoked certificate) that cannot be loaded
+// at once, because an administrative call holds the manager, makes the
+// mount refuse requests until it is loaded.
+func TestOtherNodesChangeWaitsClosed(t *testing.T) {
+	ctx := context.Background()
+	srv, p := testServer(t, "")
+	query := func() kmip.ResponseBatchItem {
+		t.Helper()
+		m := kmip.NewRequestMessage(kmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionOperations}})
+		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&m))
+		var resp kmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 1 {
+			t.Fatalf("response: %v", err)
+		}
+		return resp.BatchItem[0]
+	}
+	if it := query(); it.ResultStatus != kmip.ResultStatusSuccess {
+		t.Fatalf("before: %s", ttlv.EnumStr(it.ResultReason))
+	}
+	m := srv.m
+	// What the other node commits: the certificate is revoked.
+	if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPath("fuzz", "cred", p.serial)) }); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock() // an administrative call in progress
+	m.Changed(ctx, []string{"kv:" + kvPath("fuzz", "cred", p.serial)})
+	it := query()
+	m.mu.Unlock()
+	if it.ResultStatus != kmip.ResultStatusOperationFailed || it.ResultReason != kmip.ResultReasonGeneralFailure {
+		t.Fatalf("while the change waits: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		it = query()
+		if it.ResultReason != kmip.ResultReasonGeneralFailure || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
+		t.Fatalf("after the change: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+}
