@@ -324,3 +324,34 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("status: %+v %v", s, err)
 	}
 }
+
+// A node that fell behind a log pruned whole (a quiet hour, then a change
+// while the node was cut off, then the prune) cannot know what changed: its
+// next Sync tells every subscriber to drop everything.
+func TestLogPrunedWholeDropsEverything(t *testing.T) {
+	url := schema(t)
+	sa, sb := nodeStore(t, url), nodeStore(t, url)
+	b := ha.New(ha.Options{Store: sb, Name: "b"})
+	rb := newRecorder()
+	b.Subscribe("kv:", rb.handle)
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put(t, sa, "sys/policy/first")
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put(t, sa, "sys/policy/ops") // b is cut off
+	time.Sleep(20 * time.Millisecond)
+	if _, err := sa.PruneChanges(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := rb.all()
+	if len(got) != 2 || got[1] != nil {
+		t.Fatalf("node b was told %q; want the first change, then everything dropped (nil)", got)
+	}
+}

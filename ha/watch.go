@@ -69,7 +69,7 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
 			c.lagged.Store(true)
 			return err
 		}
-		if oldest > c.applied+1 && c.applied > 0 {
+		if oldest > c.applied+1 {
 			// The log was pruned past this node: it cannot know what changed.
 			c.o.Logger.Warn("ha: the change log was pruned past this node; dropping every cache", "applied", c.applied, "oldest", oldest)
 			c.dispatchAll(ctx, nil)

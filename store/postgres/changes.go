@@ -19,7 +19,9 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		limit = 1000
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT COALESCE(MIN(seq), 0) FROM changes`)
+	// An empty log (pruned whole) answers the number the next change will
+	// get, so that a node behind it still sees that it missed changes.
+	b.Queue(`SELECT COALESCE(MIN(seq), (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM change_seq)) FROM changes`)
 	b.Queue(`SELECT seq, node, paths FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -48,13 +50,14 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	return out, oldest, wrap("changes", rows.Err())
 }
 
-// LatestChange returns the newest change's sequence number, 0 if none.
+// LatestChange returns the newest change's sequence number (also when the
+// log has been pruned whole), 0 if there never was one.
 func (s *Store) LatestChange(ctx context.Context) (int64, error) {
 	if s.closed.Load() {
 		return 0, store.ErrClosed
 	}
 	var seq int64
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq)
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq)) FROM changes`).Scan(&seq)
 	return seq, s.closedOr(wrap("latest change", err))
 }
 

@@ -261,6 +261,23 @@ func (c cluster) changeLog(t *testing.T) {
 			t.Fatalf("after prune: oldest %d, changes %+v", oldest, got)
 		}
 	})
+
+	t.Run("ok a log pruned whole still shows that changes were missed", func(t *testing.T) {
+		latest, err := b.LatestChange(ctx)
+		checkErr(t, "latest change", err, nil)
+		time.Sleep(20 * time.Millisecond)
+		if _, err := a.PruneChanges(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		got, oldest, err := b.ChangesSince(ctx, start, 0)
+		checkErr(t, "changes since", err, nil)
+		if len(got) != 0 || oldest != latest+1 || oldest <= start+1 {
+			t.Fatalf("empty log: oldest %d (want %d, above %d), changes %+v", oldest, latest+1, start+1, got)
+		}
+		if l, err := b.LatestChange(ctx); err != nil || l != latest {
+			t.Fatalf("latest change of an empty log: %d %v, want %d", l, err, latest)
+		}
+	})
 }
 
 func (c cluster) leases(t *testing.T) {
