@@ -398,6 +398,17 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 		return err
 	}
 	defer unlock()
+	// Read the record again under the key's lock: a rotation that held the
+	// lock meanwhile may have added versions to it, and they must go too.
+	if err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		r, err = m.getDist(ctx, tx, mount, kms, keyName)
+		return err
+	}); fault.KindOf(err) == fault.NotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	r.Status = StatusRemoving
 	save := func(ctx context.Context) error {
 		r.UpdatedAt = time.Now().UTC()

@@ -2,7 +2,11 @@ package keymgmt
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/keymgmt/provider"
 )
 
 // The retry job completes a distribution that a failure left unfinished,
@@ -91,5 +95,63 @@ func TestRotationLeavesAFailedRemovalAlone(t *testing.T) {
 	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
 	if err != nil || d.Status != StatusRemoving {
 		t.Fatalf("distribution after the rotation: %+v %v", d, err)
+	}
+}
+
+// holdImports wraps a provider so that an import waits until released.
+type holdImports struct {
+	provider.Provider
+	started, release chan struct{}
+}
+
+func (h *holdImports) Import(ctx context.Context, req *provider.ImportRequest) error {
+	h.started <- struct{}{}
+	<-h.release
+	return h.Provider.Import(ctx, req)
+}
+
+// A removal that starts while a rotation imports removes the version the
+// rotation added too: it reads the distribution under the key's lock.
+func TestRemovalAfterARotationRemovesItsVersion(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	hold := &holdImports{started: make(chan struct{}, 4), release: make(chan struct{})}
+	holding := atomic.Bool{}
+	provs := providers(c)
+	provs[c.provider] = func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+		p, err := c.factory(ctx, cfg)
+		if err != nil || !holding.Load() {
+			return p, err
+		}
+		return &holdImports{Provider: p, started: hold.started, release: hold.release}, nil
+	}
+	e := newEnv(t, Options{Providers: provs})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(true)
+	rotated := make(chan error, 1)
+	go func() { _, err := e.m.Rotate(ctx, mount, "k"); rotated <- err }()
+	<-hold.started // the rotation holds the key's lock, importing v2
+	holding.Store(false)
+	removed := make(chan error, 1)
+	go func() { removed <- e.m.RemoveDistribution(ctx, mount, "aws", "k") }()
+	time.Sleep(100 * time.Millisecond) // the removal has read the record and waits for the lock
+	close(hold.release)
+	if err := <-rotated; err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	versions, _ := c.versions("k")
+	for arn, v := range versions {
+		if v.enabled && !v.gone {
+			t.Errorf("%s is still live in the cloud after the removal", arn)
+		}
 	}
 }
