@@ -558,3 +558,19 @@ func TestKMSTargetFixedWhileDistributed(t *testing.T) {
 		}
 	})
 }
+
+// Names of the keys Keyhold makes in clouds for itself are not key names:
+// a key "keyhold-kek-foo" distributed to Azure would be taken for the
+// key-exchange key of key "foo" (and removed with foo's distribution).
+func TestReservedKeyNames(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{})
+	for _, name := range []string{"keyhold-kek-foo", "KeyHold-KEK-foo"} {
+		if _, err := e.m.Create(ctx, mount, name, "aes256-gcm96"); fault.KindOf(err) != fault.BadInput {
+			t.Errorf("%s: got %v, want a refusal", name, err)
+		}
+	}
+	if _, err := e.m.Create(ctx, mount, "keyhold-kekfoo", "aes256-gcm96"); err != nil {
+		t.Errorf("a name that only looks alike: %v", err)
+	}
+}

@@ -130,6 +130,10 @@ type Update struct {
 	DeletionAllowed   *bool
 }
 
+// reservedPrefix starts the names of keys Keyhold makes in clouds for its
+// own use (Azure's key-exchange keys).
+const reservedPrefix = "keyhold-kek-"
+
 func checkName(name string) error {
 	if !nameRe.MatchString(name) {
 		return fault.New(fault.BadInput, "invalid key name %q: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
@@ -213,6 +217,11 @@ func (m *Manager) generate(ctx context.Context, keyID string, version int, typ s
 func (m *Manager) Create(ctx context.Context, mount, name, typ string) (*Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
+	}
+	// Azure Key Vault holds each distributed key's key-exchange key beside
+	// it as keyhold-kek-NAME: a key of that name would be taken for it.
+	if strings.HasPrefix(strings.ToLower(name), reservedPrefix) {
+		return nil, fault.New(fault.BadInput, "key names starting with %q are reserved (the key-exchange keys of Azure distributions)", reservedPrefix)
 	}
 	if typ == "" {
 		typ = DefaultType
