@@ -231,6 +231,11 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 		return nil, err
 	}
 	pk := r.providerKey(key.Type)
+	// An import that fails stops the imports, but not the pass that
+	// follows: versions below min_enabled_version that are in the cloud
+	// (imported enabled, or imported before the minimum rose) are disabled
+	// whatever a later import does.
+	var importErr error
 	for _, kv := range versions {
 		v := r.version(kv.Version)
 		if v.Imported {
@@ -245,20 +250,24 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Save: save,
 			Wrap: m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}
 		if err := prov.Import(ctx, req); err != nil {
-			return failed(err)
+			importErr = err
+			break
 		}
 	}
 	for _, v := range r.Versions {
 		want := v.Version >= key.MinEnabledVersion
 		if v.Imported && v.Enabled != want {
 			if err := prov.SetEnabled(ctx, pk, r.State, v, want); err != nil {
-				return failed(err)
+				return failed(errors.Join(importErr, err))
 			}
 			v.Enabled = want
 			if err := save(ctx); err != nil {
 				return nil, err
 			}
 		}
+	}
+	if importErr != nil {
+		return failed(importErr)
 	}
 	if err := prov.MakeCurrent(ctx, pk, r.State, r.version(key.LatestVersion)); err != nil {
 		return failed(err)

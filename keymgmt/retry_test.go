@@ -2,6 +2,7 @@ package keymgmt
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,6 +153,58 @@ func TestRemovalAfterARotationRemovesItsVersion(t *testing.T) {
 	for arn, v := range versions {
 		if v.enabled && !v.gone {
 			t.Errorf("%s is still live in the cloud after the removal", arn)
+		}
+	}
+}
+
+// failVersion wraps a provider so that importing one version fails.
+type failVersion struct {
+	provider.Provider
+	version int
+}
+
+func (f *failVersion) Import(ctx context.Context, req *provider.ImportRequest) error {
+	if req.Version.Version == f.version {
+		return errors.New("the cloud refused this import")
+	}
+	return f.Provider.Import(ctx, req)
+}
+
+// min_enabled_version holds in the cloud even when an import fails: a
+// version below it that reached the cloud is disabled.
+func TestMinEnabledVersionHoldsWhenAnImportFails(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	provs := providers(c)
+	provs[c.provider] = func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+		p, err := c.factory(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &failVersion{Provider: p, version: 2}, nil
+	}
+	e := newEnv(t, Options{Providers: provs})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	two := 2
+	if _, err := e.m.UpdateKey(ctx, mount, "k", Update{MinEnabledVersion: &two}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err == nil {
+		t.Fatal("the distribution succeeded though version 2's import failed")
+	}
+	versions, _ := c.versions("k")
+	if len(versions) == 0 {
+		t.Fatal("version 1 did not reach the cloud: the test shows nothing")
+	}
+	for arn, v := range versions {
+		if v.enabled {
+			t.Errorf("%s is enabled in the cloud below min_enabled_version 2", arn)
 		}
 	}
 }
