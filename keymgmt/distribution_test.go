@@ -574,3 +574,35 @@ func TestReservedKeyNames(t *testing.T) {
 		t.Errorf("a name that only looks alike: %v", err)
 	}
 }
+
+// Two appliance keys of the same name (two mounts) distributed to one Azure
+// vault each import their own material: a version already in the vault key
+// is taken as this key's only if it carries this key's id.
+func TestAzureVersionsOfAnotherKeyAreNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	for _, mnt := range []string{mount, "other-mount"} {
+		c.write(t, ctx, e.m, mnt, "az", nil)
+		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.m.Distribute(ctx, mnt, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+			t.Fatalf("%s: %v", mnt, err)
+		}
+	}
+	versions, _ := c.versions("k")
+	if len(versions) != 2 {
+		t.Fatalf("%d versions in the vault key, want one per appliance key", len(versions))
+	}
+	var materials [][]byte
+	for _, v := range versions {
+		if v.material == nil {
+			t.Fatal("a version without material")
+		}
+		materials = append(materials, v.material.Raw)
+	}
+	if bytes.Equal(materials[0], materials[1]) {
+		t.Fatal("both versions hold the same material")
+	}
+}

@@ -287,8 +287,12 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 
 func ptr[T any](v T) *T { return &v }
 
-// imported finds a version of the key an earlier attempt imported for v.
-func (p *Provider) imported(ctx context.Context, name string, v int) (string, bool, error) {
+// imported finds a version of the key an earlier attempt imported for v:
+// tagged with the version and with the appliance key's id, since another
+// mount's key (or a key of the same name made before) may have versions in
+// the same vault key.
+func (p *Provider) imported(ctx context.Context, k provider.Key, v int) (string, bool, error) {
+	name := k.Name
 	var id string
 	var enabled bool
 	err := p.call(ctx, func(ctx context.Context) error {
@@ -302,7 +306,7 @@ func (p *Provider) imported(ctx context.Context, name string, v int) (string, bo
 				if kp == nil || kp.KID == nil {
 					continue
 				}
-				if t := kp.Tags["keyhold-version"]; t != nil && *t == strconv.Itoa(v) {
+				if t, kid := kp.Tags["keyhold-version"], kp.Tags["keyhold-key-id"]; t != nil && *t == strconv.Itoa(v) && kid != nil && *kid == k.ID {
 					id = kp.KID.Version()
 					enabled = kp.Attributes != nil && kp.Attributes.Enabled != nil && *kp.Attributes.Enabled
 					return nil
@@ -327,7 +331,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		return err
 	}
 	v := req.Version
-	if id, enabled, err := p.imported(ctx, req.Key.Name, v.Version); err != nil {
+	if id, enabled, err := p.imported(ctx, req.Key, v.Version); err != nil {
 		return err
 	} else if id != "" {
 		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
@@ -354,7 +358,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		var err error
 		out, err = p.c.ImportKey(ctx, req.Key.Name, azkeys.ImportKeyParameters{
 			Key: jwk, HSM: ptr(true), KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(true)},
-			Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-version": ptr(strconv.Itoa(v.Version))},
+			Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-version": ptr(strconv.Itoa(v.Version)), "keyhold-key-id": ptr(req.Key.ID)},
 		}, nil)
 		return err
 	})
