@@ -325,10 +325,10 @@ func TestSingleNode(t *testing.T) {
 	}
 }
 
-// A node that fell behind a log pruned whole (a quiet hour, then a change
-// while the node was cut off, then the prune) cannot know what changed: its
-// next Sync tells every subscriber to drop everything.
-func TestLogPrunedWholeDropsEverything(t *testing.T) {
+// A node that fell behind a pruned log (changes while it was cut off, then
+// the prune, which keeps only the newest) cannot know what changed: its next
+// Sync tells every subscriber to drop everything, once.
+func TestLogPrunedPastANodeDropsEverything(t *testing.T) {
 	url := schema(t)
 	sa, sb := nodeStore(t, url), nodeStore(t, url)
 	b := ha.New(ha.Options{Store: sb, Name: "b"})
@@ -343,15 +343,23 @@ func TestLogPrunedWholeDropsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, sa, "sys/policy/ops") // b is cut off
+	put(t, sa, "sys/policy/later")
 	time.Sleep(20 * time.Millisecond)
-	if _, err := sa.PruneChanges(ctx, time.Now()); err != nil {
+	if _, err := sa.PruneChanges(ctx, time.Now()); err != nil { // keeps the newest
 		t.Fatal(err)
 	}
 	if err := b.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := rb.all()
-	if len(got) != 2 || got[1] != nil {
-		t.Fatalf("node b was told %q; want the first change, then everything dropped (nil)", got)
+	if len(got) != 3 || got[1] != nil || !slices.Equal(got[2], []string{"kv:sys/policy/later"}) {
+		t.Fatalf("node b was told %q; want the first change, everything dropped (nil), then the newest", got)
+	}
+	// Up to date again, it is not told to drop everything on every poll.
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rb.all(); len(got) != 3 {
+		t.Fatalf("an up-to-date node was told %q", got[3:])
 	}
 }

@@ -65,12 +65,11 @@ type ChangeLog interface {
 	// NodeID names this store's writes in the log (one per process).
 	NodeID() string
 	// ChangesSince returns, in order, up to limit changes with Seq > after,
-	// and the oldest Seq the log still holds (when it is empty, the Seq the
-	// next change will get): if it is above after+1, changes may have been
-	// pruned in between.
+	// and the oldest Seq the log still holds (0 when empty; pruning keeps
+	// the newest change, so the log is empty only before the first): if it
+	// is above after+1, changes may have been pruned in between.
 	ChangesSince(ctx context.Context, after int64, limit int) (changes []Change, oldest int64, err error)
-	// LatestChange returns the Seq of the newest committed change (pruned
-	// or not), 0 if none ever was.
+	// LatestChange returns the Seq of the newest committed change, 0 if none.
 	LatestChange(ctx context.Context) (int64, error)
 	// WaitChange returns when a change may have been committed since it was
 	// called (a push from the database), when d has passed, or when ctx ends.

@@ -19,9 +19,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		limit = 1000
 	}
 	b := &pgx.Batch{}
-	// An empty log (pruned whole) answers the number the next change will
-	// get, so that a node behind it still sees that it missed changes.
-	b.Queue(`SELECT COALESCE(MIN(seq), (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM change_seq)) FROM changes`)
+	b.Queue(`SELECT COALESCE(MIN(seq), 0) FROM changes`)
 	b.Queue(`SELECT seq, node, paths FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -50,14 +48,13 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	return out, oldest, wrap("changes", rows.Err())
 }
 
-// LatestChange returns the newest change's sequence number (also when the
-// log has been pruned whole), 0 if there never was one.
+// LatestChange returns the newest change's sequence number, 0 if none.
 func (s *Store) LatestChange(ctx context.Context) (int64, error) {
 	if s.closed.Load() {
 		return 0, store.ErrClosed
 	}
 	var seq int64
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq)) FROM changes`).Scan(&seq)
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq)
 	return seq, s.closedOr(wrap("latest change", err))
 }
 
@@ -101,7 +98,10 @@ func (s *Store) WaitChange(ctx context.Context, d time.Duration) error {
 
 // PruneChanges forgets changes committed before a time.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE at < $1`, before)
+	// The newest change stays, however old: a node behind an empty log
+	// could not tell that it missed changes (sequence numbers have gaps, so
+	// the sequence itself cannot tell either).
+	tag, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)`, before)
 	if err != nil {
 		return 0, wrap("prune changes", err)
 	}
