@@ -66,29 +66,49 @@ func (m *Manager) knownMounts(ctx context.Context) []string {
 // once the lock is free, and the write's own reload reads the store after
 // its commit anyway.
 func (m *Manager) refresh(ctx context.Context, mount string) {
-	if !m.mu.TryLock() {
-		// Until the reload has run, the mount refuses requests
-		// (reloadPending): its state may still accept what was revoked.
-		n, _ := m.pending.LoadOrStore(mount, new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
-		go func() {
-			defer n.(*atomic.Int32).Add(-1)
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			m.refreshLocked(context.WithoutCancel(ctx), mount)
-		}()
+	if m.mu.TryLock() {
+		ok := m.refreshLocked(ctx, mount)
+		if !ok {
+			m.holdRefused(ctx, mount) // before the lock goes: no request sees the old state
+		}
+		m.mu.Unlock()
 		return
 	}
-	defer m.mu.Unlock()
-	m.refreshLocked(ctx, mount)
+	m.holdRefused(ctx, mount)
 }
 
-// refreshLocked is refresh with the manager's lock held.
-func (m *Manager) refreshLocked(ctx context.Context, mount string) {
+// reloadRetry is how long a mount whose reload failed waits to try again.
+var reloadRetry = time.Second
+
+// holdRefused makes the mount refuse requests (reloadPending) until a
+// reload of its state has run and succeeded, which it retries in the
+// background: its state may still accept a certificate revoked or a role
+// changed on another node.
+func (m *Manager) holdRefused(ctx context.Context, mount string) {
+	n, _ := m.pending.LoadOrStore(mount, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+	go func() {
+		defer n.(*atomic.Int32).Add(-1)
+		for {
+			m.mu.Lock()
+			ok := m.refreshLocked(context.WithoutCancel(ctx), mount)
+			gone := m.mounts[mount] == nil
+			m.mu.Unlock()
+			if ok || gone {
+				return
+			}
+			time.Sleep(reloadRetry)
+		}
+	}()
+}
+
+// refreshLocked is refresh with the manager's lock held. It reports whether
+// the mount's state is now the store's (or the mount is gone).
+func (m *Manager) refreshLocked(ctx context.Context, mount string) bool {
 	st, err := readState(ctx, m.o.Store, m.o.HSM, mount)
 	if err != nil {
-		m.o.Logger.Error("kmip: cannot reload a mount another node changed", "mount", mount, "error", err)
-		return
+		m.o.Logger.Error("kmip: cannot reload a mount another node changed; it refuses requests until it can", "mount", mount, "error", err)
+		return false
 	}
 	l := m.mounts[mount]
 	if st.cfg == nil || st.ca == nil {
@@ -96,11 +116,15 @@ func (m *Manager) refreshLocked(ctx context.Context, mount string) {
 			delete(m.mounts, mount)
 			go l.stop()
 		}
-		return
+		return true
+	}
+	if l != nil {
+		// Credentials, roles and scopes at once, also on a listener about
+		// to restart below: it serves until the restart has the lock.
+		l.srv.st.Store(st)
 	}
 	if l != nil && sameConfig(l.cfg, st.cfg) {
-		l.srv.st.Store(st)
-		return
+		return true
 	}
 	// A new or changed configuration: restart outside the caller (the
 	// change log's watcher), as stopping waits for requests in flight.
@@ -115,6 +139,7 @@ func (m *Manager) refreshLocked(ctx context.Context, mount string) {
 			m.o.Logger.Error("kmip: listener not restarted after another node changed it", "mount", mount, "error", err)
 		}
 	}()
+	return true
 }
 
 // sameConfig reports whether two configurations are the same (any change

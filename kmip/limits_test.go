@@ -2,6 +2,8 @@ package kmip
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +145,66 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 	}
 	if it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
 		t.Fatalf("after the change: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+}
+
+// failingViews fails reads while fail is set.
+type failingViews struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *failingViews) View(ctx context.Context, fn func(store.Tx) error) error {
+	if f.fail.Load() {
+		return errors.New("the store cannot be read")
+	}
+	return f.Store.View(ctx, fn)
+}
+
+// A change another node made that cannot be loaded (the store fails) keeps
+// the mount refusing requests until a retried reload succeeds.
+func TestOtherNodesChangeThatFailsToLoad(t *testing.T) {
+	old := reloadRetry
+	reloadRetry = 10 * time.Millisecond
+	t.Cleanup(func() { reloadRetry = old })
+	ctx := context.Background()
+	srv, p := testServer(t, "")
+	m := srv.m
+	fv := &failingViews{Store: m.o.Store}
+	m.o.Store = fv
+	query := func() kmip.ResponseBatchItem {
+		t.Helper()
+		msg := kmip.NewRequestMessage(kmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionOperations}})
+		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&msg))
+		var resp kmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 1 {
+			t.Fatalf("response: %v", err)
+		}
+		return resp.BatchItem[0]
+	}
+	if err := fv.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPath("fuzz", "cred", p.serial)) }); err != nil {
+		t.Fatal(err)
+	}
+	fv.fail.Store(true)
+	m.Changed(ctx, []string{"kv:" + kvPath("fuzz", "cred", p.serial)})
+	if it := query(); it.ResultReason != kmip.ResultReasonGeneralFailure {
+		t.Fatalf("while the change cannot be loaded: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+	time.Sleep(50 * time.Millisecond) // retries fail meanwhile
+	if it := query(); it.ResultReason != kmip.ResultReasonGeneralFailure {
+		t.Fatalf("after failed retries: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+	fv.fail.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	var it kmip.ResponseBatchItem
+	for {
+		it = query()
+		if it.ResultReason != kmip.ResultReasonGeneralFailure || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
+		t.Fatalf("after the store is back: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
 }

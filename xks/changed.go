@@ -88,6 +88,17 @@ func (m *Manager) refreshLocked(ctx context.Context, id string) {
 		rt.p.stale.Store(false)
 		return
 	}
+	if rt != nil {
+		// Credentials, keys and rules at once, also on a listener about to
+		// restart below: it serves until the restart has the lock.
+		st, err := buildState(ctx, m.o.HSM, id, snap)
+		if err != nil {
+			m.markStale(id, fmt.Errorf("rebuild a change of another node: %w", err))
+		} else {
+			rt.p.st.Store(st)
+			rt.p.stale.Store(false)
+		}
+	}
 	// A new or changed listener: restart it outside the caller (the change
 	// log's watcher), as stopping waits for requests in flight.
 	go func() {
