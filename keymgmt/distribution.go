@@ -112,6 +112,11 @@ type DistributeRequest struct {
 // resumes one that failed; changing purpose or protection of an existing one
 // is refused (remove it first).
 func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRequest) (*Distribution, error) {
+	if strings.HasPrefix(strings.ToLower(req.Key), reservedPrefix) {
+		// A key made with such a name before it was reserved: in Azure it
+		// would be taken for another key's key-exchange key.
+		return nil, fault.New(fault.BadInput, "key names starting with %q are reserved (the key-exchange keys of Azure distributions); this key cannot be distributed", reservedPrefix)
+	}
 	purposes, err := provider.NormalizePurposes(req.Purposes)
 	if err != nil {
 		return nil, err

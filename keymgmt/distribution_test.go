@@ -573,6 +573,10 @@ func TestReservedKeyNames(t *testing.T) {
 	if _, err := e.m.Create(ctx, mount, "keyhold-kekfoo", "aes256-gcm96"); err != nil {
 		t.Errorf("a name that only looks alike: %v", err)
 	}
+	// A key made with such a name before it was reserved is not distributed.
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "keyhold-kek-old", Purposes: []string{"encrypt"}}); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("distribute a reserved name: %v", err)
+	}
 }
 
 // Two appliance keys of the same name (two mounts) distributed to one Azure
