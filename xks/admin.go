@@ -129,15 +129,11 @@ func putConfig(ctx context.Context, tx store.Tx, mountID string, cfg *Config) er
 	if err := store.PutJSON(ctx, tx, kvPath(mountID, "config"), cfg); err != nil {
 		return err
 	}
-	ids, err := tx.List(ctx, kvPath(mountID, "cred")+"/")
+	creds, err := readCreds(ctx, tx, mountID)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		var c credRecord
-		if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
-			return err
-		}
+	for id, c := range creds {
 		if !contains(cfg.Prefixes, c.Prefix) {
 			if err := tx.Delete(ctx, kvPath(mountID, "cred", id)); err != nil {
 				return err
@@ -296,15 +292,11 @@ func (m *Manager) GenerateCredential(ctx context.Context, mountID, prefix string
 func (m *Manager) Credentials(ctx context.Context, mountID string) ([]CredentialInfo, error) {
 	var out []CredentialInfo
 	err := m.o.Store.View(ctx, func(tx store.Tx) error {
-		ids, err := tx.List(ctx, kvPath(mountID, "cred")+"/")
+		creds, err := readCreds(ctx, tx, mountID)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			var c credRecord
-			if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
-				return err
-			}
+		for id, c := range creds {
 			out = append(out, CredentialInfo{AccessKeyID: id, Prefix: c.Prefix, URIPath: URIPath(c.Prefix), CreatedAt: c.CreatedAt})
 		}
 		return nil

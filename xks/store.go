@@ -58,8 +58,25 @@ type snapshot struct {
 	rules  []Rule
 }
 
+// readCreds reads a mount's credential records by access key id.
+func readCreds(ctx context.Context, tx store.Tx, mountID string) (map[string]*credRecord, error) {
+	ids, err := tx.List(ctx, kvPath(mountID, "cred")+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*credRecord, len(ids))
+	for _, id := range ids {
+		var c credRecord
+		if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
+			return nil, err
+		}
+		out[id] = &c
+	}
+	return out, nil
+}
+
 func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapshot, error) {
-	s := &snapshot{creds: map[string]*credRecord{}, keys: map[string]*Key{}}
+	s := &snapshot{keys: map[string]*Key{}}
 	err := st.View(ctx, func(tx store.Tx) error {
 		var cfg Config
 		switch err := store.GetJSON(ctx, tx, kvPath(mountID, "config"), &cfg); {
@@ -77,17 +94,11 @@ func readSnapshot(ctx context.Context, st store.Store, mountID string) (*snapsho
 				return err
 			}
 		}
-		ids, err := tx.List(ctx, kvPath(mountID, "cred")+"/")
+		creds, err := readCreds(ctx, tx, mountID)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			var c credRecord
-			if err := store.GetJSON(ctx, tx, kvPath(mountID, "cred", id), &c); err != nil {
-				return err
-			}
-			s.creds[id] = &c
-		}
+		s.creds = creds
 		names, err := tx.List(ctx, kvPath(mountID, "key")+"/")
 		if err != nil {
 			return err
