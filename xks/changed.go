@@ -78,25 +78,18 @@ func (m *Manager) refreshLocked(ctx context.Context, id string) {
 		}
 		return
 	}
-	if rt != nil && sameListener(rt.p.st.Load().cfg, snap.cfg) {
-		st, err := buildState(ctx, m.o.HSM, id, snap)
-		if err != nil {
-			m.markStale(id, fmt.Errorf("rebuild a change of another node: %w", err))
-			return
-		}
-		rt.p.st.Store(st)
-		rt.p.stale.Store(false)
-		return
-	}
 	if rt != nil {
 		// Credentials, keys and rules at once, also on a listener about to
 		// restart below: it serves until the restart has the lock.
-		st, err := buildState(ctx, m.o.HSM, id, snap)
-		if err != nil {
+		same := sameListener(rt.p.st.Load().cfg, snap.cfg)
+		if st, err := buildState(ctx, m.o.HSM, id, snap); err != nil {
 			m.markStale(id, fmt.Errorf("rebuild a change of another node: %w", err))
 		} else {
 			rt.p.st.Store(st)
 			rt.p.stale.Store(false)
+		}
+		if same {
+			return
 		}
 	}
 	// A new or changed listener: restart it outside the caller (the change
