@@ -128,30 +128,25 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			}
 			r.Provider = *u.Provider
 		}
-		if u.KeyCollection != nil && *u.KeyCollection != r.KeyCollection {
-			if r.KeyCollection != "" {
-				keys, err := m.distributedTo(ctx, tx, mount, name)
-				if err != nil {
-					return err
-				}
-				if len(keys) > 0 {
-					return fault.New(fault.Conflict, "key_collection of kms %q cannot change while keys are distributed there (%s)", name, strings.Join(keys, ", "))
-				}
+		// Where the kms points cannot change while keys are distributed
+		// there: a new key collection or endpoint is another cloud, and the
+		// next rotation would wrap key material for whoever answers there.
+		for _, f := range []struct {
+			field string
+			in    *string
+			cur   *string
+		}{{"key_collection", u.KeyCollection, &r.KeyCollection}, {"endpoint", u.Endpoint, &r.Endpoint}} {
+			if f.in == nil || *f.in == *f.cur {
+				continue
 			}
-			r.KeyCollection = *u.KeyCollection
-		}
-		if u.Endpoint != nil && *u.Endpoint != r.Endpoint {
-			// Like the key collection: a new endpoint is another cloud, and
-			// the next rotation would wrap key material for whoever answers
-			// there.
 			keys, err := m.distributedTo(ctx, tx, mount, name)
 			if err != nil {
 				return err
 			}
 			if len(keys) > 0 {
-				return fault.New(fault.Conflict, "endpoint of kms %q cannot change while keys are distributed there (%s)", name, strings.Join(keys, ", "))
+				return fault.New(fault.Conflict, "%s of kms %q cannot change while keys are distributed there (%s)", f.field, name, strings.Join(keys, ", "))
 			}
-			r.Endpoint = *u.Endpoint
+			*f.cur = *f.in
 		}
 		if u.Timeout != nil {
 			if *u.Timeout < 0 || *u.Timeout > time.Hour {
