@@ -31,14 +31,7 @@ func TestUndoBatchBounds(t *testing.T) {
 	}}}
 	send := func(pls ...kmip.OperationPayload) kmip.ResponseMessage {
 		t.Helper()
-		m := kmip.NewRequestMessage(kmip.V1_4, pls...)
-		m.Header.BatchErrorContinuationOption = kmip.BatchErrorContinuationOptionUndo
-		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&m))
-		var resp kmip.ResponseMessage
-		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		return handleDirect(t, srv, p, kmip.BatchErrorContinuationOptionUndo, pls...)
 	}
 	objects := func() int {
 		var n int
@@ -110,17 +103,7 @@ func TestUndoBatchBounds(t *testing.T) {
 func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 	ctx := context.Background()
 	srv, p := testServer(t, "")
-	query := func() kmip.ResponseBatchItem {
-		t.Helper()
-		m := kmip.NewRequestMessage(kmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionOperations}})
-		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&m))
-		var resp kmip.ResponseMessage
-		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 1 {
-			t.Fatalf("response: %v", err)
-		}
-		return resp.BatchItem[0]
-	}
-	if it := query(); it.ResultStatus != kmip.ResultStatusSuccess {
+	if it := queryOps(t, srv, p); it.ResultStatus != kmip.ResultStatusSuccess {
 		t.Fatalf("before: %s", ttlv.EnumStr(it.ResultReason))
 	}
 	m := srv.m
@@ -130,19 +113,12 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 	}
 	m.mu.Lock() // an administrative call in progress
 	m.Changed(ctx, []string{"kv:" + kvPath("fuzz", "cred", p.serial)})
-	it := query()
+	it := queryOps(t, srv, p)
 	m.mu.Unlock()
 	if it.ResultStatus != kmip.ResultStatusOperationFailed || it.ResultReason != kmip.ResultReasonGeneralFailure {
 		t.Fatalf("while the change waits: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		it = query()
-		if it.ResultReason != kmip.ResultReasonGeneralFailure || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	it = waitRefusalEnds(t, srv, p)
 	if it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
 		t.Fatalf("after the change: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
@@ -172,39 +148,58 @@ func TestOtherNodesChangeThatFailsToLoad(t *testing.T) {
 	m := srv.m
 	fv := &failingViews{Store: m.o.Store}
 	m.o.Store = fv
-	query := func() kmip.ResponseBatchItem {
-		t.Helper()
-		msg := kmip.NewRequestMessage(kmip.V1_4, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionOperations}})
-		out, _ := srv.handle(ctx, p, ttlv.MarshalTTLV(&msg))
-		var resp kmip.ResponseMessage
-		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 1 {
-			t.Fatalf("response: %v", err)
-		}
-		return resp.BatchItem[0]
-	}
 	if err := fv.Store.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, kvPath("fuzz", "cred", p.serial)) }); err != nil {
 		t.Fatal(err)
 	}
 	fv.fail.Store(true)
 	m.Changed(ctx, []string{"kv:" + kvPath("fuzz", "cred", p.serial)})
-	if it := query(); it.ResultReason != kmip.ResultReasonGeneralFailure {
+	if it := queryOps(t, srv, p); it.ResultReason != kmip.ResultReasonGeneralFailure {
 		t.Fatalf("while the change cannot be loaded: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
 	time.Sleep(50 * time.Millisecond) // retries fail meanwhile
-	if it := query(); it.ResultReason != kmip.ResultReasonGeneralFailure {
+	if it := queryOps(t, srv, p); it.ResultReason != kmip.ResultReasonGeneralFailure {
 		t.Fatalf("after failed retries: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
 	fv.fail.Store(false)
+	if it := waitRefusalEnds(t, srv, p); it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
+		t.Fatalf("after the store is back: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
+	}
+}
+
+// handleDirect hands one message to srv's handler as peer p and decodes the
+// answer.
+func handleDirect(t *testing.T, srv *server, p *peer, opt kmip.BatchErrorContinuationOption, pls ...kmip.OperationPayload) kmip.ResponseMessage {
+	t.Helper()
+	m := kmip.NewRequestMessage(kmip.V1_4, pls...)
+	m.Header.BatchErrorContinuationOption = opt
+	out, _ := srv.handle(context.Background(), p, ttlv.MarshalTTLV(&m))
+	var resp kmip.ResponseMessage
+	if err := ttlv.UnmarshalTTLV(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// queryOps is a Query of the operations, answered by one item.
+func queryOps(t *testing.T, srv *server, p *peer) kmip.ResponseBatchItem {
+	t.Helper()
+	resp := handleDirect(t, srv, p, 0, &payloads.QueryRequestPayload{QueryFunction: []kmip.QueryFunction{kmip.QueryFunctionOperations}})
+	if len(resp.BatchItem) != 1 {
+		t.Fatalf("%d items answered", len(resp.BatchItem))
+	}
+	return resp.BatchItem[0]
+}
+
+// waitRefusalEnds queries until the answer is no longer the General Failure
+// of a mount that refuses requests (10 s at most) and returns it.
+func waitRefusalEnds(t *testing.T, srv *server, p *peer) kmip.ResponseBatchItem {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	var it kmip.ResponseBatchItem
 	for {
-		it = query()
+		it := queryOps(t, srv, p)
 		if it.ResultReason != kmip.ResultReasonGeneralFailure || time.Now().After(deadline) {
-			break
+			return it
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	if it.ResultReason != kmip.ResultReasonAuthenticationNotSuccessful {
-		t.Fatalf("after the store is back: %s %s", ttlv.EnumStr(it.ResultStatus), ttlv.EnumStr(it.ResultReason))
 	}
 }
