@@ -169,3 +169,16 @@ func (c *cloud) write(t *testing.T, ctx context.Context, m *Manager, mount, name
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// distributeAES makes an AES key in the test mount and distributes it, for
+// encryption, to the kms of that name.
+func distributeAES(t *testing.T, e *testEnv, kms, key string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.m.Create(ctx, mount, key, "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: kms, Key: key, Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -392,12 +392,7 @@ func TestCredentialsSealed(t *testing.T) {
 	c := awsCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
 	c.write(t, ctx, e.m, mount, "aws", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
-		t.Fatal(err)
-	}
+	distributeAES(t, e, "aws", "k")
 	e.st.Close()
 	files, _ := filepath.Glob(e.dbPath + "*")
 	if len(files) == 0 {
@@ -530,12 +525,7 @@ func TestKMSTargetFixedWhileDistributed(t *testing.T) {
 	c := awsCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
 	c.write(t, ctx, e.m, mount, "aws", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
-		t.Fatal(err)
-	}
+	distributeAES(t, e, "aws", "k")
 	elsewhere := "https://127.0.0.1:1/"
 	for name, u := range map[string]KMSUpdate{
 		"fail another endpoint":       {Endpoint: &elsewhere},

@@ -76,12 +76,7 @@ func TestRotationLeavesAFailedRemovalAlone(t *testing.T) {
 	c := awsCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
 	c.write(t, ctx, e.m, mount, "aws", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
-		t.Fatal(err)
-	}
+	distributeAES(t, e, "aws", "k")
 	c.fail("DeleteAlias", 1)
 	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err == nil {
 		t.Fatal("the removal succeeded though the cloud failed")
@@ -128,12 +123,7 @@ func TestRemovalAfterARotationRemovesItsVersion(t *testing.T) {
 	}
 	e := newEnv(t, Options{Providers: provs})
 	c.write(t, ctx, e.m, mount, "aws", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
-		t.Fatal(err)
-	}
+	distributeAES(t, e, "aws", "k")
 	holding.Store(true)
 	rotated := make(chan error, 1)
 	go func() { _, err := e.m.Rotate(ctx, mount, "k"); rotated <- err }()
