@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/store"
@@ -85,10 +84,9 @@ var reloadRetry = time.Second
 // background: its state may still accept a certificate revoked or a role
 // changed on another node.
 func (m *Manager) holdRefused(ctx context.Context, mount string) {
-	n, _ := m.pending.LoadOrStore(mount, new(atomic.Int32))
-	n.(*atomic.Int32).Add(1)
+	done := m.pending.Hold(mount)
 	go func() {
-		defer n.(*atomic.Int32).Add(-1)
+		defer done()
 		for {
 			m.mu.Lock()
 			ok := m.refreshLocked(context.WithoutCancel(ctx), mount)

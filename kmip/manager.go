@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/audit"
@@ -46,18 +45,10 @@ type Manager struct {
 	streams *streams
 	mu      sync.Mutex // serializes administrative writes and listener changes
 	mounts  map[string]*listener
-	// pending counts, per mount, the reloads of other nodes' changes that
-	// wait for mu (refresh): until they have run, the mount's state may
-	// accept a revoked certificate or a removed role, so it refuses
-	// requests.
-	pending sync.Map // string → *atomic.Int32
-}
-
-// reloadPending reports whether a change of another node waits to be loaded
-// into the mount.
-func (m *Manager) reloadPending(mount string) bool {
-	n, ok := m.pending.Load(mount)
-	return ok && n.(*atomic.Int32).Load() > 0
+	// pending: reloads of other nodes' changes not run yet; the mount
+	// refuses requests meanwhile (its state may accept a revoked
+	// certificate or a removed role).
+	pending store.PendingReloads
 }
 
 // New returns a Manager; Start brings up the configured listeners.

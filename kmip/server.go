@@ -117,7 +117,7 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), false
 	}
-	if s.m.reloadPending(s.mount) {
+	if s.m.pending.Pending(s.mount) {
 		err := errorf(kmip.ResultReasonGeneralFailure, "a change made on another node is being loaded; retry")
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), false

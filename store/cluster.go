@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +31,27 @@ type Change struct {
 	// "/" + key name, "kmip:" + mount + "/" + scope + "/" + id. A path that
 	// ends with "/" stands for everything under it.
 	Paths []string
+}
+
+// PendingReloads counts, per mount, the reloads of other nodes' changes
+// that have not run yet (they wait for a lock held by an administrative
+// call, or retry after a failure). Until they have, the mount's state may
+// grant what the store no longer does, so the mount refuses requests.
+type PendingReloads struct {
+	m sync.Map // mount → *atomic.Int32
+}
+
+// Hold counts one pending reload of mount; the returned function ends it.
+func (p *PendingReloads) Hold(mount string) (done func()) {
+	n, _ := p.m.LoadOrStore(mount, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+	return func() { n.(*atomic.Int32).Add(-1) }
+}
+
+// Pending reports whether a reload of mount has not run yet.
+func (p *PendingReloads) Pending(mount string) bool {
+	n, ok := p.m.Load(mount)
+	return ok && n.(*atomic.Int32).Load() > 0
 }
 
 // ChangedMounts reads, from the paths of changes, which mounts of a kind

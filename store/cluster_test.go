@@ -32,3 +32,22 @@ func TestChangedMounts(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingReloads(t *testing.T) {
+	var p store.PendingReloads
+	if p.Pending("a") {
+		t.Fatal("pending before any hold")
+	}
+	done1, done2 := p.Hold("a"), p.Hold("a")
+	if !p.Pending("a") || p.Pending("b") {
+		t.Fatal("a held: a pending, b not")
+	}
+	done1()
+	if !p.Pending("a") {
+		t.Fatal("one of two holds ended: still pending")
+	}
+	done2()
+	if p.Pending("a") {
+		t.Fatal("both holds ended: not pending")
+	}
+}

@@ -3,7 +3,6 @@ package xks
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/keyhold/keyhold/store"
 )
@@ -49,10 +48,9 @@ func (m *Manager) refresh(ctx context.Context, id string) {
 	if !m.mu.TryLock() {
 		// Until the reload has run, the mount refuses requests
 		// (reloadPending): its state may still grant what was revoked.
-		n, _ := m.pending.LoadOrStore(id, new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
+		done := m.pending.Hold(id)
 		go func() {
-			defer n.(*atomic.Int32).Add(-1)
+			defer done()
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.refreshLocked(context.WithoutCancel(ctx), id)

@@ -61,17 +61,9 @@ type Manager struct {
 	o      Options
 	mu     sync.Mutex // serializes writes and listener changes
 	mounts map[string]*runtime
-	// pending counts, per mount id, the reloads of other nodes' changes
-	// that wait for mu (refresh): until they have run, the mount's state
-	// may grant what the store no longer does, so it refuses requests.
-	pending sync.Map // string → *atomic.Int32
-}
-
-// reloadPending reports whether a change of another node waits to be loaded
-// into the mount.
-func (m *Manager) reloadPending(id string) bool {
-	n, ok := m.pending.Load(id)
-	return ok && n.(*atomic.Int32).Load() > 0
+	// pending: reloads of other nodes' changes not run yet; the mount
+	// refuses requests meanwhile (its state may grant what was revoked).
+	pending store.PendingReloads
 }
 
 // runtime is a mount's running listener.
@@ -173,7 +165,7 @@ func (m *Manager) startMount(ctx context.Context, id string) error {
 
 func (m *Manager) newProxy(id string) *proxy {
 	return &proxy{mountID: id, h: m.o.HSM, log: m.o.Logger, now: m.o.Now, version: m.o.Version, metrics: m.o.Metrics, audit: m.o.Audit, guard: m.o.Guard,
-		pending: func() bool { return m.reloadPending(id) }, limits: map[string]*bucket{}}
+		pending: func() bool { return m.pending.Pending(id) }, limits: map[string]*bucket{}}
 }
 
 // listen starts a listener on every configured address with the state's
