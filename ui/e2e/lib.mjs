@@ -74,9 +74,12 @@ export function url(hash = '') {
   return `${env.addr}/ui/${hash}`;
 }
 
-// go navigates to a console route and waits for its first heading.
+// go navigates to a console route and waits until the console has rendered
+// that route (a hash change keeps the old page in place until the new one is
+// ready, so its heading alone does not say which page is shown).
 export async function go(page, hash) {
   await page.goto(url(hash));
+  await page.waitForFunction(() => document.getElementById('main')?.dataset.shown === window.location.hash);
   await page.locator('main h1').first().waitFor();
 }
 

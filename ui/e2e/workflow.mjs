@@ -9,7 +9,7 @@
 // downloaded KMIP credential, and runs dashboard.mjs.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { open, close, failed, env, go, signIn, see, field, submit, confirm, shot, flash, check, log } from './lib.mjs';
+import { open, close, failed, env, go, url, signIn, see, field, submit, confirm, shot, flash, check, log } from './lib.mjs';
 
 const KEY = 'payments-key';
 const KMS = 'aws-fake';
@@ -150,6 +150,22 @@ try {
   await shot(page, 'xks');
   await page.getByTestId('secret-close').click();
   check(!(await page.content()).includes(secret), 'the XKS secret left the page');
+
+  log('a slow page does not replace the page navigated to meanwhile');
+  // The audit page waits for sys/audit; hold that answer back, move on to the
+  // keys page, and the audit page, when it arrives, must not take its place.
+  let released;
+  const held = new Promise((r) => { released = r; });
+  await page.route('**/v1/sys/audit', async (r) => { await held; await r.continue(); });
+  await page.goto(url('#/audit/file'));
+  await go(page, '#/keys/keymgmt');
+  const answered = page.waitForResponse((r) => r.url().endsWith('/v1/sys/audit'));
+  released();
+  await answered;
+  await page.unroute('**/v1/sys/audit');
+  await page.waitForTimeout(300);
+  check(await page.getByRole('heading', { name: 'Audit' }).count() === 0, 'the audit page did not replace the keys page');
+  await see(page.locator('main'), KEY);
 
   log('audit view');
   const expectEvent = async (filter, pathText) => {

@@ -123,6 +123,8 @@ async function route() {
     cleanup = null;
   }
   const main = document.getElementById('main');
+  const hash = window.location.hash;
+  delete main.dataset.shown;
   const { segs, query } = parseHash();
   if (!hasToken() && segs[0] !== 'signin') {
     window.location.hash = '#/signin';
@@ -142,16 +144,36 @@ async function route() {
   const m = match(segs);
   if (!m) {
     replace(main, h('section', { class: 'card' }, h('h1', null, 'Not found'), h('p', null, 'No such page in the console. '), h('a', { href: '#/' }, 'Back to the dashboard')));
+    shown(main, hash);
     return;
   }
-  const ctx = { onLeave: (fn) => { cleanup = fn; } };
+  // A page renders asynchronously; if the route changed meanwhile, a newer
+  // route() call shows its own page and this one is dropped (its timers
+  // stopped), so a slow answer never replaces the page the user moved to.
+  let leave = null;
+  const ctx = { onLeave: (fn) => { leave = fn; } };
+  let content;
   try {
-    replace(main, await m.page.render(m.params, query, ctx));
-    document.title = 'Keyhold · ' + (main.querySelector('h1')?.textContent || 'console');
+    content = await m.page.render(m.params, query, ctx);
   } catch (e) {
     const title = (NAV.find(([, , top]) => top === (segs[0] || '')) || [, 'Keyhold'])[1];
-    replace(main, h('div', { class: 'page' }, h('div', { class: 'page-head' }, h('h1', null, title)), errorBox(e)));
+    content = h('div', { class: 'page' }, h('div', { class: 'page-head' }, h('h1', null, title)), errorBox(e));
   }
+  if (window.location.hash !== hash) {
+    if (leave) {
+      try { leave(); } catch { /* nothing to stop */ }
+    }
+    return;
+  }
+  cleanup = leave;
+  replace(main, content);
+  shown(main, hash);
+  document.title = 'Keyhold · ' + (main.querySelector('h1')?.textContent || 'console');
+}
+
+// shown marks which route the main element shows, once it is rendered.
+function shown(main, hash) {
+  main.dataset.shown = hash;
 }
 
 window.addEventListener('hashchange', route);
