@@ -3,9 +3,12 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -373,4 +376,114 @@ func TestConcurrentWritersAndFailure(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// fileEvents reads the events of a trail file.
+func fileEvents(t *testing.T, path string) []Event {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var ev Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// The response event of a RequestFixed entry repeats its request event's
+// request section; it is encoded afresh without the promise, with several
+// devices, and for a device enabled after the request event. To see which
+// encoding a response event got, the test breaks the promise: it changes
+// the objects between the two events.
+func TestRequestFixedReusesTheRequestSection(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	ctx := context.Background()
+	one := filepath.Join(r.dir, "one.log")
+	if err := b.Enable(ctx, Device{Path: "one", Type: "file", FilePath: one}); err != nil {
+		t.Fatal(err)
+	}
+	pair := func(fixed bool, between func()) {
+		t.Helper()
+		e := entry(1, "a secret of the request")
+		e.RequestFixed = fixed
+		if err := b.QueueRequest(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		e.Objects = []string{"changed"}
+		if between != nil {
+			between()
+		}
+		e.Status = 200
+		if err := b.LogResponse(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objects := func(path string) []string {
+		t.Helper()
+		evs := fileEvents(t, path)
+		last := evs[len(evs)-1]
+		if last.Type != "response" || last.Response == nil || last.Response.Status != 200 {
+			t.Fatalf("last event %+v", last)
+		}
+		return last.Request.Objects
+	}
+
+	pair(true, nil)
+	if got := objects(one); !slices.Equal(got, []string{"k"}) {
+		t.Fatalf("RequestFixed, one device: the response event's objects %v, want the request event's [k]", got)
+	}
+	// The reused section is the request event's, byte for byte.
+	evs := fileEvents(t, one)
+	req, resp := evs[len(evs)-2], evs[len(evs)-1]
+	if req.RequestID != resp.RequestID || !reflect.DeepEqual(req.Auth, resp.Auth) || !reflect.DeepEqual(req.Request, resp.Request) {
+		t.Fatalf("request section differs:\n%+v\n%+v", req, resp)
+	}
+	pair(false, nil)
+	if got := objects(one); !slices.Equal(got, []string{"changed"}) {
+		t.Fatalf("without RequestFixed: objects %v, want [changed]", got)
+	}
+	// A device enabled between the events has no request section to reuse.
+	two := filepath.Join(r.dir, "two.log")
+	pair(true, func() {
+		if err := b.Disable(ctx, "one"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Enable(ctx, Device{Path: "two", Type: "file", FilePath: two}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := objects(two); !slices.Equal(got, []string{"changed"}) {
+		t.Fatalf("device enabled between the events: objects %v, want [changed]", got)
+	}
+	// With two devices each encodes its own events, under its own key.
+	if err := b.Enable(ctx, Device{Path: "three", Type: "file", FilePath: filepath.Join(r.dir, "three.log")}); err != nil {
+		t.Fatal(err)
+	}
+	pair(true, nil)
+	for _, dev := range []string{"two", "three"} {
+		path := filepath.Join(r.dir, dev+".log")
+		if got := objects(path); !slices.Equal(got, []string{"changed"}) {
+			t.Fatalf("two devices, %s: objects %v, want [changed]", dev, got)
+		}
+		want, err := b.Hash(dev, []byte("a secret of the request"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := fileEvents(t, path)
+		if got := evs[len(evs)-1].Request.Data["plaintext"]; got != want {
+			t.Fatalf("%s: plaintext written as %v, want the device's HMAC %s", dev, got, want)
+		}
+	}
+	for _, p := range []string{one, two, filepath.Join(r.dir, "three.log")} {
+		if rep, err := Verify([]string{p}); err != nil || rep.Problem != nil {
+			t.Fatalf("verify %s: %+v %v", p, rep, err)
+		}
+	}
 }

@@ -258,43 +258,45 @@ var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &
 
 func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	b.mu.RLock()
-	devs := make([]*device, 0, len(b.devices))
-	for _, d := range b.devices {
-		devs = append(devs, d)
+	var only *device
+	if len(b.devices) == 1 {
+		for _, d := range b.devices {
+			only = d
+		}
+	}
+	var devs []*device
+	if len(b.devices) > 1 {
+		devs = make([]*device, 0, len(b.devices))
+		for _, d := range b.devices {
+			devs = append(devs, d)
+		}
 	}
 	b.mu.RUnlock()
+	now := b.now()
+	if only != nil {
+		// The common case, without a slice or a goroutine per event. The
+		// request section of a RequestFixed entry is kept from its request
+		// event for its response event.
+		if err := b.write(only, e, typ, wait, now, e.RequestFixed); err != nil {
+			b.log.Error("audit device failed", "device", only.cfg.Path, "error", err)
+			return fault.Wrap(fault.Unavailable, err, "the audit trail cannot be written; the request was refused")
+		}
+		return nil
+	}
 	if len(devs) == 0 {
 		return nil
 	}
-	now := b.now()
+	// Several devices write at once; the entry is not theirs to change.
 	errs := make([]error, len(devs))
-	write := func(i int, d *device) {
-		bp := eventBufs.Get().(*[]byte)
-		body, err := appendEvent((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now)
-		if err != nil {
-			eventBufs.Put(bp)
-			errs[i] = fmt.Errorf("audit: encode event: %w", err)
-			return
-		}
-		errs[i] = d.sink.write(body, wait)
-		if cap(body) <= 64<<10 {
-			*bp = body[:0]
-			eventBufs.Put(bp)
-		}
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.write(d, e, typ, wait, now, false)
+		}()
 	}
-	if len(devs) == 1 {
-		write(0, devs[0])
-	} else {
-		var wg sync.WaitGroup
-		for i, d := range devs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				write(i, d)
-			}()
-		}
-		wg.Wait()
-	}
+	wg.Wait()
 	ok := false
 	for i, err := range errs {
 		if err == nil {
@@ -307,4 +309,42 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 		return fault.Wrap(fault.Unavailable, errors.Join(errs...), "the audit trail cannot be written; the request was refused")
 	}
 	return nil
+}
+
+// write encodes the event of e for d and hands it to d's sink. With keep,
+// a request event's buffer stays with the entry for its request section,
+// and the response event written to the same device repeats that section
+// and frees the buffer.
+func (b *Broker) write(d *device, e *Entry, typ string, wait waitFor, now time.Time, keep bool) error {
+	var section []byte
+	if keep && typ == "response" && e.sectionOf == d {
+		section = e.section
+	}
+	bp := eventBufs.Get().(*[]byte)
+	body, at, err := appendEventReusing((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now, section)
+	if section != nil {
+		putEventBuf(e.sectionBuf)
+		e.section, e.sectionBuf, e.sectionOf = nil, nil, nil
+	}
+	if err != nil {
+		eventBufs.Put(bp)
+		return fmt.Errorf("audit: encode event: %w", err)
+	}
+	err = d.sink.write(body, wait)
+	*bp = body
+	if keep && typ == "request" {
+		// The sink copied the event; its buffer now holds the section.
+		e.section, e.sectionBuf, e.sectionOf = body[at[0]:at[1]], bp, d
+		return err
+	}
+	putEventBuf(bp)
+	return err
+}
+
+// putEventBuf returns an event buffer to the pool unless it grew large.
+func putEventBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
+		eventBufs.Put(bp)
+	}
 }

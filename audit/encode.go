@@ -18,14 +18,58 @@ import (
 // of every answer; values of Data of other types than the common ones below
 // are encoded by encoding/json.
 func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time) ([]byte, error) {
+	dst, _, err := appendEventReusing(dst, e, typ, key, hmacAccessor, now, nil)
+	return dst, err
+}
+
+// appendEventReusing is appendEvent that writes section, if not nil, as the
+// request section (from "request_id" to the end of "request") instead of
+// encoding it again, and returns where in dst the request section is: a
+// response event repeats its request event's section byte for byte when
+// the request fields did not change in between (Entry.RequestFixed).
+func appendEventReusing(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time, section []byte) ([]byte, [2]int, error) {
 	now = now.UTC()
 	if y := now.Year(); y < 0 || y > 9999 {
-		return nil, errors.New("audit: the event's time is outside the years 0-9999")
+		return nil, [2]int{}, errors.New("audit: the event's time is outside the years 0-9999")
 	}
 	dst = append(dst, `{"time":"`...)
 	dst = now.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","type":`...)
 	dst = appendString(dst, typ)
+	start := len(dst)
+	if section != nil {
+		dst = append(dst, section...)
+	} else {
+		var err error
+		if dst, err = appendRequestSection(dst, e, key, hmacAccessor); err != nil {
+			return nil, [2]int{}, err
+		}
+	}
+	at := [2]int{start, len(dst)}
+	if typ == "response" {
+		o := object{dst: append(dst, `,"response":{`...)}
+		if e.Status != 0 {
+			o.key("status")
+			o.dst = strconv.AppendInt(o.dst, int64(e.Status), 10)
+		}
+		o.str("error", e.Error)
+		o.str("kmip_result_reason", e.KMIPResultReason)
+		o.str("xks_error_name", e.XKSErrorName)
+		if plain, sens := withAccessors(e.ResponseData, e.SensitiveResponse, e.ResponseAccessors, hmacAccessor); len(plain) > 0 || len(sens) > 0 {
+			o.key("data")
+			var err error
+			if o.dst, err = appendMerged(o.dst, plain, sens, key, 0); err != nil {
+				return nil, [2]int{}, err
+			}
+		}
+		dst = append(o.dst, '}')
+	}
+	return append(dst, '}'), at, nil
+}
+
+// appendRequestSection writes what the request and the response event of
+// a request share: its id, interface, principal and request fields.
+func appendRequestSection(dst []byte, e *Entry, key []byte, hmacAccessor bool) ([]byte, error) {
 	dst = append(dst, `,"request_id":`...)
 	dst = appendString(dst, e.RequestID)
 	dst = append(dst, `,"interface":`...)
@@ -49,25 +93,6 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 		if dst, err = appendMerged(dst, plain, sens, key, 0); err != nil {
 			return nil, err
 		}
-	}
-	dst = append(dst, '}')
-
-	if typ == "response" {
-		o := object{dst: append(dst, `,"response":{`...)}
-		if e.Status != 0 {
-			o.key("status")
-			o.dst = strconv.AppendInt(o.dst, int64(e.Status), 10)
-		}
-		o.str("error", e.Error)
-		o.str("kmip_result_reason", e.KMIPResultReason)
-		o.str("xks_error_name", e.XKSErrorName)
-		if plain, sens := withAccessors(e.ResponseData, e.SensitiveResponse, e.ResponseAccessors, hmacAccessor); len(plain) > 0 || len(sens) > 0 {
-			o.key("data")
-			if o.dst, err = appendMerged(o.dst, plain, sens, key, 0); err != nil {
-				return nil, err
-			}
-		}
-		dst = append(o.dst, '}')
 	}
 	return append(dst, '}'), nil
 }

@@ -199,6 +199,20 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 				if !bytes.Equal(got[len("prefix"):], want) {
 					t.Errorf("%s %s hmac_accessor=%v:\n got %s\nwant %s", name, typ, hmacAcc, got[len("prefix"):], want)
 				}
+				// The same event written with the request section of the
+				// request event (what a RequestFixed entry's response
+				// event gets) is the same bytes.
+				reqEv, at, err := appendEventReusing(nil, e, "request", key, hmacAcc, now, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, _, err := appendEventReusing([]byte("prefix"), e, typ, key, hmacAcc, now, reqEv[at[0]:at[1]])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again, got) {
+					t.Errorf("%s %s hmac_accessor=%v with the request section reused:\n got %s\nwant %s", name, typ, hmacAcc, again, got)
+				}
 			}
 		}
 	}

@@ -68,6 +68,15 @@ type Entry struct {
 	ResponseData      map[string]any
 	SensitiveResponse map[string][]byte
 	ResponseAccessors map[string]string // as Accessors, in the response
+
+	// RequestFixed promises that the request fields (RequestID through
+	// Accessors) do not change once the request event is written: the
+	// response event then repeats the request event's encoding of them
+	// instead of encoding them (and hashing their sensitive values) again.
+	RequestFixed bool
+	section      []byte  // the request event's request section, if kept
+	sectionBuf   *[]byte // the buffer of the request event that holds it
+	sectionOf    *device // the device whose encoding section is
 }
 
 // Event is one line of the trail, as read back. A line is written as
@@ -122,26 +131,35 @@ func hmacValue(key, v []byte) string {
 // the hex HMAC-SHA256 of v under key).
 func appendHMAC(dst, key, v []byte) []byte {
 	p := macPoolFor(key)
-	m := p.Get().(hash.Hash)
-	m.Reset()
-	m.Write(v)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	p.Put(m)
+	m := p.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(v)
+	m.sum = m.h.Sum(m.sum[:0])
 	dst = append(dst, HMACPrefix...)
-	return hex.AppendEncode(dst, sum[:])
+	dst = hex.AppendEncode(dst, m.sum)
+	p.Put(m)
+	return dst
+}
+
+// macState is a keyed HMAC and the buffer its sums go to (a local array
+// passed to the hash.Hash interface would be allocated on every call).
+type macState struct {
+	h   hash.Hash
+	sum []byte
 }
 
 // macPools holds, per device key, HMAC states keyed once: keying an HMAC
 // costs two hash blocks and several allocations, more than hashing a short
 // value, and every event hashes several values.
-var macPools sync.Map // string(key) -> *sync.Pool of hash.Hash
+var macPools sync.Map // string(key) -> *sync.Pool of *macState
 
 func macPoolFor(key []byte) *sync.Pool {
 	if p, ok := macPools.Load(string(key)); ok {
 		return p.(*sync.Pool)
 	}
 	k := bytes.Clone(key)
-	p, _ := macPools.LoadOrStore(string(k), &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }})
+	p, _ := macPools.LoadOrStore(string(k), &sync.Pool{New: func() any {
+		return &macState{h: hmac.New(sha256.New, k), sum: make([]byte, 0, sha256.Size)}
+	}})
 	return p.(*sync.Pool)
 }

@@ -19,11 +19,13 @@ func (p *proxy) auditing() bool { return p.audit != nil && p.audit.Enabled() }
 
 func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entry {
 	e := &audit.Entry{
-		RequestID: "xks-" + newRequestID(),
-		Interface: audit.XKS,
-		Operation: string(rec.route.Op),
-		Path:      rec.route.Prefix,
-		Auth:      audit.Principal{AccessKeyID: rec.akid, RemoteAddr: r.RemoteAddr},
+		// auditResponse adds the result only: the response event repeats
+		// the request event's encoding of the request.
+		RequestFixed: true,
+		Interface:    audit.XKS,
+		Operation:    string(rec.route.Op),
+		Path:         rec.route.Prefix,
+		Auth:         audit.Principal{AccessKeyID: rec.akid, RemoteAddr: r.RemoteAddr},
 	}
 	if rec.route.KeyID != "" {
 		e.Objects = []string{rec.route.KeyID}
@@ -31,7 +33,7 @@ func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entr
 	if req != nil {
 		m := req.Meta
 		e.Auth.PrincipalARN = m.AWSPrincipalArn
-		e.RequestID = firstNonEmpty(m.KMSRequestID, e.RequestID)
+		e.RequestID = m.KMSRequestID
 		e.Data = make(map[string]any, 6)
 		for _, f := range [...]struct{ k, v string }{
 			{"kmsRequestId", m.KMSRequestID}, {"kmsOperation", m.KMSOperation}, {"kmsKeyArn", m.KMSKeyArn},
@@ -51,14 +53,12 @@ func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entr
 			}
 		}
 	}
-	return e
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
+	if e.RequestID == "" {
+		// KMS names its requests; one without a name gets its own, which
+		// costs a call to the random source that the named ones skip.
+		e.RequestID = "xks-" + newRequestID()
 	}
-	return b
+	return e
 }
 
 func (p *proxy) auditRequest(r *http.Request, rec *logRecord, req *Request) error {

@@ -77,6 +77,14 @@ func TestXKSAuditTrail(t *testing.T) {
 	if unauth.Response.XKSErrorName != string(AuthenticationFailedException) || unauth.Auth.AccessKeyID != "" {
 		t.Fatalf("unauthenticated event %+v %+v", unauth.Response, unauth.Auth)
 	}
+	// An event carries KMS's request id; a request refused before its body
+	// was read carries one of the proxy's own.
+	if want := body["requestMetadata"].(map[string]any)["kmsRequestId"]; ok.RequestID != want || ok.Request.Data["kmsRequestId"] != want {
+		t.Fatalf("request id %q (data %v), want KMS's %v", ok.RequestID, ok.Request.Data["kmsRequestId"], want)
+	}
+	if !strings.HasPrefix(unauth.RequestID, "xks-") || len(unauth.RequestID) != len("xks-")+24 {
+		t.Fatalf("request id of the unauthenticated request %q", unauth.RequestID)
+	}
 	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
