@@ -431,14 +431,20 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 		s.mu.Unlock() // a later durable line, or the flusher, writes it
 		return nil
 	}
-	ch := make(chan error, 1)
+	ch := waitChans.Get().(chan error)
 	s.waiters = append(s.waiters, pending{seq: seq, durable: wait == durable, done: ch})
 	if wait == durable {
 		s.needSync = seq
 	}
 	s.mu.Unlock()
-	return <-ch
+	err := <-ch
+	waitChans.Put(ch) // wake sent its one value; the channel is empty again
+	return err
 }
+
+// waitChans are the channels writers wait on, reused: each gets exactly one
+// value (wake) per wait, which the writer takes before putting it back.
+var waitChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // maxYields bounds how many times a flush lets other goroutines run first.
 const maxYields = 16
