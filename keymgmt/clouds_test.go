@@ -35,6 +35,8 @@ type cloud struct {
 	importOp string
 	fail     func(op string, n int)
 	lose     func(op string, n int)
+	// azure is the Azure fake, for tests that set up a vault directly.
+	azure *kmsfake.Azure
 }
 
 func awsCloud(t *testing.T) *cloud {
@@ -139,6 +141,7 @@ func azureCloud(t *testing.T) *cloud {
 		},
 		importOp: "ImportKey",
 		fail:     f.FailNext, lose: f.LoseNext,
+		azure: f,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/hsm/hsmtest"
@@ -569,34 +570,201 @@ func TestReservedKeyNames(t *testing.T) {
 	}
 }
 
-// Two appliance keys of the same name (two mounts) distributed to one Azure
-// vault each import their own material: a version already in the vault key
-// is taken as this key's only if it carries this key's id.
-func TestAzureVersionsOfAnotherKeyAreNotAdopted(t *testing.T) {
+// Two appliance keys of the same name (two mounts) map to one Azure vault
+// key: the second's import is refused before anything is imported, the
+// first's versions stay as they were, and removing the refused distribution
+// leaves them too.
+func TestAzureSameNameKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	c := azureCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	for _, mnt := range []string{mount, "other-mount"} {
-		c.write(t, ctx, e.m, mnt, "az", nil)
-		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
-			t.Fatal(err)
+	c.write(t, ctx, e.m, mount, "az", nil)
+	distributeAES(t, e, "az", "k")
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
+
+	const other = "other-mount"
+	c.write(t, ctx, e.m, other, "az", nil)
+	if _, err := e.m.Create(ctx, other, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Distribute(ctx, other, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "vault key k belongs to another key") {
+		t.Fatalf("got %v, want a conflict", err)
+	}
+	if strings.Contains(err.Error(), c.creds["client_secret"]) {
+		t.Fatal("the error shows the secret")
+	}
+	d, err := e.m.ReadDistribution(ctx, other, "az", "k")
+	if err != nil || d.Status != StatusDistributing || !strings.Contains(d.Error, "belongs to another key") {
+		t.Fatalf("record of the refused distribution: %+v, %v", d, err)
+	}
+	if n := c.created("k"); n != 2 {
+		t.Fatalf("%d versions in the vault key, want the first key's 2", n)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
+
+	if err := e.m.RemoveDistribution(ctx, other, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if k := c.azure.Key("k"); k == nil || k.Deleted {
+		t.Fatal("the vault key was deleted with the refused distribution")
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true, 3: true}, 3)
+}
+
+// A vault key that also holds another key's version (set up in the fake:
+// the import itself would be refused) is not deleted by a removal: the
+// removed key's versions are disabled, the other's left as they were.
+func TestAzureRemoveLeavesAnotherKeysVersions(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	distributeAES(t, e, "az", "k")
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	theirs := c.azure.PutVersion("k", azkeys.KeyTypeOctHSM, map[string]string{"managed-by": "keyhold", "keyhold-version": "1", "keyhold-key-id": "another-key-id"})
+	if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	k := c.azure.Key("k")
+	if k == nil || k.Deleted {
+		t.Fatal("the vault key was deleted with another key's version in it")
+	}
+	if len(k.Versions) != 3 {
+		t.Fatalf("%d versions in the vault key, want 3", len(k.Versions))
+	}
+	for _, v := range k.Versions {
+		if mine := v.ID != theirs; v.Enabled == mine {
+			t.Errorf("version %s (this key's: %v): enabled %v", v.ID, mine, v.Enabled)
 		}
-		if _, err := e.m.Distribute(ctx, mnt, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
-			t.Fatalf("%s: %v", mnt, err)
+	}
+	if _, err := e.m.ReadDistribution(ctx, mount, "az", "k"); fault.KindOf(err) != fault.NotFound {
+		t.Fatalf("read after remove: %v", err)
+	}
+	// The KEK was made for the removed key: it goes.
+	if kek := c.azure.Key("keyhold-kek-k"); kek == nil || !kek.Deleted {
+		t.Fatal("the removed key's KEK is still there")
+	}
+}
+
+// A vault key keyhold did not make (no managed-by=keyhold and
+// keyhold-version tags) is refused, and a removal leaves it.
+func TestAzurePreexistingKeyRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		tags map[string]string
+	}{
+		{"fail no tags", map[string]string{"owner": "payments"}},
+		{"fail keyhold-version without managed-by", map[string]string{"keyhold-version": "1"}},
+		{"fail managed-by without keyhold-version", map[string]string{"managed-by": "keyhold"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			az := azureCloud(t)
+			e := newEnv(t, Options{Providers: providers(az)})
+			az.write(t, ctx, e.m, mount, "az", nil)
+			theirs := az.azure.PutVersion("k", azkeys.KeyTypeRSAHSM, c.tags)
+			if _, err := e.m.Create(ctx, mount, "k", "rsa-2048"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"sign"}})
+			if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "vault key k belongs to another key") {
+				t.Fatalf("got %v, want a conflict", err)
+			}
+			if kek := az.azure.Key("keyhold-kek-k"); kek != nil {
+				t.Fatal("a KEK was made for a refused import")
+			}
+			if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+				t.Fatal(err)
+			}
+			k := az.azure.Key("k")
+			if k == nil || k.Deleted || len(k.Versions) != 1 || k.Versions[0].ID != theirs || !k.Versions[0].Enabled {
+				t.Fatalf("the vault key after the removal: %+v", k)
+			}
+		})
+	}
+}
+
+// withoutKeyID drops keyhold-key-id from every version of a vault key, as
+// older code tagged them.
+func withoutKeyID(t *testing.T, c *cloud, name string) {
+	t.Helper()
+	k := c.azure.Key(name)
+	if k == nil {
+		t.Fatalf("no vault key %s", name)
+	}
+	for _, v := range k.Versions {
+		tags := map[string]string{}
+		for tg, val := range v.Tags {
+			if tg != "keyhold-key-id" {
+				tags[tg] = val
+			}
+		}
+		c.azure.SetTags(name, v.ID, tags)
+	}
+}
+
+// Versions older code made, tagged without the key's id, are the key's
+// own: a distribution that code began resumes, taking the version
+// it imported instead of a second copy, and a removal deletes them. A key
+// that never began one does not adopt such a version (it may be another
+// key's): it imports its own.
+func TestAzureLegacyVersionsAreTheKeys(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	c.lose("ImportKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+		t.Fatal("a lost ImportKey answer went unnoticed")
+	}
+	withoutKeyID(t, c, "k")
+	withoutKeyID(t, c, "keyhold-kek-k")
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if n := c.created("k"); n != 1 {
+		t.Fatalf("%d versions in the vault key after the resume, want 1", n)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
+	if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"k", "keyhold-kek-k"} {
+		if k := c.azure.Key(name); k == nil || !k.Deleted {
+			t.Fatalf("%s is still there after the removal", name)
 		}
 	}
-	versions, _ := c.versions("k")
-	if len(versions) != 2 {
-		t.Fatalf("%d versions in the vault key, want one per appliance key", len(versions))
+
+	legacy := c.azure.PutVersion("k2", azkeys.KeyTypeOctHSM, map[string]string{"managed-by": "keyhold", "keyhold-version": "1"})
+	distributeAES(t, e, "az", "k2")
+	d, err := e.m.ReadDistribution(ctx, mount, "az", "k2")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var materials [][]byte
-	for _, v := range versions {
-		if v.material == nil {
-			t.Fatal("a version without material")
-		}
-		materials = append(materials, v.material.Raw)
+	if id := d.Versions[0].ProviderID; id == legacy {
+		t.Fatal("a fresh distribution adopted a version older code imported")
 	}
-	if bytes.Equal(materials[0], materials[1]) {
-		t.Fatal("both versions hold the same material")
+	vs, cur := c.versions("k2")
+	if cur != d.Versions[0].ProviderID {
+		t.Fatalf("the vault key's current version is %s, want %s", cur, d.Versions[0].ProviderID)
 	}
+	e.checkMaterial(t, "k2", 1, vs[cur].material)
 }

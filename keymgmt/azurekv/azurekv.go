@@ -5,11 +5,16 @@
 // key_ops import) named keyhold-kek-<key>; each appliance version is wrapped
 // under the KEK's public key with CKM_RSA_AES_KEY_WRAP (OAEP SHA-1, the only
 // hash Azure's BYOK takes) into a `.byok` blob and imported with ImportKey
-// (key_hsm) as a new version of the key, tagged with its appliance version:
-// a retry finds a version an earlier attempt imported by that tag. The
-// newest version of an Azure key is the one Azure uses, so rotation needs no
-// further step. BYOK imports only into HSM-protected keys, so protection must
-// be hsm; symmetric keys (oct-HSM) exist only in Managed HSM.
+// (key_hsm) as a new version of the key, tagged with its appliance version
+// and the appliance key's id: a retry finds a version an earlier attempt
+// imported by those tags. The newest version of an Azure key is the one
+// Azure uses, so rotation needs no further step. BYOK imports only into
+// HSM-protected keys, so protection must be hsm; symmetric keys (oct-HSM)
+// exist only in Managed HSM.
+//
+// Keys of the same name in two mounts would map to one vault key: an import
+// is refused when the vault key holds a version that is not this key's (or
+// that keyhold did not make), and a removal never deletes such a vault key.
 package azurekv
 
 import (
@@ -243,6 +248,69 @@ func (p *Provider) call(ctx context.Context, fn func(ctx context.Context) error)
 	return provider.Call(ctx, p.cfg.Timeout, fn)
 }
 
+// tag is the value of a tag, and whether it is there.
+func tag(tags map[string]*string, name string) (string, bool) {
+	if t := tags[name]; t != nil {
+		return *t, true
+	}
+	return "", false
+}
+
+// ownsVersion tells whether a version of the vault key is k's: imported by
+// keyhold and tagged with k's id. A version tagged managed-by=keyhold and
+// keyhold-version but without keyhold-key-id was left by older code, which
+// did not tag the id: it counts as k's.
+func ownsVersion(k provider.Key, tags map[string]*string) bool {
+	if by, _ := tag(tags, "managed-by"); by != "keyhold" {
+		return false
+	}
+	if id, ok := tag(tags, "keyhold-key-id"); ok {
+		return id == k.ID
+	}
+	_, ok := tag(tags, "keyhold-version")
+	return ok
+}
+
+// versions lists the versions of the vault key named like k (none if there
+// is no such key).
+func (p *Provider) versions(ctx context.Context, k provider.Key) ([]*azkeys.KeyProperties, error) {
+	var out []*azkeys.KeyProperties
+	err := p.call(ctx, func(ctx context.Context) error {
+		pg := p.c.NewListKeyPropertiesVersionsPager(k.Name, nil)
+		for pg.More() {
+			page, err := pg.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, kp := range page.Value {
+				if kp != nil && kp.KID != nil {
+					out = append(out, kp)
+				}
+			}
+		}
+		return nil
+	})
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, p.fail("ListKeyPropertiesVersions", err)
+	}
+	return out, nil
+}
+
+// foreign returns a version of the vault key that is not k's, if any: two
+// appliance keys of the same name (two mounts) would otherwise share one
+// vault key, and a key made outside keyhold would get keyhold's versions.
+func foreign(k provider.Key, vs []*azkeys.KeyProperties) *azkeys.KeyProperties {
+	for _, kp := range vs {
+		if !ownsVersion(k, kp.Tags) {
+			return kp
+		}
+	}
+	return nil
+}
+
 // kek returns the KEK's key (creating it once) with its public key.
 func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkeys.JSONWebKey, error) {
 	name := kekName(req.Key)
@@ -287,41 +355,23 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 
 func ptr[T any](v T) *T { return &v }
 
-// imported finds a version of the key an earlier attempt imported for v:
-// tagged with the version and with the appliance key's id, since another
-// mount's key (or a key of the same name made before) may have versions in
-// the same vault key.
-func (p *Provider) imported(ctx context.Context, k provider.Key, v int) (string, bool, error) {
-	name := k.Name
-	var id string
-	var enabled bool
-	err := p.call(ctx, func(ctx context.Context) error {
-		pg := p.c.NewListKeyPropertiesVersionsPager(name, nil)
-		for pg.More() {
-			page, err := pg.NextPage(ctx)
-			if err != nil {
-				return err
-			}
-			for _, kp := range page.Value {
-				if kp == nil || kp.KID == nil {
-					continue
-				}
-				if t, kid := kp.Tags["keyhold-version"], kp.Tags["keyhold-key-id"]; t != nil && *t == strconv.Itoa(v) && kid != nil && *kid == k.ID {
-					id = kp.KID.Version()
-					enabled = kp.Attributes != nil && kp.Attributes.Enabled != nil && *kp.Attributes.Enabled
-					return nil
-				}
-			}
+// imported finds the version of the vault key an earlier attempt imported
+// for v: tagged with the version and with the appliance key's id. A version
+// older code imported (no id tag) is taken only when this distribution got
+// as far as the KEK before (an attempt of that code resumed): a key of the
+// same name that never did would otherwise adopt another key's version and
+// never send its own material.
+func imported(k provider.Key, st provider.State, vs []*azkeys.KeyProperties, v int) (string, bool) {
+	for _, kp := range vs {
+		if t, _ := tag(kp.Tags, "keyhold-version"); t != strconv.Itoa(v) || !ownsVersion(k, kp.Tags) {
+			continue
 		}
-		return nil
-	})
-	if notFound(err) {
-		return "", false, nil
+		if _, tagged := tag(kp.Tags, "keyhold-key-id"); !tagged && st["kek_kid"] == "" {
+			continue
+		}
+		return kp.KID.Version(), kp.Attributes != nil && kp.Attributes.Enabled != nil && *kp.Attributes.Enabled
 	}
-	if err != nil {
-		return "", false, p.fail("ListKeyPropertiesVersions", err)
-	}
-	return id, enabled, nil
+	return "", false
 }
 
 // Import wraps the version under the KEK into a .byok blob and imports it.
@@ -330,10 +380,16 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	if err != nil {
 		return err
 	}
-	v := req.Version
-	if id, enabled, err := p.imported(ctx, req.Key, v.Version); err != nil {
+	vs, err := p.versions(ctx, req.Key)
+	if err != nil {
 		return err
-	} else if id != "" {
+	}
+	if kp := foreign(req.Key, vs); kp != nil {
+		return fault.New(fault.Conflict, "%s: the vault key %s belongs to another key: its version %s was not imported for this key (it is another mount's key of the same name, or was not made by keyhold); distribute this key to another vault or under another name",
+			p.cfg.Name, req.Key.Name, kp.KID.Version())
+	}
+	v := req.Version
+	if id, enabled := imported(req.Key, req.State, vs, v.Version); id != "" {
 		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
 		return req.Save(ctx)
 	}
@@ -393,16 +449,44 @@ func (p *Provider) SetEnabled(ctx context.Context, k provider.Key, _ provider.St
 }
 
 // Remove deletes the key and its KEK (Key Vault keeps them soft-deleted for
-// the vault's retention period).
+// the vault's retention period). A vault key that also holds versions not
+// k's (see foreign) is left, with k's versions disabled: Azure deletes keys,
+// not versions.
 func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, _ []*provider.Version) error {
-	for _, name := range []string{k.Name, kekName(k)} {
+	vs, err := p.versions(ctx, k)
+	if err != nil {
+		return err
+	}
+	shared := foreign(k, vs) != nil
+	for _, kp := range vs {
+		id, _ := tag(kp.Tags, "keyhold-key-id")
+		if !shared || id != k.ID || kp.Attributes == nil || kp.Attributes.Enabled == nil || !*kp.Attributes.Enabled {
+			continue
+		}
 		err := p.call(ctx, func(ctx context.Context) error {
-			_, err := p.c.DeleteKey(ctx, name, nil)
+			_, err := p.c.UpdateKey(ctx, k.Name, kp.KID.Version(), azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(false)}}, nil)
 			return err
 		})
 		if err != nil && !notFound(err) {
-			return p.fail("DeleteKey", err)
+			return p.fail("UpdateKey", err)
 		}
+	}
+	if !shared && len(vs) > 0 {
+		if err := p.delete(ctx, k.Name); err != nil {
+			return err
+		}
+	}
+	return p.delete(ctx, kekName(k))
+}
+
+// delete deletes a vault key; one already gone is not an error.
+func (p *Provider) delete(ctx context.Context, name string) error {
+	err := p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.DeleteKey(ctx, name, nil)
+		return err
+	})
+	if err != nil && !notFound(err) {
+		return p.fail("DeleteKey", err)
 	}
 	return nil
 }

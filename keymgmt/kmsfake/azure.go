@@ -69,6 +69,36 @@ func (f *Azure) Key(name string) *AzureKey {
 	return out
 }
 
+// PutVersion adds a version to a key as something other than the provider
+// under test would (an operator, another tool, older code) and returns its
+// id. It holds no material.
+func (f *Azure) PutVersion(name string, kty azkeys.KeyType, tags map[string]string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := &AzureVersion{ID: newVersionID(), Kty: kty, Enabled: true, Tags: map[string]string{}}
+	for k, t := range tags {
+		v.Tags[k] = t
+	}
+	f.add(name, v)
+	return v.ID
+}
+
+// SetTags replaces the tags of one version of a key.
+func (f *Azure) SetTags(name, version string, tags map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := f.keys[name]; k != nil {
+		for _, v := range k.Versions {
+			if v.ID == version {
+				v.Tags = map[string]string{}
+				for t, val := range tags {
+					v.Tags[t] = val
+				}
+			}
+		}
+	}
+}
+
 func (f *Azure) enter(op string) (azfake.ErrorResponder, bool) {
 	f.mu.Lock()
 	f.Requests[op]++
