@@ -573,7 +573,7 @@ func TestReservedKeyNames(t *testing.T) {
 // Two appliance keys of the same name (two mounts) map to one Azure vault
 // key: the second's import is refused before anything is imported, the
 // first's versions stay as they were, and removing the refused distribution
-// leaves them too.
+// leaves them (and the first key's KEK) too.
 func TestAzureSameNameKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	c := azureCloud(t)
@@ -609,8 +609,10 @@ func TestAzureSameNameKeyRefused(t *testing.T) {
 	if err := e.m.RemoveDistribution(ctx, other, "az", "k"); err != nil {
 		t.Fatal(err)
 	}
-	if k := c.azure.Key("k"); k == nil || k.Deleted {
-		t.Fatal("the vault key was deleted with the refused distribution")
+	for _, name := range []string{"k", "keyhold-kek-k"} {
+		if k := c.azure.Key(name); k == nil || k.Deleted {
+			t.Fatalf("%s was deleted with the refused distribution", name)
+		}
 	}
 	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
 	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
@@ -713,8 +715,8 @@ func withoutKeyID(t *testing.T, c *cloud, name string) {
 	}
 }
 
-// Versions older code made, tagged without the key's id, are the key's
-// own: a distribution that code began resumes, taking the version
+// Versions (and a KEK) older code made, tagged without the key's id, are
+// the key's own: a distribution that code began resumes, taking the version
 // it imported instead of a second copy, and a removal deletes them. A key
 // that never began one does not adopt such a version (it may be another
 // key's): it imports its own.
@@ -767,4 +769,46 @@ func TestAzureLegacyVersionsAreTheKeys(t *testing.T) {
 		t.Fatalf("the vault key's current version is %s, want %s", cur, d.Versions[0].ProviderID)
 	}
 	e.checkMaterial(t, "k2", 1, vs[cur].material)
+}
+
+// Two keys of the same name share the KEK's name too: the second's import is
+// refused while the KEK is the first's, even before the first imported a
+// version, and removing the refused distribution leaves the KEK the first's
+// import goes on with.
+func TestAzureKEKOfAnotherKeyRefused(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	const other = "other-mount"
+	req := DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	for _, mnt := range []string{mount, other} {
+		c.write(t, ctx, e.m, mnt, "az", nil)
+		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.fail("ImportKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+		t.Fatal("a failing ImportKey went unnoticed")
+	}
+	if c.azure.Key("keyhold-kek-k") == nil || c.azure.Key("k") != nil {
+		t.Fatal("the failed import should leave a KEK and no vault key")
+	}
+	_, err := e.m.Distribute(ctx, other, req)
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "keyhold-kek-k belongs to another key") {
+		t.Fatalf("got %v, want a conflict", err)
+	}
+	if n := c.created("k"); n != 0 {
+		t.Fatalf("%d versions imported by a refused distribution", n)
+	}
+	if err := e.m.RemoveDistribution(ctx, other, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if kek := c.azure.Key("keyhold-kek-k"); kek == nil || kek.Deleted || len(kek.Versions) != 1 {
+		t.Fatalf("the first key's KEK after the removal: %+v", kek)
+	}
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
 }

@@ -12,9 +12,10 @@
 // HSM-protected keys, so protection must be hsm; symmetric keys (oct-HSM)
 // exist only in Managed HSM.
 //
-// Keys of the same name in two mounts would map to one vault key: an import
-// is refused when the vault key holds a version that is not this key's (or
-// that keyhold did not make), and a removal never deletes such a vault key.
+// Keys of the same name in two mounts would map to one vault key and one
+// KEK: an import is refused when the vault key or the KEK is another key's
+// (or was not made by keyhold), and a removal never deletes either while it
+// is another key's.
 package azurekv
 
 import (
@@ -271,6 +272,19 @@ func ownsVersion(k provider.Key, tags map[string]*string) bool {
 	return ok
 }
 
+// ownsKEK tells whether a KEK was made for k: tagged with k's id or, made by
+// older code that tagged only the key's name, with k's name.
+func ownsKEK(k provider.Key, tags map[string]*string) bool {
+	if by, _ := tag(tags, "managed-by"); by != "keyhold" {
+		return false
+	}
+	if id, ok := tag(tags, "keyhold-key-id"); ok {
+		return id == k.ID
+	}
+	name, _ := tag(tags, "keyhold-key")
+	return name == k.Name
+}
+
 // versions lists the versions of the vault key named like k (none if there
 // is no such key).
 func (p *Provider) versions(ctx context.Context, k provider.Key) ([]*azkeys.KeyProperties, error) {
@@ -311,20 +325,23 @@ func foreign(k provider.Key, vs []*azkeys.KeyProperties) *azkeys.KeyProperties {
 	return nil
 }
 
-// kek returns the KEK's key (creating it once) with its public key.
+// kek returns the KEK's key (creating it once) with its public key. A KEK
+// another appliance key of the same name made is not used: removing that
+// key's distribution deletes it.
 func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkeys.JSONWebKey, error) {
 	name := kekName(req.Key)
 	var key *azkeys.JSONWebKey
+	var tags map[string]*string
 	err := p.call(ctx, func(ctx context.Context) error {
 		r, err := p.c.GetKey(ctx, name, "", nil)
-		key = r.Key
+		key, tags = r.Key, r.Tags
 		return err
 	})
 	if notFound(err) {
 		err = p.call(ctx, func(ctx context.Context) error {
 			kty, size, imp := azkeys.KeyTypeRSAHSM, int32(4096), azkeys.KeyOperationImport
-			r, err := p.c.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: &kty, KeySize: &size, KeyOps: []*azkeys.KeyOperation{&imp},
-				Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-key": ptr(req.Key.Name)}}, nil)
+			tags = map[string]*string{"managed-by": ptr("keyhold"), "keyhold-key": ptr(req.Key.Name), "keyhold-key-id": ptr(req.Key.ID)}
+			r, err := p.c.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: &kty, KeySize: &size, KeyOps: []*azkeys.KeyOperation{&imp}, Tags: tags}, nil)
 			key = r.Key
 			return err
 		})
@@ -343,6 +360,9 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 	}
 	if !hasImport {
 		return nil, fault.New(fault.Conflict, "%s: key %s exists in the vault but is not a key-exchange key (key_ops import)", p.cfg.Name, name)
+	}
+	if !ownsKEK(req.Key, tags) {
+		return nil, fault.New(fault.Conflict, "%s: the vault's key-exchange key %s belongs to another key (of another mount, or not made by keyhold); distribute this key to another vault or under another name", p.cfg.Name, name)
 	}
 	if req.State["kek_kid"] != string(*key.KID) {
 		req.State["kek_kid"] = string(*key.KID)
@@ -451,7 +471,10 @@ func (p *Provider) SetEnabled(ctx context.Context, k provider.Key, _ provider.St
 // Remove deletes the key and its KEK (Key Vault keeps them soft-deleted for
 // the vault's retention period). A vault key that also holds versions not
 // k's (see foreign) is left, with k's versions disabled: Azure deletes keys,
-// not versions.
+// not versions. The KEK is deleted only if it is k's, and one older code
+// made (tagged with the key's name only) only along with the vault key:
+// while that holds another key's versions, the other key may be importing
+// with it.
 func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, _ []*provider.Version) error {
 	vs, err := p.versions(ctx, k)
 	if err != nil {
@@ -476,7 +499,22 @@ func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State,
 			return err
 		}
 	}
-	return p.delete(ctx, kekName(k))
+	var tags map[string]*string
+	err = p.call(ctx, func(ctx context.Context) error {
+		r, err := p.c.GetKey(ctx, kekName(k), "", nil)
+		tags = r.Tags
+		return err
+	})
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return p.fail("GetKey (KEK)", err)
+	}
+	if id, _ := tag(tags, "keyhold-key-id"); ownsKEK(k, tags) && (!shared || id == k.ID) {
+		return p.delete(ctx, kekName(k))
+	}
+	return nil
 }
 
 // delete deletes a vault key; one already gone is not an error.
