@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/keyhold/keyhold/keymgmt/awskms"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/keymgmt/provider"
@@ -37,6 +39,8 @@ type cloud struct {
 	lose     func(op string, n int)
 	// azure is the Azure fake, for tests that set up a vault directly.
 	azure *kmsfake.Azure
+	// awsFake is the AWS fake behind an AWS cloud (nil for the others).
+	awsFake *kmsfake.AWS
 }
 
 func awsCloud(t *testing.T) *cloud {
@@ -70,7 +74,16 @@ func awsCloud(t *testing.T) *cloud {
 		created:  func(key string) int { return len(mine(key)) },
 		importOp: "ImportKeyMaterial",
 		fail:     f.FailNext, lose: f.LoseNext,
+		awsFake: f,
 	}
+}
+
+// awsSDK is an AWS KMS client of the customer's, in the account the cloud
+// under test is.
+func (c *cloud) awsSDK() *kms.Client {
+	creds := aws.Credentials{AccessKeyID: c.creds["access_key"], SecretAccessKey: c.creds["secret_key"]}
+	return kms.New(kms.Options{Region: c.collection, BaseEndpoint: aws.String(c.endpoint),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })})
 }
 
 const gcpRing = "projects/keyhold-test/locations/europe-west1/keyRings/ring1"

@@ -274,7 +274,7 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 	if importErr != nil {
 		return failed(importErr)
 	}
-	if err := prov.MakeCurrent(ctx, pk, r.State, r.version(key.LatestVersion)); err != nil {
+	if err := prov.MakeCurrent(ctx, pk, r.State, r.version(key.LatestVersion), r.Versions); err != nil {
 		return failed(err)
 	}
 	r.Status, r.Error = StatusDistributed, ""

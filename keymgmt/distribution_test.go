@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/hsm/hsmtest"
@@ -811,4 +813,177 @@ func TestAzureKEKOfAnotherKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
+}
+
+// awsAliasTarget returns the ARN of the key alias/<key> points at ("" if none).
+func awsAliasTarget(c *cloud, key string) string {
+	id := c.awsFake.Alias("alias/" + key)
+	for _, k := range c.awsFake.Keys() {
+		if k.ID == id {
+			return k.ARN
+		}
+	}
+	return ""
+}
+
+// awsCustomerAlias makes a key and alias/<name> of the customer's own, with
+// the SDK, and returns the key's ARN.
+func awsCustomerAlias(t *testing.T, c *cloud, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	sdk := c.awsSDK()
+	out, err := sdk.CreateKey(ctx, &awskmsapi.CreateKeyInput{Description: aws.String("the customer's own")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.CreateAlias(ctx, &awskmsapi.CreateAliasInput{AliasName: aws.String("alias/" + name), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	return *out.KeyMetadata.Arn
+}
+
+// Two appliance keys of the same name (two mounts) distributed to one AWS
+// account: the second does not take over alias/<name>, which stays the
+// first's through its rotations, and removing the second leaves it.
+func TestAWSAliasOfAnotherKeyIsNotTakenOver(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	const other = "other-mount"
+	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	for _, mnt := range []string{mount, other} {
+		c.write(t, ctx, e.m, mnt, "aws", nil)
+		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := e.m.Distribute(ctx, mount, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.m.Distribute(ctx, other, req)
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "alias/k") || !strings.Contains(err.Error(), "not this key's") {
+		t.Fatalf("the second key of the same name: %v, want a conflict over alias/k", err)
+	}
+	if got := awsAliasTarget(c, "k"); got != first.Versions[0].ProviderID {
+		t.Fatalf("alias/k points at %s, want the first key's %s", got, first.Versions[0].ProviderID)
+	}
+
+	// The first key still rotates: its alias moves to its new version.
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := awsAliasTarget(c, "k"); got != d.Versions[1].ProviderID {
+		t.Fatalf("after the first key's rotation alias/k points at %s, want %s", got, d.Versions[1].ProviderID)
+	}
+
+	// Removing the second key's distribution deletes its own AWS key only.
+	refused, err := e.m.ReadDistribution(ctx, other, "aws", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RemoveDistribution(ctx, other, "aws", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if got := awsAliasTarget(c, "k"); got != d.Versions[1].ProviderID {
+		t.Fatalf("removing the second key moved or deleted alias/k (now %q)", got)
+	}
+	for _, k := range c.awsFake.Keys() {
+		gone := k.State == "PendingDeletion"
+		if mine := k.ARN == refused.Versions[0].ProviderID; mine != gone {
+			t.Errorf("%s: pending deletion %v after removing the second key", k.ARN, gone)
+		}
+	}
+}
+
+// A customer's own alias/<name> is not taken over by a distribution of a key
+// of that name, nor deleted by the removal of that distribution.
+func TestAWSCustomerAliasIsNotTakenOver(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	customer := awsCustomerAlias(t, c, "k")
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "alias/k") {
+		t.Fatalf("got %v, want a conflict over alias/k", err)
+	}
+	if got := awsAliasTarget(c, "k"); got != customer {
+		t.Fatalf("alias/k points at %s, want the customer's key %s", got, customer)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if got := awsAliasTarget(c, "k"); got != customer {
+		t.Fatalf("after the removal alias/k points at %q, want the customer's key %s", got, customer)
+	}
+}
+
+// A removal leaves alias/<name> alone when it no longer points at one of the
+// key's AWS keys (the customer moved it), and still deletes those keys.
+func TestAWSRemoveLeavesAnAliasPointingElsewhere(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	distributeAES(t, e, "aws", "k")
+	sdk := c.awsSDK()
+	out, err := sdk.CreateKey(ctx, &awskmsapi.CreateKeyInput{Description: aws.String("the customer's own")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.UpdateAlias(ctx, &awskmsapi.UpdateAliasInput{AliasName: aws.String("alias/k"), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if got := awsAliasTarget(c, "k"); got != *out.KeyMetadata.Arn {
+		t.Fatalf("after the removal alias/k points at %q, want the customer's key", got)
+	}
+	vs, _ := c.versions("k")
+	for arn, v := range vs {
+		if !v.gone {
+			t.Errorf("%s is not pending deletion after the removal", arn)
+		}
+	}
+}
+
+// Keys made before they were tagged with the appliance key's id are known
+// by the distribution's records: the alias still moves from them at a
+// rotation (also when the answer to a move is lost) and is deleted with them.
+func TestAWSAliasOfUntaggedVersionsStillMoves(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	distributeAES(t, e, "aws", "k")
+	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.awsSDK().UntagResource(ctx, &awskmsapi.UntagResourceInput{KeyId: aws.String(d.Versions[0].ProviderID), TagKeys: []string{"keyhold-key-id"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.lose("UpdateAlias", 1)
+	if _, err := e.m.Rotate(ctx, mount, "k"); err == nil || !strings.Contains(err.Error(), "UpdateAlias") {
+		t.Fatalf("rotate with the answer to UpdateAlias lost: %v", err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	e.expect(t, c, "aws", "k", map[int]bool{1: true, 2: true}, 2)
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if got := awsAliasTarget(c, "k"); got != "" {
+		t.Fatalf("alias/k still points at %s after the removal", got)
+	}
 }

@@ -10,6 +10,11 @@
 // a key, which min_enabled_version needs. One key per version gives every
 // key type the same behaviour, per-version Enable/DisableKey, and old
 // ciphertexts keep naming the key (and so the material) that made them.
+//
+// The alias is moved, and deleted on removal, only while it points at one of
+// this appliance key's AWS keys (tagged keyhold-key-id with its id, or named
+// by the distribution's records): an alias of the same name that the
+// customer or a same-named key of another mount owns is never taken over.
 package awskms
 
 import (
@@ -42,6 +47,7 @@ type Client interface {
 	DisableKey(ctx context.Context, in *kms.DisableKeyInput, opts ...func(*kms.Options)) (*kms.DisableKeyOutput, error)
 	ScheduleKeyDeletion(ctx context.Context, in *kms.ScheduleKeyDeletionInput, opts ...func(*kms.Options)) (*kms.ScheduleKeyDeletionOutput, error)
 	ListKeys(ctx context.Context, in *kms.ListKeysInput, opts ...func(*kms.Options)) (*kms.ListKeysOutput, error)
+	ListResourceTags(ctx context.Context, in *kms.ListResourceTagsInput, opts ...func(*kms.Options)) (*kms.ListResourceTagsOutput, error)
 }
 
 var _ Client = (*kms.Client)(nil)
@@ -196,6 +202,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 				Tags: []types.Tag{
 					{TagKey: aws.String("keyhold-key"), TagValue: aws.String(req.Key.Name)},
 					{TagKey: aws.String("keyhold-version"), TagValue: aws.String(strconv.Itoa(v.Version))},
+					{TagKey: aws.String(keyIDTag), TagValue: aws.String(req.Key.ID)},
 				},
 			})
 			return err
@@ -325,16 +332,76 @@ func (p *Provider) findCreated(ctx context.Context, desc string) (string, string
 	}
 }
 
-// MakeCurrent points alias/<name> at the version's key.
-func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.State, v *provider.Version) error {
-	keyID := v.Progress["key_id"]
+// keyIDTag is the tag that says which appliance key an AWS key was made
+// for: names can be shared (two mounts) and reused, ids cannot.
+const keyIDTag = "keyhold-key-id"
+
+// aliasTarget returns the id and ARN of the key alias/<name> points at, or
+// "" if there is no such alias.
+func (p *Provider) aliasTarget(ctx context.Context, k provider.Key) (string, string, error) {
+	var d *kms.DescribeKeyOutput
 	err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
-		_, err := p.c.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(aliasName(k)), TargetKeyId: aws.String(keyID)})
+		var err error
+		d, err = p.c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(aliasName(k))})
 		return err
 	})
 	var nf *types.NotFoundException
 	if errors.As(err, &nf) {
-		err = provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", p.fail("DescribeKey", err)
+	}
+	if d.KeyMetadata == nil || d.KeyMetadata.KeyId == nil {
+		return "", "", fault.New(fault.Unavailable, "%s: aws kms DescribeKey of %s answered no key id", p.cfg.Name, aliasName(k))
+	}
+	return *d.KeyMetadata.KeyId, aws.ToString(d.KeyMetadata.Arn), nil
+}
+
+// mine reports whether an AWS key is one keyhold made for this appliance
+// key: one of the versions the records name, or a key tagged with the
+// key's id (keys made before the tag existed are known by the records only).
+func (p *Provider) mine(ctx context.Context, k provider.Key, vs []*provider.Version, keyID, arn string) (bool, error) {
+	for _, v := range vs {
+		if id := v.Progress["key_id"]; (id != "" && id == keyID) || (arn != "" && v.ProviderID == arn) {
+			return true, nil
+		}
+	}
+	var marker *string
+	for {
+		var page *kms.ListResourceTagsOutput
+		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+			var err error
+			page, err = p.c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: aws.String(keyID), Marker: marker})
+			return err
+		})
+		if err != nil {
+			return false, p.fail("ListResourceTags", err)
+		}
+		for _, t := range page.Tags {
+			if aws.ToString(t.TagKey) == keyIDTag {
+				return k.ID != "" && aws.ToString(t.TagValue) == k.ID, nil
+			}
+		}
+		if !page.Truncated || page.NextMarker == nil {
+			return false, nil
+		}
+		marker = page.NextMarker
+	}
+}
+
+// MakeCurrent points alias/<name> at the version's key. An alias that
+// points at a key that is not this key's (the customer's own, or another
+// appliance key's of the same name) is left as it is and the call fails:
+// moving it would change what the alias's users encrypt with.
+func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.State, v *provider.Version, vs []*provider.Version) error {
+	keyID := v.Progress["key_id"]
+	target, arn, err := p.aliasTarget(ctx, k)
+	if err != nil {
+		return err
+	}
+	if target == "" {
+		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
 			_, err := p.c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(aliasName(k)), TargetKeyId: aws.String(keyID)})
 			return err
 		})
@@ -343,6 +410,21 @@ func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.S
 		}
 		return nil
 	}
+	if target == keyID {
+		return nil
+	}
+	ok, err := p.mine(ctx, k, vs, target, arn)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fault.New(fault.Conflict, "%s: %s points at AWS key %s, which is not this key's (it is the customer's, or another key's of the same name); the alias was left as it is",
+			p.cfg.Name, aliasName(k), target)
+	}
+	err = provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+		_, err := p.c.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(aliasName(k)), TargetKeyId: aws.String(keyID)})
+		return err
+	})
 	if err != nil {
 		return p.fail("UpdateAlias", err)
 	}
@@ -369,16 +451,29 @@ func (p *Provider) SetEnabled(ctx context.Context, _ provider.Key, _ provider.St
 	return nil
 }
 
-// Remove deletes the alias and schedules every version's key for deletion
-// (AWS's shortest waiting period, 7 days).
+// Remove deletes the alias if it points at one of this key's AWS keys and
+// schedules every version's key for deletion (AWS's shortest waiting
+// period, 7 days). An alias pointing elsewhere is not this key's to delete.
 func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, vs []*provider.Version) error {
 	var nf *types.NotFoundException
-	err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
-		_, err := p.c.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(aliasName(k))})
+	target, arn, err := p.aliasTarget(ctx, k)
+	if err != nil {
 		return err
-	})
-	if err != nil && !errors.As(err, &nf) {
-		return p.fail("DeleteAlias", err)
+	}
+	ok := false
+	if target != "" {
+		if ok, err = p.mine(ctx, k, vs, target, arn); err != nil {
+			return err
+		}
+	}
+	if ok {
+		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+			_, err := p.c.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(aliasName(k))})
+			return err
+		})
+		if err != nil && !errors.As(err, &nf) {
+			return p.fail("DeleteAlias", err)
+		}
 	}
 	for _, v := range vs {
 		keyID := v.Progress["key_id"]

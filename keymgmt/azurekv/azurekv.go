@@ -451,7 +451,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 
 // MakeCurrent does nothing: Azure uses a key's newest version, and versions
 // are imported in order.
-func (p *Provider) MakeCurrent(context.Context, provider.Key, provider.State, *provider.Version) error {
+func (p *Provider) MakeCurrent(context.Context, provider.Key, provider.State, *provider.Version, []*provider.Version) error {
 	return nil
 }
 

@@ -434,7 +434,7 @@ func (p *Provider) waitVersion(ctx context.Context, name string) (*kmspb.CryptoK
 
 // MakeCurrent makes the version primary (symmetric keys only: asymmetric
 // keys have no primary in Cloud KMS).
-func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, st provider.State, v *provider.Version) error {
+func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, st provider.State, v *provider.Version, _ []*provider.Version) error {
 	if k.Type != "aes256-gcm96" {
 		return nil
 	}

@@ -142,6 +142,15 @@ func (f *AWS) key(in map[string]any) (*AWSKey, *awsError) {
 	return k, nil
 }
 
+// keyNoAlias is key for the operations that take a key id or key ARN
+// only (the tagging ones).
+func (f *AWS) keyNoAlias(in map[string]any) (*AWSKey, *awsError) {
+	if id := str(in, "KeyId"); strings.HasPrefix(id, "alias/") || strings.Contains(id, ":alias/") {
+		return nil, &awsError{400, "NotFoundException", "Key '" + id + "' does not exist"}
+	}
+	return f.key(in)
+}
+
 func (f *AWS) metadata(k *AWSKey) map[string]any {
 	return map[string]any{"KeyMetadata": map[string]any{
 		"KeyId": k.ID, "Arn": k.ARN, "KeySpec": k.KeySpec, "CustomerMasterKeySpec": k.KeySpec, "KeyUsage": k.KeyUsage,
@@ -292,6 +301,52 @@ func (f *AWS) do(op string, in map[string]any) (map[string]any, *awsError) {
 			out = append(out, map[string]any{"AliasName": n, "TargetKeyId": f.aliases[n]})
 		}
 		return map[string]any{"Aliases": out, "Truncated": false}, nil
+	case "ListResourceTags":
+		k, err := f.keyNoAlias(in)
+		if err != nil {
+			return nil, err
+		}
+		limit := 50
+		if l, ok := in["Limit"].(float64); ok {
+			if l < 1 || l > 50 {
+				return nil, &awsError{400, "ValidationException", "Limit must be between 1 and 50"}
+			}
+			limit = int(l)
+		}
+		names := make([]string, 0, len(k.Tags))
+		for n := range k.Tags {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		start := 0
+		if m := str(in, "Marker"); m != "" {
+			i := sort.SearchStrings(names, m)
+			if i == len(names) || names[i] != m {
+				return nil, &awsError{400, "InvalidMarkerException", "invalid marker"}
+			}
+			start = i
+		}
+		out := []any{}
+		for _, n := range names[start:min(start+limit, len(names))] {
+			out = append(out, map[string]any{"TagKey": n, "TagValue": k.Tags[n]})
+		}
+		res := map[string]any{"Tags": out, "Truncated": start+limit < len(names)}
+		if start+limit < len(names) {
+			res["NextMarker"] = names[start+limit]
+		}
+		return res, nil
+	case "UntagResource":
+		k, err := f.keyNoAlias(in)
+		if err != nil {
+			return nil, err
+		}
+		keys, _ := in["TagKeys"].([]any)
+		for _, t := range keys {
+			if n, ok := t.(string); ok {
+				delete(k.Tags, n)
+			}
+		}
+		return map[string]any{}, nil
 	case "EnableKey", "DisableKey":
 		k, err := f.key(in)
 		if err != nil {

@@ -104,8 +104,10 @@ type Provider interface {
 	// job) and imports it, resuming from req.Version's progress.
 	Import(ctx context.Context, req *ImportRequest) error
 	// MakeCurrent makes v the version the cloud uses for new operations
-	// where the key's purpose has such a notion.
-	MakeCurrent(ctx context.Context, k Key, st State, v *Version) error
+	// where the key's purpose has such a notion. vs are all the records of
+	// the distribution (v among them): what the cloud holds for this key,
+	// as opposed to what another key of the same name or the customer made.
+	MakeCurrent(ctx context.Context, k Key, st State, v *Version, vs []*Version) error
 	// SetEnabled enables or disables one version in the cloud.
 	SetEnabled(ctx context.Context, k Key, st State, v *Version, enabled bool) error
 	// Remove deletes (or schedules the deletion of) the key and every version
