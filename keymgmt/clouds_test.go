@@ -6,12 +6,16 @@ import (
 	"strings"
 	"testing"
 
+	kmsapi "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/keyhold/keyhold/keymgmt/awskms"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/keymgmt/provider"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // cloudVersion is one imported version as a fake cloud holds it.
@@ -39,8 +43,9 @@ type cloud struct {
 	lose     func(op string, n int)
 	// azure is the Azure fake, for tests that set up a vault directly.
 	azure *kmsfake.Azure
-	// awsFake is the AWS fake behind an AWS cloud (nil for the others).
+	// awsFake and gcpFake are the fake behind an AWS or GCP cloud.
 	awsFake *kmsfake.AWS
+	gcpFake *kmsfake.GCP
 }
 
 func awsCloud(t *testing.T) *cloud {
@@ -123,7 +128,21 @@ func gcpCloud(t *testing.T) *cloud {
 		},
 		importOp: "ImportCryptoKeyVersion",
 		fail:     f.FailNext, lose: f.LoseNext,
+		gcpFake: f,
 	}
+}
+
+// gcpSDK is a Cloud KMS client of the customer's, on the key ring the
+// cloud under test is.
+func (c *cloud) gcpSDK(t *testing.T) *kmsapi.KeyManagementClient {
+	t.Helper()
+	cl, err := kmsapi.NewKeyManagementClient(context.Background(), option.WithEndpoint(c.endpoint), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
 }
 
 func azureCloud(t *testing.T) *cloud {

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/kms/apiv1/kmspb"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
@@ -986,4 +988,109 @@ func TestAWSAliasOfUntaggedVersionsStillMoves(t *testing.T) {
 	if got := awsAliasTarget(c, "k"); got != "" {
 		t.Fatalf("alias/k still points at %s after the removal", got)
 	}
+}
+
+// Two appliance keys of the same name (two mounts) distributed to one GCP
+// key ring: the second is not imported into the first's crypto key, whose
+// versions and primary stay the first's.
+func TestGCPCryptoKeyOfAnotherKeyIsNotReused(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	const other = "other-mount"
+	req := DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	for _, mnt := range []string{mount, other} {
+		c.write(t, ctx, e.m, mnt, "gcp", nil)
+		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := e.m.Distribute(ctx, mount, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := gcpRing + "/cryptoKeys/k"
+	_, err = e.m.Distribute(ctx, other, req)
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "another key of the same name") {
+		t.Fatalf("the second key of the same name: %v, want a conflict over %s", err, name)
+	}
+	ck := c.gcpFake.Key(name)
+	if len(ck.Versions) != 1 || ck.Key.GetPrimary().GetName() != first.Versions[0].ProviderID {
+		t.Fatalf("the crypto key has %d versions, primary %q; want the first key's one version %s", len(ck.Versions), ck.Key.GetPrimary().GetName(), first.Versions[0].ProviderID)
+	}
+
+	// The first key still rotates into its crypto key; removing the second
+	// key's distribution destroys nothing of it.
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "gcp", "k", map[int]bool{1: true, 2: true}, 2)
+	if err := e.m.RemoveDistribution(ctx, other, "gcp", "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "gcp", "k", map[int]bool{1: true, 2: true}, 2)
+}
+
+// A crypto key of the key's name that keyhold did not make for this key
+// (the customer's, or one an older keyhold made that this distribution has
+// no record of) is refused and left as it is.
+func TestGCPCustomerCryptoKeyIsNotReused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		msg    string
+	}{
+		{"fail the customer's", map[string]string{"team": "payments"}, "not made by keyhold"},
+		{"fail an unrecorded one of keyhold's", map[string]string{"managed-by": "keyhold"}, "no record of it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := gcpCloud(t)
+			e := newEnv(t, Options{Providers: providers(c)})
+			c.write(t, ctx, e.m, mount, "gcp", nil)
+			name := gcpRing + "/cryptoKeys/k"
+			if _, err := c.gcpSDK(t).CreateCryptoKey(ctx, &kmspb.CreateCryptoKeyRequest{
+				Parent: gcpRing, CryptoKeyId: "k", SkipInitialVersionCreation: true,
+				CryptoKey: &kmspb.CryptoKey{Purpose: kmspb.CryptoKey_ENCRYPT_DECRYPT, ImportOnly: true, Labels: tc.labels,
+					VersionTemplate: &kmspb.CryptoKeyVersionTemplate{ProtectionLevel: kmspb.ProtectionLevel_HSM, Algorithm: kmspb.CryptoKeyVersion_GOOGLE_SYMMETRIC_ENCRYPTION}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+			if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v, want a conflict over %s (%s)", err, name, tc.msg)
+			}
+			ck := c.gcpFake.Key(name)
+			if len(ck.Versions) != 0 || ck.Key.GetPrimary() != nil || !maps.Equal(ck.Key.GetLabels(), tc.labels) {
+				t.Fatalf("the crypto key was changed: %d versions, primary %v, labels %v", len(ck.Versions), ck.Key.GetPrimary(), ck.Key.GetLabels())
+			}
+		})
+	}
+}
+
+// CreateCryptoKey made the crypto key but its answer was lost: the retry
+// takes it as this key's (it carries the key's id) and imports into it.
+func TestGCPLostCreateCryptoKey(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "gcp", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	c.lose("CreateCryptoKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil || !strings.Contains(err.Error(), "CreateCryptoKey") {
+		t.Fatalf("got %v", err)
+	}
+	if c.gcpFake.Key(gcpRing+"/cryptoKeys/k") == nil {
+		t.Fatal("the crypto key was not made: the test shows nothing")
+	}
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	e.expect(t, c, "gcp", "k", map[int]bool{1: true}, 1)
 }

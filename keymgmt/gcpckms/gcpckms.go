@@ -2,18 +2,21 @@
 // cloud.google.com/go/kms.
 //
 // A key becomes an import-only crypto key of the same name in the key ring
-// (key_collection); each appliance version is imported as a new crypto key
-// version through an import job of its own (created, waited for until
-// ACTIVE). The job's name is recorded before it is created, and a version is
-// recognised by the import job it came from, so a retry after any failure
-// finds what the last attempt made instead of importing a second copy. For
-// symmetric keys the newest version is made primary; asymmetric keys have no
-// primary in Cloud KMS (callers name the version).
+// (key_collection), labelled with the key's id: a crypto key of that name
+// that is not this key's is never imported into. Each appliance version is
+// imported as a new crypto key version through an import job of its own
+// (created, waited for until ACTIVE). The job's name is recorded before it
+// is created, and a version is recognised by the import job it came from, so
+// a retry after any failure finds what the last attempt made instead of
+// importing a second copy. For symmetric keys the newest version is made
+// primary; asymmetric keys have no primary in Cloud KMS (callers name the
+// version).
 package gcpckms
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -209,12 +212,35 @@ func (p *Provider) call(ctx context.Context, fn func(ctx context.Context) error)
 	return provider.Call(ctx, p.cfg.Timeout, fn)
 }
 
-// cryptoKey creates the import-only crypto key (or finds it and checks it).
+// keyIDLabel is the label that says which appliance key a crypto key was
+// made for: names can be shared (two mounts) and reused, ids cannot.
+const keyIDLabel = "keyhold-key-id"
+
+var labelValueRe = regexp.MustCompile(`^[a-z0-9_-]{1,63}$`)
+
+// idLabel is an appliance key's id as a label value: the id itself (ids are
+// lowercase hex), or a digest of it for an id that could not be one.
+func idLabel(id string) string {
+	if labelValueRe.MatchString(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256-" + hex.EncodeToString(sum[:28])
+}
+
+// cryptoKey creates the import-only crypto key, labelled with the key's id,
+// or finds the one an earlier attempt created. A crypto key of that name
+// that is not this key's (the customer's, another same-named key's, or one
+// keyhold made before crypto keys were labelled with ids and this
+// distribution has no record of) is refused, never imported into.
 func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s spec) (string, error) {
 	if name := req.State["crypto_key"]; name != "" {
+		// Recorded by this distribution when it created (or, before
+		// labels with ids, first used) the crypto key.
 		return name, nil
 	}
 	name := p.cfg.KeyCollection + "/cryptoKeys/" + req.Key.Name
+	label := idLabel(req.Key.ID)
 	var ck *kmspb.CryptoKey
 	err := p.call(ctx, func(ctx context.Context) error {
 		var err error
@@ -223,7 +249,7 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 			CryptoKey: &kmspb.CryptoKey{
 				Purpose: s.purpose, ImportOnly: true,
 				VersionTemplate: &kmspb.CryptoKeyVersionTemplate{ProtectionLevel: s.level, Algorithm: s.alg},
-				Labels:          map[string]string{"managed-by": "keyhold"},
+				Labels:          map[string]string{"managed-by": "keyhold", keyIDLabel: label},
 			},
 		})
 		return err
@@ -236,6 +262,17 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 		})
 		if err != nil {
 			return "", p.fail("GetCryptoKey", err)
+		}
+		labels := ck.GetLabels()
+		if got, ok := labels[keyIDLabel]; !ok || got != label || req.Key.ID == "" {
+			whose := "it was not made by keyhold"
+			switch {
+			case ok:
+				whose = "it belongs to another key of the same name"
+			case labels["managed-by"] == "keyhold":
+				whose = "keyhold made it for a key of the same name, and this distribution has no record of it"
+			}
+			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists and is not this key's (%s); nothing was imported into it", p.cfg.Name, name, whose)
 		}
 		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg {
 			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose or algorithm, or is not import-only", p.cfg.Name, name)

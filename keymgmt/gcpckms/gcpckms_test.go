@@ -27,3 +27,21 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// An appliance key's id is a label value as it is; anything that could not
+// be one is replaced by a digest that can.
+func TestIDLabel(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef"
+	if got := idLabel(id); got != id {
+		t.Fatalf("idLabel(%q) = %q", id, got)
+	}
+	a, b := idLabel("Key/With.Odd-Chars"), idLabel(strings.Repeat("a", 64))
+	for _, l := range []string{a, b} {
+		if !labelValueRe.MatchString(l) || !strings.HasPrefix(l, "sha256-") {
+			t.Fatalf("%q is not a label value", l)
+		}
+	}
+	if a == b || a != idLabel("Key/With.Odd-Chars") {
+		t.Fatalf("digests %q and %q", a, b)
+	}
+}

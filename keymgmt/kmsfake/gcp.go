@@ -133,6 +133,9 @@ func (f *GCP) CreateCryptoKey(ctx context.Context, req *kmspb.CreateCryptoKeyReq
 		return nil, status.Errorf(codes.InvalidArgument, "the fake only makes import-only keys without an initial version")
 	}
 	f.keys[name] = &GCPKey{Key: ck}
+	if f.lose("CreateCryptoKey") {
+		return nil, status.Errorf(codes.Internal, "injected loss of the answer to CreateCryptoKey")
+	}
 	return proto.Clone(ck).(*kmspb.CryptoKey), nil
 }
 
