@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -246,6 +245,12 @@ func TestFailClosed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot be written") {
 		t.Fatalf("write to a full device: %v", err)
 	}
+	if err := b.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("ready with a full device: %v", err)
+	}
+	if err := b.LogPair(context.Background(), entry(2, "s")); err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("pair to a full device: %v", err)
+	}
 	// Disabled devices do not block; with none enabled, nothing is required.
 	if err := b.Disable(context.Background(), "file"); err != nil {
 		t.Fatal(err)
@@ -396,94 +401,103 @@ func fileEvents(t *testing.T, path string) []Event {
 	return evs
 }
 
-// The response event of a RequestFixed entry repeats its request event's
-// request section; it is encoded afresh without the promise, with several
-// devices, and for a device enabled after the request event. To see which
-// encoding a response event got, the test breaks the promise: it changes
-// the objects between the two events.
-func TestRequestFixedReusesTheRequestSection(t *testing.T) {
+// LogPair writes a request's two events one right after the other, the
+// request event with the request's time, both durable when it returns;
+// concurrent pairs never interleave, and each of several devices gets both
+// under its own key.
+func TestLogPair(t *testing.T) {
 	r := newRig(t)
 	b := r.broker(t)
 	ctx := context.Background()
 	one := filepath.Join(r.dir, "one.log")
-	if err := b.Enable(ctx, Device{Path: "one", Type: "file", FilePath: one}); err != nil {
+	if err := b.Enable(ctx, Device{Path: "one", Type: "file", FilePath: one, HMACAccessor: true}); err != nil {
 		t.Fatal(err)
 	}
-	pair := func(fixed bool, between func()) {
-		t.Helper()
-		e := entry(1, "a secret of the request")
-		e.RequestFixed = fixed
-		if err := b.QueueRequest(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		e.Objects = []string{"changed"}
-		if between != nil {
-			between()
-		}
-		e.Status = 200
-		if err := b.LogResponse(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+	if err := b.Ready(ctx); err != nil {
+		t.Fatal(err)
 	}
-	objects := func(path string) []string {
-		t.Helper()
-		evs := fileEvents(t, path)
-		last := evs[len(evs)-1]
-		if last.Type != "response" || last.Response == nil || last.Response.Status != 200 {
-			t.Fatalf("last event %+v", last)
+	arrived := time.Now().Add(-time.Minute).UTC()
+	e := entry(1, "a secret of the request")
+	e.RequestTime = arrived
+	e.Status = 200
+	e.SensitiveResponse = map[string][]byte{"ciphertext": []byte("a secret of the response")}
+	if err := b.LogPair(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	evs := fileEvents(t, one)
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2", len(evs))
+	}
+	req, resp := evs[0], evs[1]
+	if req.Type != "request" || !req.Time.Equal(arrived) || req.Response != nil {
+		t.Fatalf("request event %+v", req)
+	}
+	if resp.Type != "response" || resp.Time.Before(arrived) || resp.Response == nil || resp.Response.Status != 200 || resp.Seq != req.Seq+1 {
+		t.Fatalf("response event %+v", resp)
+	}
+	if req.RequestID != resp.RequestID || !reflect.DeepEqual(req.Auth, resp.Auth) || !reflect.DeepEqual(req.Request, resp.Request) {
+		t.Fatalf("the events' request parts differ:\n%+v\n%+v", req, resp)
+	}
+	data, _ := os.ReadFile(one)
+	for _, secret := range []string{"a secret of the request", "a secret of the response", "acc-1"} {
+		if bytes.Contains(data, []byte(secret)) {
+			t.Fatalf("%q is in the trail in the clear", secret)
 		}
-		return last.Request.Objects
 	}
 
-	pair(true, nil)
-	if got := objects(one); !slices.Equal(got, []string{"k"}) {
-		t.Fatalf("RequestFixed, one device: the response event's objects %v, want the request event's [k]", got)
+	// Concurrent pairs: each request's two events are neighbours.
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				e := entry(1000*(g+1)+i, "s")
+				e.Status = 200
+				if err := b.LogPair(ctx, e); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
 	}
-	// The reused section is the request event's, byte for byte.
-	evs := fileEvents(t, one)
-	req, resp := evs[len(evs)-2], evs[len(evs)-1]
-	if req.RequestID != resp.RequestID || !reflect.DeepEqual(req.Auth, resp.Auth) || !reflect.DeepEqual(req.Request, resp.Request) {
-		t.Fatalf("request section differs:\n%+v\n%+v", req, resp)
+	wg.Wait()
+	evs = fileEvents(t, one)
+	if len(evs) != 2+2*16*50 {
+		t.Fatalf("%d events, want %d", len(evs), 2+2*16*50)
 	}
-	pair(false, nil)
-	if got := objects(one); !slices.Equal(got, []string{"changed"}) {
-		t.Fatalf("without RequestFixed: objects %v, want [changed]", got)
+	for i := 0; i < len(evs); i += 2 {
+		if evs[i].Type != "request" || evs[i+1].Type != "response" || evs[i].RequestID != evs[i+1].RequestID {
+			t.Fatalf("events %d and %d are not one request's pair: %s %s, %s %s", i, i+1, evs[i].Type, evs[i].RequestID, evs[i+1].Type, evs[i+1].RequestID)
+		}
 	}
-	// A device enabled between the events has no request section to reuse.
+
+	// Two devices: each writes both events under its own key.
 	two := filepath.Join(r.dir, "two.log")
-	pair(true, func() {
-		if err := b.Disable(ctx, "one"); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Enable(ctx, Device{Path: "two", Type: "file", FilePath: two}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if got := objects(two); !slices.Equal(got, []string{"changed"}) {
-		t.Fatalf("device enabled between the events: objects %v, want [changed]", got)
-	}
-	// With two devices each encodes its own events, under its own key.
-	if err := b.Enable(ctx, Device{Path: "three", Type: "file", FilePath: filepath.Join(r.dir, "three.log")}); err != nil {
+	if err := b.Enable(ctx, Device{Path: "two", Type: "file", FilePath: two}); err != nil {
 		t.Fatal(err)
 	}
-	pair(true, nil)
-	for _, dev := range []string{"two", "three"} {
+	e = entry(2, "another secret")
+	e.Status = 200
+	if err := b.LogPair(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"one", "two"} {
 		path := filepath.Join(r.dir, dev+".log")
-		if got := objects(path); !slices.Equal(got, []string{"changed"}) {
-			t.Fatalf("two devices, %s: objects %v, want [changed]", dev, got)
-		}
-		want, err := b.Hash(dev, []byte("a secret of the request"))
+		want, err := b.Hash(dev, []byte("another secret"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		evs := fileEvents(t, path)
-		if got := evs[len(evs)-1].Request.Data["plaintext"]; got != want {
-			t.Fatalf("%s: plaintext written as %v, want the device's HMAC %s", dev, got, want)
+		req, resp := evs[len(evs)-2], evs[len(evs)-1]
+		if req.Type != "request" || resp.Type != "response" || req.RequestID != "req-2" || resp.RequestID != "req-2" {
+			t.Fatalf("%s: last events %s %s, %s %s", dev, req.Type, req.RequestID, resp.Type, resp.RequestID)
 		}
-	}
-	for _, p := range []string{one, two, filepath.Join(r.dir, "three.log")} {
-		if rep, err := Verify([]string{p}); err != nil || rep.Problem != nil {
-			t.Fatalf("verify %s: %+v %v", p, rep, err)
+		if req.Request.Data["plaintext"] != want || resp.Request.Data["plaintext"] != want {
+			t.Fatalf("%s: plaintext written as %v / %v, want the device's HMAC %s", dev, req.Request.Data["plaintext"], resp.Request.Data["plaintext"], want)
+		}
+		if rep, err := Verify([]string{path}); err != nil || rep.Problem != nil {
+			t.Fatalf("verify %s: %+v %v", dev, rep, err)
 		}
 	}
 }

@@ -252,10 +252,31 @@ func (b *Broker) LogResponse(ctx context.Context, e *Entry) error {
 	return b.log1(e, "response", durable)
 }
 
+// Ready fails, as LogRequest would, if devices are enabled and none could
+// write an event now; it writes nothing. A request that changes nothing
+// (an XKS Encrypt) checks it before it runs and writes both its events with
+// LogPair once it is served.
+func (b *Broker) Ready(ctx context.Context) error {
+	return b.log1(nil, "", 0)
+}
+
+// LogPair writes the request event (with the time e.RequestTime, when set)
+// and the response event of e, one right after the other in the chain, and
+// returns once both are durable; the caller sends its response only if
+// this succeeds. The two events share one encoding of the request.
+func (b *Broker) LogPair(ctx context.Context, e *Entry) error {
+	return b.log1(e, pair, durable)
+}
+
+// pair is the event type log1 takes for LogPair's two events.
+const pair = "pair"
+
 // eventBufs are the buffers events are encoded into; the sink copies an
 // event into its queue, so the buffer is free again once write returns.
 var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// log1 writes the event(s) of e of type typ (request, response or pair) to
+// every device; with a nil e it only checks that a device could write.
 func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	b.mu.RLock()
 	var only *device
@@ -274,10 +295,8 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	b.mu.RUnlock()
 	now := b.now()
 	if only != nil {
-		// The common case, without a slice or a goroutine per event. The
-		// request section of a RequestFixed entry is kept from its request
-		// event for its response event.
-		if err := b.write(only, e, typ, wait, now, e.RequestFixed); err != nil {
+		// The common case, without a slice or a goroutine per event.
+		if err := b.write(only, e, typ, wait, now); err != nil {
 			b.log.Error("audit device failed", "device", only.cfg.Path, "error", err)
 			return fault.Wrap(fault.Unavailable, err, "the audit trail cannot be written; the request was refused")
 		}
@@ -286,14 +305,13 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	if len(devs) == 0 {
 		return nil
 	}
-	// Several devices write at once; the entry is not theirs to change.
 	errs := make([]error, len(devs))
 	var wg sync.WaitGroup
 	for i, d := range devs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = b.write(d, e, typ, wait, now, false)
+			errs[i] = b.write(d, e, typ, wait, now)
 		}()
 	}
 	wg.Wait()
@@ -311,34 +329,40 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	return nil
 }
 
-// write encodes the event of e for d and hands it to d's sink. With keep,
-// a request event's buffer stays with the entry for its request section,
-// and the response event written to the same device repeats that section
-// and frees the buffer.
-func (b *Broker) write(d *device, e *Entry, typ string, wait waitFor, now time.Time, keep bool) error {
-	var section []byte
-	if keep && typ == "response" && e.sectionOf == d {
-		section = e.section
+// write encodes the event(s) of e for d and hands them to d's sink; with a
+// nil e it asks the sink whether it could take a line.
+func (b *Broker) write(d *device, e *Entry, typ string, wait waitFor, now time.Time) error {
+	if e == nil {
+		return d.sink.ready()
 	}
 	bp := eventBufs.Get().(*[]byte)
-	body, at, err := appendEventReusing((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now, section)
-	if section != nil {
-		putEventBuf(e.sectionBuf)
-		e.section, e.sectionBuf, e.sectionOf = nil, nil, nil
+	defer putEventBuf(bp)
+	if typ != pair {
+		body, _, err := appendEventReusing((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now, nil)
+		if err != nil {
+			return fmt.Errorf("audit: encode event: %w", err)
+		}
+		*bp = body
+		return d.sink.write(wait, body)
 	}
+	reqTime := now
+	if !e.RequestTime.IsZero() {
+		reqTime = e.RequestTime
+	}
+	buf, at, err := appendEventReusing((*bp)[:0], e, "request", d.key, d.cfg.HMACAccessor, reqTime, nil)
 	if err != nil {
-		eventBufs.Put(bp)
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
-	err = d.sink.write(body, wait)
-	*bp = body
-	if keep && typ == "request" {
-		// The sink copied the event; its buffer now holds the section.
-		e.section, e.sectionBuf, e.sectionOf = body[at[0]:at[1]], bp, d
-		return err
+	n := len(buf)
+	// The response event repeats the request section just written (an
+	// append that moves buf leaves the old array, which section still
+	// reads, as it was).
+	buf, _, err = appendEventReusing(buf, e, "response", d.key, d.cfg.HMACAccessor, now, buf[at[0]:at[1]])
+	if err != nil {
+		return fmt.Errorf("audit: encode event: %w", err)
 	}
-	putEventBuf(bp)
-	return err
+	*bp = buf
+	return d.sink.write(wait, buf[:n], buf[n:])
 }
 
 // putEventBuf returns an event buffer to the pool unless it grew large.

@@ -25,8 +25,8 @@ func appendEvent(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool
 // appendEventReusing is appendEvent that writes section, if not nil, as the
 // request section (from "request_id" to the end of "request") instead of
 // encoding it again, and returns where in dst the request section is: a
-// response event repeats its request event's section byte for byte when
-// the request fields did not change in between (Entry.RequestFixed).
+// response event written with its request event (LogPair) repeats that
+// event's section byte for byte.
 func appendEventReusing(dst []byte, e *Entry, typ string, key []byte, hmacAccessor bool, now time.Time, section []byte) ([]byte, [2]int, error) {
 	now = now.UTC()
 	if y := now.Year(); y < 0 || y > 9999 {

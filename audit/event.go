@@ -69,14 +69,10 @@ type Entry struct {
 	SensitiveResponse map[string][]byte
 	ResponseAccessors map[string]string // as Accessors, in the response
 
-	// RequestFixed promises that the request fields (RequestID through
-	// Accessors) do not change once the request event is written: the
-	// response event then repeats the request event's encoding of them
-	// instead of encoding them (and hashing their sensitive values) again.
-	RequestFixed bool
-	section      []byte  // the request event's request section, if kept
-	sectionBuf   *[]byte // the buffer of the request event that holds it
-	sectionOf    *device // the device whose encoding section is
+	// RequestTime is when the request arrived: the time of its request
+	// event when LogPair writes it after the request was served (zero:
+	// the time of writing).
+	RequestTime time.Time
 }
 
 // Event is one line of the trail, as read back. A line is written as

@@ -381,48 +381,29 @@ const (
 	durable                // the line is fsynced
 )
 
-// write queues the event and returns once it is queued, written or durable.
-// body is the JSON of the event's eventBody; the chain fields are put in
-// front of it under the lock.
-func (s *fileSink) write(body []byte, wait waitFor) error {
-	if len(body) < 2 || body[0] != '{' {
-		return fmt.Errorf("audit: malformed event body")
+// write queues the events (one line each, in order) and returns once they
+// are queued, written or durable. A body is the JSON of an event's
+// eventBody; the chain fields are put in front of it under the lock.
+func (s *fileSink) write(wait waitFor, bodies ...[]byte) error {
+	for _, body := range bodies {
+		if len(body) < 2 || body[0] != '{' {
+			return fmt.Errorf("audit: malformed event body")
+		}
 	}
 	s.mu.Lock()
-	if s.closed {
+	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("audit: the device writing %s is closed", s.path)
+		return err
 	}
-	if s.broken != nil {
-		for s.flushing {
-			s.idle.Wait()
-		}
-		if err := s.reopenLocked(); err != nil {
-			s.mu.Unlock()
-			return err
-		}
-	}
-	seq := s.seq + 1
 	if s.buf == nil {
 		if n := len(s.spare); n > 0 {
 			s.buf, s.spare = s.spare[n-1][:0], s.spare[:n-1]
 		}
 	}
-	start := len(s.buf)
-	s.buf = append(s.buf, hashPrefix...)
-	s.buf = append(s.buf, zeroHash...)
-	s.buf = append(s.buf, `","prev":"`...)
-	s.buf = append(s.buf, s.prev...)
-	s.buf = append(s.buf, `","seq":`...)
-	s.buf = strconv.AppendUint(s.buf, seq, 10)
-	s.buf = append(s.buf, ',')
-	s.buf = append(s.buf, body[1:]...)
-	line := s.buf[start:]
-	sum := sha256.Sum256(line)
-	h := hex.EncodeToString(sum[:])
-	copy(line[len(hashPrefix):], h)
-	s.buf = append(s.buf, '\n')
-	s.seq, s.prev, s.bufLast = seq, h, seq
+	for _, body := range bodies {
+		s.appendLineLocked(body)
+	}
+	seq := s.seq
 	if !s.flushing {
 		s.flushing = true
 		go s.flush()
@@ -440,6 +421,49 @@ func (s *fileSink) write(body []byte, wait waitFor) error {
 	err := <-ch
 	waitChans.Put(ch) // wake sent its one value; the channel is empty again
 	return err
+}
+
+// usableLocked fails if the sink cannot take a line: closed, or broken and
+// its file cannot be reopened.
+func (s *fileSink) usableLocked() error {
+	if s.closed {
+		return fmt.Errorf("audit: the device writing %s is closed", s.path)
+	}
+	if s.broken != nil {
+		for s.flushing {
+			s.idle.Wait()
+		}
+		return s.reopenLocked()
+	}
+	return nil
+}
+
+// ready fails if the sink could not take a line now.
+func (s *fileSink) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usableLocked()
+}
+
+// appendLineLocked gives body the next sequence number and chains it onto
+// the last line given out.
+func (s *fileSink) appendLineLocked(body []byte) {
+	seq := s.seq + 1
+	start := len(s.buf)
+	s.buf = append(s.buf, hashPrefix...)
+	s.buf = append(s.buf, zeroHash...)
+	s.buf = append(s.buf, `","prev":"`...)
+	s.buf = append(s.buf, s.prev...)
+	s.buf = append(s.buf, `","seq":`...)
+	s.buf = strconv.AppendUint(s.buf, seq, 10)
+	s.buf = append(s.buf, ',')
+	s.buf = append(s.buf, body[1:]...)
+	line := s.buf[start:]
+	sum := sha256.Sum256(line)
+	h := hex.EncodeToString(sum[:])
+	copy(line[len(hashPrefix):], h)
+	s.buf = append(s.buf, '\n')
+	s.seq, s.prev, s.bufLast = seq, h, seq
 }
 
 // waitChans are the channels writers wait on, reused: each gets exactly one

@@ -31,7 +31,7 @@ func writeEvents(t *testing.T, s *fileSink, from, n int, pad int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		body := fmt.Sprintf(`{"type":"response","request_id":"r%d","pad":"%s"}`, i, strings.Repeat("x", pad))
-		if err := s.write([]byte(body), durable); err != nil {
+		if err := s.write(durable, []byte(body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -401,7 +401,7 @@ func FuzzJournalLines(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i := range 3 {
-		if err := s.write(fmt.Appendf(nil, `{"n":%d}`, i), durable); err != nil {
+		if err := s.write(durable, fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -454,7 +454,7 @@ func TestJournalKeptWhenTheLogCannotBeMadeDurable(t *testing.T) {
 	if err := s.reopen(); err == nil {
 		t.Fatal("rotation succeeded without making the old file durable")
 	}
-	if err := s.write([]byte(`{"n":1}`), durable); err == nil || !strings.Contains(err.Error(), "keeps its events") {
+	if err := s.write(durable, []byte(`{"n":1}`)); err == nil || !strings.Contains(err.Error(), "keeps its events") {
 		t.Fatalf("write on a device whose journal is pinned: %v", err)
 	}
 	crash(s)
@@ -470,7 +470,7 @@ func TestTornTailMovedAside(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s := journalSink(t, path)
 	writeEvents(t, s, 0, 4, 10)
-	if err := s.write([]byte(`{"type":"request","request_id":"r4"}`), written); err != nil {
+	if err := s.write(written, []byte(`{"type":"request","request_id":"r4"}`)); err != nil {
 		t.Fatal(err)
 	}
 	crash(s)
@@ -495,7 +495,7 @@ func TestClosedSinkRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := s.write([]byte(`{"n":1}`), durable); err == nil || !strings.Contains(err.Error(), "closed") {
+		if err := s.write(durable, []byte(`{"n":1}`)); err == nil || !strings.Contains(err.Error(), "closed") {
 			t.Fatalf("write after drop: %v", err)
 		}
 	}
@@ -634,10 +634,10 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		s.mu.Lock()
 		s.f.Close() // the next write fails, and so does an fsync of it
 		s.mu.Unlock()
-		if err := s.write([]byte(`{"n":1}`), durable); err == nil {
+		if err := s.write(durable, []byte(`{"n":1}`)); err == nil {
 			t.Fatal("a write to a closed log succeeded")
 		}
-		if err := s.write([]byte(`{"n":2}`), durable); err == nil || !strings.Contains(err.Error(), "keeps its events") {
+		if err := s.write(durable, []byte(`{"n":2}`)); err == nil || !strings.Contains(err.Error(), "keeps its events") {
 			t.Fatalf("resync: %v", err)
 		}
 		crash(s)
@@ -656,7 +656,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		os.Rename(path, path+".1")
 		writeEvents(t, s, 3, 2, 10)
 		failWrites(t, s, path+".1")
-		if err := s.write([]byte(`{"lost":1}`), durable); err == nil {
+		if err := s.write(durable, []byte(`{"lost":1}`)); err == nil {
 			t.Fatal("a write to a read-only log succeeded")
 		}
 		writeEvents(t, s, 5, 1, 10)
@@ -670,7 +670,7 @@ func TestJournalAfterRenameWithoutReopen(t *testing.T) {
 		writeEvents(t, s, 0, 3, 10)
 		appendFile(t, path, []byte(`{"hash":"half a li`))
 		failWrites(t, s, path)
-		if err := s.write([]byte(`{"lost":1}`), durable); err == nil {
+		if err := s.write(durable, []byte(`{"lost":1}`)); err == nil {
 			t.Fatal("a write to a read-only log succeeded")
 		}
 		writeEvents(t, s, 3, 1, 10)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/keyhold/keyhold/audit"
 )
@@ -19,13 +20,10 @@ func (p *proxy) auditing() bool { return p.audit != nil && p.audit.Enabled() }
 
 func (p *proxy) entry(r *http.Request, rec *logRecord, req *Request) *audit.Entry {
 	e := &audit.Entry{
-		// auditResponse adds the result only: the response event repeats
-		// the request event's encoding of the request.
-		RequestFixed: true,
-		Interface:    audit.XKS,
-		Operation:    string(rec.route.Op),
-		Path:         rec.route.Prefix,
-		Auth:         audit.Principal{AccessKeyID: rec.akid, RemoteAddr: r.RemoteAddr},
+		Interface: audit.XKS,
+		Operation: string(rec.route.Op),
+		Path:      rec.route.Prefix,
+		Auth:      audit.Principal{AccessKeyID: rec.akid, RemoteAddr: r.RemoteAddr},
 	}
 	if rec.route.KeyID != "" {
 		e.Objects = []string{rec.route.KeyID}
@@ -66,19 +64,20 @@ func (p *proxy) auditRequest(r *http.Request, rec *logRecord, req *Request) erro
 		return nil
 	}
 	e := p.entry(r, rec, req)
-	// The XKS operations change nothing, so the request event need only be
-	// queued: the response event after it is made durable (with it) before
-	// any answer goes out, and a trail that fails meanwhile withholds the
-	// answer.
-	if err := p.audit.QueueRequest(r.Context(), e); err != nil {
+	e.RequestTime = time.Now()
+	// The XKS operations change nothing, so the request event can wait for
+	// the response event and go out with it (LogPair), durable before any
+	// answer; what must hold now is that the trail can take it. A trail
+	// that fails meanwhile withholds the answer.
+	if err := p.audit.Ready(r.Context()); err != nil {
 		return &Error{Name: InternalException, Msg: "the audit trail cannot be written; the request was refused", Err: err}
 	}
 	rec.entry = e
 	return nil
 }
 
-// auditResponse writes the response event (and the request event of a
-// request refused before it was parsed). An error replaces the answer.
+// auditResponse writes the request and the response event (of a request
+// refused before it was parsed, too). An error replaces the answer.
 func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err error) error {
 	if !p.auditing() {
 		return nil
@@ -87,9 +86,6 @@ func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err err
 	e := rec.entry
 	if e == nil {
 		e = p.entry(r, rec, nil)
-		if lerr := p.audit.LogRequest(ctx, e); lerr != nil {
-			return &Error{Name: InternalException, Msg: "the audit trail cannot be written", Err: lerr}
-		}
 	}
 	e.Status = http.StatusOK
 	if err != nil {
@@ -105,7 +101,7 @@ func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err err
 	} else if out, ok := resp.(*DecryptResponse); ok {
 		e.SensitiveResponse = map[string][]byte{"plaintext": out.Plaintext}
 	}
-	if lerr := p.audit.LogResponse(ctx, e); lerr != nil {
+	if lerr := p.audit.LogPair(ctx, e); lerr != nil {
 		return &Error{Name: InternalException, Msg: "the audit trail cannot be written", Err: lerr}
 	}
 	return nil

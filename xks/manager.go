@@ -37,12 +37,11 @@ type Options struct {
 }
 
 // Auditor writes request and response events (*audit.Broker is one). A
-// request whose event cannot be written is refused before it runs.
+// request is refused before it runs if the trail could not take its events.
 type Auditor interface {
 	Enabled() bool
-	QueueRequest(ctx context.Context, e *audit.Entry) error
-	LogResponse(ctx context.Context, e *audit.Entry) error
-	LogRequest(ctx context.Context, e *audit.Entry) error
+	Ready(ctx context.Context) error
+	LogPair(ctx context.Context, e *audit.Entry) error
 }
 
 // Metrics counts XKS requests by key store (path prefix), operation and
