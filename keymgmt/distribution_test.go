@@ -501,11 +501,7 @@ func TestAWSLostCreateKey(t *testing.T) {
 	ctx := context.Background()
 	c := awsCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	c.write(t, ctx, e.m, mount, "aws", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	req := keyOn(t, e, c, "aws", mount)
 	c.lose("CreateKey", 1)
 	if _, err := e.m.Distribute(ctx, mount, req); err == nil || !strings.Contains(err.Error(), "CreateKey") {
 		t.Fatalf("got %v", err)
@@ -574,6 +570,24 @@ func TestReservedKeyNames(t *testing.T) {
 	}
 }
 
+// otherMount is a second keymgmt mount, for keys of the same name as
+// mount's.
+const otherMount = "other-mount"
+
+// keyOn configures the cloud c as kms on each of mounts, creates an AES key
+// "k" on each and returns the request that distributes it to kms.
+func keyOn(t *testing.T, e *testEnv, c *cloud, kms string, mounts ...string) DistributeRequest {
+	t.Helper()
+	ctx := context.Background()
+	for _, mnt := range mounts {
+		c.write(t, ctx, e.m, mnt, kms, nil)
+		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return DistributeRequest{KMS: kms, Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+}
+
 // Two appliance keys of the same name (two mounts) map to one Azure vault
 // key: the second's import is refused before anything is imported, the
 // first's versions stay as they were, and removing the refused distribution
@@ -589,7 +603,7 @@ func TestAzureSameNameKeyRefused(t *testing.T) {
 	}
 	e.expect(t, c, "az", "k", map[int]bool{1: true, 2: true}, 2)
 
-	const other = "other-mount"
+	const other = otherMount
 	c.write(t, ctx, e.m, other, "az", nil)
 	if _, err := e.m.Create(ctx, other, "k", "aes256-gcm96"); err != nil {
 		t.Fatal(err)
@@ -728,11 +742,7 @@ func TestAzureLegacyVersionsAreTheKeys(t *testing.T) {
 	ctx := context.Background()
 	c := azureCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	c.write(t, ctx, e.m, mount, "az", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	req := DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	req := keyOn(t, e, c, "az", mount)
 	c.lose("ImportKey", 1)
 	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
 		t.Fatal("a lost ImportKey answer went unnoticed")
@@ -783,14 +793,8 @@ func TestAzureKEKOfAnotherKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	c := azureCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	const other = "other-mount"
-	req := DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
-	for _, mnt := range []string{mount, other} {
-		c.write(t, ctx, e.m, mnt, "az", nil)
-		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const other = otherMount
+	req := keyOn(t, e, c, "az", mount, otherMount)
 	c.fail("ImportKey", 1)
 	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
 		t.Fatal("a failing ImportKey went unnoticed")
@@ -851,14 +855,8 @@ func TestAWSAliasOfAnotherKeyIsNotTakenOver(t *testing.T) {
 	ctx := context.Background()
 	c := awsCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	const other = "other-mount"
-	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
-	for _, mnt := range []string{mount, other} {
-		c.write(t, ctx, e.m, mnt, "aws", nil)
-		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const other = otherMount
+	req := keyOn(t, e, c, "aws", mount, otherMount)
 	first, err := e.m.Distribute(ctx, mount, req)
 	if err != nil {
 		t.Fatal(err)
@@ -997,14 +995,8 @@ func TestGCPCryptoKeyOfAnotherKeyIsNotReused(t *testing.T) {
 	ctx := context.Background()
 	c := gcpCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	const other = "other-mount"
-	req := DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
-	for _, mnt := range []string{mount, other} {
-		c.write(t, ctx, e.m, mnt, "gcp", nil)
-		if _, err := e.m.Create(ctx, mnt, "k", "aes256-gcm96"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const other = otherMount
+	req := keyOn(t, e, c, "gcp", mount, otherMount)
 	first, err := e.m.Distribute(ctx, mount, req)
 	if err != nil {
 		t.Fatal(err)
@@ -1077,11 +1069,7 @@ func TestGCPLostCreateCryptoKey(t *testing.T) {
 	ctx := context.Background()
 	c := gcpCloud(t)
 	e := newEnv(t, Options{Providers: providers(c)})
-	c.write(t, ctx, e.m, mount, "gcp", nil)
-	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
-	req := DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}}
+	req := keyOn(t, e, c, "gcp", mount)
 	c.lose("CreateCryptoKey", 1)
 	if _, err := e.m.Distribute(ctx, mount, req); err == nil || !strings.Contains(err.Error(), "CreateCryptoKey") {
 		t.Fatalf("got %v", err)
