@@ -176,6 +176,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	}
 	addr := ln.Addr().String()
 	log.Info("listening", "address", scheme+"://"+addr)
+	if cfg.Listener.TLSDisable && !loopbackOnly(ln.Addr()) {
+		log.Warn("listener: TLS is disabled on an address other hosts can reach; tokens, secrets and key material cross the network in the clear unless a TLS proxy on this host terminates in front of it", "address", addr)
+	}
 	cl.SetAPIAddr(scheme + "://" + addr)
 	cl.Run(ctx)
 	defer cl.Close()
@@ -196,4 +199,11 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		log.Warn("shutdown", "error", err)
 	}
 	return nil
+}
+
+// loopbackOnly tells whether a listener's address is reachable from this
+// host only (a loopback address, not a wildcard).
+func loopbackOnly(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }

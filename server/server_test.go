@@ -9,10 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +223,63 @@ func secretPart(t *testing.T, typ hsm.KeyType, mat []byte) []byte {
 	}
 	t.Fatalf("unexpected key %T", k)
 	return nil
+}
+
+// A listener without TLS on an address other hosts can reach is warned
+// about at start; on loopback it is not.
+func TestPlainListenerWarning(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		warn   bool
+	}{
+		{"127.0.0.1:0", false},
+		{"0.0.0.0:0", true},
+	} {
+		dir := t.TempDir()
+		cfg, root, err := DevSetup(DevOptions{Dir: dir, ListenAddress: tc.listen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSMConf)
+		var logs syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, cfg, Options{Version: "test", RootToken: root, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Ready: func(a string) { ready <- a }})
+		}()
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("server did not start: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("server did not start in 30 s")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "TLS is disabled on an address other hosts can reach"); got != tc.warn {
+			t.Fatalf("listening on %s: warning logged %v, want %v\n%s", tc.listen, got, tc.warn, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

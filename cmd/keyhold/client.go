@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,10 @@ type client struct {
 	addr  *url.URL
 	token string
 	hc    *http.Client
+	// warn, if set, gets a warning (once) before a token goes out over
+	// plain http to a host that is not this one.
+	warn     io.Writer
+	warnOnce sync.Once
 }
 
 // newClient builds a client from the flags, falling back to the environment
@@ -83,6 +88,20 @@ func newClient(cf *clientFlags, getenv func(string) string) (*client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return &client{addr: u, token: getenv("KEYHOLD_TOKEN"), hc: hc}, nil
+}
+
+// plainToRemote tells whether u is plain http to a host other than this
+// one (a name other than localhost, or an address that is not loopback).
+func plainToRemote(u *url.URL) bool {
+	if u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 func parseTimeout(s string) (time.Duration, error) {
@@ -174,6 +193,11 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
+		if c.warn != nil && plainToRemote(c.addr) {
+			c.warnOnce.Do(func() {
+				fmt.Fprintf(c.warn, "Warning: sending the token to %s over plain http: it and the data cross the network unencrypted. Use https.\n", c.addr.Host)
+			})
+		}
 		req.Header.Set("X-Vault-Token", c.token)
 	}
 	req.Header.Set("User-Agent", "keyhold-cli/"+version)

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -317,5 +318,56 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s\nwant %q", code, c.code, out.String(), errw.String(), c.want)
 			}
 		})
+	}
+}
+
+// A token sent over plain http to another host gets one warning on stderr;
+// https, loopback addresses and localhost get none.
+func TestPlainHTTPTokenWarning(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"data":{}}`))
+	}))
+	defer ts.Close()
+	const tok = "hvs.the-token-value"
+	for _, tc := range []struct {
+		addr, token string
+		warn        bool
+	}{
+		{"http://keyhold.example:8200", tok, true},
+		{"http://10.1.2.3:8200", tok, true},
+		{"http://[2001:db8::1]:8200", tok, true},
+		{"http://keyhold.example:8200", "", false},
+		{"https://keyhold.example:8200", tok, false},
+		{"http://127.0.0.1:8200", tok, false},
+		{"http://127.0.0.2:8200", tok, false},
+		{"http://[::1]:8200", tok, false},
+		{"http://LocalHost:8200", tok, false},
+	} {
+		env := map[string]string{"KEYHOLD_ADDR": tc.addr, "KEYHOLD_TOKEN": tc.token}
+		cl, err := newClient(&clientFlags{}, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cl.warn = &stderr
+		// Every address reaches the test server, over plain http.
+		cl.hc.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", ts.Listener.Addr().String())
+		}}
+		https := strings.HasPrefix(tc.addr, "https:")
+		for range 2 {
+			// (An https request fails its handshake with the plain test
+			// server; the warning is decided before.)
+			if _, err := cl.do(context.Background(), "GET", "sys/health", nil, nil); err != nil && !https {
+				t.Fatalf("%s: %v", tc.addr, err)
+			}
+		}
+		got := stderr.String()
+		if n := strings.Count(got, "Warning: sending the token to"); (n == 1) != tc.warn || n > 1 {
+			t.Fatalf("%s token %q: stderr %q, want a warning: %v (once)", tc.addr, tc.token, got, tc.warn)
+		}
+		if tc.warn && (!strings.Contains(got, cl.addr.Host) || strings.Contains(got, tc.token)) {
+			t.Fatalf("warning %q should name the host and not show the token", got)
+		}
 	}
 }

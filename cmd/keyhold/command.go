@@ -105,6 +105,7 @@ func (c *command) start(args []string, min, max int) (*client, int) {
 	if err != nil {
 		return nil, c.usageError("%v", err)
 	}
+	cl.warn = c.e.stderr
 	return cl, exitOK
 }
 
