@@ -337,7 +337,9 @@ func (p *Provider) findCreated(ctx context.Context, desc string) (string, string
 const keyIDTag = "keyhold-key-id"
 
 // aliasTarget returns the id and ARN of the key alias/<name> points at, or
-// "" if there is no such alias.
+// "" if there is no such alias. A key whose policy does not let these
+// credentials read it is not one keyhold made (it reads its own keys): its
+// id comes back as unreadable.
 func (p *Provider) aliasTarget(ctx context.Context, k provider.Key) (string, string, error) {
 	var d *kms.DescribeKeyOutput
 	err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
@@ -349,6 +351,9 @@ func (p *Provider) aliasTarget(ctx context.Context, k provider.Key) (string, str
 	if errors.As(err, &nf) {
 		return "", "", nil
 	}
+	if accessDenied(err) {
+		return unreadable, "", nil
+	}
 	if err != nil {
 		return "", "", p.fail("DescribeKey", err)
 	}
@@ -358,10 +363,23 @@ func (p *Provider) aliasTarget(ctx context.Context, k provider.Key) (string, str
 	return *d.KeyMetadata.KeyId, aws.ToString(d.KeyMetadata.Arn), nil
 }
 
+// unreadable stands for the id of a key these credentials may not read.
+const unreadable = "(a key these credentials may not read)"
+
+// accessDenied tells whether AWS refused a call for want of permission.
+func accessDenied(err error) bool {
+	var ae interface{ ErrorCode() string }
+	return errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException"
+}
+
 // mine reports whether an AWS key is one keyhold made for this appliance
 // key: one of the versions the records name, or a key tagged with the
 // key's id (keys made before the tag existed are known by the records only).
+// A key whose tags these credentials may not read is not one keyhold made.
 func (p *Provider) mine(ctx context.Context, k provider.Key, vs []*provider.Version, keyID, arn string) (bool, error) {
+	if keyID == unreadable {
+		return false, nil
+	}
 	for _, v := range vs {
 		if id := v.Progress["key_id"]; (id != "" && id == keyID) || (arn != "" && v.ProviderID == arn) {
 			return true, nil
@@ -375,6 +393,9 @@ func (p *Provider) mine(ctx context.Context, k provider.Key, vs []*provider.Vers
 			page, err = p.c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: aws.String(keyID), Marker: marker})
 			return err
 		})
+		if accessDenied(err) {
+			return false, nil
+		}
 		if err != nil {
 			return false, p.fail("ListResourceTags", err)
 		}

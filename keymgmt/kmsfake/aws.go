@@ -41,6 +41,10 @@ type AWSKey struct {
 	Description string
 	Tags        map[string]string
 	Material    *Material
+	// Denied are the operations the key's policy does not let the caller
+	// call on it (DescribeKey, ListResourceTags): they answer
+	// AccessDeniedException.
+	Denied map[string]bool
 }
 
 type awsToken struct {
@@ -151,6 +155,25 @@ func (f *AWS) keyNoAlias(in map[string]any) (*AWSKey, *awsError) {
 	return f.key(in)
 }
 
+// accessDenied is AWS's answer to a call the key's policy does not allow.
+func accessDenied(op string, k *AWSKey) *awsError {
+	return &awsError{400, "AccessDeniedException", "User: arn:aws:iam::111122223333:user/keyhold is not authorized to perform: kms:" + op + " on resource: " + k.ARN + " because no resource-based policy allows the kms:" + op + " action"}
+}
+
+// Deny makes a key's policy deny the caller the operations ops on it
+// (DescribeKey and ListResourceTags are checked); no ops allows them all
+// again.
+func (f *AWS) Deny(id string, ops ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := f.keys[id]; k != nil {
+		k.Denied = map[string]bool{}
+		for _, op := range ops {
+			k.Denied[op] = true
+		}
+	}
+}
+
 func (f *AWS) metadata(k *AWSKey) map[string]any {
 	return map[string]any{"KeyMetadata": map[string]any{
 		"KeyId": k.ID, "Arn": k.ARN, "KeySpec": k.KeySpec, "CustomerMasterKeySpec": k.KeySpec, "KeyUsage": k.KeyUsage,
@@ -207,6 +230,9 @@ func (f *AWS) do(op string, in map[string]any) (map[string]any, *awsError) {
 		k, err := f.key(in)
 		if err != nil {
 			return nil, err
+		}
+		if k.Denied[op] {
+			return nil, accessDenied(op, k)
 		}
 		return f.metadata(k), nil
 	case "GetParametersForImport":
@@ -305,6 +331,9 @@ func (f *AWS) do(op string, in map[string]any) (map[string]any, *awsError) {
 		k, err := f.keyNoAlias(in)
 		if err != nil {
 			return nil, err
+		}
+		if k.Denied[op] {
+			return nil, accessDenied(op, k)
 		}
 		limit := 50
 		if l, ok := in["Limit"].(float64); ok {
