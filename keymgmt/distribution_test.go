@@ -736,8 +736,8 @@ func withoutKeyID(t *testing.T, c *cloud, name string) {
 // Versions (and a KEK) older code made, tagged without the key's id, are
 // the key's own: a distribution that code began resumes, taking the version
 // it imported instead of a second copy, and a removal deletes them. A key
-// that never began one does not adopt such a version (it may be another
-// key's): it imports its own.
+// that never began one cannot claim such a version (it may be another
+// key's): its distribution is refused.
 func TestAzureLegacyVersionsAreTheKeys(t *testing.T) {
 	ctx := context.Background()
 	c := azureCloud(t)
@@ -769,20 +769,88 @@ func TestAzureLegacyVersionsAreTheKeys(t *testing.T) {
 		}
 	}
 
+	// A version older code left for some key of the name k2 cannot be told
+	// apart from another mount's: a fresh distribution of k2 is refused and
+	// leaves it as it was.
 	legacy := c.azure.PutVersion("k2", azkeys.KeyTypeOctHSM, map[string]string{"managed-by": "keyhold", "keyhold-version": "1"})
-	distributeAES(t, e, "az", "k2")
-	d, err := e.m.ReadDistribution(ctx, mount, "az", "k2")
-	if err != nil {
+	if _, err := e.m.Create(ctx, mount, "k2", "aes256-gcm96"); err != nil {
 		t.Fatal(err)
 	}
-	if id := d.Versions[0].ProviderID; id == legacy {
-		t.Fatal("a fresh distribution adopted a version older code imported")
+	_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "k2", Purposes: []string{"encrypt", "decrypt"}})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), legacy) {
+		t.Fatalf("a fresh distribution beside a version older code left: %v, want a conflict naming %s", err, legacy)
 	}
-	vs, cur := c.versions("k2")
-	if cur != d.Versions[0].ProviderID {
-		t.Fatalf("the vault key's current version is %s, want %s", cur, d.Versions[0].ProviderID)
+	if vs, cur := c.versions("k2"); len(vs) != 1 || cur != legacy {
+		t.Fatalf("the vault key k2 changed: %d versions, current %s", len(vs), cur)
 	}
-	e.checkMaterial(t, "k2", 1, vs[cur].material)
+}
+
+// Objects older code made carry no key id, and a same-named key of another
+// mount must not claim them: not the vault key (its versions), whose
+// current version it would replace and which its removal would delete, and
+// not the KEK of a first import that failed, which the first key's retry
+// must still find.
+func TestAzureLegacyObjectsOfAnotherMount(t *testing.T) {
+	ctx := context.Background()
+	t.Run("vault key", func(t *testing.T) {
+		c := azureCloud(t)
+		e := newEnv(t, Options{Providers: providers(c)})
+		req := keyOn(t, e, c, "az", mount, otherMount)
+		if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+			t.Fatal(err)
+		}
+		withoutKeyID(t, c, "k")
+		withoutKeyID(t, c, "keyhold-kek-k")
+		_, cur := c.versions("k")
+		if _, err := e.m.Distribute(ctx, otherMount, req); fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("the other mount's key: %v, want a conflict", err)
+		}
+		if _, now := c.versions("k"); now != cur {
+			t.Fatalf("the vault key's current version moved from %s to %s", cur, now)
+		}
+		if err := e.m.RemoveDistribution(ctx, otherMount, "az", "k"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"k", "keyhold-kek-k"} {
+			if k := c.azure.Key(name); k == nil || k.Deleted {
+				t.Fatalf("%s was deleted by the other mount's removal", name)
+			}
+		}
+		e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
+		// The first key's own removal, once the vault key also holds a
+		// version of another key id, disables its untagged version (its
+		// records name it) and leaves the other.
+		other := c.azure.PutVersion("k", azkeys.KeyTypeOctHSM, map[string]string{"managed-by": "keyhold", "keyhold-version": "1", "keyhold-key-id": "another-id"})
+		if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+			t.Fatal(err)
+		}
+		vs, _ := c.versions("k")
+		for id, v := range vs {
+			if v.enabled != (id == other) {
+				t.Fatalf("version %s enabled %v after the removal (the other key's is %s)", id, v.enabled, other)
+			}
+		}
+	})
+	t.Run("KEK", func(t *testing.T) {
+		c := azureCloud(t)
+		e := newEnv(t, Options{Providers: providers(c)})
+		req := keyOn(t, e, c, "az", mount, otherMount)
+		c.fail("ImportKey", 1)
+		if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+			t.Fatal("a failing ImportKey went unnoticed")
+		}
+		withoutKeyID(t, c, "keyhold-kek-k")
+		if _, err := e.m.Distribute(ctx, otherMount, req); fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("the other mount's key: %v, want a conflict", err)
+		}
+		if n := c.created("k"); n != 0 {
+			t.Fatalf("%d versions imported by the other mount's key", n)
+		}
+		if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+			t.Fatalf("the first key's retry: %v", err)
+		}
+		e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
+	})
 }
 
 // Two keys of the same name share the KEK's name too: the second's import is

@@ -257,32 +257,59 @@ func tag(tags map[string]*string, name string) (string, bool) {
 	return "", false
 }
 
-// ownsVersion tells whether a version of the vault key is k's: imported by
-// keyhold and tagged with k's id. A version tagged managed-by=keyhold and
-// keyhold-version but without keyhold-key-id was left by older code, which
-// did not tag the id: it counts as k's.
-func ownsVersion(k provider.Key, tags map[string]*string) bool {
-	if by, _ := tag(tags, "managed-by"); by != "keyhold" {
-		return false
-	}
-	if id, ok := tag(tags, "keyhold-key-id"); ok {
-		return id == k.ID
-	}
-	_, ok := tag(tags, "keyhold-version")
-	return ok
+// owner is an appliance key with what its distribution has recorded: the
+// state (the KEK it used) and the cloud's ids of its versions.
+type owner struct {
+	k        provider.Key
+	st       provider.State
+	recorded map[string]bool // version ids of the distribution's records
 }
 
-// ownsKEK tells whether a KEK was made for k: tagged with k's id or, made by
-// older code that tagged only the key's name, with k's name.
-func ownsKEK(k provider.Key, tags map[string]*string) bool {
+func newOwner(k provider.Key, st provider.State, vs ...*provider.Version) owner {
+	o := owner{k: k, st: st, recorded: map[string]bool{}}
+	for _, v := range vs {
+		if v != nil && v.ProviderID != "" {
+			o.recorded[v.ProviderID] = true
+		}
+	}
+	return o
+}
+
+// under tells whether the distribution got under way before (it recorded
+// a KEK): only then can objects older code left untagged be its own.
+func (o owner) under() bool { return o.st["kek_kid"] != "" }
+
+// ownsVersion tells whether a version of the vault key is k's: imported by
+// keyhold and tagged with k's id. Older code tagged no id: such a version
+// (managed-by=keyhold and keyhold-version) counts as k's when the records
+// name it or the distribution got under way before; a same-named key of
+// another mount that never did cannot claim it.
+func (o owner) ownsVersion(kp *azkeys.KeyProperties) bool {
+	tags := kp.Tags
 	if by, _ := tag(tags, "managed-by"); by != "keyhold" {
 		return false
 	}
 	if id, ok := tag(tags, "keyhold-key-id"); ok {
-		return id == k.ID
+		return id == o.k.ID
+	}
+	if _, ok := tag(tags, "keyhold-version"); !ok {
+		return false
+	}
+	return o.recorded[kp.KID.Version()] || o.under()
+}
+
+// ownsKEK tells whether the KEK with the id kid was made for k: tagged with
+// k's id or, made by older code that tagged only the key's name, the KEK
+// the distribution recorded.
+func (o owner) ownsKEK(tags map[string]*string, kid string) bool {
+	if by, _ := tag(tags, "managed-by"); by != "keyhold" {
+		return false
+	}
+	if id, ok := tag(tags, "keyhold-key-id"); ok {
+		return id == o.k.ID
 	}
 	name, _ := tag(tags, "keyhold-key")
-	return name == k.Name
+	return name == o.k.Name && kid != "" && o.st["kek_kid"] == kid
 }
 
 // versions lists the versions of the vault key named like k (none if there
@@ -316,9 +343,9 @@ func (p *Provider) versions(ctx context.Context, k provider.Key) ([]*azkeys.KeyP
 // foreign returns a version of the vault key that is not k's, if any: two
 // appliance keys of the same name (two mounts) would otherwise share one
 // vault key, and a key made outside keyhold would get keyhold's versions.
-func foreign(k provider.Key, vs []*azkeys.KeyProperties) *azkeys.KeyProperties {
+func foreign(o owner, vs []*azkeys.KeyProperties) *azkeys.KeyProperties {
 	for _, kp := range vs {
-		if !ownsVersion(k, kp.Tags) {
+		if !o.ownsVersion(kp) {
 			return kp
 		}
 	}
@@ -361,7 +388,7 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 	if !hasImport {
 		return nil, fault.New(fault.Conflict, "%s: key %s exists in the vault but is not a key-exchange key (key_ops import)", p.cfg.Name, name)
 	}
-	if !ownsKEK(req.Key, tags) {
+	if !newOwner(req.Key, req.State).ownsKEK(tags, string(*key.KID)) {
 		return nil, fault.New(fault.Conflict, "%s: the vault's key-exchange key %s belongs to another key (of another mount, or not made by keyhold); distribute this key to another vault or under another name", p.cfg.Name, name)
 	}
 	if req.State["kek_kid"] != string(*key.KID) {
@@ -376,17 +403,13 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 func ptr[T any](v T) *T { return &v }
 
 // imported finds the version of the vault key an earlier attempt imported
-// for v: tagged with the version and with the appliance key's id. A version
-// older code imported (no id tag) is taken only when this distribution got
-// as far as the KEK before (an attempt of that code resumed): a key of the
-// same name that never did would otherwise adopt another key's version and
-// never send its own material.
-func imported(k provider.Key, st provider.State, vs []*azkeys.KeyProperties, v int) (string, bool) {
+// for v: tagged with the version and owned by o (see ownsVersion: a version
+// older code imported, without an id tag, only if this distribution got
+// under way before; a key of the same name that never did would otherwise
+// adopt another key's version and never send its own material).
+func imported(o owner, vs []*azkeys.KeyProperties, v int) (string, bool) {
 	for _, kp := range vs {
-		if t, _ := tag(kp.Tags, "keyhold-version"); t != strconv.Itoa(v) || !ownsVersion(k, kp.Tags) {
-			continue
-		}
-		if _, tagged := tag(kp.Tags, "keyhold-key-id"); !tagged && st["kek_kid"] == "" {
+		if t, _ := tag(kp.Tags, "keyhold-version"); t != strconv.Itoa(v) || !o.ownsVersion(kp) {
 			continue
 		}
 		return kp.KID.Version(), kp.Attributes != nil && kp.Attributes.Enabled != nil && *kp.Attributes.Enabled
@@ -404,12 +427,13 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	if err != nil {
 		return err
 	}
-	if kp := foreign(req.Key, vs); kp != nil {
+	o := newOwner(req.Key, req.State, req.Version)
+	if kp := foreign(o, vs); kp != nil {
 		return fault.New(fault.Conflict, "%s: the vault key %s belongs to another key: its version %s was not imported for this key (it is another mount's key of the same name, or was not made by keyhold); distribute this key to another vault or under another name",
 			p.cfg.Name, req.Key.Name, kp.KID.Version())
 	}
 	v := req.Version
-	if id, enabled := imported(req.Key, req.State, vs, v.Version); id != "" {
+	if id, enabled := imported(o, vs, v.Version); id != "" {
 		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
 		return req.Save(ctx)
 	}
@@ -475,15 +499,19 @@ func (p *Provider) SetEnabled(ctx context.Context, k provider.Key, _ provider.St
 // made (tagged with the key's name only) only along with the vault key:
 // while that holds another key's versions, the other key may be importing
 // with it.
-func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, _ []*provider.Version) error {
+func (p *Provider) Remove(ctx context.Context, k provider.Key, st provider.State, records []*provider.Version) error {
 	vs, err := p.versions(ctx, k)
 	if err != nil {
 		return err
 	}
-	shared := foreign(k, vs) != nil
+	o := newOwner(k, st, records...)
+	shared := foreign(o, vs) != nil
 	for _, kp := range vs {
+		// Only the versions tagged with k's id or named by its records:
+		// an untagged one the distribution merely may own stays as it is.
 		id, _ := tag(kp.Tags, "keyhold-key-id")
-		if !shared || id != k.ID || kp.Attributes == nil || kp.Attributes.Enabled == nil || !*kp.Attributes.Enabled {
+		mine := id == k.ID || (id == "" && o.recorded[kp.KID.Version()] && o.ownsVersion(kp))
+		if !shared || !mine || kp.Attributes == nil || kp.Attributes.Enabled == nil || !*kp.Attributes.Enabled {
 			continue
 		}
 		err := p.call(ctx, func(ctx context.Context) error {
@@ -500,9 +528,13 @@ func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State,
 		}
 	}
 	var tags map[string]*string
+	var kid string
 	err = p.call(ctx, func(ctx context.Context) error {
 		r, err := p.c.GetKey(ctx, kekName(k), "", nil)
 		tags = r.Tags
+		if r.Key != nil && r.Key.KID != nil {
+			kid = string(*r.Key.KID)
+		}
 		return err
 	})
 	if notFound(err) {
@@ -511,7 +543,7 @@ func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State,
 	if err != nil {
 		return p.fail("GetKey (KEK)", err)
 	}
-	if id, _ := tag(tags, "keyhold-key-id"); ownsKEK(k, tags) && (!shared || id == k.ID) {
+	if id, _ := tag(tags, "keyhold-key-id"); o.ownsKEK(tags, kid) && (!shared || id == k.ID) {
 		return p.delete(ctx, kekName(k))
 	}
 	return nil
