@@ -1139,6 +1139,40 @@ func TestGCPCustomerCryptoKeyIsNotReused(t *testing.T) {
 	}
 }
 
+// Cloud KMS never deletes a crypto key. One an older release made (no id
+// label) stays after the key's distribution is removed, and distributing
+// the key again is refused with the label that claims it; once the
+// operator sets it, the distribution goes through.
+func TestGCPLegacyCryptoKeyClaimedByLabel(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	req := keyOn(t, e, c, "gcp", mount)
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatal(err)
+	}
+	name := gcpRing + "/cryptoKeys/k"
+	label := c.gcpFake.Key(name).Key.GetLabels()["keyhold-key-id"]
+	if label == "" {
+		t.Fatal("the crypto key has no id label")
+	}
+	c.gcpFake.SetLabel(name, "keyhold-key-id", "") // as an older release made it
+	if err := e.m.RemoveDistribution(ctx, mount, "gcp", "k"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Distribute(ctx, mount, req)
+	if want := "label it keyhold-key-id=" + label; fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), want) {
+		t.Fatalf("distributing again: %v, want a conflict saying %q", err, want)
+	}
+	c.gcpFake.SetLabel(name, "keyhold-key-id", label)
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("distributing again after the label was set: %v", err)
+	}
+	if ck := c.gcpFake.Key(name); ck.Key.GetPrimary() == nil || ck.Key.GetPrimary().GetState() != kmspb.CryptoKeyVersion_ENABLED {
+		t.Fatalf("no enabled primary after the distribution: %v", ck.Key.GetPrimary())
+	}
+}
+
 // CreateCryptoKey made the crypto key but its answer was lost: the retry
 // takes it as this key's (it carries the key's id) and imports into it.
 func TestGCPLostCreateCryptoKey(t *testing.T) {

@@ -272,6 +272,12 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 			case labels["managed-by"] == "keyhold":
 				whose = "keyhold made it for a key of the same name, and this distribution has no record of it"
 			}
+			if !ok && req.Key.ID != "" {
+				// Cloud KMS never deletes a crypto key: one an older
+				// release made for this very key (distributed, removed,
+				// distributed again) can only be claimed by hand.
+				whose += fmt.Sprintf("; if it is this key's, label it %s=%s and distribute again", keyIDLabel, label)
+			}
 			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists and is not this key's (%s); nothing was imported into it", p.cfg.Name, name, whose)
 		}
 		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg {

@@ -67,6 +67,25 @@ func (f *GCP) Key(name string) *GCPKey {
 	return out
 }
 
+// SetLabel sets (or, with an empty value, removes) a label of a crypto
+// key, as an operator would in the console.
+func (f *GCP) SetLabel(name, label, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := f.keys[name]
+	if k == nil {
+		return
+	}
+	if k.Key.Labels == nil {
+		k.Key.Labels = map[string]string{}
+	}
+	if value == "" {
+		delete(k.Key.Labels, label)
+	} else {
+		k.Key.Labels[label] = value
+	}
+}
+
 // Jobs returns how many import jobs exist.
 func (f *GCP) Jobs() int {
 	f.mu.Lock()
