@@ -117,6 +117,9 @@ function renderHeader() {
     h('button', { type: 'button', class: 'btn small', 'data-testid': 'signout', on: { click: () => signOut('Signed out.') } }, 'Sign out'));
 }
 
+// routeSeq numbers route() calls; only the latest one's page is shown.
+let routeSeq = 0;
+
 async function route() {
   if (cleanup) {
     try { cleanup(); } catch { /* page already gone */ }
@@ -124,6 +127,7 @@ async function route() {
   }
   const main = document.getElementById('main');
   const hash = window.location.hash;
+  const seq = ++routeSeq;
   delete main.dataset.shown;
   const { segs, query } = parseHash();
   if (!hasToken() && segs[0] !== 'signin') {
@@ -139,6 +143,7 @@ async function route() {
         return;
       }
     }
+    if (seq !== routeSeq) return; // a newer route() call took over meanwhile
   }
   renderHeader();
   const m = match(segs);
@@ -147,9 +152,10 @@ async function route() {
     shown(main, hash);
     return;
   }
-  // A page renders asynchronously; if the route changed meanwhile, a newer
-  // route() call shows its own page and this one is dropped (its timers
-  // stopped), so a slow answer never replaces the page the user moved to.
+  // A page renders asynchronously; if another route() call started
+  // meanwhile (even one back to this same route), that call shows its own
+  // page and this one is dropped (its timers stopped), so a slow answer
+  // never replaces the page the user moved to, nor runs beside it.
   let leave = null;
   const ctx = { onLeave: (fn) => { leave = fn; } };
   let content;
@@ -159,7 +165,7 @@ async function route() {
     const title = (NAV.find(([, , top]) => top === (segs[0] || '')) || [, 'Keyhold'])[1];
     content = h('div', { class: 'page' }, h('div', { class: 'page-head' }, h('h1', null, title)), errorBox(e));
   }
-  if (window.location.hash !== hash) {
+  if (seq !== routeSeq) {
     if (leave) {
       try { leave(); } catch { /* nothing to stop */ }
     }
