@@ -35,7 +35,7 @@ type client struct {
 	addr  *url.URL
 	token string
 	hc    *http.Client
-	// warn, if set, gets a warning (once) before a token goes out over
+	// warn, if set, gets a warning (once) before a request goes out over
 	// plain http to a host that is not this one.
 	warn     io.Writer
 	warnOnce sync.Once
@@ -192,12 +192,13 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.warn != nil && plainToRemote(c.addr) {
+		// Also without a token: sys/init answers with the root token.
+		c.warnOnce.Do(func() {
+			fmt.Fprintf(c.warn, "Warning: talking to %s over plain http: tokens and data cross the network unencrypted. Use https.\n", c.addr.Host)
+		})
+	}
 	if c.token != "" {
-		if c.warn != nil && plainToRemote(c.addr) {
-			c.warnOnce.Do(func() {
-				fmt.Fprintf(c.warn, "Warning: sending the token to %s over plain http: it and the data cross the network unencrypted. Use https.\n", c.addr.Host)
-			})
-		}
 		req.Header.Set("X-Vault-Token", c.token)
 	}
 	req.Header.Set("User-Agent", "keyhold-cli/"+version)
