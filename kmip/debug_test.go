@@ -1,35 +1,16 @@
 package kmip_test
 
 import (
-	"bytes"
 	"encoding/hex"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
+	"github.com/keyhold/keyhold/logbuf"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestDebugVariables(t *testing.T) {
 	for _, tt := range []struct {
@@ -48,7 +29,7 @@ func TestDebugVariables(t *testing.T) {
 		{name: "ok none", vars: map[string]string{"KMIP_REQUEST_DEBUGGING": "0"}, not: []string{"kmip debug"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf logbuf.Buffer
 			e := kmiptest.Start(t, kmiptest.Options{
 				Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 				Getenv: func(k string) string { return tt.vars[k] },

@@ -15,11 +15,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyhold/keyhold/hsm"
+	"github.com/keyhold/keyhold/logbuf"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
@@ -241,7 +241,7 @@ func TestPlainListenerWarning(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Setenv("SOFTHSM2_CONF", cfg.HSM.SoftHSMConf)
-		var logs syncBuffer
+		var logs logbuf.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan string, 1)
 		done := make(chan error, 1)
@@ -264,22 +264,4 @@ func TestPlainListenerWarning(t *testing.T) {
 			t.Fatalf("listening on %s: warning logged %v, want %v\n%s", tc.listen, got, tc.warn, logs.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

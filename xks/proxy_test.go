@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/logbuf"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -288,7 +289,7 @@ func TestRestartAndReconfigure(t *testing.T) {
 // No secret, plaintext or key material reaches the log or the store.
 func TestNothingSensitiveInLogsOrStore(t *testing.T) {
 	e := newTestEnv(t, ConfigInput{})
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	for _, rt := range e.m.mounts {
 		rt.p.log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -321,23 +322,6 @@ func TestNothingSensitiveInLogsOrStore(t *testing.T) {
 			t.Fatalf("the store holds %q", s)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type countMetrics struct {
