@@ -199,6 +199,31 @@ try {
   await see(page.getByTestId('audit-events'), 'xks/credential/generate');
   await shot(page, 'audit');
 
+  log('an older render of the same page does not replace the newer one');
+  // Audit, keys, audit again: both audit renders wait for sys/audit. The
+  // newer one gets its answer first and is shown; the older one's answer
+  // then must not replace it.
+  const heldAnswers = [];
+  await page.route('**/v1/sys/audit', (r) => { heldAnswers.push(r); });
+  const heldCount = async (n) => {
+    for (let i = 0; i < 200 && heldAnswers.length < n; i++) await page.waitForTimeout(25);
+    check(heldAnswers.length === n, `${n} sys/audit requests held`);
+  };
+  await page.goto(url('#/audit/file'));
+  await heldCount(1);
+  await go(page, '#/keys/keymgmt');
+  await page.goto(url('#/audit/file'));
+  await heldCount(2);
+  await heldAnswers[1].continue();
+  await page.waitForFunction(() => document.getElementById('main')?.dataset.shown === '#/audit/file');
+  await page.evaluate(() => { window.shownPage = document.getElementById('main').firstElementChild; });
+  const olderAnswered = page.waitForResponse((r) => r.url().endsWith('/v1/sys/audit'));
+  await heldAnswers[0].continue();
+  await olderAnswered;
+  await page.unroute('**/v1/sys/audit');
+  await page.waitForTimeout(300);
+  check(await page.evaluate(() => document.getElementById('main').firstElementChild === window.shownPage), 'the older audit render did not replace the newer one');
+
   log('the token stays out of URLs and the page');
   check(!(await page.content()).includes(env.token), 'the token is not in the page');
   check(requested.every((u) => !u.includes(env.token)), 'no request URL carries the token');
