@@ -1,8 +1,11 @@
 package kmip_test
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	keyholdkmip "github.com/keyhold/keyhold/kmip"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	gokmip "github.com/ovh/kmip-go"
@@ -157,4 +160,37 @@ func TestVersionedAttributes(t *testing.T) {
 	if len(ga.Attribute) != 1 || ga.Attribute[0].AttributeName != gokmip.AttributeNameState {
 		t.Fatalf("1.0 get attributes: %+v", ga.Attribute)
 	}
+}
+
+// Setting an existing object's Activation or Deactivation Date moves it to
+// Active or Deactivated when the date passes: a role needs Activate or
+// Revoke for it, as for the operation itself; a template at creation is
+// the creator's own.
+func TestStateDatesNeedTheStateOperation(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "s", "attrs", "create", "add_attribute", "modify_attribute", "get_attributes")
+	if _, err := e.Manager.PutRole(context.Background(), e.Mount, "s", "dates", keyholdkmip.RoleInput{Ops: map[string]bool{
+		"create": true, "add_attribute": true, "modify_attribute": true, "get_attributes": true, "activate": true, "revoke": true}}); err != nil {
+		t.Fatal(err)
+	}
+	v := gokmip.V1_4
+	attrsCert, _ := e.Credential(t, "s", "attrs")
+	datesCert, _ := e.Credential(t, "s", "dates")
+	attrsOnly, dates := e.Dial(t, attrsCert), e.Dial(t, datesCert)
+	soon := time.Now().Add(time.Second).Truncate(time.Second)
+
+	id := must[*payloads.CreateResponsePayload](t, do(t, attrsOnly, v, createAES("dated"))).UniqueIdentifier
+	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameActivationDate, gokmip.AttributeNameDeactivationDate} {
+		mustFail(t, do(t, attrsOnly, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, soon)}), gokmip.ResultReasonPermissionDenied)
+	}
+	// A role that may activate and revoke may set them, and modify them.
+	must[*payloads.AddAttributeResponsePayload](t, do(t, dates, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(gokmip.AttributeNameActivationDate, soon.Add(time.Hour))}))
+	must[*payloads.AddAttributeResponsePayload](t, do(t, dates, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(gokmip.AttributeNameDeactivationDate, soon.Add(2*time.Hour))}))
+	mustFail(t, do(t, attrsOnly, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(gokmip.AttributeNameActivationDate, soon)}), gokmip.ResultReasonPermissionDenied)
+	must[*payloads.ModifyAttributeResponsePayload](t, do(t, dates, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(gokmip.AttributeNameActivationDate, soon)}))
+
+	// At creation the template's dates are the creator's.
+	create := createAES("active-at-once")
+	create.TemplateAttribute.Attribute = append(create.TemplateAttribute.Attribute, attr(gokmip.AttributeNameActivationDate, time.Now().Add(-time.Minute).Truncate(time.Second)))
+	must[*payloads.CreateResponsePayload](t, do(t, attrsOnly, v, create))
 }

@@ -61,6 +61,16 @@ func normalize(name kmip.AttributeName, v any) (any, error) {
 	return v, nil
 }
 
+// stateDates are the dates that move an existing object to another state
+// when they pass: setting one (Add or Modify Attribute) activates or
+// deactivates the object at that date, so the role must grant the
+// operation that does so directly. A template at creation is the creator's
+// choice for its new object.
+var stateDates = map[kmip.AttributeName]kmip.Operation{
+	kmip.AttributeNameActivationDate:   kmip.OperationActivate,
+	kmip.AttributeNameDeactivationDate: kmip.OperationRevoke,
+}
+
 // clientAttribute checks that a client may set an attribute on an object in
 // its current state and returns the value to store. creating is true for a
 // template of Create, Register or Re-key.
@@ -77,6 +87,10 @@ func (c *call) clientAttribute(o *object, a kmip.Attribute, creating bool) (attr
 	}
 	if !r.set || (r.create && !creating) {
 		return r, nil, permissionDenied("attribute %q is set by the server", a.AttributeName)
+	}
+	if op, ok := stateDates[a.AttributeName]; ok && !creating && !c.b.role.allows(op) {
+		return r, nil, permissionDenied("role %q of scope %q may not %s, and setting the %s of an object does that at the date given",
+			c.b.cred.Role, c.b.cred.Scope, opNames[op], a.AttributeName)
 	}
 	if !r.stateAllows(o.state()) {
 		return r, nil, permissionDenied("attribute %q cannot be set in state %s", a.AttributeName, ttlv.EnumStr(o.state()))
