@@ -147,7 +147,25 @@ func getAttributes(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip
 	if err != nil {
 		return nil, err
 	}
-	return &payloads.GetAttributesResponsePayload{UniqueIdentifier: id, Attribute: o.listed(c.b.version, req.AttributeName)}, nil
+	return &payloads.GetAttributesResponsePayload{UniqueIdentifier: id, Attribute: c.listed(o, req.AttributeName)}, nil
+}
+
+// listed is o.listed in the negotiated version without what the role may
+// not see: the Digest of Secret Data or an Opaque Object (a password's or a
+// short secret's SHA-256 can be searched for offline) unless it may Get
+// the value itself.
+func (c *call) listed(o *object, names []kmip.AttributeName) []kmip.Attribute {
+	out := o.listed(c.b.version, names)
+	if (o.typ != kmip.ObjectTypeSecretData && o.typ != kmip.ObjectTypeOpaqueObject) || c.b.role.allows(kmip.OperationGet) {
+		return out
+	}
+	kept := out[:0]
+	for _, a := range out {
+		if a.AttributeName != kmip.AttributeNameDigest {
+			kept = append(kept, a)
+		}
+	}
+	return kept
 }
 
 // getAttributeList returns the names of an object's attributes (KMIP 1.4 §4.13).
@@ -163,7 +181,7 @@ func getAttributeList(ctx context.Context, c *call, pl kmip.OperationPayload) (k
 	}
 	resp := &payloads.GetAttributeListResponsePayload{UniqueIdentifier: id}
 	seen := map[kmip.AttributeName]bool{}
-	for _, a := range o.listed(c.b.version, nil) {
+	for _, a := range c.listed(o, nil) {
 		if !seen[a.AttributeName] {
 			seen[a.AttributeName] = true
 			resp.AttributeName = append(resp.AttributeName, a.AttributeName)

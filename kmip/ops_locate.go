@@ -36,6 +36,12 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	if err != nil {
 		return nil, err
 	}
+	for _, a := range req.Attribute {
+		if a.AttributeName == kmip.AttributeNameDigest && !b.role.allows(kmip.OperationGet) {
+			// Matching digests would test guesses of a secret's value.
+			return nil, permissionDenied("role %q of scope %q may not get, which locating by Digest needs", b.cred.Role, b.cred.Scope)
+		}
+	}
 	if req.ObjectGroupMember == kmip.ObjectGroupMemberFresh {
 		filters = append(filters, store.KMIPFilter{Name: string(kmip.AttributeNameFresh), Match: store.KMIPMatchRange, Min: 1, Max: 1})
 	}

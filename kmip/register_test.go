@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	keyholdkmip "github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	"github.com/keyhold/keyhold/store"
 	gokmip "github.com/ovh/kmip-go"
@@ -201,5 +202,54 @@ func TestRekey(t *testing.T) {
 	})
 	if n != 3 || strings.Contains(nk, " ") {
 		t.Fatalf("%d objects", n)
+	}
+}
+
+// The Digest of Secret Data (or an Opaque Object) is a SHA-256 of the value:
+// a role that may not Get the value does not see it, nor Locate by it,
+// which would test guesses of a password offline or through the server.
+func TestSecretDigestNeedsGet(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "s", "owner", "all")
+	if _, err := e.Manager.PutRole(context.Background(), e.Mount, "s", "lister", keyholdkmip.RoleInput{Ops: map[string]bool{
+		"get_attributes": true, "get_attribute_list": true, "locate": true}}); err != nil {
+		t.Fatal(err)
+	}
+	ownerCert, _ := e.Credential(t, "s", "owner")
+	listerCert, _ := e.Credential(t, "s", "lister")
+	owner, lister := e.Dial(t, ownerCert), e.Dial(t, listerCert)
+	v := gokmip.V1_4
+	password := []byte("correct horse battery staple")
+	secret := must[*payloads.RegisterResponsePayload](t, do(t, owner, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSecretData, Object: secretData(password)})).UniqueIdentifier
+	key := must[*payloads.RegisterResponsePayload](t, do(t, owner, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, Object: symmetricKey(gokmip.CryptographicAlgorithmAES, fill(32, 0x44), gokmip.KeyFormatTypeRaw)})).UniqueIdentifier
+
+	hasDigest := func(c *kmiptest.Client, id string) (inAttrs, inList bool) {
+		attrs := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id}))
+		for _, a := range attrs.Attribute {
+			inAttrs = inAttrs || a.AttributeName == gokmip.AttributeNameDigest
+		}
+		named := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []gokmip.AttributeName{gokmip.AttributeNameDigest}}))
+		inAttrs = inAttrs || len(named.Attribute) > 0
+		list := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
+		for _, n := range list.AttributeName {
+			inList = inList || n == gokmip.AttributeNameDigest
+		}
+		return inAttrs, inList
+	}
+	if a, l := hasDigest(owner, secret); !a || !l {
+		t.Fatalf("a role that may get sees the secret's digest: %v %v, want both", a, l)
+	}
+	if a, l := hasDigest(lister, secret); a || l {
+		t.Fatalf("a role that may not get sees the secret's digest: attributes %v, list %v", a, l)
+	}
+	if a, l := hasDigest(lister, key); !a || !l {
+		t.Fatalf("the symmetric key's digest: %v %v, want it listed", a, l)
+	}
+	sum := sha256.Sum256(password)
+	byDigest := &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: sum[:], KeyFormatType: gokmip.KeyFormatTypeOpaque})}}
+	mustFail(t, do(t, lister, v, byDigest), gokmip.ResultReasonPermissionDenied)
+	found := must[*payloads.LocateResponsePayload](t, do(t, owner, v, byDigest))
+	if len(found.UniqueIdentifier) != 1 || found.UniqueIdentifier[0] != secret {
+		t.Fatalf("the owner's Locate by digest found %v, want [%s]", found.UniqueIdentifier, secret)
 	}
 }
