@@ -36,6 +36,7 @@ func (s *Server) xksRoutes() {
 		"mtls_allowed_subjects":  {Type: TypeStringList},
 		"mtls_allowed_dns_names": {Type: TypeStringList},
 		"max_plaintext_bytes":    {Type: TypeInt},
+		"max_connections":        {Type: TypeInt},
 		"max_aad_bytes":          {Type: TypeInt},
 		"rate_limit":             {Type: TypeInt},
 	}, map[Operation]HandlerFunc{OpRead: s.xksReadConfig, OpUpdate: s.xksWriteConfig})
@@ -72,6 +73,7 @@ func xksConfigData(v *xks.ConfigView) map[string]any {
 		"mtls_allowed_subjects":  c.AllowedSubjects,
 		"mtls_allowed_dns_names": c.AllowedDNSNames,
 		"max_plaintext_bytes":    c.MaxPlaintext,
+		"max_connections":        c.ConnectionLimit(),
 		"max_aad_bytes":          c.MaxAAD,
 		"rate_limit":             c.RateLimit,
 		"updated_at":             c.UpdatedAt.Format(time.RFC3339Nano),
@@ -107,6 +109,7 @@ func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, e
 		AllowedSubjects: optional(d, "mtls_allowed_subjects", d.Strings),
 		AllowedDNSNames: optional(d, "mtls_allowed_dns_names", d.Strings),
 		MaxPlaintext:    optional(d, "max_plaintext_bytes", d.Int),
+		MaxConnections:  optional(d, "max_connections", d.Int),
 		MaxAAD:          optional(d, "max_aad_bytes", d.Int),
 		RateLimit:       optional(d, "rate_limit", d.Int),
 		TLSInternalCA:   optional(d, "tls_internal_ca", d.Bool),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ func TestXKSAdmin(t *testing.T) {
 		"fail plaintext limit low": {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "max_plaintext_bytes": 4299},
 		"fail unknown field":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "nope": 1},
 		"fail bad client CA":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "mtls_client_ca": "x"},
+		"fail max_connections":     {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "max_connections": -1},
 	} {
 		if _, err := c.Write("xks/config", bad); statusOfErr(err) != http.StatusBadRequest {
 			t.Errorf("%s: %v", name, err)
@@ -59,6 +61,9 @@ func TestXKSAdmin(t *testing.T) {
 	}
 	if _, ok := sec.Data["tls_key_blob"]; ok {
 		t.Fatal("the config shows the key blob")
+	}
+	if n, _ := sec.Data["max_connections"].(json.Number).Int64(); n != 1024 {
+		t.Fatalf("max_connections %v, want the default 1024", sec.Data["max_connections"])
 	}
 	ca, err := c.Read("xks/ca")
 	if err != nil || !strings.HasPrefix(ca.Data["certificate"].(string), "-----BEGIN CERTIFICATE-----") {

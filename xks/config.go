@@ -17,6 +17,9 @@ const (
 	DefaultAAD       = 16384 // default max_aad_bytes
 	maxPlaintextCap  = 1 << 20
 	maxAADCap        = 65535 // the AAD construction carries a 2-byte length
+
+	DefaultMaxConnections = 1024 // default max_connections
+	maxConnectionsCap     = 1 << 20
 )
 
 // Config is an xks mount's listener configuration, as stored. The TLS key is
@@ -39,6 +42,10 @@ type Config struct {
 	MaxPlaintext int `json:"max_plaintext_bytes"`
 	MaxAAD       int `json:"max_aad_bytes"`
 	RateLimit    int `json:"rate_limit"` // requests per second per prefix; 0 is unlimited
+	// MaxConnections bounds the connections open at once over all listen
+	// addresses (0, as stored before it existed: the default): each may
+	// hold a request body before it is authenticated.
+	MaxConnections int `json:"max_connections,omitempty"`
 
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -58,6 +65,7 @@ type ConfigInput struct {
 	MaxPlaintext    *int
 	MaxAAD          *int
 	RateLimit       *int
+	MaxConnections  *int
 }
 
 // ConfigView is the configuration as shown to an operator (no key blob).
@@ -176,7 +184,25 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	if c.RateLimit < 0 {
 		return false, fault.New(fault.BadInput, "rate_limit must be 0 (unlimited) or a number of requests per second")
 	}
+	if in.MaxConnections != nil {
+		c.MaxConnections = *in.MaxConnections
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > maxConnectionsCap {
+		return false, fault.New(fault.BadInput, "max_connections must be between 1 and %d", maxConnectionsCap)
+	}
 	return newCert, nil
+}
+
+// ConnectionLimit is MaxConnections, or the default for a configuration
+// stored before it existed.
+func (c *Config) ConnectionLimit() int {
+	if c.MaxConnections > 0 {
+		return c.MaxConnections
+	}
+	return DefaultMaxConnections
 }
 
 func (c *Config) limits() Limits { return Limits{MaxPlaintext: c.MaxPlaintext, MaxAAD: c.MaxAAD} }

@@ -70,7 +70,8 @@ type runtime struct {
 	p        *proxy
 	srv      *http.Server
 	lns      []net.Listener
-	retrying atomic.Bool // markStale's retry runs
+	open     atomic.Int64 // connections open over all of lns (max_connections)
+	retrying atomic.Bool  // markStale's retry runs
 }
 
 // New returns a Manager; call Start to bring up the configured listeners.
@@ -194,7 +195,7 @@ func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, e
 			}
 			return nil, fault.Wrap(fault.BadInput, err, "cannot listen on %s", a)
 		}
-		rt.lns = append(rt.lns, ln)
+		rt.lns = append(rt.lns, &cappedListener{Listener: ln, rt: rt, log: m.o.Logger, mount: id})
 	}
 	for _, ln := range rt.lns {
 		go func(ln net.Listener) {
