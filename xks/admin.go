@@ -96,6 +96,7 @@ func (m *Manager) SetConfig(ctx context.Context, mountID string, in ConfigInput)
 		if err := m.o.Store.Update(ctx, func(tx store.Tx) error { return putConfig(ctx, tx, mountID, cfg) }); err != nil {
 			return nil, err
 		}
+		prev.gen++ // a retry's earlier read is out of date
 		prev.p.st.Store(st)
 		prev.p.stale.Store(false)
 		return &ConfigView{Config: *cfg, URIPaths: uriPaths(cfg.Prefixes), Listening: m.addrs(mountID)}, nil

@@ -63,6 +63,9 @@ func (m *Manager) refresh(ctx context.Context, id string) {
 
 // refreshLocked is refresh with the manager's lock held.
 func (m *Manager) refreshLocked(ctx context.Context, id string) {
+	if rt := m.mounts[id]; rt != nil {
+		rt.gen++ // a change is stored: a retry's earlier read is out of date
+	}
 	snap, err := readSnapshot(ctx, m.o.Store, id)
 	if err != nil {
 		m.markStale(id, fmt.Errorf("reload a change of another node: %w", err))

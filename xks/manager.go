@@ -72,6 +72,10 @@ type runtime struct {
 	lns      []net.Listener
 	open     atomic.Int64 // connections open over all of lns (max_connections)
 	retrying atomic.Bool  // markStale's retry runs
+	// gen counts the reloads begun under the manager's lock (a write or a
+	// change stored meanwhile): markStale's retry reads without the lock
+	// and keeps what it read only if no reload began in between.
+	gen uint64
 }
 
 // New returns a Manager; call Start to bring up the configured listeners.
@@ -312,20 +316,27 @@ func (m *Manager) reloadOnce(ctx context.Context, id string) error {
 	if rt == nil {
 		return nil
 	}
-	snap, err := readSnapshot(ctx, m.o.Store, id)
-	if err != nil {
-		return err
-	}
-	if snap.cfg == nil {
-		return nil
-	}
-	st, err := buildState(ctx, m.o.HSM, id, snap)
-	if err != nil {
+	rt.gen++
+	st, err := m.load(ctx, id)
+	if err != nil || st == nil {
 		return err
 	}
 	rt.p.st.Store(st)
 	rt.p.stale.Store(false)
 	return nil
+}
+
+// load reads a mount's state from the store and builds it in the HSM (nil
+// if the mount has no configuration any more).
+func (m *Manager) load(ctx context.Context, id string) (*state, error) {
+	snap, err := readSnapshot(ctx, m.o.Store, id)
+	if err != nil {
+		return nil, err
+	}
+	if snap.cfg == nil {
+		return nil, nil
+	}
+	return buildState(ctx, m.o.HSM, id, snap)
 }
 
 // markStale makes a running mount refuse requests after a reload failed,
@@ -345,19 +356,41 @@ func (m *Manager) markStale(id string, err error) {
 		defer rt.retrying.Store(false)
 		for {
 			time.Sleep(reloadRetry)
+			// The store and the HSM are read without the manager's lock,
+			// which a store or HSM that hangs would otherwise hold for up
+			// to reloadTimeout from writes and other nodes' changes; what
+			// was read is kept only if no reload began meanwhile (it may
+			// have read a later write, or failed on one).
 			m.mu.Lock()
 			if m.mounts[id] != rt || !rt.p.stale.Load() {
 				m.mu.Unlock()
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
-			err := m.reloadOnce(ctx, id)
-			cancel()
+			gen := rt.gen
 			m.mu.Unlock()
-			if err == nil {
-				m.o.Logger.Info("xks: a mount's credentials and keys were reloaded", "mount", id)
+			ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+			st, err := m.load(ctx, id)
+			cancel()
+			m.mu.Lock()
+			if m.mounts[id] != rt || !rt.p.stale.Load() {
+				m.mu.Unlock()
 				return
 			}
+			if err != nil || rt.gen != gen {
+				m.mu.Unlock()
+				continue
+			}
+			if st == nil {
+				// No configuration any more: the mount is on its way out
+				// (the change that removed it stops it); it stays refusing.
+				m.mu.Unlock()
+				return
+			}
+			rt.p.st.Store(st)
+			rt.p.stale.Store(false)
+			m.mu.Unlock()
+			m.o.Logger.Info("xks: a mount's credentials and keys were reloaded", "mount", id)
+			return
 		}
 	}()
 }

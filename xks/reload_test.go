@@ -17,6 +17,10 @@ type flakyStore struct {
 	store.Store
 	cancelAfterUpdate atomic.Pointer[context.CancelFunc]
 	failViews         atomic.Bool
+	// hold, while set, makes reads wait until it is closed (a store that
+	// hangs); held counts the reads waiting.
+	hold atomic.Pointer[chan struct{}]
+	held atomic.Int32
 }
 
 func (s *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error {
@@ -30,6 +34,14 @@ func (s *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error 
 func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
 	if s.failViews.Load() {
 		return errors.New("the store cannot be read")
+	}
+	if h := s.hold.Load(); h != nil {
+		s.held.Add(1)
+		select {
+		case <-*h:
+		case <-ctx.Done():
+		}
+		s.held.Add(-1)
 	}
 	return s.Store.View(ctx, fn)
 }
@@ -126,4 +138,55 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	wantError(t, st, body, AuthenticationFailedException)
+}
+
+// While a stale mount's retry waits on a store that hangs, the manager's
+// lock stays free for writes, listener changes and other nodes' changes;
+// the mount refuses requests meanwhile and recovers once the store answers.
+func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
+	old := reloadRetry
+	reloadRetry = 20 * time.Millisecond
+	t.Cleanup(func() { reloadRetry = old })
+	var fs *flakyStore
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	bg := context.Background()
+	fs.failViews.Store(true)
+	off := false
+	if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &off}); err == nil {
+		t.Fatal("the update reported success though its reload failed")
+	}
+	release := make(chan struct{})
+	fs.hold.Store(&release)
+	fs.failViews.Store(false)
+	for i := 0; fs.held.Load() == 0; i++ {
+		if i == 500 {
+			t.Fatal("the retry never read the store")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := make(chan []string, 1)
+	go func() { done <- e.m.Addrs(e.mount) }()
+	select {
+	case addrs := <-done:
+		if len(addrs) != 1 {
+			t.Fatalf("addresses %v", addrs)
+		}
+	case <-time.After(3 * time.Second):
+		close(release)
+		t.Fatal("the manager's lock is held while the retry waits for the store")
+	}
+	st, body := e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+	wantError(t, st, body, DependencyTimeoutException)
+	fs.hold.Store(nil)
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The key was disabled by the update the retry caught up with.
+	wantError(t, st, body, InvalidStateException)
 }
