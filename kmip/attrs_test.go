@@ -180,7 +180,7 @@ func TestStateDatesNeedTheStateOperation(t *testing.T) {
 	soon := time.Now().Add(time.Second).Truncate(time.Second)
 
 	id := must[*payloads.CreateResponsePayload](t, do(t, attrsOnly, v, createAES("dated"))).UniqueIdentifier
-	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameActivationDate, gokmip.AttributeNameDeactivationDate} {
+	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameActivationDate, gokmip.AttributeNameDeactivationDate, gokmip.AttributeNameProtectStopDate, gokmip.AttributeNameProcessStartDate} {
 		mustFail(t, do(t, attrsOnly, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, soon)}), gokmip.ResultReasonPermissionDenied)
 	}
 	// A role that may activate and revoke may set them, and modify them.

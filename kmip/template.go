@@ -69,6 +69,11 @@ func normalize(name kmip.AttributeName, v any) (any, error) {
 var stateDates = map[kmip.AttributeName]kmip.Operation{
 	kmip.AttributeNameActivationDate:   kmip.OperationActivate,
 	kmip.AttributeNameDeactivationDate: kmip.OperationRevoke,
+	// The dates that bound a key's use act as a deactivation: past its
+	// Protect Stop Date a key no longer protects, before its Process Start
+	// Date it no longer processes.
+	kmip.AttributeNameProtectStopDate:  kmip.OperationRevoke,
+	kmip.AttributeNameProcessStartDate: kmip.OperationRevoke,
 }
 
 // clientAttribute checks that a client may set an attribute on an object in
