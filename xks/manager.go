@@ -353,17 +353,17 @@ func (m *Manager) markStale(id string, err error) {
 		return // a retry is running
 	}
 	go func() {
-		defer rt.retrying.Store(false)
+		// retrying is cleared under the lock on every way out, so that a
+		// reload failing just after (markStale) starts a retry of its own.
+		stop := func() {
+			rt.retrying.Store(false)
+			m.mu.Unlock()
+		}
 		for {
 			time.Sleep(reloadRetry)
-			// The store and the HSM are read without the manager's lock,
-			// which a store or HSM that hangs would otherwise hold for up
-			// to reloadTimeout from writes and other nodes' changes; what
-			// was read is kept only if no reload began meanwhile (it may
-			// have read a later write, or failed on one).
 			m.mu.Lock()
 			if m.mounts[id] != rt || !rt.p.stale.Load() {
-				m.mu.Unlock()
+				stop()
 				return
 			}
 			gen := rt.gen
@@ -373,7 +373,7 @@ func (m *Manager) markStale(id string, err error) {
 			cancel()
 			m.mu.Lock()
 			if m.mounts[id] != rt || !rt.p.stale.Load() {
-				m.mu.Unlock()
+				stop()
 				return
 			}
 			if err != nil || rt.gen != gen {
@@ -383,12 +383,12 @@ func (m *Manager) markStale(id string, err error) {
 			if st == nil {
 				// No configuration any more: the mount is on its way out
 				// (the change that removed it stops it); it stays refusing.
-				m.mu.Unlock()
+				stop()
 				return
 			}
 			rt.p.st.Store(st)
 			rt.p.stale.Store(false)
-			m.mu.Unlock()
+			stop()
 			m.o.Logger.Info("xks: a mount's credentials and keys were reloaded", "mount", id)
 			return
 		}

@@ -3,7 +3,9 @@ package xks
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,4 +191,58 @@ func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
 	}
 	// The key was disabled by the update the retry caught up with.
 	wantError(t, st, body, InvalidStateException)
+}
+
+// blockingHandler holds the retry at its "reloaded" log line, after it has
+// let go of the manager's lock.
+type blockingHandler struct {
+	slog.Handler
+	entered, release chan struct{}
+	once             atomic.Bool
+}
+
+func (h *blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "were reloaded") && h.once.CompareAndSwap(false, true) {
+		close(h.entered)
+		<-h.release
+	}
+	return nil
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// A reload that fails while the previous retry is on its way out starts a
+// retry of its own: the mount does not stay refusing once the store is back.
+func TestRetryNotLostWhileTheLastOneExits(t *testing.T) {
+	old := reloadRetry
+	reloadRetry = 20 * time.Millisecond
+	t.Cleanup(func() { reloadRetry = old })
+	h := &blockingHandler{Handler: slog.DiscardHandler, entered: make(chan struct{}), release: make(chan struct{})}
+	var fs *flakyStore
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs; o.Logger = slog.New(h) })
+	bg := context.Background()
+	on, off := true, false
+	fs.failViews.Store(true)
+	if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &off}); err == nil {
+		t.Fatal("the update reported success though its reload failed")
+	}
+	fs.failViews.Store(false)
+	<-h.entered // the retry installed the state and is logging, lock released
+	fs.failViews.Store(true)
+	if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &on}); err == nil {
+		t.Fatal("the second update reported success though its reload failed")
+	}
+	fs.failViews.Store(false)
+	close(h.release)
+	deadline := time.Now().Add(5 * time.Second)
+	var st int
+	var body []byte
+	for {
+		st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantOK(t, st, body, &EncryptResponse{})
 }
