@@ -53,9 +53,7 @@ func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
 // away after the write, and not when the reload fails (the mount then
 // refuses every request until a reload succeeds).
 func TestAdminChangeTakesEffectOrTheMountRefuses(t *testing.T) {
-	old := reloadRetry
-	reloadRetry = 20 * time.Millisecond
-	t.Cleanup(func() { reloadRetry = old })
+	fastRetry(t)
 	var fs *flakyStore
 	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
 	bg := context.Background()
@@ -86,14 +84,7 @@ func TestAdminChangeTakesEffectOrTheMountRefuses(t *testing.T) {
 		st, body := encrypt(e.akid, e.secret)
 		wantError(t, st, body, DependencyTimeoutException)
 		fs.failViews.Store(false)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st, body = encrypt(e.akid, e.secret)
-			if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		st, body = untilServed(10*time.Second, func() (int, []byte) { return encrypt(e.akid, e.secret) })
 		wantError(t, st, body, InvalidStateException)
 	})
 
@@ -131,14 +122,7 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 	st, body := encrypt()
 	e.m.mu.Unlock()
 	wantError(t, st, body, DependencyTimeoutException)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, body = encrypt()
-		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	st, body = untilServed(10*time.Second, encrypt)
 	wantError(t, st, body, AuthenticationFailedException)
 }
 
@@ -146,9 +130,7 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 // lock stays free for writes, listener changes and other nodes' changes;
 // the mount refuses requests meanwhile and recovers once the store answers.
 func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
-	old := reloadRetry
-	reloadRetry = 20 * time.Millisecond
-	t.Cleanup(func() { reloadRetry = old })
+	fastRetry(t)
 	var fs *flakyStore
 	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
 	bg := context.Background()
@@ -181,14 +163,9 @@ func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
 	wantError(t, st, body, DependencyTimeoutException)
 	fs.hold.Store(nil)
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
-		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	st, body = untilServed(10*time.Second, func() (int, []byte) {
+		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+	})
 	// The key was disabled by the update the retry caught up with.
 	wantError(t, st, body, InvalidStateException)
 }
@@ -214,9 +191,7 @@ func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return tru
 // A reload that fails while the previous retry is on its way out starts a
 // retry of its own: the mount does not stay refusing once the store is back.
 func TestRetryNotLostWhileTheLastOneExits(t *testing.T) {
-	old := reloadRetry
-	reloadRetry = 20 * time.Millisecond
-	t.Cleanup(func() { reloadRetry = old })
+	fastRetry(t)
 	h := &blockingHandler{Handler: slog.DiscardHandler, entered: make(chan struct{}), release: make(chan struct{})}
 	var fs *flakyStore
 	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs; o.Logger = slog.New(h) })
@@ -234,15 +209,28 @@ func TestRetryNotLostWhileTheLastOneExits(t *testing.T) {
 	}
 	fs.failViews.Store(false)
 	close(h.release)
-	deadline := time.Now().Add(5 * time.Second)
-	var st int
-	var body []byte
-	for {
-		st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
-		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	st, body := untilServed(5*time.Second, func() (int, []byte) {
+		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
+	})
 	wantOK(t, st, body, &EncryptResponse{})
+}
+
+// fastRetry makes a stale mount retry its reload every 20 ms for the test.
+func fastRetry(t *testing.T) {
+	old := reloadRetry
+	reloadRetry = 20 * time.Millisecond
+	t.Cleanup(func() { reloadRetry = old })
+}
+
+// untilServed sends a request until the mount stops refusing it (503) or
+// limit has passed, and returns the last answer.
+func untilServed(limit time.Duration, send func() (int, []byte)) (int, []byte) {
+	deadline := time.Now().Add(limit)
+	for {
+		st, body := send()
+		if st != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return st, body
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
