@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -182,43 +183,67 @@ func appendStrings(dst []byte, ss []string) []byte {
 	return append(dst, ']')
 }
 
-// keyLists reuses the slices that sort a map's keys.
-var keyLists = sync.Pool{New: func() any { return new([]string) }}
+// member is a field of a merged object: a plain value, or a sensitive one
+// (written as its HMAC).
+type member struct {
+	k         string
+	v         any
+	s         []byte
+	sensitive bool
+}
+
+// memberLists reuses the slices that sort an object's members.
+var memberLists = sync.Pool{New: func() any { return new([]member) }}
 
 // appendMerged writes plain and sensitive as one object with sorted keys, a
 // sensitive value as its HMAC (and in place of a plain value of the same
-// name), as merge then encoding/json would.
+// name), as merge then encoding/json would. Each map is read once, by
+// iteration: no look-ups.
 func appendMerged(dst []byte, plain map[string]any, sensitive map[string][]byte, key []byte, depth int) ([]byte, error) {
-	kp := keyLists.Get().(*[]string)
-	keys := (*kp)[:0]
+	mp := memberLists.Get().(*[]member)
+	ms := (*mp)[:0]
 	defer func() {
-		clear(keys)
-		*kp = keys[:0]
-		keyLists.Put(kp)
+		clear(ms)
+		*mp = ms[:0]
+		memberLists.Put(mp)
 	}()
-	for k := range plain {
-		if _, ok := sensitive[k]; !ok {
-			keys = append(keys, k)
+	for k, v := range plain {
+		ms = append(ms, member{k: k, v: v})
+	}
+	for k, v := range sensitive {
+		ms = append(ms, member{k: k, s: v, sensitive: true})
+	}
+	// By key, the sensitive member of a key first: it replaces the plain
+	// one after it.
+	slices.SortFunc(ms, func(a, b member) int {
+		if c := strings.Compare(a.k, b.k); c != 0 {
+			return c
 		}
-	}
-	for k := range sensitive {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+		switch {
+		case a.sensitive == b.sensitive:
+			return 0
+		case a.sensitive:
+			return -1
+		}
+		return 1
+	})
 	dst = append(dst, '{')
-	for i, k := range keys {
+	for i, m := range ms {
+		if i > 0 && ms[i-1].k == m.k {
+			continue
+		}
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = appendString(dst, m.k)
 		dst = append(dst, ':')
-		if v, ok := sensitive[k]; ok {
+		if m.sensitive {
 			// The hex digits and the prefix need no escaping.
-			dst = append(appendHMAC(append(dst, '"'), key, v), '"')
+			dst = append(appendHMAC(append(dst, '"'), key, m.s), '"')
 			continue
 		}
 		var err error
-		if dst, err = appendValue(dst, plain[k], depth+1); err != nil {
+		if dst, err = appendValue(dst, m.v, depth+1); err != nil {
 			return nil, err
 		}
 	}
@@ -288,6 +313,16 @@ func appendJSON(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
+// plainByte marks the bytes appendString copies as they are: ASCII other
+// than control characters and '"', '\\', '<', '>' and '&'. One look-up per
+// byte instead of six comparisons: strings are most of an event's bytes.
+var plainByte = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
 // appendString writes s as a JSON string the way encoding/json does by
 // default: '"', '\\' and control characters escaped (\b \f \n \r \t by
 // name, the others as \u00XX), '<', '>' and '&' as \u003c, \u003e and
@@ -299,11 +334,11 @@ func appendString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
+		if plainByte[b] {
+			i++
+			continue
+		}
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
