@@ -44,6 +44,7 @@ func TestXKSAdmin(t *testing.T) {
 		"fail unknown field":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "nope": 1},
 		"fail bad client CA":       {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "mtls_client_ca": "x"},
 		"fail max_connections":     {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "max_connections": -1},
+		"fail max_connections 0":   {"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true, "max_connections": 0},
 	} {
 		if _, err := c.Write("xks/config", bad); statusOfErr(err) != http.StatusBadRequest {
 			t.Errorf("%s: %v", name, err)

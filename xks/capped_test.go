@@ -62,7 +62,7 @@ func TestMaxConnections(t *testing.T) {
 	for _, c := range open {
 		c.Close()
 	}
-	for _, bad := range []int{-1, 1<<20 + 1} {
+	for _, bad := range []int{0, -1, 1<<20 + 1} {
 		if _, err := e.m.SetConfig(ctx, e.mount, ConfigInput{MaxConnections: &bad}); err == nil {
 			t.Fatalf("max_connections=%d accepted", bad)
 		}

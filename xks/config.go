@@ -184,10 +184,12 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	if c.RateLimit < 0 {
 		return false, fault.New(fault.BadInput, "rate_limit must be 0 (unlimited) or a number of requests per second")
 	}
+	// An explicit 0 is refused below (it could be read as "no limit"); a
+	// configuration stored before the field existed holds 0 and gets the
+	// default.
 	if in.MaxConnections != nil {
 		c.MaxConnections = *in.MaxConnections
-	}
-	if c.MaxConnections == 0 {
+	} else if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.MaxConnections < 1 || c.MaxConnections > maxConnectionsCap {
