@@ -16,7 +16,10 @@ import (
 // secretTags are the items whose values (and, for structures, whose whole
 // content) Render never shows: key material, data to encrypt or decrypt,
 // opaque and secret values, passwords and random output, and what is
-// computed from data (MACs, signatures, digests of data, additional data).
+// computed from data or key material (MACs, signatures, digests of data,
+// the Digest attribute's value, additional data, derivation data). A digest
+// of a password or of a short key is as good as the value to a dictionary
+// or brute-force search.
 var secretTags = map[int]bool{
 	kmip.TagKeyMaterial:   true,
 	kmip.TagKeyValue:      true,
@@ -28,6 +31,9 @@ var secretTags = map[int]bool{
 	kmip.TagOpaqueDataValue:                       true,
 	kmip.TagPassword:                              true,
 	kmip.TagCredentialValue:                       true,
+	kmip.TagDigestValue:                           true,
+	kmip.TagMACSignature:                          true,
+	kmip.TagDerivationData:                        true,
 }
 
 // Render writes a parsed message as indented text, one item per line, for

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
@@ -232,6 +233,30 @@ func TestRenderRedacts(t *testing.T) {
 		t.Fatalf("key material in the rendering:\n%s", out)
 	}
 	if !strings.Contains(out, "KeyValue (Structure): <redacted") || !strings.Contains(out, "Register") {
+		t.Fatalf("rendering:\n%s", out)
+	}
+}
+
+// The Digest attribute's value is computed from the object's material: a
+// Locate by Digest, as a debug log renders it, shows its algorithm but not
+// its value.
+func TestRenderRedactsDigest(t *testing.T) {
+	value := []byte("digest-of-a-password-0123456789ab")
+	msg := kmip.NewRequestMessage(kmip.V1_4, &payloads.LocateRequestPayload{
+		Attribute: []kmip.Attribute{{AttributeName: kmip.AttributeNameDigest, AttributeValue: kmip.Digest{
+			HashingAlgorithm: kmip.HashingAlgorithmSHA_256, DigestValue: value, KeyFormatType: kmip.KeyFormatTypeOpaque,
+		}}},
+	})
+	raw := ttlv.MarshalTTLV(&msg)
+	root, err := Parse(raw, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Render(raw, root)
+	if strings.Contains(out, hex.EncodeToString(value)) || strings.Contains(strings.ToLower(out), "6469676573742d") {
+		t.Fatalf("the digest value in the rendering:\n%s", out)
+	}
+	if !strings.Contains(out, "DigestValue (ByteString): <redacted, 33 bytes>") || !strings.Contains(out, "SHA_256") {
 		t.Fatalf("rendering:\n%s", out)
 	}
 }
