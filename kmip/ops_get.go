@@ -151,12 +151,11 @@ func getAttributes(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip
 }
 
 // listed is o.listed in the negotiated version without what the role may
-// not see: the Digest of Secret Data or an Opaque Object (a password's or a
-// short secret's SHA-256 can be searched for offline) unless it may Get
-// the value itself.
+// not see: the Digest of a guessable value (guessableDigest) unless it may
+// Get the value itself.
 func (c *call) listed(o *object, names []kmip.AttributeName) []kmip.Attribute {
 	out := o.listed(c.b.version, names)
-	if (o.typ != kmip.ObjectTypeSecretData && o.typ != kmip.ObjectTypeOpaqueObject) || c.b.role.allows(kmip.OperationGet) {
+	if !guessableDigest(o) || c.b.role.allows(kmip.OperationGet) {
 		return out
 	}
 	kept := out[:0]
@@ -166,6 +165,22 @@ func (c *call) listed(o *object, names []kmip.AttributeName) []kmip.Attribute {
 		}
 	}
 	return kept
+}
+
+// guessableDigest reports whether o's Digest would let a search find its
+// value: Secret Data and Opaque Objects (a password's or a short secret's
+// SHA-256 can be searched for offline), and symmetric keys shorter than
+// 128 bits (a DES or a short HMAC key can be found by brute force).
+func guessableDigest(o *object) bool {
+	switch o.typ {
+	case kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject:
+		return true
+	case kmip.ObjectTypeSymmetricKey:
+		n, ok := o.get(kmip.AttributeNameCryptographicLength)
+		bits, isInt := n.(int32)
+		return !ok || !isInt || bits < 128
+	}
+	return false
 }
 
 // getAttributeList returns the names of an object's attributes (KMIP 1.4 §4.13).

@@ -205,7 +205,8 @@ func TestRekey(t *testing.T) {
 	}
 }
 
-// The Digest of Secret Data (or an Opaque Object) is a SHA-256 of the value:
+// The Digest of Secret Data (or an Opaque Object, or a symmetric key
+// shorter than 128 bits) is a SHA-256 of the value:
 // a role that may not Get the value does not see it, nor Locate by it,
 // which would test guesses of a password offline or through the server.
 func TestSecretDigestNeedsGet(t *testing.T) {
@@ -244,6 +245,14 @@ func TestSecretDigestNeedsGet(t *testing.T) {
 	}
 	if a, l := hasDigest(lister, key); !a || !l {
 		t.Fatalf("the symmetric key's digest: %v %v, want it listed", a, l)
+	}
+	// A key shorter than 128 bits can be found from its digest by brute force.
+	short := must[*payloads.RegisterResponsePayload](t, do(t, owner, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, Object: symmetricKey(gokmip.CryptographicAlgorithmHMACSHA256, fill(8, 0x45), gokmip.KeyFormatTypeRaw)})).UniqueIdentifier
+	if a, l := hasDigest(owner, short); !a || !l {
+		t.Fatalf("a role that may get sees the short key's digest: %v %v, want both", a, l)
+	}
+	if a, l := hasDigest(lister, short); a || l {
+		t.Fatalf("a role that may not get sees the 64-bit key's digest: attributes %v, list %v", a, l)
 	}
 	sum := sha256.Sum256(password)
 	byDigest := &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: sum[:], KeyFormatType: gokmip.KeyFormatTypeOpaque})}}
