@@ -3,7 +3,10 @@ package xks
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -66,5 +69,124 @@ func TestMaxConnections(t *testing.T) {
 		if _, err := e.m.SetConfig(ctx, e.mount, ConfigInput{MaxConnections: &bad}); err == nil {
 			t.Fatalf("max_connections=%d accepted", bad)
 		}
+	}
+}
+
+// HTTP/2 carries many streams on one connection, each of which may hold a
+// body before its signature is checked: the requests in progress on a
+// mount are bounded by max_connections as its connections are, and one
+// more is refused (ThrottlingException) before its body is read.
+func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
+	two := 2
+	e := newTestEnv(t, ConfigInput{MaxConnections: &two})
+	e.m.mu.Lock()
+	p := e.m.mounts[e.mount].p
+	e.m.mu.Unlock()
+	inflight := func() int64 { return p.inflight.Load() }
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	url := e.xksURL(testPrefix, "keys/foo/encrypt")
+	// Bodies that never end hold their streams in the body read.
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	var pipes []*io.PipeWriter
+	defer func() {
+		for _, w := range pipes {
+			w.Close()
+		}
+	}()
+	send := func() chan result {
+		r, w := io.Pipe()
+		pipes = append(pipes, w)
+		req, err := http.NewRequest(http.MethodPost, url, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := c.Do(req)
+			done <- result{resp, err}
+		}()
+		go w.Write([]byte(`{"requestMetadata":`))
+		return done
+	}
+	var held []chan result
+	for want := int64(1); want <= 2; want++ {
+		held = append(held, send())
+		deadline := time.Now().Add(5 * time.Second)
+		for inflight() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests in progress, want %d", inflight(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	select {
+	case r := <-send():
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		defer r.resp.Body.Close()
+		body, _ := io.ReadAll(r.resp.Body)
+		if r.resp.ProtoMajor != 2 {
+			t.Fatalf("the client spoke %s, want HTTP/2", r.resp.Proto)
+		}
+		wantError(t, r.resp.StatusCode, body, ThrottlingException)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a third request in progress on one HTTP/2 connection was admitted with max_connections=2")
+	}
+	// The held requests end (unsigned: refused) and give their places back.
+	for _, w := range pipes[:2] {
+		w.Write([]byte(`{}}`))
+		w.Close()
+	}
+	for _, ch := range held {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.resp.Body.Close()
+		if r.resp.StatusCode != http.StatusForbidden && r.resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("an unsigned request: %d", r.resp.StatusCode)
+		}
+	}
+	if n := inflight(); n != 0 {
+		t.Fatalf("%d requests in progress after all ended", n)
+	}
+}
+
+// A request that does not authenticate has its connection closed after the
+// answer, so that keep-alive cannot hold a place under max_connections for
+// a client without credentials; a signed one keeps its connection.
+func TestUnauthenticatedConnectionClosed(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	c := e.client()
+	defer c.CloseIdleConnections()
+	url := e.xksURL(testPrefix, "keys/foo/encrypt")
+	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sdkRequest(t, url, body, e.akid, "wrong-secret-wrong-secret-wrong-secret-wrong", time.Now())
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || !resp.Close {
+		t.Fatalf("a request with a bad signature: %d, connection kept: %v", resp.StatusCode, !resp.Close)
+	}
+	resp, err = c.Do(sdkRequest(t, url, body, e.akid, e.secret, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("a signed request: %d, connection closed: %v", resp.StatusCode, resp.Close)
 	}
 }

@@ -189,7 +189,15 @@ func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, e
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(m.o.Logger.Handler(), slog.LevelDebug),
+		// What HTTP/2 buffers of bodies not yet read, per connection and
+		// stream (the defaults are 1 MiB each): with max_connections
+		// connections open this bounds the memory unauthenticated clients
+		// can fill.
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerConnection: 256 << 10,
+			MaxReceiveBufferPerStream:     256 << 10,
+		},
+		ErrorLog: slog.NewLogLogger(m.o.Logger.Handler(), slog.LevelDebug),
 	}}
 	for _, a := range st.cfg.ListenAddrs {
 		ln, err := net.Listen("tcp", a)

@@ -35,6 +35,13 @@ type proxy struct {
 	health  healthCache
 	limitMu sync.Mutex
 	limits  map[string]*bucket // rate limiters by prefix, kept across reloads
+
+	// inflight counts the requests past the method check, each of which
+	// may hold a body before its signature is checked. Over HTTP/1.1 a
+	// connection carries one at a time, so max_connections bounds them;
+	// HTTP/2 carries several streams on one connection, so they are
+	// bounded by the same number here.
+	inflight atomic.Int64
 }
 
 var _ http.Handler = (*proxy)(nil)
@@ -52,6 +59,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.err = xerr(InternalException, "internal error")
 			writeError(w, rec.err)
 		}
+		if rec.admitted {
+			p.inflight.Add(-1)
+		}
 		d := time.Since(start)
 		p.logRequest(r, rec, d)
 		p.count(rec, d)
@@ -59,6 +69,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := p.serveRecovered(r, rec)
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
+	}
+	if err != nil && rec.akid == "" {
+		// Not authenticated: the connection is closed after the answer
+		// (for HTTP/2, once its streams end), so that a client without
+		// credentials cannot keep a place under max_connections by
+		// keep-alive.
+		w.Header().Set("Connection", "close")
 	}
 	var me *methodError
 	if errors.As(err, &me) {
@@ -82,6 +99,8 @@ type logRecord struct {
 	meta  *RequestMetadata
 	err   *Error
 	entry *audit.Entry // set once the request event is written
+	// admitted: counted in proxy.inflight until the request ends.
+	admitted bool
 }
 
 // serveRecovered is serve; a panic in it (a bug) becomes InternalException,
@@ -117,6 +136,11 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, &methodError{method: r.Method}
 	}
+	if p.inflight.Add(1) > int64(st.cfg.ConnectionLimit()) {
+		p.inflight.Add(-1)
+		return nil, xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
+	}
+	rec.admitted = true
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, st.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
