@@ -13,6 +13,8 @@ package provider
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/json"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -169,15 +171,84 @@ func Call(ctx context.Context, timeout time.Duration, fn func(ctx context.Contex
 // BadInput unless kind says otherwise.
 func CloudError(cfg Config, kind fault.Kind, op string, err error) error {
 	msg := err.Error()
-	for _, v := range cfg.Credentials {
-		if len(v) >= 4 {
-			msg = strings.ReplaceAll(msg, v, "[redacted]")
-		}
+	for _, v := range secretForms(cfg.Credentials) {
+		msg = strings.ReplaceAll(msg, v, "[redacted]")
 	}
 	if ctxErr := context.DeadlineExceeded; strings.Contains(msg, ctxErr.Error()) {
 		return fault.New(fault.Unavailable, "%s: %s: no answer within the client timeout (%s)", cfg.Name, op, timeoutOf(cfg))
 	}
 	return fault.New(kind, "%s: %s: %s", cfg.Name, op, msg)
+}
+
+// secretForms are the strings CloudError cuts out of a cloud's message,
+// longest first: each credential value of at least 4 characters as it is,
+// JSON-escaped and URL-escaped (SDKs quote and encode what they send); the
+// string values in a credential that is a JSON document (a GCP service
+// account key) whose names say they are secret (secretField), in the same
+// forms; and each line of at least 16 characters
+// of a value of several lines (a PEM key), since a parser's error can quote
+// one.
+func secretForms(creds map[string]string) []string {
+	seen := map[string]bool{}
+	var add func(v string, depth int)
+	add = func(v string, depth int) {
+		if len(v) < 4 || seen[v] {
+			return
+		}
+		seen[v] = true
+		if q, err := json.Marshal(v); err == nil {
+			seen[string(q[1:len(q)-1])] = true
+		}
+		seen[url.QueryEscape(v)] = true
+		seen[url.PathEscape(v)] = true
+		if depth < 4 {
+			var doc map[string]any
+			if json.Unmarshal([]byte(v), &doc) == nil {
+				for k, x := range doc {
+					if str, ok := x.(string); ok && secretField(k) {
+						add(str, depth+1)
+					}
+				}
+			}
+			if strings.Contains(v, "\n") {
+				for _, line := range strings.Split(v, "\n") {
+					if line = strings.TrimSpace(line); len(line) >= 16 && line != v {
+						add(line, depth+1)
+					}
+				}
+			}
+		}
+	}
+	for _, v := range creds {
+		add(v, 0)
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		if len(v) >= 4 {
+			out = append(out, v)
+		}
+	}
+	// Longest first, so that a value is cut whole before a part of it.
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// secretField reports whether a field of a JSON credential holds a secret
+// (a service account key's private_key and private_key_id, a client secret,
+// a refresh token), not a name or an address a message may usefully show.
+func secretField(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range []string{"private", "secret", "password", "refresh_token", "access_token"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func timeoutOf(cfg Config) time.Duration {

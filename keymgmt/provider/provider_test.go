@@ -1,7 +1,10 @@
 package provider
 
 import (
+	"encoding/json"
 	"errors"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +25,45 @@ func TestCloudErrorRedactsCredentials(t *testing.T) {
 	err = CloudError(Config{Name: "g", Timeout: 2 * time.Second}, fault.BadInput, "op", errors.New("rpc error: context deadline exceeded"))
 	if fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "client timeout (2s)") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A cloud's message can quote a credential otherwise than as it was given:
+// JSON-escaped, URL-encoded, or a part of it (the private key in a service
+// account file, one line of a PEM key). None of these reach the operator;
+// the names and addresses in a service account file do.
+func TestCloudErrorRedactsCredentialForms(t *testing.T) {
+	pemKey := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nq2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU\n-----END PRIVATE KEY-----\n"
+	sa, err := json.Marshal(map[string]string{"type": "service_account", "project_id": "acme-prod-kms",
+		"private_key_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "private_key": pemKey, "client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "s3cr3t~va+lue/with=specials&more"
+	cfg := Config{Name: "c", Credentials: map[string]string{"credentials": string(sa), "client_secret": secret}}
+	quoted, _ := json.Marshal(pemKey)
+	for name, cloud := range map[string]string{
+		"private key JSON-escaped": "invalid grant: key " + string(quoted) + " rejected",
+		"private key as is":        "cannot parse " + pemKey,
+		"one PEM line":             "asn1: structure error at q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU",
+		"key id":                   "key 0f1e2d3c4b5a69788796a5b4c3d2e1f0 is disabled",
+		"secret URL-encoded":       "POST /token body client_secret=" + url.QueryEscape(secret) + " refused",
+		"secret path-escaped":      "GET /x/" + url.PathEscape(secret),
+		"secret JSON-escaped":      `{"client_secret":` + strconv.Quote(secret) + `}`,
+	} {
+		msg := CloudError(cfg, fault.BadInput, "op", errors.New(cloud)).Error()
+		for _, leak := range []string{"MIIEvQIBADANBgkq", "q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU", "0f1e2d3c4b5a6978", "s3cr3t", "va%2Blue", "va+lue"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s: %q in %q", name, leak, msg)
+			}
+		}
+		if !strings.Contains(msg, "[redacted]") {
+			t.Errorf("%s: nothing redacted in %q", name, msg)
+		}
+	}
+	msg := CloudError(cfg, fault.BadInput, "op", errors.New("permission denied for keyhold@acme-prod-kms.iam.gserviceaccount.com on project acme-prod-kms")).Error()
+	if !strings.Contains(msg, "keyhold@acme-prod-kms.iam.gserviceaccount.com") || !strings.Contains(msg, "project acme-prod-kms") {
+		t.Errorf("the account and project are gone: %q", msg)
 	}
 }
 
