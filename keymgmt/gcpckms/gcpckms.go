@@ -104,7 +104,9 @@ func NewFactory(opts ...option.ClientOption) provider.Factory {
 		all = append(all, opts...)
 		c, err := kmsapi.NewKeyManagementClient(ctx, all...)
 		if err != nil {
-			return nil, fault.Wrap(fault.BadInput, err, "%s: cannot make a Cloud KMS client: %s", cfg.Name, provider.CloudError(cfg, fault.BadInput, "client", err).(*fault.Error).Msg)
+			// Not wrapped: the cause can quote the credentials file, and a
+			// wrapped cause reaches the logs.
+			return nil, provider.CloudError(cfg, fault.BadInput, "cannot make a Cloud KMS client", err)
 		}
 		return NewWithClient(cfg, c), nil
 	}
