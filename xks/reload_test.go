@@ -23,6 +23,10 @@ type flakyStore struct {
 	// hangs); held counts the reads waiting.
 	hold atomic.Pointer[chan struct{}]
 	held atomic.Int32
+	// holdAfter does the same once a read has been done: its caller holds
+	// what it read while the store moves on.
+	holdAfter atomic.Pointer[chan struct{}]
+	heldAfter atomic.Int32
 }
 
 func (s *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error {
@@ -45,7 +49,16 @@ func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
 		}
 		s.held.Add(-1)
 	}
-	return s.Store.View(ctx, fn)
+	err := s.Store.View(ctx, fn)
+	if h := s.holdAfter.Load(); h != nil {
+		s.heldAfter.Add(1)
+		select {
+		case <-*h:
+		case <-ctx.Done():
+		}
+		s.heldAfter.Add(-1)
+	}
+	return err
 }
 
 // A revocation or a key disabled by an administrator is stored, and the
@@ -168,6 +181,50 @@ func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
 	})
 	// The key was disabled by the update the retry caught up with.
 	wantError(t, st, body, InvalidStateException)
+}
+
+// A stale mount's retry that read the store before a change committed, and
+// whose install would follow that change's failed reload, must not install
+// what it read: the change (here a revoked credential) would be undone
+// until the next reload. It reads again instead.
+func TestStaleRetryDropsAReadOlderThanAChange(t *testing.T) {
+	fastRetry(t)
+	var fs *flakyStore
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	bg := context.Background()
+	second, err := e.m.GenerateCredential(bg, e.mount, testPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mount goes stale: a change whose reload fails.
+	fs.failViews.Store(true)
+	off := false
+	if _, err := e.m.UpdateKey(bg, e.mount, "impotent_key", KeyUpdate{Enabled: &off}); err == nil {
+		t.Fatal("the update reported success though its reload failed")
+	}
+	// The retry reads the store (the credential still in it) and is held
+	// with what it read.
+	release := make(chan struct{})
+	fs.holdAfter.Store(&release)
+	fs.failViews.Store(false)
+	for i := 0; fs.heldAfter.Load() == 0; i++ {
+		if i == 500 {
+			t.Fatal("the retry never read the store")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fs.holdAfter.Store(nil)
+	// Meanwhile the credential is revoked, and that reload fails too.
+	fs.failViews.Store(true)
+	if err := e.m.RevokeCredential(bg, e.mount, second.AccessKeyID); err == nil {
+		t.Fatal("the revocation reported success though its reload failed")
+	}
+	fs.failViews.Store(false)
+	close(release)
+	st, body := untilServed(10*time.Second, func() (int, []byte) {
+		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), second.AccessKeyID, second.SecretAccessKey)
+	})
+	wantError(t, st, body, AuthenticationFailedException)
 }
 
 // blockingHandler holds the retry at its "reloaded" log line, after it has
