@@ -146,21 +146,7 @@ func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
 	fastRetry(t)
 	var fs *flakyStore
 	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
-	bg := context.Background()
-	fs.failViews.Store(true)
-	off := false
-	if _, err := e.m.UpdateKey(bg, e.mount, "foo", KeyUpdate{Enabled: &off}); err == nil {
-		t.Fatal("the update reported success though its reload failed")
-	}
-	release := make(chan struct{})
-	fs.hold.Store(&release)
-	fs.failViews.Store(false)
-	for i := 0; fs.held.Load() == 0; i++ {
-		if i == 500 {
-			t.Fatal("the retry never read the store")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	release := staleRetryHeld(t, e, fs, "foo", false)
 	done := make(chan []string, 1)
 	go func() { done <- e.m.Addrs(e.mount) }()
 	select {
@@ -196,23 +182,9 @@ func TestStaleRetryDropsAReadOlderThanAChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The mount goes stale: a change whose reload fails.
-	fs.failViews.Store(true)
-	off := false
-	if _, err := e.m.UpdateKey(bg, e.mount, "impotent_key", KeyUpdate{Enabled: &off}); err == nil {
-		t.Fatal("the update reported success though its reload failed")
-	}
-	// The retry reads the store (the credential still in it) and is held
-	// with what it read.
-	release := make(chan struct{})
-	fs.holdAfter.Store(&release)
-	fs.failViews.Store(false)
-	for i := 0; fs.heldAfter.Load() == 0; i++ {
-		if i == 500 {
-			t.Fatal("the retry never read the store")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The mount goes stale; its retry reads the store (the credential
+	// still in it) and is held with what it read.
+	release := staleRetryHeld(t, e, fs, "impotent_key", true)
 	fs.holdAfter.Store(nil)
 	// Meanwhile the credential is revoked, and that reload fails too.
 	fs.failViews.Store(true)
@@ -270,6 +242,32 @@ func TestRetryNotLostWhileTheLastOneExits(t *testing.T) {
 		return e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
 	})
 	wantOK(t, st, body, &EncryptResponse{})
+}
+
+// staleRetryHeld disables key with a reload that fails, so the mount goes
+// stale, then holds its retry's read of the store: before the read, or
+// (after) once done. It returns the channel whose closing lets it go on.
+func staleRetryHeld(t *testing.T, e *testEnv, fs *flakyStore, key string, after bool) chan struct{} {
+	t.Helper()
+	fs.failViews.Store(true)
+	off := false
+	if _, err := e.m.UpdateKey(context.Background(), e.mount, key, KeyUpdate{Enabled: &off}); err == nil {
+		t.Fatal("the update reported success though its reload failed")
+	}
+	release := make(chan struct{})
+	hold, held := &fs.hold, &fs.held
+	if after {
+		hold, held = &fs.holdAfter, &fs.heldAfter
+	}
+	hold.Store(&release)
+	fs.failViews.Store(false)
+	for i := 0; held.Load() == 0; i++ {
+		if i == 500 {
+			t.Fatal("the retry never read the store")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return release
 }
 
 // fastRetry makes a stale mount retry its reload every 20 ms for the test.
