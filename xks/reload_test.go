@@ -41,24 +41,23 @@ func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
 	if s.failViews.Load() {
 		return errors.New("the store cannot be read")
 	}
-	if h := s.hold.Load(); h != nil {
-		s.held.Add(1)
-		select {
-		case <-*h:
-		case <-ctx.Done():
-		}
-		s.held.Add(-1)
-	}
+	wait(ctx, &s.hold, &s.held)
 	err := s.Store.View(ctx, fn)
-	if h := s.holdAfter.Load(); h != nil {
-		s.heldAfter.Add(1)
+	wait(ctx, &s.holdAfter, &s.heldAfter)
+	return err
+}
+
+// wait waits, counted in held, until the channel in hold (if any) is closed
+// or ctx ends.
+func wait(ctx context.Context, hold *atomic.Pointer[chan struct{}], held *atomic.Int32) {
+	if h := hold.Load(); h != nil {
+		held.Add(1)
 		select {
 		case <-*h:
 		case <-ctx.Done():
 		}
-		s.heldAfter.Add(-1)
+		held.Add(-1)
 	}
-	return err
 }
 
 // A revocation or a key disabled by an administrator is stored, and the
@@ -66,9 +65,7 @@ func (s *flakyStore) View(ctx context.Context, fn func(store.Tx) error) error {
 // away after the write, and not when the reload fails (the mount then
 // refuses every request until a reload succeeds).
 func TestAdminChangeTakesEffectOrTheMountRefuses(t *testing.T) {
-	fastRetry(t)
-	var fs *flakyStore
-	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	e, fs := flakyEnv(t)
 	bg := context.Background()
 	second, err := e.m.GenerateCredential(bg, e.mount, testPrefix)
 	if err != nil {
@@ -143,9 +140,7 @@ func TestOtherNodesChangeWaitsClosed(t *testing.T) {
 // lock stays free for writes, listener changes and other nodes' changes;
 // the mount refuses requests meanwhile and recovers once the store answers.
 func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
-	fastRetry(t)
-	var fs *flakyStore
-	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	e, fs := flakyEnv(t)
 	release := staleRetryHeld(t, e, fs, "foo", false)
 	done := make(chan []string, 1)
 	go func() { done <- e.m.Addrs(e.mount) }()
@@ -174,9 +169,7 @@ func TestStaleRetryDoesNotHoldTheLock(t *testing.T) {
 // what it read: the change (here a revoked credential) would be undone
 // until the next reload. It reads again instead.
 func TestStaleRetryDropsAReadOlderThanAChange(t *testing.T) {
-	fastRetry(t)
-	var fs *flakyStore
-	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	e, fs := flakyEnv(t)
 	bg := context.Background()
 	second, err := e.m.GenerateCredential(bg, e.mount, testPrefix)
 	if err != nil {
@@ -268,6 +261,14 @@ func staleRetryHeld(t *testing.T, e *testEnv, fs *flakyStore, key string, after 
 		time.Sleep(10 * time.Millisecond)
 	}
 	return release
+}
+
+// flakyEnv is a mount over a flakyStore whose stale retries run every 20 ms.
+func flakyEnv(t *testing.T) (*testEnv, *flakyStore) {
+	fastRetry(t)
+	var fs *flakyStore
+	e := newTestEnvWith(t, ConfigInput{}, true, func(o *Options) { fs = &flakyStore{Store: o.Store}; o.Store = fs })
+	return e, fs
 }
 
 // fastRetry makes a stale mount retry its reload every 20 ms for the test.
