@@ -189,4 +189,19 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Close {
 		t.Fatalf("a signed request: %d, connection closed: %v", resp.StatusCode, resp.Close)
 	}
+	// Refused while the proxy loads a change of another node (before the
+	// signature is looked at): the connection stays for KMS's retry.
+	e.m.mu.Lock()
+	e.m.Changed(context.Background(), []string{"kv:" + kvPath(e.mount, "cred", e.akid)})
+	resp, err = c.Do(sdkRequest(t, url, body, e.akid, e.secret, time.Now()))
+	e.m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, resp.StatusCode, b, DependencyTimeoutException)
+	if resp.Close {
+		t.Fatal("a request refused while the proxy reloads closed its connection")
+	}
 }

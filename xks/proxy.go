@@ -70,11 +70,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && rec.akid == "" {
+	if err != nil && rec.akid == "" && wireError(err).Name != DependencyTimeoutException {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
-		// keep-alive.
+		// keep-alive. A request refused before its signature was looked
+		// at, because the proxy is reloading its state (a routine change
+		// on another node), keeps its connection: KMS retries on it.
 		w.Header().Set("Connection", "close")
 	}
 	var me *methodError
