@@ -252,7 +252,7 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 				return nil, err
 			}
 		}
-		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Save: save,
+		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Versions: r.Versions, Save: save,
 			Wrap: m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}
 		if err := prov.Import(ctx, req); err != nil {
 			importErr = err

@@ -936,6 +936,10 @@ func TestAWSAliasOfAnotherKeyIsNotTakenOver(t *testing.T) {
 	if got := awsAliasTarget(c, "k"); got != first.Versions[0].ProviderID {
 		t.Fatalf("alias/k points at %s, want the first key's %s", got, first.Versions[0].ProviderID)
 	}
+	// The conflict was found before the second key got an AWS key.
+	if ks := c.awsFake.Keys(); len(ks) != 1 || ks[0].ARN != first.Versions[0].ProviderID {
+		t.Fatalf("AWS keys after the refusal: %+v, want the first key's only", ks)
+	}
 
 	// The first key still rotates: its alias moves to its new version.
 	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
@@ -949,11 +953,8 @@ func TestAWSAliasOfAnotherKeyIsNotTakenOver(t *testing.T) {
 		t.Fatalf("after the first key's rotation alias/k points at %s, want %s", got, d.Versions[1].ProviderID)
 	}
 
-	// Removing the second key's distribution deletes its own AWS key only.
-	refused, err := e.m.ReadDistribution(ctx, other, "aws", "k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Removing the second key's distribution leaves the first key's alias
+	// and AWS keys alone.
 	if err := e.m.RemoveDistribution(ctx, other, "aws", "k"); err != nil {
 		t.Fatal(err)
 	}
@@ -961,9 +962,8 @@ func TestAWSAliasOfAnotherKeyIsNotTakenOver(t *testing.T) {
 		t.Fatalf("removing the second key moved or deleted alias/k (now %q)", got)
 	}
 	for _, k := range c.awsFake.Keys() {
-		gone := k.State == "PendingDeletion"
-		if mine := k.ARN == refused.Versions[0].ProviderID; mine != gone {
-			t.Errorf("%s: pending deletion %v after removing the second key", k.ARN, gone)
+		if k.State == "PendingDeletion" {
+			t.Errorf("%s: pending deletion after removing the second key", k.ARN)
 		}
 	}
 }
@@ -991,6 +991,11 @@ func TestAWSCustomerAliasIsNotTakenOver(t *testing.T) {
 			}
 			if got := awsAliasTarget(c, "k"); got != customer {
 				t.Fatalf("alias/k points at %s, want the customer's key %s", got, customer)
+			}
+			// The conflict is found before an AWS key is made and the key
+			// material imported into it.
+			if n := c.created("k"); n != 0 {
+				t.Fatalf("%d AWS keys made for a key refused the alias", n)
 			}
 			if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
 				t.Fatal(err)

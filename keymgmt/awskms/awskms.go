@@ -187,6 +187,11 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		}
 	}
 	if keyID == "" {
+		// An alias the key could not take is found before an AWS key is
+		// made and the key material imported into it for nothing.
+		if _, err := p.aliasTaken(ctx, req.Key, req.Versions); err != nil {
+			return err
+		}
 		v.Progress["create_started"] = "1"
 		if err := req.Save(ctx); err != nil {
 			return err
@@ -417,7 +422,7 @@ func (p *Provider) mine(ctx context.Context, k provider.Key, vs []*provider.Vers
 // moving it would change what the alias's users encrypt with.
 func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.State, v *provider.Version, vs []*provider.Version) error {
 	keyID := v.Progress["key_id"]
-	target, arn, err := p.aliasTarget(ctx, k)
+	target, err := p.aliasTaken(ctx, k, vs)
 	if err != nil {
 		return err
 	}
@@ -434,14 +439,6 @@ func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.S
 	if target == keyID {
 		return nil
 	}
-	ok, err := p.mine(ctx, k, vs, target, arn)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fault.New(fault.Conflict, "%s: %s points at AWS key %s, which is not this key's (it is the customer's, or another key's of the same name); the alias was left as it is",
-			p.cfg.Name, aliasName(k), target)
-	}
 	err = provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
 		_, err := p.c.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(aliasName(k)), TargetKeyId: aws.String(keyID)})
 		return err
@@ -450,6 +447,25 @@ func (p *Provider) MakeCurrent(ctx context.Context, k provider.Key, _ provider.S
 		return p.fail("UpdateAlias", err)
 	}
 	return nil
+}
+
+// aliasTaken returns the AWS key alias/<name> points at ("" if there is no
+// such alias), and fails with a conflict if that key is not one of this
+// key's (mine).
+func (p *Provider) aliasTaken(ctx context.Context, k provider.Key, vs []*provider.Version) (string, error) {
+	target, arn, err := p.aliasTarget(ctx, k)
+	if err != nil || target == "" {
+		return "", err
+	}
+	ok, err := p.mine(ctx, k, vs, target, arn)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fault.New(fault.Conflict, "%s: %s points at AWS key %s, which is not this key's (it is the customer's, or another key's of the same name); the alias was left as it is",
+			p.cfg.Name, aliasName(k), target)
+	}
+	return target, nil
 }
 
 // SetEnabled enables or disables the version's AWS key.

@@ -90,7 +90,10 @@ type ImportRequest struct {
 	Key     Key
 	State   State
 	Version *Version
-	Wrap    WrapFunc
+	// Versions are all the distribution's version records (Version among
+	// them), as MakeCurrent gets them.
+	Versions []*Version
+	Wrap     WrapFunc
 	// Save records State and Version; call it after each step that changed
 	// the cloud, before the next.
 	Save func(ctx context.Context) error
