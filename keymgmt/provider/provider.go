@@ -185,7 +185,8 @@ func CloudError(cfg Config, kind fault.Kind, op string, err error) error {
 
 // secretForms are the strings CloudError cuts out of a cloud's message,
 // longest first: each credential value of at least 4 characters as it is,
-// JSON-escaped and URL-escaped (SDKs quote and encode what they send); the
+// JSON-escaped (the ways encoders differ) and URL-escaped (SDKs quote and
+// encode what they send); the
 // string values in a credential that is a JSON document (a GCP service
 // account key) whose names say they are secret (secretField), in the same
 // forms; and each line of at least 16 characters
@@ -199,8 +200,19 @@ func secretForms(creds map[string]string) []string {
 			return
 		}
 		seen[v] = true
-		if q, err := json.Marshal(v); err == nil {
-			seen[string(q[1:len(q)-1])] = true
+		// JSON-escaped, with and without '<', '>' and '&' escaped (Go
+		// escapes them by default, most encoders do not), and with '/'
+		// escaped as some encoders do.
+		for _, html := range []bool{true, false} {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			if enc.Encode(v) == nil {
+				q := strings.TrimSuffix(b.String(), "\n")
+				q = q[1 : len(q)-1]
+				seen[q] = true
+				seen[strings.ReplaceAll(q, "/", `\/`)] = true
+			}
 		}
 		seen[url.QueryEscape(v)] = true
 		seen[url.PathEscape(v)] = true

@@ -50,6 +50,8 @@ func TestCloudErrorRedactsCredentialForms(t *testing.T) {
 		"secret URL-encoded":       "POST /token body client_secret=" + url.QueryEscape(secret) + " refused",
 		"secret path-escaped":      "GET /x/" + url.PathEscape(secret),
 		"secret JSON-escaped":      `{"client_secret":` + strconv.Quote(secret) + `}`,
+		"secret JSON, & as is":     `{"client_secret":"` + strings.ReplaceAll(secret, "/", "\\/") + `"}`,
+		"secret JSON, & escaped":   `{"client_secret":"` + strings.ReplaceAll(secret, "&", `\u0026`) + `"}`,
 	} {
 		msg := CloudError(cfg, fault.BadInput, "op", errors.New(cloud)).Error()
 		for _, leak := range []string{"MIIEvQIBADANBgkq", "q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU", "0f1e2d3c4b5a6978", "s3cr3t", "va%2Blue", "va+lue"} {
