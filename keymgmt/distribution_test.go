@@ -1197,3 +1197,42 @@ func TestGCPLostCreateCryptoKey(t *testing.T) {
 	}
 	e.expect(t, c, "gcp", "k", map[int]bool{1: true}, 1)
 }
+
+// New credentials of a kms whose keys are distributed must reach those
+// keys: AWS credentials of another account (same region) are refused, as
+// the next sync would put the key's next versions in that account, and the
+// stored credentials stay. Credentials of the same account, and any for a
+// kms with nothing distributed, are taken.
+func TestAWSCredentialsOfAnotherAccountRefused(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	c.write(t, ctx, e.m, mount, "empty", nil)
+	distributeAES(t, e, "aws", "k")
+	other := map[string]string{"access_key": "AKIAOTHERACCOUNT0001", "secret_key": "secret-of-another-account"}
+	c.awsFake.SetForeign(other["access_key"])
+
+	_, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Credentials: other})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "another account") {
+		t.Fatalf("credentials of another account: %v, want a conflict", err)
+	}
+	if strings.Contains(err.Error(), other["secret_key"]) {
+		t.Fatalf("the secret in the error: %v", err)
+	}
+	// The old credentials stay: the key still rotates into the first account.
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.created("k"); n != 2 {
+		t.Fatalf("%d AWS keys for k after the rotation, want 2", n)
+	}
+
+	if _, err := e.m.WriteKMS(ctx, mount, "empty", KMSUpdate{Credentials: other}); err != nil {
+		t.Fatalf("a kms with nothing distributed: %v", err)
+	}
+	same := map[string]string{"access_key": "AKIASAMEACCOUNT00002", "secret_key": "a-rotated-secret-of-this-account"}
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Credentials: same}); err != nil {
+		t.Fatalf("new credentials of the same account: %v", err)
+	}
+}

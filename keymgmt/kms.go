@@ -98,6 +98,9 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 	}
 	var sealedCreds *sealed
 	if u.Credentials != nil {
+		if err := m.credentialsReach(ctx, mount, name, u); err != nil {
+			return nil, err
+		}
 		s, err := m.sealCredentials(ctx, mount, name, u.Credentials)
 		if err != nil {
 			return nil, err
@@ -232,15 +235,79 @@ func (m *Manager) providerNames() []string {
 	return out
 }
 
+// credentialsReach checks, for a provider whose credentials choose where
+// its keys are (provider.Reacher), that new credentials reach the cloud
+// keys of every key distributed there; a kms without distributions takes
+// any.
+func (m *Manager) credentialsReach(ctx context.Context, mount, name string, u KMSUpdate) error {
+	var r *kmsRecord
+	var dists []*distRecord
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if r, err = m.getKMS(ctx, tx, mount, name); err != nil {
+			return err
+		}
+		keys, err := m.distributedTo(ctx, tx, mount, name)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			d, err := m.getDist(ctx, tx, mount, name, k)
+			if err != nil {
+				return err
+			}
+			dists = append(dists, d)
+		}
+		return nil
+	})
+	if fault.KindOf(err) == fault.NotFound || len(dists) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	next := *r
+	if u.KeyCollection != nil {
+		next.KeyCollection = *u.KeyCollection
+	}
+	if u.Endpoint != nil {
+		next.Endpoint = *u.Endpoint
+	}
+	prov, err := m.buildProvider(ctx, &next, u.Credentials)
+	if err != nil {
+		return err
+	}
+	defer closeProvider(prov)
+	reacher, ok := prov.(provider.Reacher)
+	if !ok {
+		return nil
+	}
+	for _, d := range dists {
+		if err := reacher.Reaches(ctx, d.providerKey(""), d.Versions); err != nil {
+			msg := "they could not be checked"
+			if fe, ok := fault.As(err); ok {
+				msg = fe.Msg
+			}
+			return fault.Wrap(fault.KindOf(err), err, "the new credentials of kms %q were not stored: %s", name, msg)
+		}
+	}
+	return nil
+}
+
 // providerFor builds the provider of a record with its credentials unsealed.
 func (m *Manager) providerFor(ctx context.Context, mount string, r *kmsRecord) (provider.Provider, error) {
-	f, ok := m.o.Providers[r.Provider]
-	if !ok {
-		return nil, fault.New(fault.Internal, "kms %q has unknown provider %q", r.Name, r.Provider)
-	}
 	creds, err := m.unsealCredentials(ctx, mount, r.Name, r.Credentials)
 	if err != nil {
 		return nil, err
+	}
+	return m.buildProvider(ctx, r, creds)
+}
+
+// buildProvider builds the provider of a record with the given credentials.
+func (m *Manager) buildProvider(ctx context.Context, r *kmsRecord, creds map[string]string) (provider.Provider, error) {
+	f, ok := m.o.Providers[r.Provider]
+	if !ok {
+		return nil, fault.New(fault.Internal, "kms %q has unknown provider %q", r.Name, r.Provider)
 	}
 	timeout := time.Duration(r.TimeoutSecs) * time.Second
 	if timeout == 0 {

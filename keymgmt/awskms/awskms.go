@@ -468,6 +468,46 @@ func (p *Provider) aliasTaken(ctx context.Context, k provider.Key, vs []*provide
 	return target, nil
 }
 
+// Reaches checks that these credentials reach the AWS keys the records
+// name: credentials of another account (the region is configured, the
+// account is the credentials') reach none of them, and a sync with them
+// would make the key's next versions there. The newest key that answers
+// is enough; one that is gone (deleted in AWS) is passed over, one these
+// credentials may not read fails.
+func (p *Provider) Reaches(ctx context.Context, k provider.Key, vs []*provider.Version) error {
+	tried := ""
+	for i := len(vs) - 1; i >= 0; i-- {
+		id := vs[i].ProviderID
+		if id == "" {
+			id = vs[i].Progress["key_id"]
+		}
+		if id == "" {
+			continue
+		}
+		err := provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {
+			_, err := p.c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(id)})
+			return err
+		})
+		var nf *types.NotFoundException
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &nf):
+			tried = id
+		case accessDenied(err):
+			return fault.New(fault.Conflict, "%s: these credentials may not read AWS key %s, to which version %d of %s is distributed: they are of another account, or lack kms:DescribeKey; to move to another account remove the distributions first",
+				p.cfg.Name, id, vs[i].Version, k.Name)
+		default:
+			return p.fail("DescribeKey", err)
+		}
+	}
+	if tried != "" {
+		return fault.New(fault.Conflict, "%s: with these credentials none of the AWS keys %s is distributed to exists (%s among them): they are of another account; to move to another account remove the distributions first",
+			p.cfg.Name, k.Name, tried)
+	}
+	return nil
+}
+
 // SetEnabled enables or disables the version's AWS key.
 func (p *Provider) SetEnabled(ctx context.Context, _ provider.Key, _ provider.State, v *provider.Version, enabled bool) error {
 	keyID := aws.String(v.Progress["key_id"])

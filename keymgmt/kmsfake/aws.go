@@ -29,6 +29,8 @@ type AWS struct {
 	wk      wrappingKeys
 	// Requests counts the calls of each operation.
 	Requests map[string]int
+	// foreign are access keys of another account (SetForeign).
+	foreign map[string]bool
 }
 
 // AWSKey is one AWS KMS key in the fake.
@@ -105,7 +107,12 @@ func (f *AWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.Requests[op]++
+	foreign := f.foreign[accessKeyOf(r)]
 	f.mu.Unlock()
+	if foreign {
+		writeAWSError(w, foreignAnswer(op, in))
+		return
+	}
 	if f.fail(op) {
 		writeAWSError(w, &awsError{400, "KMSInvalidStateException", "injected failure of " + op})
 		return
@@ -130,6 +137,37 @@ func writeAWSError(w http.ResponseWriter, e *awsError) {
 }
 
 func str(in map[string]any, k string) string { s, _ := in[k].(string); return s }
+
+// SetForeign makes requests signed with accessKey those of another account
+// in the same region: they see none of the fake's keys (a key id is not
+// found, a key ARN may not be read) and may change nothing.
+func (f *AWS) SetForeign(accessKey string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.foreign == nil {
+		f.foreign = map[string]bool{}
+	}
+	f.foreign[accessKey] = true
+}
+
+// accessKeyOf is the access key id a request is signed with.
+func accessKeyOf(r *http.Request) string {
+	cred, _ := strings.CutPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=")
+	akid, _, _ := strings.Cut(cred, "/")
+	return akid
+}
+
+// foreignAnswer is how AWS answers another account's call on this one's keys.
+func foreignAnswer(op string, in map[string]any) *awsError {
+	id := str(in, "KeyId")
+	if strings.HasPrefix(id, "arn:") {
+		return &awsError{400, "AccessDeniedException", "User: arn:aws:iam::444455556666:user/other is not authorized to perform: kms:" + op + " on resource: " + id}
+	}
+	if id != "" {
+		return &awsError{400, "NotFoundException", "Key '" + id + "' does not exist"}
+	}
+	return &awsError{400, "AccessDeniedException", "another account's credentials may not call " + op + " in this fake"}
+}
 
 func (f *AWS) key(in map[string]any) (*AWSKey, *awsError) {
 	id := str(in, "KeyId")

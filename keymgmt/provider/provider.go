@@ -120,6 +120,17 @@ type Provider interface {
 	Remove(ctx context.Context, k Key, st State, vs []*Version) error
 }
 
+// Reacher is a provider whose credentials decide which collection of keys
+// they reach, beyond the key collection configured (an AWS account: the
+// region is configured, the account is the credentials'). Reaches fails
+// with a conflict if these credentials cannot reach the cloud keys that vs
+// record, so that new credentials of another account are refused while
+// keys are distributed (the next sync would split a key over two
+// accounts).
+type Reacher interface {
+	Reaches(ctx context.Context, k Key, vs []*Version) error
+}
+
 // Factory makes a provider from its configuration.
 type Factory func(ctx context.Context, cfg Config) (Provider, error)
 
