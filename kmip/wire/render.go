@@ -16,10 +16,11 @@ import (
 // secretTags are the items whose values (and, for structures, whose whole
 // content) Render never shows: key material, data to encrypt or decrypt,
 // opaque and secret values, passwords and random output, and what is
-// computed from data or key material (MACs, signatures, digests of data,
-// the Digest attribute's value, additional data, derivation data). A digest
-// of a password or of a short key is as good as the value to a dictionary
-// or brute-force search.
+// computed from data or key material (MACs, authenticated encryption tags,
+// signatures, digests of data, the Digest attribute's value, additional
+// data, derivation data). A digest of a password or of a short key is as
+// good as the value to a dictionary or brute-force search. IVs, counters
+// and nonces are public by design and stay readable.
 var secretTags = map[int]bool{
 	kmip.TagKeyMaterial:   true,
 	kmip.TagKeyValue:      true,
@@ -33,6 +34,7 @@ var secretTags = map[int]bool{
 	kmip.TagCredentialValue:                       true,
 	kmip.TagDigestValue:                           true,
 	kmip.TagMACSignature:                          true,
+	kmip.TagAuthenticatedEncryptionTag:            true,
 	kmip.TagDerivationData:                        true,
 }
 

@@ -261,6 +261,29 @@ func TestRenderRedactsDigest(t *testing.T) {
 	}
 }
 
+// An authenticated encryption tag is a MAC of the data under the key, as
+// MAC Data is: a Decrypt rendered for a debug log shows its length only,
+// while the IV, public by design, stays readable.
+func TestRenderRedactsAuthenticationTag(t *testing.T) {
+	iv := []byte("iv-0123456789")
+	tag := []byte("gcm-tag-fedcba98")
+	msg := kmip.NewRequestMessage(kmip.V1_4, &payloads.DecryptRequestPayload{
+		UniqueIdentifier: "1", Data: []byte("ciphertext"), IVCounterNonce: iv, AuthenticatedEncryptionTag: tag,
+	})
+	raw := ttlv.MarshalTTLV(&msg)
+	root, err := Parse(raw, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Render(raw, root)
+	if strings.Contains(out, hex.EncodeToString(tag)) {
+		t.Fatalf("the tag in the rendering:\n%s", out)
+	}
+	if !strings.Contains(out, "AuthenticatedEncryptionTag (ByteString): <redacted, 16 bytes>") || !strings.Contains(out, hex.EncodeToString(iv)) {
+		t.Fatalf("rendering:\n%s", out)
+	}
+}
+
 // FuzzDecoder feeds arbitrary bytes to the whole decoding path: framing,
 // Parse, DecodeRequest, Version and Render. None may panic, and a message
 // that Parse accepts must lie exactly within the input.
