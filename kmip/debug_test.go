@@ -1,6 +1,7 @@
 package kmip_test
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"strings"
@@ -42,6 +43,19 @@ func TestDebugVariables(t *testing.T) {
 				ObjectType: gokmip.ObjectTypeSymmetricKey, Object: symmetricKey(gokmip.CryptographicAlgorithmAES, secret, gokmip.KeyFormatTypeRaw)})).UniqueIdentifier
 			must[*payloads.GetResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: id}))
 			must[*payloads.LocateResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{}))
+			// The Digest, a SHA-256 of the material, is in a Get Attributes
+			// answer and a Locate by Digest: neither log shows its value.
+			sum := sha256.Sum256(secret)
+			attrs := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.GetAttributesRequestPayload{
+				UniqueIdentifier: id, AttributeName: []gokmip.AttributeName{gokmip.AttributeNameDigest}}))
+			if len(attrs.Attribute) != 1 {
+				t.Fatalf("Get Attributes of the Digest: %+v", attrs.Attribute)
+			}
+			byDigest := must[*payloads.LocateResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
+				attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: sum[:], KeyFormatType: gokmip.KeyFormatTypeRaw})}}))
+			if len(byDigest.UniqueIdentifier) != 1 || byDigest.UniqueIdentifier[0] != id {
+				t.Fatalf("Locate by Digest found %v, want [%s]", byDigest.UniqueIdentifier, id)
+			}
 			c.Conn.Close()
 			out := buf.String()
 			for _, w := range tt.want {
@@ -56,6 +70,9 @@ func TestDebugVariables(t *testing.T) {
 			}
 			if strings.Contains(out, string(secret)) || strings.Contains(out, hex.EncodeToString(secret)) || strings.Contains(out, hex.EncodeToString(secret[:8])) {
 				t.Fatal("key material in the log")
+			}
+			if strings.Contains(strings.ToLower(out), hex.EncodeToString(sum[:])) {
+				t.Fatal("the key's digest in the log")
 			}
 		})
 	}
