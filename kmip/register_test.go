@@ -254,6 +254,11 @@ func TestSecretDigestNeedsGet(t *testing.T) {
 	if a, l := hasDigest(lister, short); a || l {
 		t.Fatalf("a role that may not get sees the 64-bit key's digest: attributes %v, list %v", a, l)
 	}
+	// 128 bits is out of a brute force's reach: its digest stays listed.
+	aes128 := must[*payloads.RegisterResponsePayload](t, do(t, owner, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, Object: symmetricKey(gokmip.CryptographicAlgorithmAES, fill(16, 0x46), gokmip.KeyFormatTypeRaw)})).UniqueIdentifier
+	if a, l := hasDigest(lister, aes128); !a || !l {
+		t.Fatalf("the 128-bit key's digest: %v %v, want it listed", a, l)
+	}
 	sum := sha256.Sum256(password)
 	byDigest := &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: sum[:], KeyFormatType: gokmip.KeyFormatTypeOpaque})}}
 	mustFail(t, do(t, lister, v, byDigest), gokmip.ResultReasonPermissionDenied)
