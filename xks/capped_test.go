@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/keyhold/keyhold/fault"
 )
 
 // max_connections bounds the connections open at once: one more is closed
@@ -69,6 +72,26 @@ func TestMaxConnections(t *testing.T) {
 		if _, err := e.m.SetConfig(ctx, e.mount, ConfigInput{MaxConnections: &bad}); err == nil {
 			t.Fatalf("max_connections=%d accepted", bad)
 		}
+	}
+}
+
+// A configuration stored before max_connections existed holds 0: written
+// again without the field, it gets the default. An explicit 0, which a
+// writer may mean as "no limit", is refused as any value out of range is.
+func TestMaxConnectionsZero(t *testing.T) {
+	stored := func() *Config {
+		return &Config{ListenAddrs: []string{"127.0.0.1:0"}, Prefixes: []string{""}, TLSCertPEM: "cert", TLSKeyBlob: []byte{1},
+			MaxPlaintext: DefaultPlaintext, MaxAAD: DefaultAAD}
+	}
+	c := stored()
+	if _, err := c.apply(ConfigInput{}); err != nil || c.MaxConnections != DefaultMaxConnections {
+		t.Fatalf("a stored configuration without max_connections: %d, %v; want the default %d", c.MaxConnections, err, DefaultMaxConnections)
+	}
+	zero := 0
+	c = stored()
+	_, err := c.apply(ConfigInput{MaxConnections: &zero})
+	if fault.KindOf(err) != fault.BadInput || err.Error() != fmt.Sprintf("max_connections must be between 1 and %d", maxConnectionsCap) {
+		t.Fatalf("max_connections=0: %v (%s), want bad input", err, fault.KindOf(err))
 	}
 }
 
