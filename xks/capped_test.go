@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"testing"
 	"time"
 
@@ -227,4 +228,63 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	if resp.Close {
 		t.Fatal("a request refused while the proxy reloads closed its connection")
 	}
+}
+
+// Over HTTP/2 a request that does not authenticate makes the server send
+// GOAWAY: the client opens no more streams on the connection, which is
+// closed once its streams have ended, and its place under max_connections
+// is given back. A signed request keeps its connection.
+func TestUnauthenticatedConnectionClosedOverHTTP2(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	e.m.mu.Lock()
+	rt := e.m.mounts[e.mount]
+	e.m.mu.Unlock()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	url := e.xksURL(testPrefix, "keys/foo/encrypt")
+	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(secret string) (reused bool, status int, b []byte) {
+		t.Helper()
+		req := sdkRequest(t, url, body, e.akid, secret, time.Now())
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+		}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("the client spoke %s, want HTTP/2", resp.Proto)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		return reused, resp.StatusCode, b
+	}
+	// until waits for the number of connections the mount counts open.
+	until := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for rt.open.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open, want %d", rt.open.Load(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	_, status, b := send("wrong-secret-wrong-secret-wrong-secret-wrong")
+	wantError(t, status, b, AuthenticationFailedException)
+	until(0)
+	reused, status, b := send(e.secret)
+	if status != http.StatusOK || reused {
+		t.Fatalf("a signed request after a refused one: %d %s, on the refused one's connection: %v", status, b, reused)
+	}
+	reused, status, b = send(e.secret)
+	if status != http.StatusOK || !reused {
+		t.Fatalf("a second signed request: %d %s, on the first one's connection: %v", status, b, reused)
+	}
+	until(1)
 }
