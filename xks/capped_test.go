@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,6 +180,100 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	}
 	if n := inflight(); n != 0 {
 		t.Fatalf("%d requests in progress after all ended", n)
+	}
+}
+
+// A request counts as in progress from its start, before the cluster's
+// freshness guard, which can wait up to a second: with max_connections
+// requests waiting there, one more is refused at once instead of waiting
+// with them (HTTP/2 would let up to 250 a connection wait, each holding
+// its headers and a goroutine).
+func TestInflightRequestsBoundedWhileGuardWaits(t *testing.T) {
+	two := 2
+	var entered atomic.Int64
+	release := make(chan struct{})
+	guard := func(ctx context.Context) error {
+		entered.Add(1)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	e := newTestEnvWith(t, ConfigInput{MaxConnections: &two}, true, func(o *Options) { o.Guard = guard })
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	url := e.xksURL(testPrefix, "keys/foo/encrypt")
+	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		status int
+		proto  int
+		body   []byte
+		err    error
+	}
+	send := func() chan result {
+		req := sdkRequest(t, url, body, e.akid, e.secret, time.Now())
+		done := make(chan result, 1)
+		go func() {
+			resp, err := c.Do(req)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			done <- result{resp.StatusCode, resp.ProtoMajor, b, err}
+		}()
+		return done
+	}
+	var held []chan result
+	for want := int64(1); want <= 2; want++ {
+		held = append(held, send())
+		deadline := time.Now().Add(5 * time.Second)
+		for entered.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests in the guard, want %d", entered.Load(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	select {
+	case r := <-send():
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.proto != 2 {
+			t.Fatalf("the client spoke HTTP/%d, want HTTP/2", r.proto)
+		}
+		wantError(t, r.status, r.body, ThrottlingException)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a third request waited in the guard with max_connections=2")
+	}
+	if n := entered.Load(); n != 2 {
+		t.Fatalf("%d requests reached the guard, want 2", n)
+	}
+	// Let through, the waiting requests are served.
+	close(release)
+	released = true
+	for _, ch := range held {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.status != http.StatusOK {
+			t.Fatalf("a request let through by the guard: %d %s", r.status, r.body)
+		}
 	}
 }
 

@@ -36,18 +36,23 @@ type proxy struct {
 	limitMu sync.Mutex
 	limits  map[string]*bucket // rate limiters by prefix, kept across reloads
 
-	// inflight counts the requests past the method check, each of which
-	// may hold a body before its signature is checked. Over HTTP/1.1 a
-	// connection carries one at a time, so max_connections bounds them;
-	// HTTP/2 carries several streams on one connection, so they are
-	// bounded by the same number here.
+	// inflight counts the requests in progress, each of which may hold a
+	// body before its signature is checked. Over HTTP/1.1 a connection
+	// carries one at a time, so max_connections bounds them; HTTP/2
+	// carries several streams on one connection (up to 250), so they are
+	// bounded by the same number here, counted before the body is read
+	// or anything waits. With the per-connection HTTP/2 receive buffer
+	// (listen), the bodies held before authentication are at most
+	// max_connections × (the body limit + 256 KiB).
 	inflight atomic.Int64
 }
 
 var _ http.Handler = (*proxy)(nil)
 
-// ServeHTTP serves the four XKS operations. Order of checks: the path's
-// shape (InvalidUriPathException), the method (405), the body size, the
+// ServeHTTP serves the four XKS operations. Order of checks: the requests
+// in progress (ThrottlingException over max_connections), the freshness of
+// the state (DependencyTimeoutException), the path's shape
+// (InvalidUriPathException), the method (405), the body size, the
 // SigV4 signature (AuthenticationFailedException), the prefix and the
 // credential's prefix, the rate limit, the body, then the operation.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +123,16 @@ func (p *proxy) serveRecovered(r *http.Request, rec *logRecord) (resp any, err e
 }
 
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
+	rt, ok := parseRoute(r.URL.Path)
+	rec.route = rt // the zero route if !ok
+	// Counted from its start, before anything that can wait (the guard
+	// catches up with the cluster for up to a second): a request over the
+	// bound is answered at once.
+	if p.inflight.Add(1) > int64(p.st.Load().cfg.ConnectionLimit()) {
+		p.inflight.Add(-1)
+		return nil, xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
+	}
+	rec.admitted = true
 	if p.guard != nil {
 		if err := p.guard(r.Context()); err != nil {
 			return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy cannot confirm that its credentials and keys are current", Err: err}
@@ -130,19 +145,12 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy could not reload its credentials and keys after a change; it refuses requests until it has"}
 	}
 	st := p.st.Load()
-	rt, ok := parseRoute(r.URL.Path)
 	if !ok {
 		return nil, xerr(InvalidURIPathException, "the URI path is not an XKS API path")
 	}
-	rec.route = rt
 	if r.Method != http.MethodPost {
 		return nil, &methodError{method: r.Method}
 	}
-	if p.inflight.Add(1) > int64(st.cfg.ConnectionLimit()) {
-		p.inflight.Add(-1)
-		return nil, xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
-	}
-	rec.admitted = true
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, st.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
