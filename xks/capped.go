@@ -1,6 +1,8 @@
 package xks
 
 import (
+	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"sync"
@@ -8,16 +10,27 @@ import (
 	"time"
 )
 
+// unauthenticatedTimeout is how long a connection stays open without a
+// request on it whose signature verified. AWS KMS sends its request as
+// soon as its handshake ends; a client without credentials could
+// otherwise keep its place under max_connections for as long as the
+// server's timeouts allow: over HTTP/2, a connection that opens no stream
+// waits for IdleTimeout (120 s), and one that sends a body slowly for
+// ReadTimeout (30 s). 10 s is ReadHeaderTimeout, which bounds the wait for
+// the first request of an HTTP/1.1 connection already.
+var unauthenticatedTimeout = 10 * time.Second
+
 // cappedListener closes a connection at once when max_connections (of the
 // mount's current configuration, over all its listen addresses) are open
 // already: every connection may hold a request body before its signature
 // is checked, so their number bounds that memory.
 type cappedListener struct {
 	net.Listener
-	rt     *runtime
-	log    *slog.Logger
-	mount  string
-	warned atomic.Int64 // when a refusal was last logged (unix seconds)
+	rt          *runtime
+	log         *slog.Logger
+	mount       string
+	authTimeout time.Duration // unauthenticatedTimeout when the listener started
+	warned      atomic.Int64  // when a refusal was last logged (unix seconds)
 }
 
 func (l *cappedListener) Accept() (net.Conn, error) {
@@ -37,19 +50,69 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		return &countedConn{Conn: c, rt: l.rt}, nil
+		cc := &countedConn{Conn: c, rt: l.rt}
+		cc.timer = time.AfterFunc(l.authTimeout, cc.expire)
+		return cc, nil
 	}
 }
 
-// countedConn gives its place back when it is closed (once).
+// countedConn gives its place back when it is closed (once), and is closed
+// if no request on it has authenticated within the listener's authTimeout.
 type countedConn struct {
 	net.Conn
-	rt   *runtime
-	once sync.Once
+	rt     *runtime
+	once   sync.Once
+	authed atomic.Bool
+	timer  *time.Timer // set before the connection is served
 }
 
 func (c *countedConn) Close() error {
+	c.timer.Stop()
+	return c.close()
+}
+
+func (c *countedConn) close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.rt.open.Add(-1) })
 	return err
+}
+
+// expire closes the connection unless a request on it has authenticated
+// (whatever it is doing: in its TLS handshake, sending a request, or, over
+// HTTP/2, open without a stream); the server then ends its requests.
+func (c *countedConn) expire() {
+	if !c.authed.Load() {
+		c.close()
+	}
+}
+
+// authenticated marks the connection as carrying a request whose signature
+// verified: from then on it lives by the server's timeouts.
+func (c *countedConn) authenticated() {
+	if !c.authed.Swap(true) {
+		c.timer.Stop()
+	}
+}
+
+// connKey is the request context key of its *countedConn.
+type connKey struct{}
+
+// connContext is the server's ConnContext: it gives requests their
+// connection, so that an authenticated one can mark it.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if cc, ok := c.(*countedConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// markAuthenticated marks the connection of a request whose signature
+// verified.
+func markAuthenticated(ctx context.Context) {
+	if cc, ok := ctx.Value(connKey{}).(*countedConn); ok {
+		cc.authenticated()
+	}
 }

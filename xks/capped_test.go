@@ -383,3 +383,87 @@ func TestUnauthenticatedConnectionClosedOverHTTP2(t *testing.T) {
 	}
 	until(1)
 }
+
+// A connection none of whose requests has authenticated is closed
+// unauthenticatedTimeout after it was accepted, whatever it is doing, and
+// gives its place back: over HTTP/2 one that opens no stream would
+// otherwise stay for the idle timeout (120 s), over HTTP/1.1 one that
+// sends nothing for the header timeout (10 s). A connection whose request
+// authenticated outlives the timeout.
+func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
+	old := unauthenticatedTimeout
+	unauthenticatedTimeout = time.Second
+	t.Cleanup(func() { unauthenticatedTimeout = old })
+	one := 1
+	e := newTestEnv(t, ConfigInput{MaxConnections: &one})
+	e.m.mu.Lock()
+	rt := e.m.mounts[e.mount]
+	e.m.mu.Unlock()
+	// closed waits until the mount counts no connection open.
+	closed := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for rt.open.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d connections open after the last one closed", what, rt.open.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, proto := range []string{"h2", "http/1.1"} {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr,
+			&tls.Config{RootCAs: e.pool, ServerName: "localhost", NextProtos: []string{proto}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := c.ConnectionState().NegotiatedProtocol; p != proto {
+			t.Fatalf("negotiated %q, want %q", p, proto)
+		}
+		if proto == "h2" {
+			// The client preface and an empty SETTINGS frame, then no stream.
+			if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: a connection without a request was still open after 5 s", proto)
+		}
+		closed(proto)
+	}
+	for _, h2 := range []bool{true, false} {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: h2}}
+		url := e.xksURL(testPrefix, "keys/foo/encrypt")
+		body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			var reused bool
+			req := sdkRequest(t, url, body, e.akid, e.secret, time.Now())
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+			}))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || (resp.ProtoMajor == 2) != h2 {
+				t.Fatalf("a signed request: %d over %s", resp.StatusCode, resp.Proto)
+			}
+			if i == 1 && !reused {
+				t.Fatalf("%s: the connection of an authenticated request was closed after the timeout", resp.Proto)
+			}
+			if i == 0 {
+				time.Sleep(2 * unauthenticatedTimeout)
+			}
+		}
+		c.CloseIdleConnections()
+		closed("a signed request's connection")
+	}
+}

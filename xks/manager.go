@@ -187,12 +187,28 @@ func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, e
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		// A connection idles up to 120 s between requests (over HTTP/2,
+		// while it has no stream). Only an authenticated client keeps one
+		// that long: an answer to a request that did not authenticate
+		// closes its connection (proxy.go), and a connection none of
+		// whose requests has authenticated is closed
+		// unauthenticatedTimeout (10 s) after it was accepted (capped.go).
+		// A shorter idle timeout would not keep a flood out then, and it
+		// would cost AWS KMS, which reuses its connections: each new one
+		// is a TLS handshake (signed in the HSM) within KMS's 250 ms
+		// budget, and a request sent just as the server closes an idle
+		// connection fails.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ConnContext:    connContext,
 		// What HTTP/2 buffers of bodies not yet read, per connection and
 		// stream (the defaults are 1 MiB each): with max_connections
 		// connections open this bounds the memory unauthenticated clients
-		// can fill.
+		// can fill. MaxConcurrentStreams stays at its default (250): the
+		// requests in progress are bounded by max_connections over all
+		// connections (proxy.inflight), and one over it is answered at
+		// once; fewer streams would only narrow what KMS may run on one
+		// connection.
 		HTTP2: &http.HTTP2Config{
 			MaxReceiveBufferPerConnection: 256 << 10,
 			MaxReceiveBufferPerStream:     256 << 10,
@@ -207,7 +223,7 @@ func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, e
 			}
 			return nil, fault.Wrap(fault.BadInput, err, "cannot listen on %s", a)
 		}
-		rt.lns = append(rt.lns, &cappedListener{Listener: ln, rt: rt, log: m.o.Logger, mount: id})
+		rt.lns = append(rt.lns, &cappedListener{Listener: ln, rt: rt, log: m.o.Logger, mount: id, authTimeout: unauthenticatedTimeout})
 	}
 	for _, ln := range rt.lns {
 		go func(ln net.Listener) {

@@ -164,6 +164,7 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, xe
 	}
 	rec.akid = cred.AccessKeyID
+	markAuthenticated(r.Context())
 	if !st.prefixes[rt.Prefix] {
 		return nil, xerr(InvalidURIPathException, "no key store is configured at this URI path")
 	}
