@@ -75,14 +75,21 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && rec.akid == "" && wireError(err).Name != DependencyTimeoutException {
+	if err != nil && rec.akid == "" {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
-		// keep-alive. A request refused before its signature was looked
-		// at, because the proxy is reloading its state (a routine change
-		// on another node), keeps its connection: KMS retries on it.
-		w.Header().Set("Connection", "close")
+		// keep-alive. Two refusals made before the signature is looked
+		// at keep it: while the proxy reloads its state (a routine change
+		// on another node; KMS retries on the connection), and over the
+		// bound on requests in progress (only HTTP/2 reaches it, where
+		// closing would end the connection's other streams' home and
+		// cost KMS a new handshake, signed in the HSM, under load). A
+		// connection that never authenticates is closed after
+		// unauthenticatedTimeout anyway (capped.go).
+		if name := wireError(err).Name; name != DependencyTimeoutException && name != ThrottlingException {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	var me *methodError
 	if errors.As(err, &me) {
