@@ -60,10 +60,11 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 // if no request on it has authenticated within the listener's authTimeout.
 type countedConn struct {
 	net.Conn
-	rt     *runtime
-	once   sync.Once
-	authed atomic.Bool
-	timer  *time.Timer // set before the connection is served
+	rt      *runtime
+	once    sync.Once
+	authed  atomic.Bool
+	timer   *time.Timer  // set before the connection is served
+	pending atomic.Int32 // requests in progress counted by proxy.admit
 }
 
 func (c *countedConn) Close() error {
@@ -107,6 +108,13 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, connKey{}, cc)
 	}
 	return ctx
+}
+
+// connAuthenticated reports whether a request on the connection of ctx
+// has authenticated.
+func connAuthenticated(ctx context.Context) bool {
+	cc, ok := ctx.Value(connKey{}).(*countedConn)
+	return ok && cc.authed.Load()
 }
 
 // markAuthenticated marks the connection of a request whose signature

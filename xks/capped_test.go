@@ -338,6 +338,17 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Close {
 		t.Fatalf("a signed request: %d, connection closed: %v", resp.StatusCode, resp.Close)
 	}
+	// On a connection that has authenticated, a failure (a credential
+	// being rotated) keeps it.
+	resp, err = c.Do(sdkRequest(t, url, body, e.akid, "wrong-secret-wrong-secret-wrong-secret-wrong", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || resp.Close {
+		t.Fatalf("a bad signature on an authenticated connection: %d, connection closed: %v", resp.StatusCode, resp.Close)
+	}
 	// Refused while the proxy loads a change of another node (before the
 	// signature is looked at): the connection stays for KMS's retry.
 	e.m.mu.Lock()
@@ -422,7 +433,7 @@ func TestUnauthenticatedConnectionClosedOverHTTP2(t *testing.T) {
 // authenticated outlives the timeout.
 func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 	old := unauthenticatedTimeout
-	unauthenticatedTimeout = time.Second
+	unauthenticatedTimeout = 2 * time.Second // room for a signed handshake on a loaded machine
 	t.Cleanup(func() { unauthenticatedTimeout = old })
 	one := 1
 	e := newTestEnv(t, ConfigInput{MaxConnections: &one})
@@ -495,5 +506,143 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 		}
 		c.CloseIdleConnections()
 		closed("a signed request's connection")
+	}
+}
+
+// Requests on a connection that has authenticated (AWS KMS's) are not
+// counted against the bound on requests in progress, so clients without
+// credentials filling it cannot throttle KMS; and a connection that has
+// not authenticated may hold at most maxPendingPerConn requests, so a few
+// HTTP/2 connections cannot fill the bound alone.
+func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
+	three := 3
+	e := newTestEnv(t, ConfigInput{MaxConnections: &three})
+	e.m.mu.Lock()
+	p := e.m.mounts[e.mount].p
+	e.m.mu.Unlock()
+	h2 := func() *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	}
+	url := e.xksURL(testPrefix, "keys/foo/encrypt")
+	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms := h2()
+	defer kms.CloseIdleConnections()
+	signed := func() (int, []byte, bool) {
+		var reused bool
+		req := sdkRequest(t, url, body, e.akid, e.secret, time.Now())
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+		}))
+		resp, err := kms.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, reused
+	}
+	st, b, _ := signed()
+	wantOK(t, st, b, &EncryptResponse{})
+
+	// A stranger's connection holds unsigned requests whose bodies never end.
+	stranger := h2()
+	defer stranger.CloseIdleConnections()
+	var pipes []*io.PipeWriter
+	defer func() {
+		for _, w := range pipes {
+			w.Close()
+		}
+	}()
+	hold := func() chan *http.Response {
+		r, w := io.Pipe()
+		pipes = append(pipes, w)
+		req, err := http.NewRequest(http.MethodPost, url, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan *http.Response, 1)
+		go func() {
+			resp, err := stranger.Do(req)
+			if err != nil {
+				resp = nil
+			}
+			done <- resp
+		}()
+		go w.Write([]byte(`{"requestMetadata":`))
+		return done
+	}
+	for want := int64(1); want <= 3; want++ {
+		hold()
+		deadline := time.Now().Add(5 * time.Second)
+		for p.inflight.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests in progress, want %d", p.inflight.Load(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The bound is full; KMS's authenticated connection still serves.
+	st, b, reused := signed()
+	wantOK(t, st, b, &EncryptResponse{})
+	if !reused {
+		t.Fatal("KMS's request did not go on its authenticated connection")
+	}
+	// A fourth from the stranger is throttled.
+	select {
+	case resp := <-hold():
+		if resp == nil {
+			t.Fatal("the fourth request failed")
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantError(t, resp.StatusCode, b, ThrottlingException)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a fourth unauthenticated request was admitted with max_connections=3")
+	}
+	for _, w := range pipes {
+		w.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.inflight.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in progress after the stranger's ended", p.inflight.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// One unauthenticated connection holds at most maxPendingPerConn.
+	if _, err := e.m.SetConfig(context.Background(), e.mount, ConfigInput{MaxConnections: new(int(1000))}); err != nil {
+		t.Fatal(err)
+	}
+	e.m.mu.Lock()
+	p = e.m.mounts[e.mount].p
+	e.m.mu.Unlock()
+	greedy := h2()
+	defer greedy.CloseIdleConnections()
+	stranger = greedy
+	for want := int64(1); want <= maxPendingPerConn; want++ {
+		hold()
+		deadline := time.Now().Add(5 * time.Second)
+		for p.inflight.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests in progress, want %d", p.inflight.Load(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	select {
+	case resp := <-hold():
+		if resp == nil {
+			t.Fatal("the request over the connection's share failed")
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantError(t, resp.StatusCode, b, ThrottlingException)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("request %d on one unauthenticated connection was admitted", maxPendingPerConn+1)
 	}
 }

@@ -66,6 +66,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if rec.admitted {
 			p.inflight.Add(-1)
+			if rec.conn != nil {
+				rec.conn.pending.Add(-1)
+			}
 		}
 		d := time.Since(start)
 		p.logRequest(r, rec, d)
@@ -75,11 +78,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && rec.akid == "" {
+	if err != nil && rec.akid == "" && !connAuthenticated(r.Context()) {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
-		// keep-alive. Two refusals made before the signature is looked
+		// keep-alive (a connection that has authenticated before, AWS
+		// KMS's, is kept: a failure there is a credential being rotated,
+		// not a stranger). Two refusals made before the signature is looked
 		// at keep it: while the proxy reloads its state (a routine change
 		// on another node; KMS retries on the connection), and over the
 		// bound on requests in progress (only HTTP/2 reaches it, where
@@ -115,6 +120,42 @@ type logRecord struct {
 	entry *audit.Entry // set once the request event is written
 	// admitted: counted in proxy.inflight until the request ends.
 	admitted bool
+	conn     *countedConn // its pending count was taken too (admit)
+}
+
+// maxPendingPerConn bounds the requests in progress on one connection that
+// has not authenticated: HTTP/2 lets a connection carry up to 250, so a
+// few connections could otherwise fill the bound on requests in progress.
+const maxPendingPerConn = 8
+
+// admit counts a request in progress from its start, before anything that
+// can wait (the guard catches up with the cluster for up to a second), and
+// refuses one over the bound at once (ThrottlingException). The bound
+// covers the requests of connections none of whose requests has
+// authenticated yet, which may hold bodies before a signature is checked:
+// at most max_connections over the mount, and maxPendingPerConn on one
+// connection. A connection that has authenticated (AWS KMS's) is not
+// counted, so that clients without credentials cannot throttle it.
+func (p *proxy) admit(r *http.Request, rec *logRecord) error {
+	cc, _ := r.Context().Value(connKey{}).(*countedConn)
+	if cc != nil && cc.authed.Load() {
+		return nil
+	}
+	if cc != nil {
+		if cc.pending.Add(1) > maxPendingPerConn {
+			cc.pending.Add(-1)
+			return xerr(ThrottlingException, "too many requests in progress on this connection before it has authenticated")
+		}
+	}
+	if p.inflight.Add(1) > int64(p.st.Load().cfg.ConnectionLimit()) {
+		p.inflight.Add(-1)
+		if cc != nil {
+			cc.pending.Add(-1)
+		}
+		return xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
+	}
+	rec.admitted, rec.conn = true, cc
+	return nil
 }
 
 // serveRecovered is serve; a panic in it (a bug) becomes InternalException,
@@ -132,14 +173,9 @@ func (p *proxy) serveRecovered(r *http.Request, rec *logRecord) (resp any, err e
 func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 	rt, ok := parseRoute(r.URL.Path)
 	rec.route = rt // the zero route if !ok
-	// Counted from its start, before anything that can wait (the guard
-	// catches up with the cluster for up to a second): a request over the
-	// bound is answered at once.
-	if p.inflight.Add(1) > int64(p.st.Load().cfg.ConnectionLimit()) {
-		p.inflight.Add(-1)
-		return nil, xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
+	if err := p.admit(r, rec); err != nil {
+		return nil, err
 	}
-	rec.admitted = true
 	if p.guard != nil {
 		if err := p.guard(r.Context()); err != nil {
 			return nil, &Error{Name: DependencyTimeoutException, Msg: "the proxy cannot confirm that its credentials and keys are current", Err: err}
