@@ -245,6 +245,9 @@ func (m *Manager) credentialsReach(ctx context.Context, mount, name string, u KM
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		if r, err = m.getKMS(ctx, tx, mount, name); err != nil {
+			if fault.KindOf(err) == fault.NotFound {
+				r, err = nil, nil // a new kms: nothing is distributed there
+			}
 			return err
 		}
 		keys, err := m.distributedTo(ctx, tx, mount, name)
@@ -253,6 +256,9 @@ func (m *Manager) credentialsReach(ctx context.Context, mount, name string, u KM
 		}
 		for _, k := range keys {
 			d, err := m.getDist(ctx, tx, mount, name, k)
+			if fault.KindOf(err) == fault.NotFound {
+				continue // removed meanwhile
+			}
 			if err != nil {
 				return err
 			}
@@ -260,11 +266,11 @@ func (m *Manager) credentialsReach(ctx context.Context, mount, name string, u KM
 		}
 		return nil
 	})
-	if fault.KindOf(err) == fault.NotFound || len(dists) == 0 {
-		return nil
-	}
 	if err != nil {
 		return err
+	}
+	if r == nil || len(dists) == 0 {
+		return nil
 	}
 	next := *r
 	if u.KeyCollection != nil {

@@ -502,7 +502,7 @@ func (p *Provider) Reaches(ctx context.Context, k provider.Key, vs []*provider.V
 		}
 	}
 	if tried != "" {
-		return fault.New(fault.Conflict, "%s: with these credentials none of the AWS keys %s is distributed to exists (%s among them): they are of another account; to move to another account remove the distributions first",
+		return fault.New(fault.Conflict, "%s: with these credentials none of the AWS keys %s is distributed to exists (%s among them): they are of another account, or the keys were deleted in AWS; to move to another account remove the distributions first",
 			p.cfg.Name, k.Name, tried)
 	}
 	return nil

@@ -235,10 +235,11 @@ func secretForms(creds map[string]string) []string {
 						add(str, depth+1)
 					}
 				}
-			}
-			if strings.Contains(v, "\n") {
+			} else if strings.Contains(v, "\n") {
+				// A value of several lines that is not a JSON document (a
+				// PEM key): each line but the armour.
 				for _, line := range strings.Split(v, "\n") {
-					if line = strings.TrimSpace(line); len(line) >= 16 && line != v {
+					if line = strings.TrimSpace(line); len(line) >= 16 && line != v && !strings.HasPrefix(line, "-----") {
 						add(line, depth+1)
 					}
 				}

@@ -63,8 +63,14 @@ func TestCloudErrorRedactsCredentialForms(t *testing.T) {
 			t.Errorf("%s: nothing redacted in %q", name, msg)
 		}
 	}
-	msg := CloudError(cfg, fault.BadInput, "op", errors.New("permission denied for keyhold@acme-prod-kms.iam.gserviceaccount.com on project acme-prod-kms")).Error()
-	if !strings.Contains(msg, "keyhold@acme-prod-kms.iam.gserviceaccount.com") || !strings.Contains(msg, "project acme-prod-kms") {
+	// A pretty-printed service account file: its lines of names stay.
+	pretty, err := json.MarshalIndent(map[string]string{"client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com", "private_key": pemKey}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credentials["pretty"] = string(pretty)
+	msg := CloudError(cfg, fault.BadInput, "op", errors.New(`permission denied for keyhold@acme-prod-kms.iam.gserviceaccount.com on project acme-prod-kms; account "client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com",`)).Error()
+	if !strings.Contains(msg, `"client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com",`) || !strings.Contains(msg, "project acme-prod-kms") {
 		t.Errorf("the account and project are gone: %q", msg)
 	}
 }
