@@ -167,15 +167,21 @@ func (c *call) listed(o *object, names []kmip.AttributeName) []kmip.Attribute {
 	return kept
 }
 
-// guessableDigest reports whether o's Digest would let a search find its
+// guessableDigest reports whether o's Digest could let a search find its
 // value: Secret Data and Opaque Objects (a password's or a short secret's
-// SHA-256 can be searched for offline), and symmetric keys shorter than
-// 128 bits (a DES or a short HMAC key can be found by brute force).
+// SHA-256 can be searched for offline), symmetric keys shorter than 128
+// bits (a DES or a short HMAC key falls to brute force), and symmetric keys
+// a client registered, whose entropy nobody vouches for (an HMAC key may be
+// a passphrase). A key the token generated carries a Random Number
+// Generator attribute.
 func guessableDigest(o *object) bool {
 	switch o.typ {
 	case kmip.ObjectTypeSecretData, kmip.ObjectTypeOpaqueObject:
 		return true
 	case kmip.ObjectTypeSymmetricKey:
+		if _, generated := o.get(kmip.AttributeNameRandomNumberGenerator); !generated {
+			return true
+		}
 		n, ok := o.get(kmip.AttributeNameCryptographicLength)
 		bits, isInt := n.(int32)
 		return !ok || !isInt || bits < 128
