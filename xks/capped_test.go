@@ -104,18 +104,10 @@ func TestMaxConnectionsZero(t *testing.T) {
 func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	two := 2
 	e := newTestEnv(t, ConfigInput{MaxConnections: &two})
-	e.m.mu.Lock()
-	p := e.m.mounts[e.mount].p
-	e.m.mu.Unlock()
-	inflight := func() int64 { return p.inflight.Load() }
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	p := e.runtime().p
+	c := e.h2Client()
 	defer c.CloseIdleConnections()
-	url := e.xksURL(testPrefix, "keys/foo/encrypt")
-	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, body := e.encryptTarget(t)
 	// Signed requests whose bodies come slowly hold their streams in the
 	// body read until the rest is written.
 	type result struct {
@@ -159,13 +151,7 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	var held []chan result
 	for want := int64(1); want <= 2; want++ {
 		held = append(held, send())
-		deadline := time.Now().Add(5 * time.Second)
-		for inflight() < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests in progress, want %d", inflight(), want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitInflight(t, p, want)
 	}
 	select {
 	case r := <-send():
@@ -193,7 +179,7 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 		r.resp.Body.Close()
 		wantOK(t, r.resp.StatusCode, b, &EncryptResponse{})
 	}
-	if n := inflight(); n != 0 {
+	if n := p.inflight.Load(); n != 0 {
 		t.Fatalf("%d requests in progress after all ended", n)
 	}
 	// A throttled stream does not end its connection (a GOAWAY would make
@@ -238,14 +224,9 @@ func TestInflightRequestsBoundedWhileGuardWaits(t *testing.T) {
 			close(release)
 		}
 	}()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	c := e.h2Client()
 	defer c.CloseIdleConnections()
-	url := e.xksURL(testPrefix, "keys/foo/encrypt")
-	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, body := e.encryptTarget(t)
 	type result struct {
 		status int
 		proto  int
@@ -314,11 +295,7 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	e := newTestEnv(t, ConfigInput{})
 	c := e.client()
 	defer c.CloseIdleConnections()
-	url := e.xksURL(testPrefix, "keys/foo/encrypt")
-	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, body := e.encryptTarget(t)
 	req := sdkRequest(t, url, body, e.akid, "wrong-secret-wrong-secret-wrong-secret-wrong", time.Now())
 	resp, err := c.Do(req)
 	if err != nil {
@@ -372,17 +349,10 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 // is given back. A signed request keeps its connection.
 func TestUnauthenticatedConnectionClosedOverHTTP2(t *testing.T) {
 	e := newTestEnv(t, ConfigInput{})
-	e.m.mu.Lock()
-	rt := e.m.mounts[e.mount]
-	e.m.mu.Unlock()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+	rt := e.runtime()
+	c := e.h2Client()
 	defer c.CloseIdleConnections()
-	url := e.xksURL(testPrefix, "keys/foo/encrypt")
-	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, body := e.encryptTarget(t)
 	send := func(secret string) (reused bool, status int, b []byte) {
 		t.Helper()
 		req := sdkRequest(t, url, body, e.akid, secret, time.Now())
@@ -437,9 +407,7 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 	t.Cleanup(func() { unauthenticatedTimeout = old })
 	one := 1
 	e := newTestEnv(t, ConfigInput{MaxConnections: &one})
-	e.m.mu.Lock()
-	rt := e.m.mounts[e.mount]
-	e.m.mu.Unlock()
+	rt := e.runtime()
 	// closed waits until the mount counts no connection open.
 	closed := func(what string) {
 		t.Helper()
@@ -517,19 +485,9 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	three := 3
 	e := newTestEnv(t, ConfigInput{MaxConnections: &three})
-	e.m.mu.Lock()
-	p := e.m.mounts[e.mount].p
-	e.m.mu.Unlock()
-	h2 := func() *http.Client {
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
-	}
-	url := e.xksURL(testPrefix, "keys/foo/encrypt")
-	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kms := h2()
+	p := e.runtime().p
+	url, body := e.encryptTarget(t)
+	kms := e.h2Client()
 	defer kms.CloseIdleConnections()
 	signed := func() (int, []byte, bool) {
 		var reused bool
@@ -549,7 +507,7 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	wantOK(t, st, b, &EncryptResponse{})
 
 	// A stranger's connection holds unsigned requests whose bodies never end.
-	stranger := h2()
+	stranger := e.h2Client()
 	defer stranger.CloseIdleConnections()
 	var pipes []*io.PipeWriter
 	defer func() {
@@ -577,13 +535,7 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	}
 	for want := int64(1); want <= 3; want++ {
 		hold()
-		deadline := time.Now().Add(5 * time.Second)
-		for p.inflight.Load() < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests in progress, want %d", p.inflight.Load(), want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitInflight(t, p, want)
 	}
 	// The bound is full; KMS's authenticated connection still serves.
 	st, b, reused := signed()
@@ -618,21 +570,13 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	if _, err := e.m.SetConfig(context.Background(), e.mount, ConfigInput{MaxConnections: new(int(1000))}); err != nil {
 		t.Fatal(err)
 	}
-	e.m.mu.Lock()
-	p = e.m.mounts[e.mount].p
-	e.m.mu.Unlock()
-	greedy := h2()
+	p = e.runtime().p
+	greedy := e.h2Client()
 	defer greedy.CloseIdleConnections()
 	stranger = greedy
 	for want := int64(1); want <= maxPendingPerConn; want++ {
 		hold()
-		deadline := time.Now().Add(5 * time.Second)
-		for p.inflight.Load() < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests in progress, want %d", p.inflight.Load(), want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitInflight(t, p, want)
 	}
 	select {
 	case resp := <-hold():
@@ -645,4 +589,39 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("request %d on one unauthenticated connection was admitted", maxPendingPerConn+1)
 	}
+}
+
+// runtime is the mount's running listener.
+func (e *testEnv) runtime() *runtime {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	return e.m.mounts[e.mount]
+}
+
+// h2Client is a client of the mount that speaks HTTP/2.
+func (e *testEnv) h2Client() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: true}}
+}
+
+// waitInflight waits up to 5 s for at least want requests in progress.
+func waitInflight(t *testing.T, p *proxy, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.inflight.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in progress, want %d", p.inflight.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// encryptTarget is the URL of an Encrypt with key foo and a body for it.
+func (e *testEnv) encryptTarget(t *testing.T) (string, []byte) {
+	t.Helper()
+	body, err := json.Marshal(encBody("aGVsbG8=", "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.xksURL(testPrefix, "keys/foo/encrypt"), body
 }
