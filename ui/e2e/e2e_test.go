@@ -35,6 +35,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/keyhold/keyhold/keymgmt/kmsfake"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
+	"github.com/keyhold/keyhold/logbuf"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
 )
@@ -115,7 +116,7 @@ func freeAddr(t *testing.T) string {
 // appliance is a running dev server.
 type appliance struct {
 	addr, token, dir string
-	logs             *lockedWriter
+	logs             *logbuf.Buffer
 }
 
 // devServer starts `keyhold server -dev` in a fresh folder and waits for
@@ -129,7 +130,7 @@ func devServer(t *testing.T) *appliance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedWriter{}
+	logs := &logbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -159,24 +160,6 @@ func devServer(t *testing.T) *appliance {
 		t.Fatalf("the dev server did not start:\n%s", logs.String())
 	}
 	return nil
-}
-
-// lockedWriter collects the server's log while the test reads it.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // screenshots is where the scripts save their PNGs: $KEYHOLD_SCREENSHOTS,
