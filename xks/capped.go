@@ -87,10 +87,10 @@ func (c *countedConn) expire() {
 	}
 }
 
-// authenticated marks the connection as carrying a request whose signature
-// verified: from then on it lives by the server's timeouts.
+// authenticated marks the connection (if any) as carrying a request whose
+// signature verified: from then on it lives by the server's timeouts.
 func (c *countedConn) authenticated() {
-	if !c.authed.Swap(true) {
+	if c != nil && !c.authed.Swap(true) {
 		c.timer.Stop()
 	}
 }
@@ -110,17 +110,12 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// connAuthenticated reports whether a request on the connection of ctx
-// has authenticated.
-func connAuthenticated(ctx context.Context) bool {
-	cc, ok := ctx.Value(connKey{}).(*countedConn)
-	return ok && cc.authed.Load()
+// connOf is the connection a request came on (nil for a request that did
+// not come through a cappedListener).
+func connOf(ctx context.Context) *countedConn {
+	cc, _ := ctx.Value(connKey{}).(*countedConn)
+	return cc
 }
 
-// markAuthenticated marks the connection of a request whose signature
-// verified.
-func markAuthenticated(ctx context.Context) {
-	if cc, ok := ctx.Value(connKey{}).(*countedConn); ok {
-		cc.authenticated()
-	}
-}
+// isAuthenticated reports whether a request on c has authenticated.
+func (c *countedConn) isAuthenticated() bool { return c != nil && c.authed.Load() }

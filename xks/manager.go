@@ -205,10 +205,10 @@ func (m *Manager) listen(ctx context.Context, id string, st *state) (*runtime, e
 		// stream (the defaults are 1 MiB each): with max_connections
 		// connections open this bounds the memory unauthenticated clients
 		// can fill. MaxConcurrentStreams stays at its default (250): the
-		// requests in progress are bounded by max_connections over all
-		// connections (proxy.inflight), and one over it is answered at
-		// once; fewer streams would only narrow what KMS may run on one
-		// connection.
+		// requests in progress on connections that have not authenticated
+		// are bounded by max_connections over all connections and by 8 on
+		// one (proxy.admit), and one over it is answered at once; fewer
+		// streams would only narrow what KMS may run on one connection.
 		HTTP2: &http.HTTP2Config{
 			MaxReceiveBufferPerConnection: 256 << 10,
 			MaxReceiveBufferPerStream:     256 << 10,

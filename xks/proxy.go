@@ -36,21 +36,23 @@ type proxy struct {
 	limitMu sync.Mutex
 	limits  map[string]*bucket // rate limiters by prefix, kept across reloads
 
-	// inflight counts the requests in progress, each of which may hold a
-	// body before its signature is checked. Over HTTP/1.1 a connection
-	// carries one at a time, so max_connections bounds them; HTTP/2
-	// carries several streams on one connection (up to 250), so they are
-	// bounded by the same number here, counted before the body is read
-	// or anything waits. With the per-connection HTTP/2 receive buffer
-	// (listen), the bodies held before authentication are at most
-	// max_connections × (the body limit + 256 KiB).
+	// inflight counts the requests in progress on connections that have
+	// not authenticated, each of which may hold a body before its
+	// signature is checked (admit). Over HTTP/1.1 a connection carries one
+	// at a time, so max_connections bounds them; HTTP/2 carries several
+	// streams on one connection (up to 250), so they are bounded by the
+	// same number here, counted before the body is read or anything
+	// waits. With the per-connection HTTP/2 receive buffer (listen), the
+	// bodies held before authentication are at most max_connections ×
+	// (the body limit + 256 KiB).
 	inflight atomic.Int64
 }
 
 var _ http.Handler = (*proxy)(nil)
 
 // ServeHTTP serves the four XKS operations. Order of checks: the requests
-// in progress (ThrottlingException over max_connections), the freshness of
+// in progress on connections that have not authenticated
+// (ThrottlingException, admit), the freshness of
 // the state (DependencyTimeoutException), the path's shape
 // (InvalidUriPathException), the method (405), the body size, the
 // SigV4 signature (AuthenticationFailedException), the prefix and the
@@ -78,7 +80,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && rec.akid == "" && !connAuthenticated(r.Context()) {
+	if err != nil && rec.akid == "" && !connOf(r.Context()).isAuthenticated() {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
@@ -137,8 +139,8 @@ const maxPendingPerConn = 8
 // connection. A connection that has authenticated (AWS KMS's) is not
 // counted, so that clients without credentials cannot throttle it.
 func (p *proxy) admit(r *http.Request, rec *logRecord) error {
-	cc, _ := r.Context().Value(connKey{}).(*countedConn)
-	if cc != nil && cc.authed.Load() {
+	cc := connOf(r.Context())
+	if cc.isAuthenticated() {
 		return nil
 	}
 	if cc != nil {
@@ -207,7 +209,7 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, xe
 	}
 	rec.akid = cred.AccessKeyID
-	markAuthenticated(r.Context())
+	connOf(r.Context()).authenticated()
 	if !st.prefixes[rt.Prefix] {
 		return nil, xerr(InvalidURIPathException, "no key store is configured at this URI path")
 	}
