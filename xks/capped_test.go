@@ -170,7 +170,9 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	// The held requests end, served, and give their places back.
 	close(rests[0])
 	close(rests[1])
-	for _, ch := range held {
+	// served waits for a held request's answer, which must be a success,
+	// and tells whether it went on a connection opened before.
+	served := func(ch chan result) bool {
 		r := <-ch
 		if r.err != nil {
 			t.Fatal(r.err)
@@ -178,6 +180,10 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 		b, _ := io.ReadAll(r.resp.Body)
 		r.resp.Body.Close()
 		wantOK(t, r.resp.StatusCode, b, &EncryptResponse{})
+		return r.reused
+	}
+	for _, ch := range held {
+		served(ch)
 	}
 	if n := p.inflight.Load(); n != 0 {
 		t.Fatalf("%d requests in progress after all ended", n)
@@ -187,14 +193,7 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	// loaded): the next request goes on the same one.
 	next := send()
 	close(rests[len(rests)-1])
-	r := <-next
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	b, _ := io.ReadAll(r.resp.Body)
-	r.resp.Body.Close()
-	wantOK(t, r.resp.StatusCode, b, &EncryptResponse{})
-	if !r.reused {
+	if !served(next) {
 		t.Fatal("the request after a throttled one opened a new connection")
 	}
 }
@@ -355,19 +354,10 @@ func TestUnauthenticatedConnectionClosedOverHTTP2(t *testing.T) {
 	url, body := e.encryptTarget(t)
 	send := func(secret string) (reused bool, status int, b []byte) {
 		t.Helper()
-		req := sdkRequest(t, url, body, e.akid, secret, time.Now())
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
-		}))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp, b, reused := doTraced(t, c, sdkRequest(t, url, body, e.akid, secret, time.Now()))
 		if resp.ProtoMajor != 2 {
 			t.Fatalf("the client spoke %s, want HTTP/2", resp.Proto)
 		}
-		b, _ = io.ReadAll(resp.Body)
 		return reused, resp.StatusCode, b
 	}
 	// until waits for the number of connections the mount counts open.
@@ -490,17 +480,7 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	kms := e.h2Client()
 	defer kms.CloseIdleConnections()
 	signed := func() (int, []byte, bool) {
-		var reused bool
-		req := sdkRequest(t, url, body, e.akid, e.secret, time.Now())
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
-		}))
-		resp, err := kms.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b, reused := doTraced(t, kms, sdkRequest(t, url, body, e.akid, e.secret, time.Now()))
 		return resp.StatusCode, b, reused
 	}
 	st, b, _ := signed()
@@ -533,28 +513,35 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 		go w.Write([]byte(`{"requestMetadata":`))
 		return done
 	}
-	for want := int64(1); want <= 3; want++ {
-		hold()
-		waitInflight(t, p, want)
+	// fill holds n requests on the stranger's connection; overflow checks
+	// that one more is throttled at once.
+	fill := func(n int64) {
+		for want := int64(1); want <= n; want++ {
+			hold()
+			waitInflight(t, p, want)
+		}
 	}
+	overflow := func(what string) {
+		select {
+		case resp := <-hold():
+			if resp == nil {
+				t.Fatalf("%s failed", what)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			wantError(t, resp.StatusCode, b, ThrottlingException)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s was admitted", what)
+		}
+	}
+	fill(3)
 	// The bound is full; KMS's authenticated connection still serves.
 	st, b, reused := signed()
 	wantOK(t, st, b, &EncryptResponse{})
 	if !reused {
 		t.Fatal("KMS's request did not go on its authenticated connection")
 	}
-	// A fourth from the stranger is throttled.
-	select {
-	case resp := <-hold():
-		if resp == nil {
-			t.Fatal("the fourth request failed")
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		wantError(t, resp.StatusCode, b, ThrottlingException)
-	case <-time.After(5 * time.Second):
-		t.Fatal("a fourth unauthenticated request was admitted with max_connections=3")
-	}
+	overflow("a fourth unauthenticated request with max_connections=3")
 	for _, w := range pipes {
 		w.Close()
 	}
@@ -574,21 +561,8 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	greedy := e.h2Client()
 	defer greedy.CloseIdleConnections()
 	stranger = greedy
-	for want := int64(1); want <= maxPendingPerConn; want++ {
-		hold()
-		waitInflight(t, p, want)
-	}
-	select {
-	case resp := <-hold():
-		if resp == nil {
-			t.Fatal("the request over the connection's share failed")
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		wantError(t, resp.StatusCode, b, ThrottlingException)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("request %d on one unauthenticated connection was admitted", maxPendingPerConn+1)
-	}
+	fill(maxPendingPerConn)
+	overflow(fmt.Sprintf("request %d on one unauthenticated connection", maxPendingPerConn+1))
 }
 
 // runtime is the mount's running listener.
@@ -624,4 +598,21 @@ func (e *testEnv) encryptTarget(t *testing.T) (string, []byte) {
 		t.Fatal(err)
 	}
 	return e.xksURL(testPrefix, "keys/foo/encrypt"), body
+}
+
+// doTraced sends req on c and returns the answer (its body read and
+// closed) and whether it went on a connection opened before.
+func doTraced(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte, bool) {
+	t.Helper()
+	var reused bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused },
+	}))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b, reused
 }
