@@ -90,7 +90,9 @@ func (c *countedConn) expire() {
 // authenticated marks the connection (if any) as carrying a request whose
 // signature verified: from then on it lives by the server's timeouts.
 func (c *countedConn) authenticated() {
-	if c != nil && !c.authed.Swap(true) {
+	// Load first: every request of an authenticated connection comes here,
+	// and reading the flag does not write its cache line.
+	if c != nil && !c.authed.Load() && !c.authed.Swap(true) {
 		c.timer.Stop()
 	}
 }
