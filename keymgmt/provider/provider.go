@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/wrap"
@@ -195,14 +197,14 @@ func CloudError(cfg Config, kind fault.Kind, op string, err error) error {
 }
 
 // secretForms are the strings CloudError cuts out of a cloud's message,
-// longest first: each credential value of at least 4 characters as it is,
-// JSON-escaped (the ways encoders differ) and URL-escaped (SDKs quote and
-// encode what they send); the
-// string values in a credential that is a JSON document (a GCP service
-// account key) whose names say they are secret (secretField), in the same
-// forms; and each line of at least 16 characters
-// of a value of several lines (a PEM key), since a parser's error can quote
-// one.
+// longest first, since SDKs quote and encode what they send: each
+// credential value of at least 4 characters as it is, JSON-escaped (the
+// ways encoders differ, non-ASCII characters also as \uXXXX escapes) and
+// URL-escaped (hex digits in upper and lower case); the string values in a
+// credential that is a JSON document (a GCP service account key) whose
+// names say they are secret (secretField), in the same forms; and each line
+// of at least 16 characters of a value of several lines (a PEM key), since
+// a parser's error can quote one.
 func secretForms(creds map[string]string) []string {
 	seen := map[string]bool{}
 	var add func(v string, depth int)
@@ -221,12 +223,16 @@ func secretForms(creds map[string]string) []string {
 			if enc.Encode(v) == nil {
 				q := strings.TrimSuffix(b.String(), "\n")
 				q = q[1 : len(q)-1]
-				seen[q] = true
-				seen[strings.ReplaceAll(q, "/", `\/`)] = true
+				for _, f := range []string{q, asciiJSON(q, false), asciiJSON(q, true)} {
+					seen[f] = true
+					seen[strings.ReplaceAll(f, "/", `\/`)] = true
+				}
 			}
 		}
-		seen[url.QueryEscape(v)] = true
-		seen[url.PathEscape(v)] = true
+		for _, f := range []string{url.QueryEscape(v), url.PathEscape(v)} {
+			seen[f] = true
+			seen[lowerPercent(f)] = true
+		}
 		if depth < 4 {
 			var doc map[string]any
 			if json.Unmarshal([]byte(v), &doc) == nil {
@@ -263,6 +269,56 @@ func secretForms(creds map[string]string) []string {
 		return out[i] < out[j]
 	})
 	return out
+}
+
+// asciiJSON writes the non-ASCII characters of a JSON string's content as
+// \uXXXX escapes (UTF-16 surrogate pairs above U+FFFF), with lower- or
+// upper-case hex digits, as ASCII-only encoders do.
+func asciiJSON(q string, upper bool) string {
+	digits := "0123456789abcdef"
+	if upper {
+		digits = "0123456789ABCDEF"
+	}
+	var b strings.Builder
+	unit := func(u rune) {
+		b.WriteString(`\u`)
+		for shift := 12; shift >= 0; shift -= 4 {
+			b.WriteByte(digits[(u>>shift)&0xf])
+		}
+	}
+	for _, r := range q {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteRune(r)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			unit(hi)
+			unit(lo)
+		default:
+			unit(r)
+		}
+	}
+	return b.String()
+}
+
+// lowerPercent writes the hex digits of a URL-escaped string's %XX escapes
+// in lower case, as some encoders do.
+func lowerPercent(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = lowerHex(b[i+1]), lowerHex(b[i+2])
+			i += 2
+		}
+	}
+	return string(b)
+}
+
+func lowerHex(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // secretField reports whether a field of a JSON credential holds a secret

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,27 @@ func TestCloudErrorRedactsCredentialForms(t *testing.T) {
 			t.Errorf("%s: nothing redacted in %q", name, msg)
 		}
 	}
+	// Encoders that write only ASCII escape other characters as \uXXXX
+	// (surrogate pairs above U+FFFF), in either case; URL encoders may
+	// write lower-case hex.
+	unicodeSecret := "pässwörd-ünïcode-🔑-tail"
+	cfg.Credentials["password"] = unicodeSecret
+	lowerHex := regexp.MustCompile(`%[0-9A-F]{2}`)
+	lower := func(s string) string { return lowerHex.ReplaceAllStringFunc(s, strings.ToLower) }
+	for name, cloud := range map[string]string{
+		"secret URL-encoded, lower-case hex": "POST /token body client_secret=" + lower(url.QueryEscape(secret)) + " refused",
+		"unicode secret, lower-case hex":     "GET /x?p=" + lower(url.QueryEscape(unicodeSecret)),
+		"unicode secret, ASCII JSON":         `{"password":"p\u00e4ssw\u00f6rd-\u00fcn\u00efcode-\ud83d\udd11-tail"}`,
+		"unicode secret, ASCII JSON upper":   `{"password":"p\u00E4ssw\u00F6rd-\u00FCn\u00EFcode-\uD83D\uDD11-tail"}`,
+	} {
+		msg := CloudError(cfg, fault.BadInput, "op", errors.New(cloud)).Error()
+		for _, leak := range []string{"s3cr3t", "va%2blue", `\u00`, "%c3", "tail"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s: %q in %q", name, leak, msg)
+			}
+		}
+	}
+	delete(cfg.Credentials, "password")
 	// A pretty-printed service account file: its lines of names stay.
 	pretty, err := json.MarshalIndent(map[string]string{"client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com", "private_key": pemKey}, "", "  ")
 	if err != nil {
