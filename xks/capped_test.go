@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,6 +95,19 @@ func TestMaxConnectionsZero(t *testing.T) {
 	_, err := c.apply(ConfigInput{MaxConnections: &zero})
 	if fault.KindOf(err) != fault.BadInput || err.Error() != fmt.Sprintf("max_connections must be between 1 and %d", maxConnectionsCap) {
 		t.Fatalf("max_connections=0: %v (%s), want bad input", err, fault.KindOf(err))
+	}
+	// The size limits likewise: an explicit 0 is refused, not read as the
+	// default (nor as no limit).
+	for name, in := range map[string]ConfigInput{"max_plaintext_bytes": {MaxPlaintext: &zero}, "max_aad_bytes": {MaxAAD: &zero}} {
+		c = stored()
+		if _, err := c.apply(in); fault.KindOf(err) != fault.BadInput || !strings.HasPrefix(err.Error(), name+" must be") {
+			t.Fatalf("%s=0: %v (%s), want bad input", name, err, fault.KindOf(err))
+		}
+	}
+	c = stored()
+	c.MaxPlaintext, c.MaxAAD = 0, 0
+	if _, err := c.apply(ConfigInput{}); err != nil || c.MaxPlaintext != DefaultPlaintext || c.MaxAAD != DefaultAAD {
+		t.Fatalf("a configuration without limits: %d, %d, %v; want the defaults", c.MaxPlaintext, c.MaxAAD, err)
 	}
 }
 

@@ -160,10 +160,12 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	if c.ClientCAPEM == "" && (len(c.AllowedSubjects) > 0 || len(c.AllowedDNSNames) > 0) {
 		return false, fault.New(fault.BadInput, "mtls_allowed_subjects and mtls_allowed_dns_names need mtls_client_ca")
 	}
+	// As for max_connections below, an explicit 0 is refused (it could be
+	// read as "no limit"); only a configuration that never had a limit
+	// gets the default.
 	if in.MaxPlaintext != nil {
 		c.MaxPlaintext = *in.MaxPlaintext
-	}
-	if c.MaxPlaintext == 0 {
+	} else if c.MaxPlaintext == 0 {
 		c.MaxPlaintext = DefaultPlaintext
 	}
 	if c.MaxPlaintext < MinPlaintext || c.MaxPlaintext > maxPlaintextCap {
@@ -171,8 +173,7 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	}
 	if in.MaxAAD != nil {
 		c.MaxAAD = *in.MaxAAD
-	}
-	if c.MaxAAD == 0 {
+	} else if c.MaxAAD == 0 {
 		c.MaxAAD = DefaultAAD
 	}
 	if c.MaxAAD < MinAAD || c.MaxAAD > maxAADCap {
