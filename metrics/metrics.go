@@ -25,6 +25,7 @@ type Metrics struct {
 	hsmLatency *prometheus.HistogramVec
 	kmipConns  prometheus.Gauge
 	xks        *prometheus.CounterVec
+	xksRefused *prometheus.CounterVec
 }
 
 // New creates the metric set.
@@ -50,7 +51,11 @@ func New() *Metrics {
 	m.xks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "keyhold", Subsystem: "xks", Name: "requests_total", Help: "XKS requests by key store (URI path prefix), operation and error name.",
 	}, []string{"keystore", "operation", "error"})
-	m.reg.MustRegister(m.requests, m.latency, m.errors, m.hsmLatency, m.kmipConns, m.xks,
+	m.xksRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "keyhold", Subsystem: "xks", Name: "refused_total",
+		Help: "XKS connections closed and requests refused to bound the proxy's load, by reason: max_connections (a connection over the bound, closed before its handshake), unauthenticated_timeout (a connection none of whose requests authenticated, closed after 10 s), in_progress and connection_in_progress (a request over the bound on requests in progress before authentication, of the proxy or of its connection), rate_limit.",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.requests, m.latency, m.errors, m.hsmLatency, m.kmipConns, m.xks, m.xksRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,6 +85,10 @@ func (m *Metrics) KMIPConnection(delta int) { m.kmipConns.Add(float64(delta)) }
 func (m *Metrics) XKSRequest(keystore, op, errName string) {
 	m.xks.WithLabelValues(keystore, op, errName).Inc()
 }
+
+// XKSRefused records a connection or request the XKS proxy refused to bound
+// its load.
+func (m *Metrics) XKSRefused(reason string) { m.xksRefused.WithLabelValues(reason).Inc() }
 
 // WatchHSM exports the session pool and unwrap cache of h.
 func (m *Metrics) WatchHSM(h *hsm.HSM) {

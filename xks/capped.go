@@ -42,6 +42,7 @@ func (l *cappedListener) Accept() (net.Conn, error) {
 		max := int64(l.rt.p.st.Load().cfg.ConnectionLimit())
 		if l.rt.open.Add(1) > max {
 			l.rt.open.Add(-1)
+			l.rt.p.refused(refusedMaxConnections)
 			c.Close()
 			// At most one line every 10 s: a flood must not flood the log.
 			if now := time.Now().Unix(); now-l.warned.Load() >= 10 {
@@ -69,13 +70,17 @@ type countedConn struct {
 
 func (c *countedConn) Close() error {
 	c.timer.Stop()
-	return c.close()
+	_, err := c.close()
+	return err
 }
 
-func (c *countedConn) close() error {
+// close closes the connection and gives its place back; it reports
+// whether this call gave the place back (the first close).
+func (c *countedConn) close() (bool, error) {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.rt.open.Add(-1) })
-	return err
+	first := false
+	c.once.Do(func() { c.rt.open.Add(-1); first = true })
+	return first, err
 }
 
 // expire closes the connection unless a request on it has authenticated
@@ -83,7 +88,9 @@ func (c *countedConn) close() error {
 // HTTP/2, open without a stream); the server then ends its requests.
 func (c *countedConn) expire() {
 	if !c.authed.Load() {
-		c.close()
+		if first, _ := c.close(); first {
+			c.rt.p.refused(refusedUnauthTimeout)
+		}
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 func TestMaxConnections(t *testing.T) {
 	ctx := context.Background()
 	two := 2
-	e := newTestEnv(t, ConfigInput{MaxConnections: &two})
+	e, cm := newCountingEnv(t, ConfigInput{MaxConnections: &two})
 	dial := func() (*tls.Conn, error) {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr, &tls.Config{RootCAs: e.pool, ServerName: "localhost"})
 		if err != nil {
@@ -44,6 +44,7 @@ func TestMaxConnections(t *testing.T) {
 		c.Close()
 		t.Fatal("a third connection was served with max_connections=2")
 	}
+	cm.wait(t, "refused|max_connections", 1)
 	// A closed connection gives its place back (once the server sees it).
 	open[0].Close()
 	var err error
@@ -117,7 +118,7 @@ func TestMaxConnectionsZero(t *testing.T) {
 // more is refused (ThrottlingException) before its body is read.
 func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 	two := 2
-	e := newTestEnv(t, ConfigInput{MaxConnections: &two})
+	e, cm := newCountingEnv(t, ConfigInput{MaxConnections: &two})
 	p := e.runtime().p
 	c := e.h2Client()
 	defer c.CloseIdleConnections()
@@ -178,6 +179,7 @@ func TestInflightRequestsBoundedOverHTTP2(t *testing.T) {
 			t.Fatalf("the client spoke %s, want HTTP/2", r.resp.Proto)
 		}
 		wantError(t, r.resp.StatusCode, b, ThrottlingException)
+		cm.wait(t, "refused|in_progress", 1)
 	case <-time.After(5 * time.Second):
 		t.Fatal("a third request in progress on one HTTP/2 connection was admitted with max_connections=2")
 	}
@@ -410,7 +412,7 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 	unauthenticatedTimeout = 2 * time.Second // room for a signed handshake on a loaded machine
 	t.Cleanup(func() { unauthenticatedTimeout = old })
 	one := 1
-	e := newTestEnv(t, ConfigInput{MaxConnections: &one})
+	e, cm := newCountingEnv(t, ConfigInput{MaxConnections: &one})
 	rt := e.runtime()
 	// closed waits until the mount counts no connection open.
 	closed := func(what string) {
@@ -446,6 +448,7 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 		}
 		closed(proto)
 	}
+	cm.wait(t, "refused|unauthenticated_timeout", 2)
 	for _, h2 := range []bool{true, false} {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: e.pool}, ForceAttemptHTTP2: h2}}
@@ -479,6 +482,9 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 		c.CloseIdleConnections()
 		closed("a signed request's connection")
 	}
+	// The authenticated connections were closed by their clients, not by
+	// the timer.
+	cm.wait(t, "refused|unauthenticated_timeout", 2)
 }
 
 // Requests on a connection that has authenticated (AWS KMS's) are not
@@ -488,7 +494,7 @@ func TestUnauthenticatedConnectionTimesOut(t *testing.T) {
 // HTTP/2 connections cannot fill the bound alone.
 func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	three := 3
-	e := newTestEnv(t, ConfigInput{MaxConnections: &three})
+	e, cm := newCountingEnv(t, ConfigInput{MaxConnections: &three})
 	p := e.runtime().p
 	url, body := e.encryptTarget(t)
 	kms := e.h2Client()
@@ -556,6 +562,7 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 		t.Fatal("KMS's request did not go on its authenticated connection")
 	}
 	overflow("a fourth unauthenticated request with max_connections=3")
+	cm.wait(t, "refused|in_progress", 1)
 	for _, w := range pipes {
 		w.Close()
 	}
@@ -577,6 +584,33 @@ func TestInflightBoundSparesAuthenticatedConnections(t *testing.T) {
 	stranger = greedy
 	fill(maxPendingPerConn)
 	overflow(fmt.Sprintf("request %d on one unauthenticated connection", maxPendingPerConn+1))
+	cm.wait(t, "refused|connection_in_progress", 1)
+	cm.wait(t, "refused|in_progress", 1)
+}
+
+// newCountingEnv is newTestEnv with its metrics counted from the start.
+func newCountingEnv(t *testing.T, cfg ConfigInput) (*testEnv, *countMetrics) {
+	cm := &countMetrics{n: map[string]int{}}
+	return newTestEnvWith(t, cfg, true, func(o *Options) { o.Metrics = cm }), cm
+}
+
+// wait waits until the count under key is want (a refusal may be counted
+// just after the client sees it), and fails if it is not within 5 s.
+func (c *countMetrics) wait(t *testing.T, key string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := c.n[key]
+		c.mu.Unlock()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s counted %d times, want %d", key, n, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // runtime is the mount's running listener.

@@ -45,9 +45,12 @@ type Auditor interface {
 }
 
 // Metrics counts XKS requests by key store (path prefix), operation and
-// errorName ("" for success); *metrics.Metrics is one.
+// errorName ("" for success), and the connections and requests the proxy
+// refuses to protect itself, by reason (refusal reasons); *metrics.Metrics
+// is one.
 type Metrics interface {
 	XKSRequest(keystore, op, errName string)
+	XKSRefused(reason string)
 	Request(iface, op string, status int, d time.Duration)
 	Error(iface, kind string)
 }

@@ -146,6 +146,7 @@ func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 	if cc != nil {
 		if cc.pending.Add(1) > maxPendingPerConn {
 			cc.pending.Add(-1)
+			p.refused(refusedConnInProgress)
 			return xerr(ThrottlingException, "too many requests in progress on this connection before it has authenticated")
 		}
 	}
@@ -154,6 +155,7 @@ func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 		if cc != nil {
 			cc.pending.Add(-1)
 		}
+		p.refused(refusedInProgress)
 		return xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
 	}
 	rec.admitted, rec.conn = true, cc
@@ -217,6 +219,7 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, authFailure(errors.New("the credential belongs to another path prefix"))
 	}
 	if st.cfg.RateLimit > 0 && !p.bucket(rt.Prefix, st.cfg.RateLimit).take(p.now()) {
+		p.refused(refusedRateLimit)
 		return nil, xerr(ThrottlingException, "request rate over the configured limit")
 	}
 	req, xe := ParseRequest(rt.Op, body, st.limits)
@@ -343,6 +346,22 @@ func (b *bucket) take(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// Refusal reasons, the label values of Metrics.XKSRefused.
+const (
+	refusedMaxConnections = "max_connections"         // a connection over max_connections, closed at once
+	refusedUnauthTimeout  = "unauthenticated_timeout" // a connection without an authenticated request, closed
+	refusedInProgress     = "in_progress"             // a request over the proxy's bound (admit)
+	refusedConnInProgress = "connection_in_progress"  // a request over its connection's bound (admit)
+	refusedRateLimit      = "rate_limit"              // a request over rate_limit
+)
+
+// refused counts a refusal in the metrics.
+func (p *proxy) refused(reason string) {
+	if p.metrics != nil {
+		p.metrics.XKSRefused(reason)
+	}
 }
 
 // count records the request in the metrics. Only configured prefixes are

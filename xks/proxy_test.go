@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -224,7 +225,7 @@ func TestClockSkew(t *testing.T) {
 
 func TestThrottling(t *testing.T) {
 	rate := 2
-	e := newTestEnv(t, ConfigInput{RateLimit: &rate})
+	e, cm := newCountingEnv(t, ConfigInput{RateLimit: &rate})
 	var names []Name
 	for range 4 {
 		st, b := e.post(t, testPrefix, "keys/foo/metadata", map[string]any{"requestMetadata": meta("DescribeKey")}, e.akid, e.secret)
@@ -238,6 +239,9 @@ func TestThrottling(t *testing.T) {
 	if names[0] != "" || names[3] != ThrottlingException {
 		t.Fatalf("answers %v", names)
 	}
+	// Counted apart from the other refusals, one per throttled answer.
+	cm.wait(t, "refused|rate_limit", len(slices.DeleteFunc(names, func(n Name) bool { return n == "" })))
+	cm.wait(t, "refused|in_progress", 0)
 }
 
 // A new Manager over the same store (an appliance restart) serves the same
@@ -327,6 +331,13 @@ func TestNothingSensitiveInLogsOrStore(t *testing.T) {
 type countMetrics struct {
 	mu sync.Mutex
 	n  map[string]int
+}
+
+// XKSRefused counts under "refused|reason".
+func (c *countMetrics) XKSRefused(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n["refused|"+reason]++
 }
 
 func (c *countMetrics) XKSRequest(keystore, op, errName string) {
