@@ -68,7 +68,7 @@ func newClient(cf *clientFlags, getenv func(string) string) (*client, error) {
 		}
 	}
 	skip := cf.skipVerify
-	if s := getenv("KEYHOLD_SKIP_VERIFY"); s != "" && !skip {
+	if s := getenv("KEYHOLD_SKIP_VERIFY"); s != "" && !cf.skipSet {
 		if skip, err = strconv.ParseBool(s); err != nil {
 			return nil, fmt.Errorf("invalid KEYHOLD_SKIP_VERIFY %q: want true or false", s)
 		}
@@ -87,7 +87,12 @@ func newClient(cf *clientFlags, getenv func(string) string) (*client, error) {
 		// A redirect would carry the token to wherever it points.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &client{addr: u, token: getenv("KEYHOLD_TOKEN"), hc: hc}, nil
+	// A token read from a file or pasted often ends in a newline.
+	token := strings.TrimSpace(getenv("KEYHOLD_TOKEN"))
+	if strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+		return nil, errors.New("KEYHOLD_TOKEN contains a control character: it is not a token")
+	}
+	return &client{addr: u, token: token, hc: hc}, nil
 }
 
 // plainToRemote tells whether u is plain http to a host other than this
@@ -204,12 +209,12 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("User-Agent", "keyhold-cli/"+version)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, &connError{addr: c.addr.String(), err: err}
+		return nil, &connError{addr: c.addr.Redacted(), err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRespBytes))
 	if err != nil {
-		return nil, &connError{addr: c.addr.String(), err: err}
+		return nil, &connError{addr: c.addr.Redacted(), err: err}
 	}
 	if resp.StatusCode >= 300 {
 		return &response{status: resp.StatusCode, body: b}, errorOf(resp, b)

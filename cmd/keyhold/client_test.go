@@ -302,6 +302,8 @@ func TestTLS(t *testing.T) {
 		{"fail unknown CA", []string{"read", "a/b"}, nil, 1, "certificate signed by unknown authority"},
 		{"fail CA file missing", []string{"read", "-ca-cert=/nonexistent.pem", "a/b"}, nil, 2, "no such file"},
 		{"fail bad KEYHOLD_SKIP_VERIFY", []string{"read", "a/b"}, map[string]string{"KEYHOLD_SKIP_VERIFY": "maybe"}, 2, "invalid KEYHOLD_SKIP_VERIFY"},
+		// The flag given explicitly wins over the environment.
+		{"fail -tls-skip-verify=false over KEYHOLD_SKIP_VERIFY", []string{"read", "-tls-skip-verify=false", "a/b"}, map[string]string{"KEYHOLD_SKIP_VERIFY": "true"}, 1, "certificate signed by unknown authority"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -318,6 +320,25 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s\nwant %q", code, c.code, out.String(), errw.String(), c.want)
 			}
 		})
+	}
+}
+
+// A password in the address is not repeated in errors, and a token's
+// surrounding whitespace (a newline from a file) is dropped, while one with
+// a control character inside is refused as a usage error.
+func TestAddressPasswordAndTokenWhitespace(t *testing.T) {
+	_, stderr, code := runCLI(t, "http://user:s3cretpw@127.0.0.1:1", "tok", "", "read", "x")
+	if code != exitError || strings.Contains(stderr, "s3cretpw") || !strings.Contains(stderr, "cannot reach Keyhold at http://user:xxxxx@127.0.0.1:1") {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	f := &fakeAPI{answers: map[string]fakeAnswer{"GET /v1/a/b": {body: `{"data":{"k":"v"}}`}}}
+	ts := httptest.NewServer(f)
+	defer ts.Close()
+	if out, stderr, code := runCLI(t, ts.URL, "hvs.tok\n", "", "read", "a/b"); code != exitOK || !strings.Contains(out, "k      v") || f.got[0].token != "hvs.tok" {
+		t.Fatalf("a token ending in a newline: exit %d, stdout %s, stderr %s, sent %q", code, out, stderr, f.got)
+	}
+	if _, stderr, code := runCLI(t, ts.URL, "hvs.\x1btok", "", "read", "a/b"); code != exitUsage || !strings.Contains(stderr, "KEYHOLD_TOKEN contains a control character") {
+		t.Fatalf("a token with a control character: exit %d, stderr %s", code, stderr)
 	}
 }
 

@@ -39,6 +39,7 @@ type clientFlags struct {
 	address    string
 	caCert     string
 	skipVerify bool
+	skipSet    bool // -tls-skip-verify was given: it wins over $KEYHOLD_SKIP_VERIFY
 	format     string
 	field      string
 }
@@ -79,6 +80,7 @@ func (c *command) start(args []string, min, max int) (*client, int) {
 		}
 		return nil, exitUsage
 	}
+	c.fs.Visit(func(f *flag.Flag) { c.flags.skipSet = c.flags.skipSet || f.Name == "tls-skip-verify" })
 	if c.flags.format == "" {
 		c.flags.format = firstNonEmpty(c.e.getenv("KEYHOLD_FORMAT"), "table")
 	}
