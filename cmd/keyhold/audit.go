@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 
@@ -22,7 +23,13 @@ func cmdAudit(e *env, args []string) int {
 func cmdAuditVerify(e *env, args []string) int {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(e.stderr, "Usage: keyhold audit verify FILE...\n\nChecks the hash chain of an audit trail: give its files oldest first (a rotated\nfile before the one that followed it; a pipe such as <(zcat f.gz) works).\nExits 0 if the chain is intact, 1 if an event was changed, removed, inserted\nor reordered, the tail was cut, or there are no events at all.\n")
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	if fs.NArg() == 0 {
@@ -39,6 +46,12 @@ func cmdAuditVerify(e *env, args []string) int {
 	}
 	if rep.Problem != nil {
 		fmt.Fprintf(e.stdout, "FAILED after %d intact event(s): %s\n", rep.Events, rep.Problem)
+		return exitError
+	}
+	if rep.Events == 0 {
+		// A trail wiped to nothing, or a pipe whose producer failed, has
+		// no chain to break: it is not an intact one.
+		fmt.Fprintln(e.stdout, "FAILED: no events in the given file(s): nothing to verify (an empty or wiped file, or a pipe that produced nothing?)")
 		return exitError
 	}
 	fmt.Fprintf(e.stdout, "OK: %d event(s), seq %d to %d, chain intact\n", rep.Events, rep.FirstSeq, rep.LastSeq)

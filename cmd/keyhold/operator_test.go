@@ -154,3 +154,19 @@ func TestAuditTrailAfterACrash(t *testing.T) {
 	o.must("keyhold write -f keymgmt/key/k9 type=aes256-gcm96", "latest_version")
 	o.must("keyhold audit verify "+logPath+".1 "+logPath, `chain intact`)
 }
+
+// A file without events (wiped, or a pipe whose producer failed) is not an
+// intact trail; -h prints the command's usage.
+func TestAuditVerifyNothing(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runCLI(t, "", "", "", "audit", "verify", empty)
+	if code != exitError || !strings.Contains(out, "FAILED: no events") {
+		t.Fatalf("an empty trail: exit %d, stdout %s, stderr %s", code, out, stderr)
+	}
+	if _, stderr, code := runCLI(t, "", "", "", "audit", "verify", "-h"); code != exitOK || !strings.Contains(stderr, "Usage: keyhold audit verify FILE...") {
+		t.Fatalf("-h: exit %d, stderr %s", code, stderr)
+	}
+}
