@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -66,11 +68,38 @@ func cmdRead(e *env, args []string) int {
 	if err != nil {
 		return c.fail("reading "+path, err)
 	}
+	if s.Data == nil && s.Auth == nil && r.status != http.StatusNoContent {
+		// Some sys paths (sys/health, sys/init) answer with their fields
+		// at the top level, as Vault's do, not under "data".
+		s.Data = topLevelFields(r.body)
+	}
 	if r.status == http.StatusNoContent || (s.Data == nil && s.Auth == nil) {
 		fmt.Fprintf(e.stderr, "No value found at %s\n", path)
 		return exitError
 	}
 	return c.printer().secret(r, s)
+}
+
+// envelopeFields are the top-level fields of a Vault-style answer that are
+// not the answer's own.
+var envelopeFields = []string{"request_id", "lease_id", "lease_duration", "renewable", "wrap_info", "warnings", "auth", "data", "mount_type", "errors"}
+
+// topLevelFields returns the fields of a JSON object answer other than the
+// envelope's, or nil if there are none (or it is not an object).
+func topLevelFields(body []byte) map[string]any {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
+		return nil
+	}
+	for _, k := range envelopeFields {
+		delete(m, k)
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func cmdList(e *env, args []string) int {

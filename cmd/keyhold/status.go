@@ -30,8 +30,10 @@ could not be reached.`, false)
 		if err == nil {
 			err = errors.New("the answer is not a Keyhold health report")
 		}
+		// Exit 1, as for an address that cannot be reached: 2 would say
+		// that the appliance is there but unhealthy.
 		fmt.Fprintf(e.stderr, "Error checking status: %v\n", err)
-		return exitUnhealthy
+		return exitError
 	}
 	healthy := r.status == http.StatusOK
 	p := c.printer()

@@ -77,8 +77,11 @@ func cmdTokenCreate(e *env, args []string) int {
 	if set["use-limit"] {
 		body["num_uses"] = *uses
 	}
+	route := "auth/token/create"
 	if *orphan {
-		body["no_parent"] = true
+		// As Vault's CLI does: create-orphan needs no sudo, where
+		// no_parent on create does.
+		route = "auth/token/create-orphan"
 	}
 	if *noDefault {
 		body["no_default_policy"] = true
@@ -86,7 +89,7 @@ func cmdTokenCreate(e *env, args []string) int {
 	if set["renewable"] {
 		body["renewable"] = *renewable
 	}
-	r, err := cl.do(e.ctx, http.MethodPost, "auth/token/create", nil, body)
+	r, err := cl.do(e.ctx, http.MethodPost, route, nil, body)
 	if err != nil {
 		return c.fail("creating token", err)
 	}
