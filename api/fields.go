@@ -53,8 +53,16 @@ func newFieldData(raw map[string]any, schema Fields) (*FieldData, error) {
 		sort.Strings(unknown)
 		return nil, fault.New(fault.BadInput, "unknown field(s): %s", strings.Join(unknown, ", "))
 	}
-	d := &FieldData{raw: raw, schema: schema}
-	for k := range raw {
+	// A JSON null is a field not set (the Vault client sends null for a nil
+	// slice): it must not write a zero value over what is configured.
+	set := make(map[string]any, len(raw))
+	for k, v := range raw {
+		if v != nil {
+			set[k] = v
+		}
+	}
+	d := &FieldData{raw: set, schema: schema}
+	for k := range set {
 		if _, _, err := d.get(k); err != nil {
 			return nil, err
 		}

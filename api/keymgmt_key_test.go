@@ -99,6 +99,11 @@ func TestKeyLifecycleWithVaultClient(t *testing.T) {
 		if _, err := l.Write("keymgmt/key/example-key", map[string]any{"min_enabled_version": 2}); err != nil {
 			t.Fatal(err)
 		}
+		// A null (what the Vault client sends for a field it has no value
+		// for) leaves a setting as it is.
+		if _, err := l.Write("keymgmt/key/example-key", map[string]any{"min_enabled_version": nil, "deletion_allowed": nil}); err != nil {
+			t.Fatal(err)
+		}
 		s, err := l.Read("keymgmt/key/example-key")
 		if err != nil {
 			t.Fatal(err)

@@ -83,6 +83,14 @@ func TestXKSAdmin(t *testing.T) {
 	if err != nil || len(list.Data["keys"].([]any)) != 1 {
 		t.Fatalf("list: %v %v", list, err)
 	}
+	// A null is no value: it neither moves the mount to the empty prefix
+	// (which would revoke the credential) nor changes anything else.
+	if _, err := c.Write("xks/config", map[string]any{"uri_path_prefixes": nil, "max_connections": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c.List("xks/credential"); err != nil || len(list.Data["keys"].([]any)) != 1 {
+		t.Fatalf("list after a config write of nulls: %v %v", list, err)
+	}
 	info, err := c.Read("xks/credential/" + akid)
 	if err != nil || info.Data["prefix"] != "p" || info.Data["secret_access_key"] != nil {
 		t.Fatalf("read credential: %v %v", info, err)
