@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
@@ -97,6 +98,19 @@ func (s *Server) xksRevokeCredential(ctx context.Context, req *Request) (*Respon
 	id := req.Data.String("access_key_id")
 	if id == "" {
 		return nil, fault.New(fault.BadInput, "access_key_id is required")
+	}
+	if strings.ContainsAny(id, "/*+") || id == "." || id == ".." {
+		return nil, fault.New(fault.NotFound, "no such credential")
+	}
+	// The credential's own path decides too: a policy that denies it (or
+	// grants no delete there) is not bypassed through this route.
+	target := strings.TrimSuffix(req.Path, "revoke") + id
+	ok, err := s.d.Auth.Allowed(ctx, req.Token, target, string(OpDelete), false)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fault.New(fault.Permission, "permission denied: revoking a credential also needs delete on %s", target)
 	}
 	return nil, m.RevokeCredential(ctx, req.Mount.UUID, id)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	vault "github.com/hashicorp/vault/api"
 	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/xks"
 )
@@ -154,4 +155,45 @@ func TestXKSAdmin(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// xks/credential/revoke names its credential in the body: the credential's
+// own path decides as well, so a policy denying it holds on both routes.
+func TestXKSRevokeHonoursTheCredentialsPath(t *testing.T) {
+	e, _ := newXKSEnv(t)
+	root := e.client(t, testRootToken)
+	c := root.Logical()
+	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 2 {
+		cred, err := c.Write("xks/credential/generate", map[string]any{"prefix": "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cred.Data["access_key_id"].(string))
+	}
+	protected, other := ids[0], ids[1]
+	if err := root.Sys().PutPolicy("revoker", `path "xks/credential/*" { capabilities = ["update", "delete"] }
+path "xks/credential/`+protected+`" { capabilities = ["deny"] }`); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"revoker"}})
+	rc := e.client(t, tok).Logical()
+	if _, err := rc.Delete("xks/credential/" + protected); statusOfErr(err) != http.StatusForbidden {
+		t.Fatalf("delete of a denied credential: %v", err)
+	}
+	if _, err := rc.Write("xks/credential/revoke", map[string]any{"access_key_id": protected}); statusOfErr(err) != http.StatusForbidden {
+		t.Fatalf("revoke of a denied credential: %v", err)
+	}
+	if _, err := c.Read("xks/credential/" + protected); err != nil {
+		t.Fatalf("the denied credential is gone: %v", err)
+	}
+	if _, err := rc.Write("xks/credential/revoke", map[string]any{"access_key_id": other}); err != nil {
+		t.Fatalf("revoke of an allowed credential: %v", err)
+	}
+	if _, err := rc.Write("xks/credential/revoke", map[string]any{"access_key_id": "../../sys/x"}); statusOfErr(err) != http.StatusNotFound {
+		t.Fatalf("revoke of a path-like id: %v", err)
+	}
 }
