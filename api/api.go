@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -401,13 +402,16 @@ func (e *methodError) Error() string {
 func operation(r *http.Request) (Operation, error) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if l := r.URL.Query().Get("list"); l == "true" || l == "1" {
+		if l, err := strconv.ParseBool(r.URL.Query().Get("list")); err == nil && l {
 			return OpList, nil
 		}
 		return OpRead, nil
 	case "LIST":
 		return OpList, nil
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	case http.MethodPost, http.MethodPut:
+		// PATCH is refused (405): Vault gives it merge semantics and its
+		// own "patch" capability, and taken as a write it would replace
+		// what a client meant to change in part.
 		return OpUpdate, nil
 	case http.MethodDelete:
 		return OpDelete, nil
@@ -419,8 +423,8 @@ func operation(r *http.Request) (Operation, error) {
 // Reads, lists and deletes take their data from the query string (as Vault
 // does); a delete may also carry a body.
 func readBody(r *http.Request, op Operation) (map[string]any, error) {
+	q := map[string]any{}
 	if op != OpUpdate {
-		q := map[string]any{}
 		for k, v := range r.URL.Query() {
 			if k != "list" && len(v) > 0 {
 				q[k] = v[len(v)-1]
@@ -454,6 +458,14 @@ func readBody(r *http.Request, op Operation) (map[string]any, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fault.New(fault.BadInput, "malformed JSON body: data after the object")
+	}
+	// A delete's query parameters count with its body (?force=true with a
+	// body of {}); a field given in both must agree.
+	for k, v := range q {
+		if b, ok := m[k]; ok && fmt.Sprint(b) != v {
+			return nil, fault.New(fault.BadInput, "field %q is given in the query and in the body with different values", k)
+		}
+		m[k] = v
 	}
 	return m, nil
 }

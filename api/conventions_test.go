@@ -50,7 +50,8 @@ func TestWireConventions(t *testing.T) {
 		t.Fatalf("create: %d", st)
 	}
 	t.Run("ok LIST method and GET ?list=true", func(t *testing.T) {
-		for _, c := range [][2]string{{"LIST", "/v1/keymgmt/key"}, {"GET", "/v1/keymgmt/key?list=true"}, {"LIST", "/v1/keymgmt/key/"}} {
+		for _, c := range [][2]string{{"LIST", "/v1/keymgmt/key"}, {"GET", "/v1/keymgmt/key?list=true"}, {"LIST", "/v1/keymgmt/key/"},
+			{"GET", "/v1/keymgmt/key?list=t"}, {"GET", "/v1/keymgmt/key?list=TRUE"}} {
 			st, m := rawReq(t, env, c[0], c[1], testRootToken, "")
 			keys, _ := m["data"].(map[string]any)["keys"].([]any)
 			if st != 200 || len(keys) != 1 || keys[0] != "a" {
@@ -80,6 +81,10 @@ func TestWireConventions(t *testing.T) {
 		{"fail oversized body", "POST", "/v1/keymgmt/key/b", testRootToken, `{"type":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "larger than"},
 		{"fail method not allowed", "DELETE", "/v1/keymgmt/key/a/rotate", testRootToken, "", 405, "unsupported operation delete"},
 		{"fail unknown method", "TRACE", "/v1/keymgmt/key/a", testRootToken, "", 405, "unsupported operation"},
+		// PATCH has merge semantics and its own capability in Vault: not a
+		// write that replaces (nor creates) the object.
+		{"fail patch", "PATCH", "/v1/keymgmt/key/fresh", testRootToken, "{}", 405, "unsupported operation patch"},
+		{"fail delete query and body disagree", "DELETE", "/v1/sys/mounts/keymgmt?force=true", testRootToken, `{"force":false}`, 400, "in the query and in the body"},
 		{"fail not under v1", "GET", "/v2/sys/health", testRootToken, "", 404, "paths start with /v1/"},
 		{"fail no such key", "GET", "/v1/keymgmt/key/missing", testRootToken, "", 404, `no key named "missing"`},
 		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for this path"},
@@ -98,6 +103,15 @@ func TestWireConventions(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok a delete's query counts with its body", func(t *testing.T) {
+		mountKeymgmt(t, env.client(t, testRootToken), "km2")
+		if st, _ := rawReq(t, env, "POST", "/v1/km2/key/k", testRootToken, `{"type":"aes256-gcm96"}`); st != 200 {
+			t.Fatalf("create: %d", st)
+		}
+		if st, m := rawReq(t, env, "DELETE", "/v1/sys/mounts/km2?force=true", testRootToken, `{}`); st != 204 {
+			t.Fatalf("disable with force in the query and a body: %d %v", st, m)
+		}
+	})
 	t.Run("fail internal errors carry no detail", func(t *testing.T) {
 		env.store.Close() // every store call now fails inside
 		st, m := rawReq(t, env, "GET", "/v1/keymgmt/key/a", testRootToken, "")
