@@ -19,6 +19,7 @@ func (s *Server) kmipScopeRoutes() {
 		"tls_client_key_type": {Type: TypeString},
 		"tls_client_key_bits": {Type: TypeInt},
 		"tls_client_ttl":      {Type: TypeDuration},
+		"rng_seed_max_bytes":  {Type: TypeInt},
 	}
 	for _, op := range kmip.OperationNames() {
 		roleFields["operation_"+op] = Field{Type: TypeBool}

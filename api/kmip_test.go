@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -149,6 +150,7 @@ func TestKMIPAdminWithVaultClient(t *testing.T) {
 			{name: "fail all with another", data: map[string]any{"operation_all": true, "operation_get": true}, wantErr: true},
 			{name: "fail none with another", data: map[string]any{"operation_none": true, "operation_create": true}, wantErr: true},
 			{name: "fail unknown operation", data: map[string]any{"operation_fly": true}, wantErr: true},
+			{name: "ok rng_seed_max_bytes", data: map[string]any{"operation_all": true, "rng_seed_max_bytes": 16}, want: map[string]any{"rng_seed_max_bytes": json.Number("16")}},
 			{name: "fail bad key bits", data: map[string]any{"operation_all": true, "tls_client_key_type": "ec", "tls_client_key_bits": 255}, wantErr: true},
 		}
 		for _, tt := range tests {
