@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	vault "github.com/hashicorp/vault/api"
 )
 
 func rawReq(t *testing.T, env *testEnv, method, path, token, body string) (int, map[string]any) {
@@ -131,6 +133,22 @@ func TestHealthIsUnauthenticated(t *testing.T) {
 	h, err := env.client(t, "").Sys().Health()
 	if err != nil || !h.Initialized || h.Sealed || h.Version != "test" {
 		t.Fatalf("%+v %v", h, err)
+	}
+	// Which mounts listen where is told only to a token that may read
+	// sys/mounts.
+	if _, ok := m["listeners"]; ok {
+		t.Fatalf("the listeners without a token: %v", m)
+	}
+	root := env.client(t, testRootToken)
+	if err := root.Sys().PutPolicy("nothing", `path "keymgmt/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"nothing"}})
+	if _, m := rawReq(t, env, "GET", "/v1/sys/health", tok, ""); m["listeners"] != nil {
+		t.Fatalf("the listeners for a token that may not read sys/mounts: %v", m)
+	}
+	if _, m := rawReq(t, env, "GET", "/v1/sys/health", testRootToken, ""); m["listeners"] == nil {
+		t.Fatalf("no listeners for root: %v", m)
 	}
 }
 

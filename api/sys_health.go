@@ -25,6 +25,21 @@ func (s *Server) sysRoutes() {
 
 // health answers like Vault's sys/health (top-level fields) and adds the
 // HSM. It is a live check: the token must answer and the store must read.
+// mayReadMounts reports whether the request carries a token (not spending
+// one of its uses) whose policies let it read sys/mounts.
+func (s *Server) mayReadMounts(ctx context.Context, r *http.Request) bool {
+	tok := requestToken(r)
+	if tok == "" {
+		return false
+	}
+	t, err := s.d.Auth.Lookup(ctx, tok)
+	if err != nil {
+		return false
+	}
+	ok, err := s.d.Auth.Allowed(ctx, t, "sys/mounts", string(OpRead), false)
+	return err == nil && ok
+}
+
 func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -80,6 +95,12 @@ func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 	if ok, more := s.healthHA(ctx, body, req.Data.String("listener")); !ok {
 		status = http.StatusServiceUnavailable
 		problems = append(problems, more...)
+	}
+	if !s.mayReadMounts(ctx, req.HTTP) {
+		// Without a token that may read sys/mounts nobody learns which
+		// mounts exist, nor where they listen (a load balancer names the
+		// mount it checks with ?listener=).
+		delete(body, "listeners")
 	}
 	if len(problems) > 0 {
 		body["problems"] = problems
