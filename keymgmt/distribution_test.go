@@ -1236,3 +1236,27 @@ func TestAWSCredentialsOfAnotherAccountRefused(t *testing.T) {
 		t.Fatalf("new credentials of the same account: %v", err)
 	}
 }
+
+// An endpoint must be https (http only to loopback: a local test double)
+// or a gRPC host:port, and a new endpoint needs the credentials again: the
+// stored ones, or tokens made from them, would be sent there.
+func TestKMSEndpointChecks(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	for _, bad := range []string{"file:///etc/passwd", "http://kms.example.com", "ftp://127.0.0.1:21", "https://user:pw@kms.example.com", "no-port", ":443"} {
+		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &bad, Credentials: c.creds}); fault.KindOf(err) != fault.BadInput {
+			t.Fatalf("endpoint %q: %v, want bad input", bad, err)
+		}
+	}
+	elsewhere := "https://kms.attacker.example"
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &elsewhere}); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "needs its credentials") {
+		t.Fatalf("a new endpoint without the credentials: %v", err)
+	}
+	for _, ok := range []string{"https://kms.vpce.example:8443", "kms.example.internal:443", "http://127.0.0.1:9", "http://localhost:9", c.endpoint} {
+		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &ok, Credentials: c.creds}); err != nil {
+			t.Fatalf("endpoint %q with the credentials: %v", ok, err)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package keymgmt
 import (
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -82,6 +84,35 @@ func (m *Manager) KMSExists(ctx context.Context, mount, name string) (bool, erro
 	return err == nil, err
 }
 
+// checkEndpoint accepts a private endpoint as a URL (AWS, Azure) or as
+// host:port (GCP's gRPC address). A URL must be https, or http to a
+// loopback address (a local test double): credentials and tokens go there.
+func checkEndpoint(ep string) error {
+	if ep == "" {
+		return nil
+	}
+	if !strings.Contains(ep, "://") {
+		if host, port, err := net.SplitHostPort(ep); err != nil || host == "" || port == "" {
+			return fault.New(fault.BadInput, "endpoint must be an https URL or host:port, got %q", ep)
+		}
+		return nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fault.New(fault.BadInput, "endpoint must be an https URL or host:port, got %q", ep)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			return nil
+		}
+		return fault.New(fault.BadInput, "endpoint %q is plain http to another host: credentials would cross the network in the clear; use https", ep)
+	}
+	return fault.New(fault.BadInput, "endpoint must be an https URL or host:port, got %q", ep)
+}
+
 func checkOAEPHash(h string) error {
 	if h != "sha256" && h != "sha1" {
 		return fault.New(fault.BadInput, "oaep_hash must be sha256 or sha1, got %q", h)
@@ -95,6 +126,11 @@ func checkOAEPHash(h string) error {
 func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate) (*KMS, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
+	}
+	if u.Endpoint != nil {
+		if err := checkEndpoint(*u.Endpoint); err != nil {
+			return nil, err
+		}
 	}
 	var sealedCreds *sealed
 	if u.Credentials != nil {
@@ -148,6 +184,12 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			}
 			if len(keys) > 0 {
 				return fault.New(fault.Conflict, "%s of kms %q cannot change while keys are distributed there (%s)", f.field, name, strings.Join(keys, ", "))
+			}
+			if f.field == "endpoint" && r.Credentials != nil && u.Credentials == nil {
+				// The stored credentials (or tokens made from them) would go
+				// to the new endpoint: whoever may write the kms but does not
+				// know them must not be able to send them elsewhere.
+				return fault.New(fault.BadInput, "a new endpoint for kms %q needs its credentials in the same write: they are sent to the endpoint", name)
 			}
 			*f.cur = *f.in
 		}
