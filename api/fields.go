@@ -232,9 +232,15 @@ func convert(t FieldType, v any) (any, error) {
 			if i, err := strconv.ParseInt(x, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(time.Second) {
 				return time.Duration(i) * time.Second, nil
 			}
+			// Days, as Vault's parser takes them ("7d").
+			if n, ok := strings.CutSuffix(x, "d"); ok {
+				if i, err := strconv.ParseInt(n, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(24*time.Hour) {
+					return time.Duration(i) * 24 * time.Hour, nil
+				}
+			}
 			dur, err := time.ParseDuration(x)
 			if err != nil || dur < 0 {
-				return nil, fmt.Errorf("want a duration such as 3600 or \"1h\", got %q", x)
+				return nil, fmt.Errorf("want a duration such as 3600, \"1h\" or \"7d\", got %q", x)
 			}
 			return dur, nil
 		}
