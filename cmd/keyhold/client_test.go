@@ -200,6 +200,13 @@ func TestCommandsAgainstFake(t *testing.T) {
 		{name: "fail status unhealthy", args: []string{"status"},
 			answers: map[string]fakeAnswer{"GET /v1/sys/health": {status: 503, body: `{"initialized":true,"version":"9.9","problems":["hsm: unavailable"]}`}},
 			route:   "GET /v1/sys/health", stdout: "Problems             hsm: unavailable\n", code: 2},
+		{name: "fail a pair refused: the hint", args: []string{"write", "sys/audit-hash/file", "input=user=alice"},
+			answers: map[string]fakeAnswer{"PUT /v1/sys/audit-hash/file": {status: 400, body: `{"errors":["field \"input\": want a string"]}`}},
+			route:   "PUT /v1/sys/audit-hash/file", body: map[string]any{"input": map[string]any{"user": "alice"}},
+			stderr: "Note: input=NAME=VALUE sent an object", code: 1},
+		{name: "ok read pair-like query value", args: []string{"read", "sys/audit-log/file", "principal=a=b"},
+			answers: map[string]fakeAnswer{"GET /v1/sys/audit-log/file": {body: `{"data":{"events":[]}}`}},
+			route:   "GET /v1/sys/audit-log/file", query: "principal=a%3Db", stdout: "events"},
 		{name: "fail server message and status", args: []string{"write", "-f", "keymgmt/key/k", "type=dsa"},
 			answers: map[string]fakeAnswer{"PUT /v1/keymgmt/key/k": {status: 400, body: `{"errors":["unknown key type \"dsa\""]}`}},
 			route:   "PUT /v1/keymgmt/key/k", body: map[string]any{"type": "dsa"},
@@ -260,6 +267,11 @@ func TestUsageErrors(t *testing.T) {
 		{"fail policy write without file", []string{"policy", "write", "ops"}, "not enough arguments"},
 		{"fail bad metadata", []string{"token", "create", "-metadata=x"}, `invalid -metadata "x"`},
 		{"fail bad address", []string{"read", "-address=ftp://x", "a"}, `invalid address "ftp://x"`},
+		{"fail empty path", []string{"list", ""}, "PATH is empty"},
+		{"fail slashes only", []string{"write", "-f", "/"}, "PATH is empty"},
+		{"fail secrets enable without a type", []string{"secrets", "enable", ""}, "TYPE is empty"},
+		{"fail secrets enable at /", []string{"secrets", "enable", "-path=/", "keymgmt"}, "is empty once its slashes are dropped"},
+		{"fail secrets disable empty", []string{"secrets", "disable", "/"}, "PATH is empty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

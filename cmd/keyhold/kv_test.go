@@ -17,6 +17,10 @@ func TestParseData(t *testing.T) {
 	os.WriteFile(secret, []byte("s3cr=t"), 0o600)
 	obj := filepath.Join(dir, "data.json")
 	os.WriteFile(obj, []byte(`{"type":"ecdsa-p256","min_enabled_version":2}`), 0o600)
+	two := filepath.Join(dir, "two.json")
+	os.WriteFile(two, []byte("{\"type\":\"ecdsa-p256\"}\n{\"deletion_allowed\":true}\n"), 0o600)
+	bin := filepath.Join(dir, "bin")
+	os.WriteFile(bin, []byte("ab\xff\xfe\x00cd"), 0o600)
 
 	cases := []struct {
 		name  string
@@ -65,10 +69,14 @@ func TestParseData(t *testing.T) {
 			"client_id is given twice"},
 		{"fail JSON not an object", []string{"-"}, "[1]", "", "stdin: want a JSON object"},
 		{"fail key in JSON and pair", []string{"-", "type=x"}, `{"type":"y"}`, "", "type is given both"},
+		// Nothing is dropped or altered silently.
+		{"fail two JSON objects", []string{"@" + two}, "", "", "data after the JSON object"},
+		{"fail JSON with trailing junk", []string{"-"}, `{"type":"ecdsa-p256"} trailing junk`, "", "stdin: data after the JSON object"},
+		{"fail binary file value", []string{"description=@" + bin}, "", "", "is not UTF-8 text"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := parseData(c.args, strings.NewReader(c.stdin))
+			got, _, err := parseData(c.args, strings.NewReader(c.stdin), true)
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("error %v, want %q", err, c.err)
@@ -87,5 +95,22 @@ func TestParseData(t *testing.T) {
 				t.Fatalf("got %s, want %s", b, c.want)
 			}
 		})
+	}
+}
+
+// Query parameters (read, delete) cannot hold objects: NAME=VALUE values
+// stay strings there, and numbers and booleans of a JSON object are sent as
+// written.
+func TestQueryOf(t *testing.T) {
+	e := &env{stdin: strings.NewReader(`{"limit":1,"newest":true}`)}
+	q, err := queryOf([]string{"principal=a=b", "key=k", "-"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Encode(); got != "key=k&limit=1&newest=true&principal=a%3Db" {
+		t.Fatalf("query %s", got)
+	}
+	if _, err := queryOf([]string{"-"}, &env{stdin: strings.NewReader(`{"x":{"y":1}}`)}); err == nil || !strings.Contains(err.Error(), "only plain values") {
+		t.Fatalf("an object as a query parameter: %v", err)
 	}
 }

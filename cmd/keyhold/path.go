@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -25,7 +27,10 @@ A lone - or @FILE.json merges a JSON object.`, true)
 		return code
 	}
 	path := cleanPath(c.fs.Arg(0))
-	data, err := parseData(c.fs.Args()[1:], e.stdin)
+	if path == "" {
+		return c.usageError("PATH is empty")
+	}
+	data, objects, err := parseData(c.fs.Args()[1:], e.stdin, true)
 	if err != nil {
 		return c.usageError("%v", err)
 	}
@@ -34,7 +39,12 @@ A lone - or @FILE.json merges a JSON object.`, true)
 	}
 	r, err := cl.do(e.ctx, http.MethodPut, path, nil, data)
 	if err != nil {
-		return c.fail("writing "+path, err)
+		code := c.fail("writing "+path, err)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusBadRequest && len(objects) > 0 {
+			fmt.Fprintf(e.stderr, "\nNote: %s=NAME=VALUE sent an object. To send a string holding '=', give it from a file or stdin (KEY=@FILE, KEY=-) or in JSON (@data.json).\n", objects[0])
+		}
+		return code
 	}
 	p := c.printer()
 	s, err := parseSecret(r.body)
@@ -56,6 +66,9 @@ func cmdRead(e *env, args []string) int {
 		return code
 	}
 	path := cleanPath(c.fs.Arg(0))
+	if path == "" {
+		return c.usageError("PATH is empty")
+	}
 	q, err := queryOf(c.fs.Args()[1:], e)
 	if err != nil {
 		return c.usageError("%v", err)
@@ -109,6 +122,9 @@ func cmdList(e *env, args []string) int {
 		return code
 	}
 	path := cleanPath(c.fs.Arg(0))
+	if path == "" {
+		return c.usageError("PATH is empty")
+	}
 	r, err := cl.do(e.ctx, http.MethodGet, path, url.Values{"list": {"true"}}, nil)
 	if err != nil {
 		return c.fail("listing "+path, err)
@@ -132,6 +148,9 @@ func cmdDelete(e *env, args []string) int {
 		return code
 	}
 	path := cleanPath(c.fs.Arg(0))
+	if path == "" {
+		return c.usageError("PATH is empty")
+	}
 	q, err := queryOf(c.fs.Args()[1:], e)
 	if err != nil {
 		return c.usageError("%v", err)
@@ -146,24 +165,44 @@ func cmdDelete(e *env, args []string) int {
 // queryOf turns KEY=VALUE arguments into query parameters; a repeated key
 // repeats the parameter.
 func queryOf(args []string, e *env) (url.Values, error) {
-	data, err := parseData(args, e.stdin)
+	data, _, err := parseData(args, e.stdin, false)
 	if err != nil {
 		return nil, err
 	}
 	q := url.Values{}
 	for k, v := range data {
 		switch x := v.(type) {
-		case string:
-			q.Set(k, x)
 		case []any:
 			for _, s := range x {
-				q.Add(k, fmt.Sprint(s))
+				s, ok := queryValue(s)
+				if !ok {
+					return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
+				}
+				q.Add(k, s)
 			}
 		default:
-			return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
+			s, ok := queryValue(x)
+			if !ok {
+				return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
+			}
+			q.Set(k, s)
 		}
 	}
 	return q, nil
+}
+
+// queryValue is a plain value (string, number or bool, from KEY=VALUE or
+// a JSON object) as a query parameter.
+func queryValue(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	return "", false
 }
 
 // cleanPath drops the slashes around a path, as paths are relative to /v1/.

@@ -37,8 +37,14 @@ func cmdSecretsEnable(e *env, args []string) int {
 	if cl == nil {
 		return code
 	}
-	typ := c.fs.Arg(0)
+	typ := strings.TrimSpace(c.fs.Arg(0))
+	if typ == "" {
+		return c.usageError("TYPE is empty: keymgmt, kmip or xks")
+	}
 	mount := cleanPath(firstNonEmpty(*path, typ))
+	if mount == "" {
+		return c.usageError("-path %q is empty once its slashes are dropped", *path)
+	}
 	body := map[string]any{"type": typ}
 	if *desc != "" {
 		body["description"] = *desc
@@ -59,6 +65,9 @@ func cmdSecretsDisable(e *env, args []string) int {
 		return code
 	}
 	mount := cleanPath(c.fs.Arg(0))
+	if mount == "" {
+		return c.usageError("PATH is empty")
+	}
 	var q url.Values
 	if *force {
 		q = url.Values{"force": {"true"}}
