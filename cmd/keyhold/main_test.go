@@ -121,6 +121,7 @@ func TestServerFlagErrors(t *testing.T) {
 		{"fail both modes", []string{"server", "-dev", "-config", "x.hcl"}, "exactly one of -dev and -config"},
 		{"fail missing config", []string{"server", "-config", "/nonexistent/keyhold.hcl"}, "no such file"},
 		{"fail unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"fail unknown log level", []string{"server", "-dev", "-dev-dir", "/nonexistent/dev", "-log-level=verbose"}, `-log-level "verbose" is not one of`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

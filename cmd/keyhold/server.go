@@ -33,6 +33,13 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "keyhold server: give exactly one of -dev and -config FILE")
 		return 2
 	}
+	switch *logLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		// As log_level in the configuration file: not silently info.
+		fmt.Fprintf(stderr, "keyhold server: -log-level %q is not one of debug, info, warn, error\n", *logLevel)
+		return 2
+	}
 	var cfg *server.Config
 	var root string
 	var err error
