@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 
 	"github.com/keyhold/keyhold/audit"
 )
@@ -39,6 +40,9 @@ func cmdAuditVerify(e *env, args []string) int {
 	rep, err := audit.Verify(fs.Args())
 	if err != nil {
 		fmt.Fprintf(e.stderr, "Error verifying: %v\n", err)
+		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) {
+			return exitUsage // a file that cannot be read, as for the other commands
+		}
 		return exitError
 	}
 	for _, n := range rep.Notes {

@@ -271,7 +271,14 @@ func parseSecret(body []byte) (*secret, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(s); err != nil {
-		return nil, fmt.Errorf("the server's answer is not a JSON response: %v", err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return nil, fmt.Errorf("the server's answer is a JSON %s, not the object of a Vault-style response", te.Value)
+		}
+		if !json.Valid(body) {
+			return nil, errors.New("the server's answer is not JSON: the CLI reads JSON paths; fetch others, such as sys/metrics, with curl")
+		}
+		return nil, fmt.Errorf("the server's answer is not a Vault-style response: %v", err)
 	}
 	return s, nil
 }

@@ -169,4 +169,7 @@ func TestAuditVerifyNothing(t *testing.T) {
 	if _, stderr, code := runCLI(t, "", "", "", "audit", "verify", "-h"); code != exitOK || !strings.Contains(stderr, "Usage: keyhold audit verify FILE...") {
 		t.Fatalf("-h: exit %d, stderr %s", code, stderr)
 	}
+	if _, stderr, code := runCLI(t, "", "", "", "audit", "verify", empty+".missing"); code != exitUsage || !strings.Contains(stderr, "no such file") {
+		t.Fatalf("a missing file: exit %d, stderr %s", code, stderr)
+	}
 }
