@@ -217,7 +217,12 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		return nil, &connError{addr: c.addr.Redacted(), err: err}
 	}
 	if resp.StatusCode >= 300 {
-		return &response{status: resp.StatusCode, body: b}, errorOf(resp, b)
+		err := errorOf(resp, b)
+		var ae *apiError
+		if resp.StatusCode == http.StatusForbidden && c.token == "" && errors.As(err, &ae) {
+			ae.errors = append(ae.errors, "no token was sent: set KEYHOLD_TOKEN")
+		}
+		return &response{status: resp.StatusCode, body: b}, err
 	}
 	return &response{status: resp.StatusCode, body: b}, nil
 }

@@ -111,6 +111,7 @@ func TestCommandsAgainstFake(t *testing.T) {
 		stdout  string
 		stderr  string
 		code    int
+		token   string // "-": none sent (default tok-1)
 	}{
 		{name: "ok token create", args: []string{"token", "create", "-policy=ops", "-policy=default", "-ttl=1h", "-use-limit=3", "-display-name=ci"},
 			answers: map[string]fakeAnswer{"POST /v1/auth/token/create": {body: tokenAuth}},
@@ -190,6 +191,9 @@ func TestCommandsAgainstFake(t *testing.T) {
 		{name: "fail read envelope only", args: []string{"read", "a/b"},
 			answers: map[string]fakeAnswer{"GET /v1/a/b": {body: `{"request_id":"r","data":null,"warnings":null}`}},
 			route:   "GET /v1/a/b", stderr: "No value found at a/b\n", code: 1},
+		{name: "fail without a token: the hint", args: []string{"read", "a/b"}, token: "-",
+			answers: map[string]fakeAnswer{"GET /v1/a/b": {status: 403, body: `{"errors":["permission denied: no token"]}`}},
+			route:   "GET /v1/a/b", stderr: "* no token was sent: set KEYHOLD_TOKEN", code: 1},
 		{name: "fail read a non-JSON answer", args: []string{"read", "sys/metrics"},
 			answers: map[string]fakeAnswer{"GET /v1/sys/metrics": {body: "# HELP x\nx 1\n"}},
 			route:   "GET /v1/sys/metrics", stderr: "not JSON: the CLI reads JSON paths; fetch others, such as sys/metrics, with curl", code: 1},
@@ -231,7 +235,11 @@ func TestCommandsAgainstFake(t *testing.T) {
 			f := &fakeAPI{answers: c.answers}
 			ts := httptest.NewServer(f)
 			defer ts.Close()
-			stdout, stderr, code := runCLI(t, ts.URL, "tok-1", c.stdin, c.args...)
+			tok := "tok-1"
+			if c.token == "-" {
+				tok = ""
+			}
+			stdout, stderr, code := runCLI(t, ts.URL, tok, c.stdin, c.args...)
 			if code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, c.code, stdout, stderr)
 			}
@@ -242,7 +250,7 @@ func TestCommandsAgainstFake(t *testing.T) {
 				t.Fatalf("%d requests, want 1: %v", len(f.got), f.got)
 			}
 			r := f.got[0]
-			if r.route != c.route || r.query != c.query || r.token != "tok-1" {
+			if r.route != c.route || r.query != c.query || r.token != tok {
 				t.Fatalf("request %s ?%s token %q, want %s ?%s", r.route, r.query, r.token, c.route, c.query)
 			}
 			if c.body != nil && !reflect.DeepEqual(r.body, c.body) {
