@@ -74,13 +74,14 @@ func (c *countedConn) Close() error {
 	return err
 }
 
-// close closes the connection and gives its place back; it reports
-// whether this call gave the place back (the first close).
+// close gives the connection's place back and closes it; it reports
+// whether this call gave the place back (the first close). The place goes
+// first: closing the socket wakes the server, which closes the connection
+// too, and the first caller must be the one that decided to close it.
 func (c *countedConn) close() (bool, error) {
-	err := c.Conn.Close()
 	first := false
 	c.once.Do(func() { c.rt.open.Add(-1); first = true })
-	return first, err
+	return first, c.Conn.Close()
 }
 
 // expire closes the connection unless a request on it has authenticated
