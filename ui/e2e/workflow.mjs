@@ -94,6 +94,26 @@ try {
   await see(page.getByTestId('dist-' + KMS).locator('tbody tr').last(), 'disabled');
   await shot(page, 'key-detail');
 
+  log('a distribution whose last attempt failed shows the failure and offers Resume');
+  // The distribution's record as a failed attempt leaves it (status
+  // distributing, error set), made from the real answer.
+  const distURL = `**/v1/keymgmt/kms/${KMS}/key/${KEY}`;
+  await page.route(distURL, async (r) => {
+    if (r.request().method() !== 'GET') return r.continue();
+    const resp = await r.fetch();
+    const body = await resp.json();
+    body.data.status = 'distributing';
+    body.data.error = 'aws-fake: no answer within the client timeout (staged)';
+    await r.fulfill({ response: resp, json: body });
+  });
+  await go(page, '#/keys/keymgmt');
+  await go(page, `#/keys/keymgmt/key/${KEY}`);
+  const failedDist = page.getByTestId('dist-' + KMS);
+  await see(failedDist, 'Last failure');
+  await see(failedDist, 'no answer within the client timeout (staged)');
+  check(await failedDist.getByRole('button', { name: 'Resume', exact: true }).count() === 1, 'a failed distribution offers Resume');
+  await page.unroute(distURL);
+
   log('KMIP');
   await go(page, '#/kmip/kmip');
   await field(page, 'kmip-config', 'Listen addresses').fill(kmipAddr);
@@ -124,6 +144,24 @@ try {
   await shot(page, 'kmip-role');
   await page.getByTestId('secret-close').click();
   check(await page.locator('.secret-once').count() === 0, 'the one-time panel is gone');
+  log('a certificate is read with GET (a read capability is enough)');
+  const lookup = page.waitForRequest((r) => r.url().includes('/credential/lookup'));
+  const certName = await saveDownload(() => page.getByRole('button', { name: 'Certificate', exact: true }).click(), 'kmip-client.crt.pem');
+  check((await lookup).method() === 'GET', 'credential lookup by ' + (await lookup).method());
+  check(/\.crt\.pem$/.test(certName), 'certificate file name ' + certName);
+  log('certificate defaults go back to the mount\u2019s when cleared');
+  const roleWrite = () => page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/kmip/scope/finance/role/accounting'));
+  await field(page, 'role-cert', 'Key type').selectOption('rsa');
+  await field(page, 'role-cert', 'Key bits').fill('2048');
+  let w = roleWrite();
+  await submit(page, 'role-cert');
+  check((await w).postDataJSON().tls_client_key_bits === 2048, 'RSA 2048 sent');
+  await field(page, 'role-cert', 'Key type').selectOption('');
+  await field(page, 'role-cert', 'Key bits').fill('');
+  w = roleWrite();
+  await submit(page, 'role-cert');
+  const cleared = (await w).postDataJSON();
+  check(cleared.tls_client_key_type === '' && cleared.tls_client_key_bits === 0 && cleared.tls_client_ttl === 0, 'cleared defaults sent: ' + JSON.stringify(cleared));
 
   log('XKS');
   await go(page, '#/xks/xks');
@@ -150,6 +188,37 @@ try {
   await shot(page, 'xks');
   await page.getByTestId('secret-close').click();
   check(!(await page.content()).includes(secret), 'the XKS secret left the page');
+
+  log('XKS: the empty prefix survives a save; removing a key store with credentials asks first');
+  const xksSave = () => page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/v1/xks/config'));
+  const openConfig = () => page.locator('details:has([data-testid=xks-config]) > summary').click();
+  await openConfig();
+  await field(page, 'xks-config', 'URI path prefixes (key stores)').fill('/, example/keystore');
+  let saved = xksSave();
+  await submit(page, 'xks-config');
+  await saved;
+  await field(page, 'xks-cred-generate', 'Key store').selectOption('');
+  await submit(page, 'xks-cred-generate');
+  await see(page.locator('.secret-once'), 'SigV4 credential');
+  await page.getByTestId('secret-close').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=xks-creds] tbody tr').length === 2);
+  await openConfig();
+  check((await field(page, 'xks-config', 'URI path prefixes (key stores)').inputValue()).split(/,\s*/).includes('/'), 'the empty prefix is shown as /');
+  await field(page, 'xks-config', 'Rate limit (req/s per prefix, 0 = none)').fill('1000');
+  saved = xksSave();
+  await submit(page, 'xks-config');
+  check((await saved).request().postDataJSON().uri_path_prefixes.includes('/'), 'a save of another field keeps the empty prefix');
+  await page.waitForTimeout(300);
+  check(await page.locator('[data-testid=xks-creds] tbody tr').count() === 2, 'both credentials survive the save');
+  await openConfig();
+  await field(page, 'xks-config', 'URI path prefixes (key stores)').fill('example/keystore');
+  await submit(page, 'xks-config');
+  const ask = page.locator('dialog.confirm');
+  await ask.waitFor();
+  await see(ask, 'revokes 1 SigV4 credential');
+  await ask.getByTestId('confirm-cancel').click();
+  await see(page.getByTestId('xks-config'), 'Nothing was saved.');
+  check(await page.locator('[data-testid=xks-creds] tbody tr').count() === 2, 'nothing was revoked');
 
   log('a slow page does not replace the page navigated to meanwhile');
   // The audit page waits for sys/audit; hold that answer back, move on to the
@@ -194,7 +263,14 @@ try {
   await submit(page, 'audit-filters');
   await page.waitForURL(/result=error/);
   await see(page.getByTestId('verification'), 'Chain intact');
-  await go(page, '#/audit/file?limit=30');
+  await go(page, '#/audit/file?limit=2');
+  await see(page.getByTestId('verification'), 'Chain intact');
+  for (const n of [2, 3]) {
+    await page.getByTestId('audit-older').click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=audit-events] table').length === n, n);
+  }
+  check(await page.getByTestId('audit-older').count() === 1, 'older events can be asked for again');
+  await go(page, '#/audit/file?limit=100');
   await see(page.getByTestId('verification'), 'Chain intact');
   await see(page.getByTestId('audit-events'), 'xks/credential/generate');
   await shot(page, 'audit');

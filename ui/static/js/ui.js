@@ -263,7 +263,7 @@ export function confirmTyped({ title, message, name, action = 'Delete' }) {
   return new Promise((resolve) => {
     const input = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'name to confirm', 'data-testid': 'confirm-input' });
     const ok = h('button', { type: 'submit', class: 'btn danger', disabled: true, 'data-testid': 'confirm-ok' }, action);
-    const cancel = h('button', { type: 'button', class: 'btn' }, 'Cancel');
+    const cancel = h('button', { type: 'button', class: 'btn', 'data-testid': 'confirm-cancel' }, 'Cancel');
     const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title' },
       h('form', { method: 'dialog' },
         h('h3', { id: 'confirm-title' }, title),

@@ -169,7 +169,16 @@ function eventsCard(dev, query) {
     const evs = d.events || [];
     listBox.append(eventsTable(evs));
     replace(more, d.more && evs.length ? button('Older events', async (ev) => {
-      await run(ev.target, more, () => loadPage(evs[evs.length - 1].seq));
+      // Not run(ev.target, more, ...): loadPage redraws "more" with the
+      // next button, which run would then clear.
+      ev.target.disabled = true;
+      try {
+        await loadPage(evs[evs.length - 1].seq);
+      } catch (e) {
+        replace(more, errorBox(e));
+      } finally {
+        ev.target.disabled = false;
+      }
     }, { testid: 'audit-older' }) : null,
     h('p', { class: 'help' }, `Read ${(d.scanned_bytes / 1024).toFixed(0)} KiB of ${d.file_path}` + (d.unreadable ? `; ${d.unreadable} lines are not events` : '') + '.'));
   };

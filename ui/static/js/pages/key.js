@@ -101,7 +101,15 @@ function versions(k, name) {
 async function distributions(p, name) {
   const r = await settle(() => api.list(`${p}/key/${enc(name)}/kms`));
   if (r.error) return { error: r.error };
-  const list = await pool(r, 3, async (kms) => ({ kms, d: await settle(() => api.read(`${p}/kms/${enc(kms)}/key/${enc(name)}`)) }));
+  // A read that fails is kept apart (failed): a distribution's own "error"
+  // field is its last failure, shown beside its state and its Resume.
+  const list = await pool(r, 3, async (kms) => {
+    try {
+      return { kms, d: await api.read(`${p}/kms/${enc(kms)}/key/${enc(name)}`) };
+    } catch (e) {
+      return { kms, failed: e };
+    }
+  });
   return { list };
 }
 
@@ -111,7 +119,7 @@ function statusBadge(s) {
 
 function distributionCard(k, p, m, dist, draw) {
   const out = h('div', { class: 'form-result' });
-  const blocks = dist.error ? [errorBox(dist.error)] : dist.list.map(({ kms, d }) => {
+  const blocks = dist.error ? [errorBox(dist.error)] : dist.list.map(({ kms, d, failed }) => {
     const remove = button(`Remove from ${kms}`, async (ev) => {
       if (!await confirmTyped({ title: `Remove ${k.name} from ${kms}`, name: kms, action: 'Remove',
         message: 'The copies in that cloud are scheduled for deletion (or destruction); the key stays here and at other providers.' })) return;
@@ -121,7 +129,7 @@ function distributionCard(k, p, m, dist, draw) {
         draw();
       });
     }, { kind: 'danger small', testid: 'remove-dist' });
-    if (d.error) return h('div', { class: 'dist' }, h('h3', null, h('a', { href: `#/keys/${m}/kms/${enc(kms)}` }, kms)), errorBox(d.error), h('div', { class: 'actions' }, remove));
+    if (failed) return h('div', { class: 'dist' }, h('h3', null, h('a', { href: `#/keys/${m}/kms/${enc(kms)}` }, kms)), errorBox(failed), h('div', { class: 'actions' }, remove));
     const rows = Object.entries(d.version_details || {}).map(([v, x]) => ({ v: Number(v), ...x })).sort((a, b) => b.v - a.v);
     const resume = button(d.status === 'distributed' ? 'Push again' : 'Resume', async (ev) => {
       await run(ev.target, out, async () => {

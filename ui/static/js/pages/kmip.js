@@ -46,8 +46,8 @@ async function configView(p, reload) {
     submit: 'Save configuration',
     fields: [
       { name: 'listen_addrs', label: 'Listen addresses', kind: 'list', required: true, value: d.listen_addrs, pattern: HOSTPORT, patternMsg: 'host:port.' },
-      { name: 'server_hostnames', label: 'Server DNS names', kind: 'list', value: d.server_hostnames, pattern: /^[A-Za-z0-9*.-]+$/, patternMsg: 'a DNS name.' },
-      { name: 'server_ips', label: 'Server IP addresses', kind: 'list', value: d.server_ips, pattern: /^[0-9a-fA-F:.]+$/, patternMsg: 'an IP address.',
+      { name: 'server_hostnames', label: 'Server DNS names', kind: 'list', sendEmpty: true, value: d.server_hostnames, pattern: /^[A-Za-z0-9*.-]+$/, patternMsg: 'a DNS name.' },
+      { name: 'server_ips', label: 'Server IP addresses', kind: 'list', sendEmpty: true, value: d.server_ips, pattern: /^[0-9a-fA-F:.]+$/, patternMsg: 'an IP address.',
         check: (v, all) => !v.length && !(all.server_hostnames || []).length ? 'Give DNS names or IP addresses for the server certificate.' : null },
       { name: 'tls_min_version', label: 'Minimum TLS version', kind: 'select', value: d.tls_min_version, options: [['tls12', 'TLS 1.2'], ['tls13', 'TLS 1.3']] },
       { name: 'default_tls_client_key_type', label: 'Client key type', kind: 'select', value: d.default_tls_client_key_type, options: [['ec', 'EC'], ['rsa', 'RSA']] },

@@ -76,7 +76,10 @@ export async function render(params) {
         ],
         onSubmit: async (v) => {
           if (v.tls_client_key_type && v.tls_client_key_bits === undefined) throw new Error('Give the key bits with the key type.');
-          await api.write(rp, v);
+          // Every field is sent: an empty one goes back to the mount's
+          // default ("" and 0), which leaving it out would not do.
+          const type = v.tls_client_key_type || '';
+          await api.write(rp, { tls_client_key_type: type, tls_client_key_bits: type ? v.tls_client_key_bits : 0, tls_client_ttl: v.tls_client_ttl ?? 0 });
           flash(`Saved the certificate defaults of ${role}`);
           return null;
         },
@@ -126,7 +129,7 @@ async function credentials(rp, scope, role, once, reload) {
       { label: '', cls: 'right', render: (s) => h('span', { class: 'actions' },
         button('Certificate', async (ev) => {
           await run(ev.target, out, async () => {
-            const c = await api.write(`${rp}/credential/lookup`, { serial_number: s });
+            const c = await api.read(`${rp}/credential/lookup`, { serial_number: s });
             download(`kmip-${scope}-${role}-${s}.crt.pem`, c.certificate, 'application/x-pem-file');
           });
         }, { kind: 'small' }),

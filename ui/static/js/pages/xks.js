@@ -9,7 +9,10 @@ import { snapshot } from '../metrics.js';
 import { pickMount } from './common.js';
 
 const KEY_RE = /^[A-Za-z0-9._-]{1,128}$/;
-const PREFIX_RE = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+// A key store's URI path prefix; "/" is the empty prefix (the server takes
+// "" and "/" alike), so that it survives the list field, which drops empty
+// items.
+const PREFIX_RE = /^(\/|[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*)$/;
 const HOSTPORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/;
 
 export async function render(params) {
@@ -87,10 +90,10 @@ async function configView(p, mountPath, reload) {
       submit: 'Save configuration',
       fields: [
         { name: 'listen_addrs', label: 'Listen addresses', kind: 'list', required: true, value: d.listen_addrs, pattern: HOSTPORT, patternMsg: 'host:port.' },
-        { name: 'uri_path_prefixes', label: 'URI path prefixes (key stores)', kind: 'list', required: true, value: d.uri_path_prefixes, pattern: PREFIX_RE, patternMsg: 'segments of letters, digits, "_" and "-".' },
+        { name: 'uri_path_prefixes', label: 'URI path prefixes (key stores)', help: '/ is the empty prefix (URI path /kms/xks/v1)', kind: 'list', required: true, value: d.uri_path_prefixes.map((x) => x || '/'), pattern: PREFIX_RE, patternMsg: '/ (the empty prefix), or segments of letters, digits, "_" and "-".' },
         { name: 'tls_internal_ca', label: 'Use the internal CA for the server certificate (dev and test: AWS trusts only public CAs)', kind: 'checkbox', value: d.tls_internal_ca, sendEmpty: true },
-        { name: 'tls_dns_names', label: 'Certificate DNS names', kind: 'list', value: d.tls_dns_names, showIf: (v) => v.tls_internal_ca },
-        { name: 'tls_ip_addresses', label: 'Certificate IP addresses', kind: 'list', value: d.tls_ip_addresses, showIf: (v) => v.tls_internal_ca, pattern: /^[0-9a-fA-F:.]+$/, patternMsg: 'an IP address.' },
+        { name: 'tls_dns_names', label: 'Certificate DNS names', kind: 'list', sendEmpty: true, value: d.tls_dns_names, showIf: (v) => v.tls_internal_ca },
+        { name: 'tls_ip_addresses', label: 'Certificate IP addresses', kind: 'list', sendEmpty: true, value: d.tls_ip_addresses, showIf: (v) => v.tls_internal_ca, pattern: /^[0-9a-fA-F:.]+$/, patternMsg: 'an IP address.' },
         { name: 'tls_cert', label: 'Server certificate (PEM)', kind: 'textarea', showIf: (v) => !v.tls_internal_ca, required: !c || !c.tls_cert, check: (v) => v.includes('BEGIN CERTIFICATE') ? null : 'A PEM certificate.' },
         { name: 'tls_key', label: 'Server key (PEM; imported into the HSM, not kept)', kind: 'password', showIf: (v) => !v.tls_internal_ca },
         { name: 'max_plaintext_bytes', label: 'Max plaintext bytes', kind: 'number', min: 4300, value: d.max_plaintext_bytes },
@@ -98,6 +101,18 @@ async function configView(p, mountPath, reload) {
         { name: 'rate_limit', label: 'Rate limit (req/s per prefix, 0 = none)', kind: 'number', min: 0, value: d.rate_limit },
       ],
       onSubmit: async (v) => {
+        // Removing a key store revokes its credentials: AWS KMS is locked
+        // out of it at once. Ask before that.
+        const kept = new Set(v.uri_path_prefixes.map((x) => x.replace(/^\/$/, '')));
+        const removed = ((c && c.uri_path_prefixes) || []).filter((x) => !kept.has(x));
+        if (removed.length) {
+          const { info } = await api.listInfo(`${p}/credential`);
+          const lost = Object.entries(info).filter(([, x]) => removed.includes(x.prefix || '')).map(([id]) => id);
+          if (lost.length && !await confirmTyped({ title: 'Remove key stores', name: removed.map((x) => x || '/').join(', '), action: 'Remove',
+            message: `Removing ${removed.map((x) => x || '/').join(', ')} revokes ${lost.length} SigV4 credential(s) (${lost.join(', ')}): AWS KMS requests to those key stores are refused at once.` })) {
+            return 'Nothing was saved.';
+          }
+        }
         await api.write(`${p}/config`, v);
         flash('XKS configuration saved');
         reload();
@@ -125,7 +140,7 @@ async function credsView(p, once, reload) {
           reload();
         });
       }, { kind: 'danger small' }) },
-    ], rows, { empty: 'No credentials.' }),
+    ], rows, { empty: 'No credentials.', testid: 'xks-creds' }),
     out,
     prefixes.length ? form({
       testid: 'xks-cred-generate',
