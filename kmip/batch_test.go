@@ -76,6 +76,22 @@ func TestBatches(t *testing.T) {
 	t.Run("fail no placeholder", func(t *testing.T) {
 		mustFail(t, do(t, c, v, &payloads.ActivateRequestPayload{}), gokmip.ResultReasonInvalidField)
 	})
+	t.Run("fail a Locate that finds nothing empties the placeholder", func(t *testing.T) {
+		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionContinue, createAES("kept"),
+			&payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{{AttributeName: gokmip.AttributeNameName,
+				AttributeValue: gokmip.Name{NameValue: "no-such-name", NameType: gokmip.NameTypeUninterpretedTextString}}}},
+			&payloads.DestroyRequestPayload{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(resp); len(got) != 3 || got[0] != gokmip.ResultStatusSuccess || got[1] != gokmip.ResultStatusSuccess || got[2] != gokmip.ResultStatusOperationFailed {
+			t.Fatalf("statuses %v", got)
+		}
+		id := resp.BatchItem[0].ResponsePayload.(*payloads.CreateResponsePayload).UniqueIdentifier
+		if it := do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id}); it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("the created key is gone: %v %q", it.ResultReason, it.ResultMessage)
+		}
+	})
 
 	bad := &payloads.GetRequestPayload{UniqueIdentifier: "no-such-object"}
 	t.Run("ok stop is the default", func(t *testing.T) {
@@ -241,6 +257,37 @@ func TestAnswerSizeIsBounded(t *testing.T) {
 // Located identifiers count toward the same budget: a message of many
 // Locates over a scope of many objects gets Response Too Large for the
 // items past it, and the answer stays bounded.
+// A Locate's filters are bounded once equal ones are merged: each is a
+// subquery of the store's query.
+func TestLocateFiltersAreBounded(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	mustSucceed := func(it *gokmip.ResponseBatchItem) {
+		t.Helper()
+		if it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("%v %q", it.ResultReason, it.ResultMessage)
+		}
+	}
+	mustSucceed(do(t, c, gokmip.V1_4, createAES("f1")))
+	same := make([]gokmip.Attribute, 500)
+	for i := range same {
+		same[i] = gokmip.Attribute{AttributeName: gokmip.AttributeNameState, AttributeValue: gokmip.StatePreActive}
+	}
+	it := do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{Attribute: same})
+	mustSucceed(it)
+	if n := len(it.ResponsePayload.(*payloads.LocateResponsePayload).UniqueIdentifier); n != 1 {
+		t.Fatalf("500 equal filters found %d objects, want 1", n)
+	}
+	var different []gokmip.Attribute
+	for i := range 65 {
+		different = append(different, gokmip.Attribute{AttributeName: gokmip.AttributeNameObjectGroup, AttributeValue: fmt.Sprintf("g%d", i)})
+	}
+	mustFail(t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{Attribute: different}), gokmip.ResultReasonInvalidField)
+	mustSucceed(do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{Attribute: different[:64]}))
+}
+
 func TestLocateAnswersAreBounded(t *testing.T) {
 	e := kmiptest.Start(t, kmiptest.Options{})
 	e.Role(t, "b", "all", "all")

@@ -2,6 +2,7 @@ package kmip
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/keyhold/keyhold/store"
@@ -28,6 +29,10 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 		return nil, invalidField("Maximum Items and Offset Items cannot be negative")
 	}
 	resp := &payloads.LocateResponsePayload{}
+	// A Locate that does not find exactly one object empties the ID
+	// Placeholder: a later item of the batch without an identifier must
+	// fail, not act on an object the client did not locate.
+	b.placeholder = ""
 	if req.StorageStatusMask != 0 && req.StorageStatusMask&kmip.StorageStatusOnlineStorage == 0 {
 		// Nothing is archived: only online objects exist.
 		return c.located(resp, nil, 0), nil
@@ -75,11 +80,8 @@ func locate(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 		b.s.m.dbg.logf(ctx, true, "locate", "mount", b.st.mount, "scope", b.cred.Scope, "filters", names,
 			"offset", q.Offset, "limit", q.Limit, "found", len(ids), "total", total)
 	}
-	switch {
-	case len(ids) == 1:
+	if len(ids) == 1 {
 		b.placeholder = ids[0]
-	case len(ids) > 1:
-		b.placeholder = ""
 	}
 	for _, id := range ids {
 		c.touched(id)
@@ -100,8 +102,34 @@ func (c *call) located(resp *payloads.LocateResponsePayload, ids []string, total
 	return resp
 }
 
-// locateFilters turns a Locate request's attributes into store filters.
+// maxLocateFilters bounds the filters of one Locate, after equal ones are
+// merged: each is a subquery of the store's query, whose cost grows faster
+// than their number.
+const maxLocateFilters = 64
+
+// locateFilters turns a Locate request's attributes into store filters;
+// equal filters count once.
 func locateFilters(attrs []kmip.Attribute) ([]store.KMIPFilter, error) {
+	out, err := locateFilterList(attrs)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(out))
+	merged := out[:0]
+	for _, f := range out {
+		k := fmt.Sprintf("%s\x00%s\x00%x\x00%s\x00%d\x00%d\x00%d", f.Name, f.Match, f.Value, f.Text, f.Mask, f.Min, f.Max)
+		if !seen[k] {
+			seen[k] = true
+			merged = append(merged, f)
+		}
+	}
+	if len(merged) > maxLocateFilters {
+		return nil, invalidField("a Locate may match at most %d different attribute values, got %d", maxLocateFilters, len(merged))
+	}
+	return merged, nil
+}
+
+func locateFilterList(attrs []kmip.Attribute) ([]store.KMIPFilter, error) {
 	var order []kmip.AttributeName
 	byName := map[kmip.AttributeName][]kmip.Attribute{}
 	for _, a := range attrs {
