@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	"github.com/keyhold/keyhold/kmip/wire"
@@ -332,5 +334,64 @@ func TestLocateAnswersAreBounded(t *testing.T) {
 	page := must[*payloads.LocateResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.LocateRequestPayload{MaximumItems: 10, OffsetItems: 690}))
 	if len(page.UniqueIdentifier) != 10 {
 		t.Fatalf("a page of %d", len(page.UniqueIdentifier))
+	}
+}
+
+// What clients store in attributes is bounded (a value, an object's
+// attributes), dates are within 1970-9999, and the attributes Get
+// Attributes answers count against the answer's budget: a batch asking
+// again and again for a large attribute is refused item by item instead of
+// building an answer of gigabytes.
+func TestAttributeBounds(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	created := must[*payloads.CreateResponsePayload](t, do(t, c, v, createAES("bounds")))
+	id := created.UniqueIdentifier
+	add := func(name string, val any) *gokmip.ResponseBatchItem {
+		return do(t, c, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: gokmip.Attribute{AttributeName: gokmip.AttributeName(name), AttributeValue: val}})
+	}
+	mustFail(t, add("x-too-big", strings.Repeat("x", 70<<10)), gokmip.ResultReasonInvalidField)
+	big := strings.Repeat("y", 60<<10)
+	for i := range 17 {
+		if it := add(fmt.Sprintf("x-big-%d", i), big); it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("attribute %d of 60 KiB: %v %q", i, it.ResultReason, it.ResultMessage)
+		}
+	}
+	// 18 × 60 KiB is over an object's 1 MiB.
+	mustFail(t, add("x-big-17", big), gokmip.ResultReasonInvalidField)
+	far := &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, TemplateAttribute: aesTemplate("far", 128)}
+	far.TemplateAttribute.Attribute = append(far.TemplateAttribute.Attribute, gokmip.Attribute{AttributeName: gokmip.AttributeNameActivationDate,
+		AttributeValue: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).AddDate(1, 0, 0)})
+	mustFail(t, do(t, c, v, far), gokmip.ResultReasonInvalidField)
+
+	var gets []gokmip.OperationPayload
+	for range 1024 {
+		gets = append(gets, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []gokmip.AttributeName{"x-big-0", "x-big-1"}})
+	}
+	out, err := c.Raw(ttlv.MarshalTTLV(batch(v, gokmip.BatchErrorContinuationOptionContinue, gets...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) > 32<<20 {
+		t.Fatalf("an answer of %d bytes", len(out))
+	}
+	var r gokmip.ResponseMessage
+	if err := ttlv.UnmarshalTTLV(out, &r); err != nil || len(r.BatchItem) != 1024 {
+		t.Fatalf("response: %v", err)
+	}
+	ok, tooLarge := 0, 0
+	for _, it := range r.BatchItem {
+		switch {
+		case it.ResultStatus == gokmip.ResultStatusSuccess:
+			ok++
+		case it.ResultReason == gokmip.ResultReasonResponseTooLarge:
+			tooLarge++
+		}
+	}
+	if ok == 0 || tooLarge == 0 || ok+tooLarge != 1024 {
+		t.Fatalf("%d answered, %d refused as too large, of 1024", ok, tooLarge)
 	}
 }

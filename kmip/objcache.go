@@ -32,10 +32,14 @@ type cachedObject struct {
 	expires time.Time
 }
 
-// objectCacheTTL and objectCacheSize bound the cache.
+// objectCacheTTL and objectCacheSize bound the cache; an object larger
+// than maxCachedObjectBytes (value and attributes) is not cached, so that
+// the cache holds at most objectCacheSize × maxCachedObjectBytes (256 MiB);
+// keys and their usual attributes take well under 4 KiB.
 const (
-	objectCacheTTL  = 2 * time.Second
-	objectCacheSize = 16384
+	objectCacheTTL       = 2 * time.Second
+	objectCacheSize      = 16384
+	maxCachedObjectBytes = 16 << 10
 )
 
 func newObjectCache(ttl time.Duration, max int) *objectCache {
@@ -91,13 +95,21 @@ func (c *objectCache) begin() uint64 {
 func (c *objectCache) put(key string, o *object, epoch uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch != epoch || c.writing[key] > 0 {
+	if c.epoch != epoch || c.writing[key] > 0 || len(o.rec.Value)+attrsSize(o.attrs) > maxCachedObjectBytes {
 		return
 	}
 	if len(c.m) >= c.max {
-		for k := range c.m { // an arbitrary entry goes
+		// Expired entries go first; if none has, an arbitrary one.
+		for k, e := range c.m {
+			if now.After(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m {
+			if len(c.m) < c.max {
+				break
+			}
 			delete(c.m, k)
-			break
 		}
 	}
 	c.m[key] = cachedObject{o: o.clone(), expires: now.Add(c.ttl)}

@@ -84,6 +84,24 @@ func TestObjectCache(t *testing.T) {
 			t.Fatal("not cleared")
 		}
 	})
+	t.Run("ok a large object is not cached", func(t *testing.T) {
+		big := obj("big")
+		big.add(kmip.AttributeName("x-big"), strings.Repeat("x", maxCachedObjectBytes))
+		c.put(k, big, c.begin(), now)
+		if c.get(k, now) != nil {
+			t.Fatal("an object over maxCachedObjectBytes was cached")
+		}
+	})
+	t.Run("ok expired entries go first when full", func(t *testing.T) {
+		c := newObjectCache(time.Second, 2)
+		c.put(cacheKey("m", "s", "old"), obj("old"), c.begin(), now)
+		c.put(cacheKey("m", "s", "live"), obj("live"), c.begin(), now.Add(1500*time.Millisecond))
+		later := now.Add(2 * time.Second) // "old" has expired, "live" has not
+		c.put(cacheKey("m", "s", "new"), obj("new"), c.begin(), later)
+		if c.get(cacheKey("m", "s", "live"), later) == nil || c.get(cacheKey("m", "s", "new"), later) == nil {
+			t.Fatalf("a live entry went while an expired one was there: %v", c.m)
+		}
+	})
 }
 
 func TestCommitterSurvivesAPanickingWrite(t *testing.T) {

@@ -32,6 +32,14 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 			return err
 		}
 		name := req.Attribute.AttributeName
+		if err := checkRoom(o, name, v, nil); err != nil {
+			return err
+		}
+		// The answer repeats the attribute: its bytes count before the
+		// change is made, so that a refused answer changed nothing.
+		if err := c.b.spend(attrOverhead + valueSize(v)); err != nil {
+			return err
+		}
 		idx := int32(0)
 		if r.multi {
 			idx = o.add(name, v)
@@ -79,6 +87,12 @@ func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 		if err != nil {
 			return err
 		}
+		if err := checkRoom(o, name, v, o.attrs[o.find(name, idx)].AttributeValue); err != nil {
+			return err
+		}
+		if err := c.b.spend(attrOverhead + valueSize(v)); err != nil {
+			return err
+		}
 		o.attrs[o.find(name, idx)].AttributeValue = v
 		o.touch(c.b.now)
 		o.refresh(c.b.now)
@@ -116,6 +130,9 @@ func deleteAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 		}
 		if !r.remove {
 			return permissionDenied("attribute %q cannot be deleted by a client", name)
+		}
+		if err := c.b.spend(attrOverhead + valueSize(o.attrs[i].AttributeValue)); err != nil {
+			return err
 		}
 		deleted = responseAttribute(name, idx, o.attrs[i].AttributeValue)
 		o.remove(name, idx)

@@ -147,7 +147,11 @@ func getAttributes(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip
 	if err != nil {
 		return nil, err
 	}
-	return &payloads.GetAttributesResponsePayload{UniqueIdentifier: id, Attribute: c.listed(o, req.AttributeName)}, nil
+	attrs := c.listed(o, req.AttributeName)
+	if err := c.b.spend(attrsSize(attrs)); err != nil {
+		return nil, err
+	}
+	return &payloads.GetAttributesResponsePayload{UniqueIdentifier: id, Attribute: attrs}, nil
 }
 
 // listed is o.listed in the negotiated version without what the role may
@@ -207,6 +211,9 @@ func getAttributeList(ctx context.Context, c *call, pl kmip.OperationPayload) (k
 			seen[a.AttributeName] = true
 			resp.AttributeName = append(resp.AttributeName, a.AttributeName)
 		}
+	}
+	if err := c.b.spend(len(resp.AttributeName) * attrOverhead); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }

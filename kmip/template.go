@@ -31,11 +31,22 @@ func newUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// The dates a client may give.
+var (
+	minDate = time.Unix(0, 0)
+	maxDate = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
 // normalize checks a client-supplied attribute value and brings it to the
 // form the server stores (dates in UTC to the second, a Name's type).
 func normalize(name kmip.AttributeName, v any) (any, error) {
 	switch x := v.(type) {
 	case time.Time:
+		// Stored as microseconds since 1970 and compared as such: a date
+		// outside these years would overflow or make no sense.
+		if x.Before(minDate) || x.After(maxDate) {
+			return nil, invalidField("attribute %q: a date between 1970 and 9999, got %s", name, x.UTC().Format(time.RFC3339))
+		}
 		return x.UTC().Truncate(time.Second), nil
 	case kmip.Name:
 		if x.NameValue == "" {
@@ -127,6 +138,13 @@ func (c *call) applyTemplate(o *object, tpl *kmip.TemplateAttribute) error {
 			if ke, ok := err.(*Error); ok && ke.Reason == kmip.ResultReasonPermissionDenied {
 				ke.Reason = kmip.ResultReasonInvalidField
 			}
+			return err
+		}
+		old, _ := o.get(a.AttributeName)
+		if r.multi {
+			old = nil
+		}
+		if err := checkRoom(o, a.AttributeName, v, old); err != nil {
 			return err
 		}
 		if !r.multi {

@@ -1,0 +1,70 @@
+package kmip
+
+import (
+	"time"
+
+	"github.com/ovh/kmip-go"
+)
+
+// Bounds on what clients may store in attributes: a message may carry a
+// few MiB, and every attribute is kept, cached, indexed and answered again.
+const (
+	maxAttributeBytes       = 64 << 10 // one attribute value, encoded
+	maxObjectAttributes     = 1024     // attribute instances of one object
+	maxObjectAttributeBytes = 1 << 20  // all of one object's attribute values
+)
+
+// attrOverhead is what an attribute adds to an answer besides its value's
+// own bytes: its name, index and the TTLV headers.
+const attrOverhead = 64
+
+// valueSize is about how many bytes an attribute value takes encoded: the
+// length of its text or bytes, plus its headers.
+func valueSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x) + 8
+	case []byte:
+		return len(x) + 8
+	case kmip.Name:
+		return len(x.NameValue) + 32
+	case kmip.Link:
+		return len(x.LinkedObjectIdentifier) + 32
+	case int32, int64, bool, time.Time, kmip.CryptographicUsageMask, kmip.State:
+		return 16
+	}
+	return len(encodeValue(v))
+}
+
+// attrsSize is what a list of attributes adds to an answer.
+func attrsSize(attrs []kmip.Attribute) int {
+	n := 0
+	for _, a := range attrs {
+		n += attrOverhead + valueSize(a.AttributeValue)
+	}
+	return n
+}
+
+// checkRoom refuses an attribute value that would make o's attributes
+// exceed their bounds (the value itself, their number, their bytes). old
+// is the value v replaces (Modify Attribute, or a single-instance
+// attribute set again), nil if v is added.
+func checkRoom(o *object, name kmip.AttributeName, v, old any) error {
+	size := valueSize(v)
+	if size > maxAttributeBytes {
+		return invalidField("the value of attribute %q is %d bytes; at most %d", name, size, maxAttributeBytes)
+	}
+	total := attrsSize(o.attrs) + size
+	if old != nil {
+		total -= valueSize(old)
+	} else {
+		if len(o.attrs) >= maxObjectAttributes {
+			return invalidField("an object holds at most %d attributes", maxObjectAttributes)
+		}
+		total += attrOverhead
+	}
+	if total > maxObjectAttributeBytes {
+		return invalidField("an object's attributes hold at most %d bytes", maxObjectAttributeBytes)
+	}
+	return nil
+}
