@@ -850,4 +850,18 @@ func TestStreamLimits(t *testing.T) {
 	for range 10 {
 		must[*payloads.EncryptResponsePayload](t, start())
 	}
+
+	// An AES-GCM decryption is held by the token until its last part: its
+	// data is bounded (16 MiB), and the stream ends past that.
+	gcm := params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM})
+	part := make([]byte, 512<<10)
+	first := must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
+		CryptographicParameters: gcm, IVCounterNonce: make([]byte, 12), Data: part}))
+	sent := len(part)
+	for sent+len(part) <= 16<<20 {
+		must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, Data: part}))
+		sent += len(part)
+	}
+	mustFail(t, do(t, c, v, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, Data: part}), gokmip.ResultReasonInvalidField)
+	mustFail(t, do(t, c, v, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, Data: part}), gokmip.ResultReasonItemNotFound)
 }

@@ -128,12 +128,12 @@ func (c *call) streamed(ctx context.Context, op kmip.Operation, at part, r strea
 			st.Close()
 			return nil, err
 		}
-		if cv, err = b.s.m.streams.add(&streamEntry{st: st, mount: b.st.mount, scope: b.cred.Scope, object: id, op: op, alg: a}); err != nil {
+		if cv, err = b.s.m.streams.add(&streamEntry{st: st, mount: b.st.mount, scope: b.cred.Scope, object: id, op: op, alg: a, bytes: len(r.data)}); err != nil {
 			st.Close()
 			return nil, err
 		}
 	} else {
-		e, err := b.s.m.streams.take(r.cv, b.st.mount, b.cred.Scope, r.id, op, at == partLast)
+		e, err := b.s.m.streams.take(r.cv, b.st.mount, b.cred.Scope, r.id, op, at == partLast, len(r.data))
 		if err != nil {
 			return nil, err
 		}

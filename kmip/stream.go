@@ -29,11 +29,16 @@ type streamEntry struct {
 	op     kmip.Operation
 	alg    hsm.Algorithm
 	last   time.Time
+	bytes  int // data sent so far
 }
 
 const (
 	maxStreams = 64
 	streamIdle = 2 * time.Minute
+	// maxGCMStreamBytes bounds the data of an AES-GCM stream: the token
+	// holds a GCM decryption's data until its last part (no plaintext
+	// before the tag is checked), as much as a one-shot operation takes.
+	maxGCMStreamBytes = 16 << 20
 )
 
 func newStreams(now func() time.Time) *streams {
@@ -78,14 +83,20 @@ func (s *streams) add(e *streamEntry) ([]byte, error) {
 }
 
 // take returns the stream of a Correlation Value if it belongs to the
-// caller; final removes it from the table.
-func (s *streams) take(cv []byte, mount, scope, object string, op kmip.Operation, final bool) (*streamEntry, error) {
+// caller, counting the n bytes of data the caller brings; final removes it
+// from the table. An AES-GCM stream over maxGCMStreamBytes ends.
+func (s *streams) take(cv []byte, mount, scope, object string, op kmip.Operation, final bool, n int) (*streamEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep()
 	e := s.m[string(cv)]
 	if e == nil || e.mount != mount || e.scope != scope || e.op != op || (object != "" && e.object != object) {
 		return nil, errorf(kmip.ResultReasonItemNotFound, "no streamed operation has this Correlation Value (it may have ended or been idle for %s)", streamIdle)
+	}
+	if e.bytes += n; e.alg == hsm.AESGCM && e.bytes > maxGCMStreamBytes {
+		delete(s.m, string(cv))
+		e.st.Close()
+		return nil, invalidField("an AES-GCM stream carries at most %d bytes of data; the stream ended", maxGCMStreamBytes)
 	}
 	e.last = s.now()
 	if final {
