@@ -361,6 +361,13 @@ func TestUsageRules(t *testing.T) {
 		if n := count(); n != 24 {
 			t.Fatalf("count %d after the Total went from 40 to 56 with 32 spent", n)
 		}
+		// Deleting the limits (and adding them again) would forget what
+		// was spent: a client may not.
+		mustFail(t, do(t, c, v, &payloads.DeleteAttributeRequestPayload{UniqueIdentifier: id, AttributeName: gokmip.AttributeNameUsageLimits}),
+			gokmip.ResultReasonPermissionDenied)
+		if n := count(); n != 24 {
+			t.Fatalf("count %d after a refused delete", n)
+		}
 	})
 	t.Run("ok concurrent uses cannot overdraw", func(t *testing.T) {
 		id := registerAES(t, c, key, activeNow(), attr(gokmip.AttributeNameUsageLimits, gokmip.UsageLimits{UsageLimitsTotal: 5, UsageLimitsUnit: gokmip.UsageLimitsUnitObject}))
