@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -264,12 +265,31 @@ func (st *reqState) metricOp() string {
 	return string(st.op) + " " + prefix + strings.Join(st.rt.pattern, "/")
 }
 
+// sameOrigin reports whether an Origin header names the host the request
+// was sent to.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
+}
+
 func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok {
 		return nil, fault.New(fault.NotFound, "no handler for this path: paths start with /v1/")
 	}
 	path = strings.TrimSuffix(path, "/")
+	// A segment holding an encoded "/" (%2F) would be decoded into two:
+	// a name with a slash is no object's name, and a link built from one
+	// would act on another object.
+	if ep := strings.ToLower(r.URL.EscapedPath()); strings.Contains(ep, "%2f") {
+		return nil, fault.New(fault.BadInput, "the path has an encoded \"/\" (%%2F): no name holds one")
+	}
+	// A browser sends Origin with a cross-site write, which may carry no
+	// token (a page the operator visits posting to sys/init): such writes
+	// are refused. The console is same-origin; other clients send none.
+	if o := r.Header.Get("Origin"); o != "" && r.Method != http.MethodGet && r.Method != http.MethodHead && !sameOrigin(o, r) {
+		return nil, fault.New(fault.Permission, "cross-origin write refused")
+	}
 	// Policies match the path as written, and handlers act on its
 	// segments: a path with an empty, "." or ".." segment could name one
 	// object to the policy check and another to the handler

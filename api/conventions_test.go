@@ -192,3 +192,46 @@ func TestVaultClientOversizedBody(t *testing.T) {
 		t.Fatalf("oversized write left a key: %v %v", s, err)
 	}
 }
+
+// A cross-site page cannot write through the operator's browser (a write
+// with a foreign Origin is refused, sys/init included), and a path segment
+// cannot hold an encoded "/".
+func TestCrossOriginWritesAndEncodedSlashes(t *testing.T) {
+	env := newTestEnv(t)
+	mountKeymgmt(t, env.client(t, testRootToken), "keymgmt")
+	send := func(method, path, origin, token, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, env.ts.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := send("POST", "/v1/sys/init", "https://evil.example", "", `{}`); st != 403 || !strings.Contains(b, "cross-origin write refused") {
+		t.Fatalf("a cross-origin sys/init: %d %s", st, b)
+	}
+	if st, b := send("POST", "/v1/keymgmt/key/x", "https://evil.example", testRootToken, `{"type":"aes256-gcm96"}`); st != 403 || !strings.Contains(b, "cross-origin") {
+		t.Fatalf("a cross-origin write: %d %s", st, b)
+	}
+	if st, b := send("POST", "/v1/keymgmt/key/x", env.ts.URL, testRootToken, `{"type":"aes256-gcm96"}`); st != 200 {
+		t.Fatalf("a same-origin write (the console): %d %s", st, b)
+	}
+	if st, b := send("GET", "/v1/keymgmt/key/x", "https://evil.example", testRootToken, ""); st != 200 {
+		t.Fatalf("a read with an Origin (no CORS headers: the page cannot read it): %d %s", st, b)
+	}
+	if st, b := send("GET", "/v1/keymgmt/key/x%2Fy", "", testRootToken, ""); st != 400 || !strings.Contains(b, "encoded") {
+		t.Fatalf("an encoded slash: %d %s", st, b)
+	}
+}
