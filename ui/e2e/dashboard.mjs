@@ -30,6 +30,7 @@ try {
   const xksSince = Number((await xksRow.locator('td').nth(1).textContent()).trim());
   check(xksSince >= 5, 'XKS requests since start (an Encrypt and health checks every 200 ms): ' + xksSince);
   check(await page.locator('[data-testid=chart-rate] .series.c-xks polyline').count() === 1, 'the rate chart draws XKS');
+  check(await page.locator('[data-testid=chart-latency] .series.c-xks polyline').count() === 1, 'the latency chart draws XKS');
   await see(page.getByTestId('chart-errors'), 'InvalidStateException');
   await see(page.getByTestId('chart-ops'), 'xks health');
   await shot(page, 'dashboard');

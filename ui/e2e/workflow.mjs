@@ -175,6 +175,7 @@ try {
   await flash(page, 'Created XKS key xks-key-1');
   await see(page.getByTestId('xks-keys'), 'ENABLED', { exact: true });
   await page.getByTestId('xks-toggle-xks-key-1').click();
+  await confirm(page, 'xks-key-1'); // disabling locks AWS out: it asks first
   await flash(page, 'xks-key-1 disabled');
   await see(page.getByTestId('xks-keys'), 'DISABLED', { exact: true });
   check((await page.getByTestId('xks-toggle-xks-key-1').textContent()) === 'Enable', 'the button now enables');

@@ -204,6 +204,7 @@ function drawActivity() {
     series: [
       ser('rest', 'c-rest', 'REST', (x) => x.p95 * 1000),
       ser('kmip', 'c-kmip', 'KMIP', (x) => x.p95 * 1000),
+      ser('xks', 'c-xks', 'XKS', (x) => x.p95 * 1000),
       ser('hsm', 'c-hsm', 'HSM operations', (x) => x.p95 * 1000),
     ],
   });

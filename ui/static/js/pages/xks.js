@@ -174,6 +174,9 @@ async function keysView(p, reload) {
       h('input', { type: 'checkbox', value: u, checked: (r.k.key_usage || []).includes(u) }), ' ', u.toLowerCase()));
     return h('span', { class: 'usage' }, boxes, button('Set', async (ev) => {
       const usage = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+      const dropped = (r.k.key_usage || []).filter((u) => !usage.includes(u));
+      if (dropped.length && !await confirmTyped({ title: `Change the usage of ${r.n}`, name: r.n, action: 'Change',
+        message: `AWS KMS requests to ${dropped.join(' and ').toLowerCase()} with it are refused from now on.` })) return;
       await run(ev.target, out, async () => {
         await api.write(`${p}/key/${enc(r.n)}`, { key_usage: usage });
         flash(`Usage of ${r.n}: ${usage.join(', ') || 'none'}`);
@@ -189,6 +192,8 @@ async function keysView(p, reload) {
       { label: 'Created', render: (r) => r.k.error ? '–' : fmtTime(r.k.created_at) },
       { label: '', cls: 'right', render: (r) => r.k.error ? '' : h('span', { class: 'actions' },
         button(r.k.enabled ? 'Disable' : 'Enable', async (ev) => {
+          if (r.k.enabled && !await confirmTyped({ title: `Disable XKS key ${r.n}`, name: r.n, action: 'Disable',
+            message: 'AWS KMS requests that use it are refused until it is enabled again: whatever AWS encrypted under it cannot be decrypted meanwhile.' })) return;
           await run(ev.target, out, async () => {
             await api.write(`${p}/key/${enc(r.n)}`, { enabled: !r.k.enabled });
             flash(`${r.n} ${r.k.enabled ? 'disabled' : 'enabled'}`);
