@@ -2,8 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -16,20 +14,11 @@ import (
 // none) and returns the status and the body.
 func tokenReq(t *testing.T, env *testEnv, method, path, header, value string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, env.ts.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := map[string]string{}
 	if header != "" {
-		req.Header.Set(header, value)
+		h[header] = value
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return headerReq(t, env, method, path, "", h)
 }
 
 // createToken creates a token with the client and returns it and its accessor.

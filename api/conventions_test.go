@@ -14,12 +14,30 @@ import (
 
 func rawReq(t *testing.T, env *testEnv, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
+	h := map[string]string{}
+	if token != "" {
+		h["X-Vault-Token"] = token
+	}
+	st, b := headerReq(t, env, method, path, body, h)
+	var m map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal([]byte(b), &m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, path, b)
+		}
+	}
+	return st, m
+}
+
+// headerReq sends a request with the headers and body given and returns
+// the status and the body.
+func headerReq(t *testing.T, env *testEnv, method, path, body string, headers map[string]string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, env.ts.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("X-Vault-Token", token)
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -27,13 +45,7 @@ func rawReq(t *testing.T, env *testEnv, method, path, token, body string) (int, 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatalf("%s %s: body is not JSON: %q", method, path, b)
-		}
-	}
-	return resp.StatusCode, m
+	return resp.StatusCode, string(b)
 }
 
 func errText(m map[string]any) string {
@@ -201,23 +213,14 @@ func TestCrossOriginWritesAndEncodedSlashes(t *testing.T) {
 	mountKeymgmt(t, env.client(t, testRootToken), "keymgmt")
 	send := func(method, path, origin, token, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, env.ts.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := map[string]string{}
 		if origin != "" {
-			req.Header.Set("Origin", origin)
+			h["Origin"] = origin
 		}
 		if token != "" {
-			req.Header.Set("X-Vault-Token", token)
+			h["X-Vault-Token"] = token
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return headerReq(t, env, method, path, body, h)
 	}
 	if st, b := send("POST", "/v1/sys/init", "https://evil.example", "", `{}`); st != 403 || !strings.Contains(b, "cross-origin write refused") {
 		t.Fatalf("a cross-origin sys/init: %d %s", st, b)
