@@ -383,3 +383,34 @@ func answeredOrTooLarge(t *testing.T, c *kmiptest.Client, req *gokmip.RequestMes
 	}
 	return ok, tooLarge
 }
+
+// A Maximum Response Size that cannot hold even a bare failure per item is
+// refused before anything runs: a Create would otherwise make its key and
+// still answer Response Too Large.
+func TestMaximumResponseSizeTooSmall(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	send := func(max int32) *gokmip.ResponseMessage {
+		t.Helper()
+		req := batch(gokmip.V1_4, 0, createAES("m1"))
+		req.Header.MaximumResponseSize = max
+		resp, err := c.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	before := countObjects(t, e, "b")
+	resp := send(64)
+	if it := resp.BatchItem[0]; it.ResultReason != gokmip.ResultReasonResponseTooLarge || !strings.Contains(it.ResultMessage, "nothing was run") {
+		t.Fatalf("item %+v", it)
+	}
+	if n := countObjects(t, e, "b"); n != before {
+		t.Fatalf("%d objects made by a refused message", n-before)
+	}
+	if it := send(4096).BatchItem[0]; it.ResultStatus != gokmip.ResultStatusSuccess {
+		t.Fatalf("a Create with room for its answer: %v %q", it.ResultReason, it.ResultMessage)
+	}
+}

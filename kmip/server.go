@@ -136,6 +136,16 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), true
 	}
+	if limit := int(req.Header.MaximumResponseSize); limit > 0 {
+		// An answer that cannot fit even as one bare failure per item
+		// would be refused whole after the items ran: a Create would
+		// make its key and answer Response Too Large. Nothing runs then.
+		if least := s.leastAnswer(version, req); least > limit {
+			err := errorf(kmip.ResultReasonResponseTooLarge, "the Maximum Response Size of %d bytes cannot hold an answer to %d items (at least %d bytes); nothing was run", limit, len(req.Items), least)
+			s.countRefused(ctx, p, err)
+			return s.failAll(version, req, err), false
+		}
+	}
 	b := &batch{
 		s: s, st: st, p: p, cred: cred, role: st.role(cred.Scope, cred.Role),
 		version: version, now: s.m.o.Now().UTC(),
@@ -163,6 +173,36 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 	}
 	s.debugResponse(ctx, out)
 	return out, false
+}
+
+// leastAnswer is the size of the smallest answer to req: each item a
+// failure without a message.
+func (s *server) leastAnswer(v kmip.ProtocolVersion, req *wire.Request) int {
+	out, err := s.encodeAll(v, req, errorf(kmip.ResultReasonResponseTooLarge, ""))
+	if err != nil {
+		return 0
+	}
+	return len(out)
+}
+
+// failAll answers every item of req with err, none of them run.
+func (s *server) failAll(v kmip.ProtocolVersion, req *wire.Request, err error) []byte {
+	out, eerr := s.encodeAll(v, req, err)
+	if eerr != nil {
+		return s.messageError(v, err)
+	}
+	return out
+}
+
+func (s *server) encodeAll(v kmip.ProtocolVersion, req *wire.Request, err error) ([]byte, error) {
+	resp := &kmip.ResponseMessage{
+		Header: kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: s.m.o.Now().UTC().Truncate(time.Second),
+			ClientCorrelationValue: req.Header.ClientCorrelationValue, BatchCount: int32(len(req.Items))},
+	}
+	for _, it := range req.Items {
+		resp.BatchItem = append(resp.BatchItem, failed(it, err))
+	}
+	return wire.EncodeResponse(resp)
 }
 
 // tooLarge replaces every payload by a Response Too Large failure.
