@@ -3,6 +3,7 @@ package kmip
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +82,18 @@ func TestUndoBatchBounds(t *testing.T) {
 		resp := send(create, create)
 		if r := reasons(resp); len(r) != 2 || r[0] != "OperationUndone/" || r[1] != "OperationFailed/GeneralFailure" {
 			t.Fatalf("items: %v", r)
+		}
+		if n := objects(); n != 0 {
+			t.Fatalf("%d objects after an undone batch", n)
+		}
+	})
+	t.Run("fail an item running past the budget: stopped and undone", func(t *testing.T) {
+		oldBudget, oldGrace := undoTimeBudget, undoItemGrace
+		undoTimeBudget, undoItemGrace = 0, 0
+		t.Cleanup(func() { undoTimeBudget, undoItemGrace = oldBudget, oldGrace })
+		resp := send(create)
+		if r := reasons(resp); len(r) != 1 || r[0] != "OperationFailed/GeneralFailure" || !strings.Contains(resp.BatchItem[0].ResultMessage, "ran past") {
+			t.Fatalf("items: %v %q", r, resp.BatchItem[0].ResultMessage)
 		}
 		if n := objects(); n != 0 {
 			t.Fatalf("%d objects after an undone batch", n)

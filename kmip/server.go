@@ -342,7 +342,13 @@ func (b *batch) run(ctx context.Context, req *wire.Request) []kmip.ResponseBatch
 // after undoTimeBudget fails, which undoes the batch.
 const maxUndoItems = 64
 
-var undoTimeBudget = 2 * time.Second
+// undoTimeBudget bounds when an item of an Undo batch may start;
+// undoItemGrace how long after that the items' context ends, which stops
+// a long store query (a Locate) of the item then running.
+var (
+	undoTimeBudget = 2 * time.Second
+	undoItemGrace  = time.Second
+)
 
 // undoRefusal is why a whole Undo batch is refused before it runs, or nil.
 func undoRefusal(req *wire.Request) error {
@@ -368,17 +374,22 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 	var out []kmip.ResponseBatchItem
 	var evs []*itemEvent
 	start := time.Now()
+	ictx, cancel := context.WithDeadline(ctx, start.Add(undoTimeBudget+undoItemGrace))
+	defer cancel()
+	pastBudget := errorf(kmip.ResultReasonGeneralFailure, "the Undo batch ran past %v, the longest it may hold the store's write lock; it was undone", undoTimeBudget)
 	err := b.s.m.o.Store.Update(ctx, func(tx store.Tx) error {
 		b.tx = tx
 		defer func() { b.tx = nil }()
 		out, evs = nil, nil
 		for i, it := range req.Items {
 			if i > 0 && time.Since(start) > undoTimeBudget {
-				err := errorf(kmip.ResultReasonGeneralFailure, "the Undo batch ran past %v, the longest it may hold the store's write lock; it was undone", undoTimeBudget)
-				out, evs = append(out, failed(it, err)), append(evs, &itemEvent{op: it.Operation, err: err})
+				out, evs = append(out, failed(it, pastBudget)), append(evs, &itemEvent{op: it.Operation, err: pastBudget})
 				return errUndo
 			}
-			r, ev := b.item(ctx, i, it)
+			r, ev := b.item(ictx, i, it)
+			if r.ResultStatus != kmip.ResultStatusSuccess && ictx.Err() != nil {
+				r, ev.err = failed(it, pastBudget), pastBudget
+			}
 			out, evs = append(out, r), append(evs, ev)
 			if r.ResultStatus != kmip.ResultStatusSuccess {
 				return errUndo
