@@ -66,6 +66,31 @@ try {
   await confirm(page, 'xks-key-1');
   await flash(page, 'Deleted xks-key-1');
   await see(page.getByTestId('xks-keys'), 'No keys yet.');
+
+  log('a mount that holds keys is disabled only with a second confirmation');
+  await go(page, '#/');
+  await field(page, 'mount-form', 'Type').selectOption('keymgmt');
+  await field(page, 'mount-form', 'Path').fill('scratch');
+  await submit(page, 'mount-form');
+  await flash(page, 'Enabled keymgmt at scratch/');
+  await go(page, '#/keys/scratch');
+  await field(page, 'key-create', 'Name').fill('doomed');
+  await submit(page, 'key-create');
+  await see(page.getByTestId('key-name'), 'doomed');
+  await go(page, '#/');
+  const row = page.locator('table tr', { has: page.locator('code', { hasText: /^scratch\/$/ }) });
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await confirm(page, 'scratch');
+  const second = page.locator('dialog.confirm');
+  await see(second, 'Destroy the keys of scratch/');
+  await second.getByTestId('confirm-cancel').click();
+  await second.waitFor({ state: 'detached' });
+  check(await row.count() === 1, 'a cancelled force left the mount');
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await confirm(page, 'scratch');
+  await confirm(page, 'scratch');
+  await flash(page, 'Disabled scratch/');
+  await page.waitForFunction(() => ![...document.querySelectorAll('table code')].some((c) => c.textContent === 'scratch/'));
 } catch (e) {
   await failed(page, 'destroy', e);
   throw e;

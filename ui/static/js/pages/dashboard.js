@@ -3,6 +3,7 @@
 // the newest audit events.
 import { h, replace, fmtTime, fmtNum, fmtMs, enc } from '../dom.js';
 import * as api from '../api.js';
+import { ApiError } from '../api.js';
 import { card, section, table, dl, badge, button, form, confirmTyped, errorBox, pool, settle, flash, pageHeader } from '../ui.js';
 import { snapshot, rates } from '../metrics.js';
 import { lineChart, barChart } from '../chart.js';
@@ -141,7 +142,20 @@ async function mountsView(mountsCard) {
         if (!ok) return;
         ev.target.disabled = true;
         try {
-          await api.del(`sys/mounts/${api.mountPath(m.path)}`);
+          try {
+            await api.del(`sys/mounts/${api.mountPath(m.path)}`);
+          } catch (e) {
+            // A mount that still holds keys needs force, which destroys
+            // them: a second, explicit confirmation.
+            if (!(e instanceof ApiError) || e.status !== 409) throw e;
+            const force = await confirmTyped({ title: `Destroy the keys of ${m.path}/`, name: m.path, action: 'Destroy and disable',
+              message: `${e.errors.join(' ')} Forcing destroys its keys in the HSM: whatever they protect can no longer be decrypted, here or at the clouds they were distributed to.` });
+            if (!force) {
+              ev.target.disabled = false;
+              return;
+            }
+            await api.del(`sys/mounts/${api.mountPath(m.path)}`, { force: 'true' });
+          }
           flash(`Disabled ${m.path}/`);
           mountsCard.reload();
         } catch (e) {
