@@ -194,6 +194,11 @@ func (s *Server) lookupToken(ctx context.Context, req *Request) (*Response, erro
 		return nil, err
 	}
 	t, err := s.d.Auth.Lookup(ctx, tok)
+	if fault.KindOf(err) == fault.Unauthorized {
+		// Not the caller's token that failed: say which one (still 403,
+		// as Vault answers a bad token looked up).
+		return nil, fault.New(fault.Unauthorized, "the token looked up is invalid or expired")
+	}
 	if err != nil {
 		return nil, err
 	}

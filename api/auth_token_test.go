@@ -88,6 +88,10 @@ func TestTokenLifecycleWithVaultClient(t *testing.T) {
 		t.Errorf("renew-self: %v %+v", err, rs)
 	}
 
+	// A bad token looked up is named as such, apart from the caller's own.
+	if _, err := root.Auth().Token().Lookup("khs.bogus"); statusOfErr(err) != 403 || !strings.Contains(err.Error(), "the token looked up is invalid or expired") {
+		t.Errorf("lookup of a bogus token: %v", err)
+	}
 	// The default policy lets a token look itself up, not others, nor create tokens.
 	if _, err := self.Auth().Token().Lookup(testRootToken); statusOfErr(err) != 403 {
 		t.Errorf("non-root lookup of another token: %v", err)
