@@ -126,7 +126,9 @@ type Response struct {
 	Data   map[string]any // becomes {"data": ...}
 	Auth   map[string]any // becomes {"auth": ...} (token creation)
 	Raw    any            // written as the whole body instead (sys/health)
-	Stream http.Handler   // serves the whole response instead (sys/metrics)
+	// Warnings are Vault's "warnings": what was done otherwise than asked.
+	Warnings []string
+	Stream   http.Handler // serves the whole response instead (sys/metrics)
 }
 
 // HandlerFunc serves one operation of a route.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -116,7 +117,12 @@ func (s *Server) newToken(ctx context.Context, req *Request, orphan bool) (*Resp
 	if err != nil {
 		return nil, err
 	}
-	return &Response{Auth: authBlock(tok, t)}, nil
+	resp := &Response{Auth: authBlock(tok, t)}
+	if ttl > 0 && cr.Period == 0 && t.TTL < ttl {
+		// As Vault says it: the token lives less long than asked.
+		resp.Warnings = []string{fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", ttl, t.TTL)}
+	}
+	return resp, nil
 }
 
 // authBlock is Vault's "auth" object of a response that issues or renews a token.

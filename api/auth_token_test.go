@@ -51,6 +51,15 @@ func TestTokenLifecycleWithVaultClient(t *testing.T) {
 		t.Errorf("auth block %+v", a)
 	}
 	tok, acc := a.ClientToken, a.Accessor
+	if len(s.Warnings) != 0 {
+		t.Errorf("warnings for a TTL within the maximum: %v", s.Warnings)
+	}
+	// A TTL over the maximum is capped, with Vault's warning.
+	long, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"reader"}, TTL: "100000h"})
+	if err != nil || long.Auth.LeaseDuration != int((768*time.Hour).Seconds()) && long.Auth.LeaseDuration != int((768*time.Hour).Seconds())-1 ||
+		len(long.Warnings) != 1 || !strings.Contains(long.Warnings[0], "TTL value is capped") {
+		t.Errorf("a TTL over the maximum: %v %+v %v", err, long.Auth, long.Warnings)
+	}
 
 	self := env.client(t, tok)
 	ls, err := self.Auth().Token().LookupSelf()

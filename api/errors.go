@@ -84,7 +84,7 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, reqID str
 			"lease_duration": 0,
 			"data":           resp.Data,
 			"wrap_info":      nil,
-			"warnings":       nil,
+			"warnings":       resp.Warnings,
 			"auth":           resp.Auth,
 		}
 		body = env
