@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -23,9 +24,10 @@ import (
 //	                     -so-pin-file /secure/so-pin -out keks.json
 //	receiving node:  keyhold operator kek-import -config b.hcl -in keks.json
 
-// kekFlags parses a ceremony command's flags; it returns nil after printing
-// a usage error.
-func kekFlags(e *env, name, usage string, args []string, def func(fs *flag.FlagSet)) *flag.FlagSet {
+// kekFlags parses a ceremony command's flags, of which required must be
+// given, and check the others; it returns nil and the exit code after -h
+// (0) or a usage error (2), which names what is wrong.
+func kekFlags(e *env, name, usage string, args []string, def func(fs *flag.FlagSet), required []string, check func() string) (*flag.FlagSet, int) {
 	fs := flag.NewFlagSet("operator "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
@@ -35,13 +37,29 @@ func kekFlags(e *env, name, usage string, args []string, def func(fs *flag.FlagS
 	fs.String("config", "", "the node's configuration file (its hsm block is used)")
 	def(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK
+		}
+		return nil, exitUsage
 	}
-	if fs.NArg() > 0 || fs.Lookup("config").Value.String() == "" {
+	problem := ""
+	if fs.NArg() > 0 {
+		problem = fmt.Sprintf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range append([]string{"config"}, required...) {
+		if problem == "" && fs.Lookup(f).Value.String() == "" {
+			problem = "-" + f + " is required"
+		}
+	}
+	if problem == "" && check != nil {
+		problem = check()
+	}
+	if problem != "" {
+		fmt.Fprintf(e.stderr, "keyhold operator %s: %s\n", name, problem)
 		fs.Usage()
-		return nil
+		return nil, exitUsage
 	}
-	return fs
+	return fs, exitOK
 }
 
 // kekHSM reads the node's configuration and returns its HSM settings.
@@ -65,14 +83,11 @@ func kekHSM(e *env, name string, fs *flag.FlagSet) (hsm.Config, bool) {
 func cmdKEKTransportKey(e *env, args []string) int {
 	const name = "kek-transport-key"
 	var out *string
-	fs := kekFlags(e, name, "-config FILE -out FILE", args, func(fs *flag.FlagSet) {
+	fs, code := kekFlags(e, name, "-config FILE -out FILE", args, func(fs *flag.FlagSet) {
 		out = fs.String("out", "", "where to write the transport public key (PEM)")
-	})
-	if fs == nil || *out == "" {
-		if fs != nil {
-			fs.Usage()
-		}
-		return exitUsage
+	}, []string{"out"}, nil)
+	if fs == nil {
+		return code
 	}
 	hc, ok := kekHSM(e, name, fs)
 	if !ok {
@@ -106,17 +121,19 @@ func cmdKEKTransportKey(e *env, args []string) int {
 func cmdKEKExport(e *env, args []string) int {
 	const name = "kek-export"
 	var transport, out, soFile, soEnv *string
-	fs := kekFlags(e, name, "-config FILE -transport-key FILE (-so-pin-file F | -so-pin-env VAR) -out FILE", args, func(fs *flag.FlagSet) {
+	fs, code := kekFlags(e, name, "-config FILE -transport-key FILE (-so-pin-file F | -so-pin-env VAR) -out FILE", args, func(fs *flag.FlagSet) {
 		transport = fs.String("transport-key", "", "the receiving token's transport public key (PEM), from kek-transport-key")
 		out = fs.String("out", "", "where to write the bundle of wrapped KEKs (JSON)")
 		soFile = fs.String("so-pin-file", "", "a file holding the sending token's SO PIN (mode 0600)")
 		soEnv = fs.String("so-pin-env", "", "an environment variable holding the sending token's SO PIN")
-	})
-	if fs == nil || *transport == "" || *out == "" || (*soFile == "") == (*soEnv == "") {
-		if fs != nil {
-			fs.Usage()
+	}, []string{"transport-key", "out"}, func() string {
+		if (*soFile == "") == (*soEnv == "") {
+			return "give exactly one of -so-pin-file and -so-pin-env"
 		}
-		return exitUsage
+		return ""
+	})
+	if fs == nil {
+		return code
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(e.stderr, "keyhold operator %s: %v\n", name, err)
@@ -168,14 +185,11 @@ func cmdKEKExport(e *env, args []string) int {
 func cmdKEKImport(e *env, args []string) int {
 	const name = "kek-import"
 	var in *string
-	fs := kekFlags(e, name, "-config FILE -in FILE", args, func(fs *flag.FlagSet) {
+	fs, code := kekFlags(e, name, "-config FILE -in FILE", args, func(fs *flag.FlagSet) {
 		in = fs.String("in", "", "the bundle from kek-export")
-	})
-	if fs == nil || *in == "" {
-		if fs != nil {
-			fs.Usage()
-		}
-		return exitUsage
+	}, []string{"in"}, nil)
+	if fs == nil {
+		return code
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(e.stderr, "keyhold operator %s: %v\n", name, err)

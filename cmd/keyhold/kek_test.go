@@ -92,8 +92,15 @@ func TestKEKCeremonyCommands(t *testing.T) {
 	transport := filepath.Join(dir, "transport.pem")
 	bundle := filepath.Join(dir, "keks.json")
 
-	if _, stderr, code := run("operator", "kek-export", "-config", cfgA, "-transport-key", transport, "-out", bundle); code != exitUsage {
+	if _, stderr, code := run("operator", "kek-export", "-config", cfgA, "-transport-key", transport, "-out", bundle); code != exitUsage || !strings.Contains(stderr, "give exactly one of -so-pin-file and -so-pin-env") {
 		t.Fatalf("kek-export without an SO PIN source: exit %d %s", code, stderr)
+	}
+	// A usage error names what is wrong; -h is not an error.
+	if _, stderr, code := run("operator", "kek-import", "-config", cfgB); code != exitUsage || !strings.Contains(stderr, "-in is required") {
+		t.Fatalf("kek-import without -in: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := run("operator", "kek-transport-key", "-h"); code != exitOK || !strings.Contains(stderr, "Usage: keyhold operator kek-transport-key") {
+		t.Fatalf("kek-transport-key -h: exit %d %s", code, stderr)
 	}
 	out, stderr, code := run("operator", "kek-transport-key", "-config", cfgB, "-out", transport)
 	if code != 0 || !strings.Contains(out, "Fingerprint (SHA-256):") {
