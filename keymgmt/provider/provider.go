@@ -243,9 +243,15 @@ func secretForms(creds map[string]string) []string {
 				}
 			} else if strings.Contains(v, "\n") {
 				// A value of several lines that is not a JSON document (a
-				// PEM key): each line but the armour.
+				// PEM key): each line but the armour; in a PEM block every
+				// line (the last one of its base64 is often short), else
+				// lines of 16 characters or more.
+				least := 16
+				if strings.Contains(v, "-----BEGIN ") {
+					least = 4
+				}
 				for _, line := range strings.Split(v, "\n") {
-					if line = strings.TrimSpace(line); len(line) >= 16 && line != v && !strings.HasPrefix(line, "-----") {
+					if line = strings.TrimSpace(line); len(line) >= least && line != v && !strings.HasPrefix(line, "-----") {
 						add(line, depth+1)
 					}
 				}

@@ -34,7 +34,7 @@ func TestCloudErrorRedactsCredentials(t *testing.T) {
 // account file, one line of a PEM key). None of these reach the operator;
 // the names and addresses in a service account file do.
 func TestCloudErrorRedactsCredentialForms(t *testing.T) {
-	pemKey := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nq2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU\n-----END PRIVATE KEY-----\n"
+	pemKey := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nq2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU\nZq9w3Xk=\n-----END PRIVATE KEY-----\n"
 	sa, err := json.Marshal(map[string]string{"type": "service_account", "project_id": "acme-prod-kms",
 		"private_key_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "private_key": pemKey, "client_email": "keyhold@acme-prod-kms.iam.gserviceaccount.com"})
 	if err != nil {
@@ -47,6 +47,7 @@ func TestCloudErrorRedactsCredentialForms(t *testing.T) {
 		"private key JSON-escaped": "invalid grant: key " + string(quoted) + " rejected",
 		"private key as is":        "cannot parse " + pemKey,
 		"one PEM line":             "asn1: structure error at q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU",
+		"the short last PEM line":  "asn1: trailing data Zq9w3Xk=",
 		"key id":                   "key 0f1e2d3c4b5a69788796a5b4c3d2e1f0 is disabled",
 		"secret URL-encoded":       "POST /token body client_secret=" + url.QueryEscape(secret) + " refused",
 		"secret path-escaped":      "GET /x/" + url.PathEscape(secret),
@@ -55,7 +56,7 @@ func TestCloudErrorRedactsCredentialForms(t *testing.T) {
 		"secret JSON, & escaped":   `{"client_secret":"` + strings.ReplaceAll(secret, "&", `\u0026`) + `"}`,
 	} {
 		msg := CloudError(cfg, fault.BadInput, "op", errors.New(cloud)).Error()
-		for _, leak := range []string{"MIIEvQIBADANBgkq", "q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU", "0f1e2d3c4b5a6978", "s3cr3t", "va%2Blue", "va+lue"} {
+		for _, leak := range []string{"MIIEvQIBADANBgkq", "q2Vx9ZlPp4nQ0aFq1mM0Qw6Yb3uXo9kJt8sD2fG5hL7eR4wT1yU", "Zq9w3Xk", "0f1e2d3c4b5a6978", "s3cr3t", "va%2Blue", "va+lue"} {
 			if strings.Contains(msg, leak) {
 				t.Errorf("%s: %q in %q", name, leak, msg)
 			}
