@@ -307,12 +307,24 @@ func TestInflightRequestsBoundedWhileGuardWaits(t *testing.T) {
 // answer, so that keep-alive cannot hold a place under max_connections for
 // a client without credentials; a signed one keeps its connection.
 func TestUnauthenticatedConnectionClosed(t *testing.T) {
-	e := newTestEnv(t, ConfigInput{})
+	e := newTestEnv(t, ConfigInput{Prefixes: &[]string{testPrefix, "other"}})
 	c := e.client()
 	defer c.CloseIdleConnections()
 	url, body := e.encryptTarget(t)
+	// A valid signature by the credential of another key store does not
+	// authenticate the connection either.
+	resp, err := c.Do(sdkRequest(t, e.xksURL("other", "keys/foo/encrypt"), body, e.akid, e.secret, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, resp.StatusCode, b, AuthenticationFailedException)
+	if !resp.Close {
+		t.Fatal("a request with the credential of another key store kept its connection")
+	}
 	req := sdkRequest(t, url, body, e.akid, "wrong-secret-wrong-secret-wrong-secret-wrong", time.Now())
-	resp, err := c.Do(req)
+	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +362,7 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	wantError(t, resp.StatusCode, b, DependencyTimeoutException)
 	if resp.Close {
@@ -663,4 +675,20 @@ func doTraced(t *testing.T, c *http.Client, req *http.Request) (*http.Response, 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b, reused
+}
+
+// The HSM round trip of a health check answers every caller for a while:
+// a caller that gave up (AWS KMS cancels after 250 ms) must not make it a
+// failure for the others.
+func TestHealthCheckOutlivesACancelledCaller(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	p := e.runtime().p
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.deepCheck(gone, p.st.Load()); err != nil {
+		t.Fatalf("the check for a caller that gave up: %v", err)
+	}
+	if err := p.deepCheck(context.Background(), p.st.Load()); err != nil {
+		t.Fatalf("the next caller got: %v", err)
+	}
 }

@@ -114,7 +114,11 @@ func (p *proxy) deepCheck(ctx context.Context, st *state) error {
 	if !c.at.IsZero() && now.Sub(c.at) < ttl {
 		return c.err
 	}
-	c.err = roundTrip(ctx, p.h, st.health)
+	// The check answers every caller for a while: one caller's giving up
+	// (AWS KMS cancels after 250 ms) must not become everyone's failure.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	c.err = roundTrip(rctx, p.h, st.health)
 	c.at = now
 	return c.err
 }

@@ -80,7 +80,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && rec.akid == "" && !connOf(r.Context()).isAuthenticated() {
+	if err != nil && !rec.authed && !connOf(r.Context()).isAuthenticated() {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
@@ -123,6 +123,8 @@ type logRecord struct {
 	// admitted: counted in proxy.inflight until the request ends.
 	admitted bool
 	conn     *countedConn // its pending count was taken too (admit)
+	// authed: the signature verified with a credential of this key store.
+	authed bool
 }
 
 // maxPendingPerConn bounds the requests in progress on one connection that
@@ -211,13 +213,16 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 		return nil, xe
 	}
 	rec.akid = cred.AccessKeyID
-	connOf(r.Context()).authenticated()
 	if !st.prefixes[rt.Prefix] {
 		return nil, xerr(InvalidURIPathException, "no key store is configured at this URI path")
 	}
 	if cred.Prefix != rt.Prefix {
 		return nil, authFailure(errors.New("the credential belongs to another path prefix"))
 	}
+	// Only a request its credential may make marks its connection as
+	// authenticated (uncounted by admit, kept by the server's timeouts).
+	rec.authed = true
+	connOf(r.Context()).authenticated()
 	if st.cfg.RateLimit > 0 && !p.bucket(rt.Prefix, st.cfg.RateLimit).take(p.now()) {
 		p.refused(refusedRateLimit)
 		return nil, xerr(ThrottlingException, "request rate over the configured limit")

@@ -99,6 +99,10 @@ func ParseRequest(op Operation, body []byte, lim Limits) (*Request, *Error) {
 		return nil, invalid("malformed JSON body")
 	}
 	if w.RequestMetadata == nil {
+		// Also for a health check: the spec's error table leaves
+		// ValidationException out for GetHealthStatus, but AWS's
+		// conformance client (aws-kms-xksproxy-test-client) expects it
+		// for a health request without its metadata.
 		return nil, invalid("requestMetadata is required")
 	}
 	req := &Request{}
@@ -169,11 +173,14 @@ func parseDecrypt(w *wireRequest, req *Request, lim Limits) *Error {
 	if req.AAD, err = decodeField("additionalAuthenticatedData", w.AAD, false, lim.MaxAAD); err != nil {
 		return err
 	}
+	// An IV or tag of a wrong length, however long, is a ciphertext this
+	// proxy did not make: InvalidCiphertextException (checked below), not
+	// a limit of the implementation.
 	if req.IV, err = decodeField("initializationVector", w.IV, true, 64); err != nil {
-		return err
+		return asInvalidCiphertext(err)
 	}
 	if req.Tag, err = decodeField("authenticationTag", w.Tag, true, 64); err != nil {
-		return err
+		return asInvalidCiphertext(err)
 	}
 	if req.CiphertextMetadata, err = decodeField("ciphertextMetadata", w.CiphertextMetadata, false, 1<<10); err != nil {
 		return err
@@ -188,6 +195,15 @@ func parseDecrypt(w *wireRequest, req *Request, lim Limits) *Error {
 		return xerr(InvalidCiphertextException, "the authentication tag must be 16 bytes")
 	}
 	return nil
+}
+
+// asInvalidCiphertext turns decodeField's over-the-limit refusal into
+// InvalidCiphertextException.
+func asInvalidCiphertext(err *Error) *Error {
+	if err.Name == UnsupportedOperationException {
+		return xerr(InvalidCiphertextException, "the initialization vector must be 12 or 16 bytes and the authentication tag 16")
+	}
+	return err
 }
 
 func checkAlgorithm(a *string) *Error {

@@ -88,6 +88,10 @@ func TestParseRequest(t *testing.T) {
 		{"fail decrypt metadata over 20 B", OpDecrypt, dec(tag + `,"ciphertextMetadata":"` + b64(21) + `"`), ValidationException},
 		{"fail decrypt short tag", OpDecrypt, dec(`,"authenticationTag":"` + b64(12) + `"`), InvalidCiphertextException},
 		{"fail decrypt IV of 13 B", OpDecrypt, strings.Replace(dec(tag), b64(12), b64(13), 1), InvalidCiphertextException},
+		// However long, a wrong IV or tag is a ciphertext this proxy did
+		// not make, not a limit of the implementation.
+		{"fail decrypt IV of 65 B", OpDecrypt, strings.Replace(dec(tag), b64(12), b64(65), 1), InvalidCiphertextException},
+		{"fail decrypt tag of 65 B", OpDecrypt, dec(`,"authenticationTag":"` + b64(65) + `"`), InvalidCiphertextException},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
