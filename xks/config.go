@@ -160,6 +160,12 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	if c.ClientCAPEM == "" && (len(c.AllowedSubjects) > 0 || len(c.AllowedDNSNames) > 0) {
 		return false, fault.New(fault.BadInput, "mtls_allowed_subjects and mtls_allowed_dns_names need mtls_client_ca")
 	}
+	if c.ClientCAPEM != "" && len(c.AllowedSubjects) == 0 && len(c.AllowedDNSNames) == 0 {
+		// The spec has the customer configure the client's subject; AWS
+		// KMS's certificates come from a public CA, which issues them to
+		// anyone.
+		return false, fault.New(fault.BadInput, "mtls_client_ca needs mtls_allowed_subjects or mtls_allowed_dns_names (e.g. cks.kms.us-east-1.amazonaws.com): the CA alone would admit every client certificate it issued")
+	}
 	// As for max_connections below, an explicit 0 is refused (it could be
 	// read as "no limit"); only a configuration that never had a limit
 	// gets the default.

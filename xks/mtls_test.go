@@ -14,8 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyhold/keyhold/fault"
 )
 
 const kmsClientCN = "cks.kms.us-east-1.amazonaws.com"
@@ -138,5 +141,19 @@ func TestMutualTLS(t *testing.T) {
 			}
 			t.Logf("curl refused as expected: %s", out)
 		})
+	}
+}
+
+// A client CA alone would admit every certificate it issued (AWS KMS's come
+// from a public CA): a subject or DNS name is required with it.
+func TestMutualTLSNeedsASubject(t *testing.T) {
+	ca := newCert(t, "client CA", nil, true, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	caPEM := ca.pem()
+	c := &Config{ListenAddrs: []string{"127.0.0.1:0"}, Prefixes: []string{""}, TLSCertPEM: "cert", TLSKeyBlob: []byte{1}}
+	if _, err := c.apply(ConfigInput{ClientCAPEM: &caPEM}); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "mtls_client_ca needs mtls_allowed_subjects") {
+		t.Fatalf("a client CA without a subject: %v", err)
+	}
+	if _, err := c.apply(ConfigInput{ClientCAPEM: &caPEM, AllowedDNSNames: &[]string{kmsClientCN}}); err != nil {
+		t.Fatalf("a client CA with a DNS name: %v", err)
 	}
 }
