@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // The XKS wire format: JSON request bodies parsed into typed requests with
@@ -84,6 +86,63 @@ type wireMetadata struct {
 	KMSViaService   *string `json:"kmsViaService"`
 }
 
+// The member names of a request and of its requestMetadata, as the spec
+// spells them.
+var (
+	requestFields  = jsonNames(wireRequest{})
+	metadataFields = jsonNames(wireMetadata{})
+)
+
+func jsonNames(v any) map[string]bool {
+	out := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for i := range t.NumField() {
+		out[t.Field(i).Tag.Get("json")] = true
+	}
+	return out
+}
+
+// strictMembers checks the members of the JSON object in raw: none named
+// twice in any letter case, and none that a known name matches only in
+// another case. depth 0 is the request, whose requestMetadata is checked
+// the same way.
+func strictMembers(raw []byte, known map[string]bool, depth int) *Error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // not an object: json.Unmarshal's checks answer it
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return invalid("malformed JSON body")
+		}
+		name, _ := t.(string)
+		folded := strings.ToLower(name)
+		if seen[folded] {
+			return invalid("the member %q is given twice", name)
+		}
+		seen[folded] = true
+		if !known[name] {
+			for k := range known {
+				if strings.EqualFold(k, name) {
+					return invalid("the member %q is spelt %q", name, k)
+				}
+			}
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return invalid("malformed JSON body")
+		}
+		if depth == 0 && name == "requestMetadata" {
+			if err := strictMembers(v, metadataFields, 1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func invalid(format string, args ...any) *Error {
 	return xerr(ValidationException, fmt.Sprintf(format, args...))
 }
@@ -97,6 +156,12 @@ func ParseRequest(op Operation, body []byte, lim Limits) (*Request, *Error) {
 	}
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, invalid("malformed JSON body")
+	}
+	// encoding/json matches member names in any letter case and keeps the
+	// last of two equal ones, where a log or a firewall reading the body
+	// may see another value: both are refused.
+	if err := strictMembers(body, requestFields, 0); err != nil {
+		return nil, err
 	}
 	if w.RequestMetadata == nil {
 		// Also for a health check: the spec's error table leaves

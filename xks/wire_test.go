@@ -90,6 +90,13 @@ func TestParseRequest(t *testing.T) {
 		{"fail decrypt IV of 13 B", OpDecrypt, strings.Replace(dec(tag), b64(12), b64(13), 1), InvalidCiphertextException},
 		// However long, a wrong IV or tag is a ciphertext this proxy did
 		// not make, not a limit of the implementation.
+		// Names as the spec spells them, each once: encoding/json would take
+		// "PLAINTEXT" for plaintext, and the last of two.
+		{"fail a member in another case", OpEncrypt, enc(`,"PLAINTEXT":"AA=="`), ValidationException},
+		{"fail a member twice", OpEncrypt, enc(`,"plaintext":"AA==","plaintext":"AQ=="`), ValidationException},
+		{"fail a member twice in two cases", OpEncrypt, enc(`,"plaintext":"AA==","PlainText":"AQ=="`), ValidationException},
+		{"fail a metadata member twice", OpHealth, `{"requestMetadata":{"kmsOperation":"K","kmsRequestId":"x","kmsRequestId":"y"}}`, ValidationException},
+		{"fail a metadata member in another case", OpMetadata, `{"requestMetadata":{"AwsPrincipalArn":"p","kmsOperation":"K","kmsRequestId":"r"}}`, ValidationException},
 		{"fail decrypt IV of 65 B", OpDecrypt, strings.Replace(dec(tag), b64(12), b64(65), 1), InvalidCiphertextException},
 		{"fail decrypt tag of 65 B", OpDecrypt, dec(`,"authenticationTag":"` + b64(65) + `"`), InvalidCiphertextException},
 	}
