@@ -134,6 +134,19 @@ func TestTamperingIsDetected(t *testing.T) {
 		{"fail swapped events", join(append(append([]string{}, lines[:2]...), append([]string{lines[3], lines[2]}, lines[4:]...)...)), 3, "reordered"},
 		{"fail truncated tail", join(lines)[:len(join(lines))-20], len(lines), "truncated tail"},
 		{"fail garbage line", join(append(append([]string{}, lines[:1]...), append([]string{"not json"}, lines[1:]...)...)), 2, "not an audit event"},
+		// An edit that adds a second hash member, holding the original
+		// hash, after recomputing the line's own: a JSON reader takes the
+		// last (or a "Hash"), so the next line would still chain.
+		{"fail edited, the old hash added as a second member", join(append(append([]string{}, lines[:3]...), append([]string{
+			rehash(strings.TrimSuffix(strings.Replace(lines[3], `"status":200`, `"status":403`, 1), "}") + `,"Hash":"` + lines[3][len(hashPrefix):len(hashPrefix)+64] + `"}`)}, lines[4:]...)...)), 4, "given twice"},
+		{"fail a removal hidden by seq members", join(append(append([]string{}, lines[:2]...), func() []string {
+			var out []string
+			for _, l := range lines[3:] {
+				cl, _ := parseChainLine([]byte(l))
+				out = append(out, rehash(strings.TrimSuffix(l, "}")+fmt.Sprintf(`,"seq":%d}`, cl.seq-1)))
+			}
+			return out
+		}()...)), 3, "given twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -123,6 +123,11 @@ func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint6
 		p.What = what
 		return p, nil
 	}
+	// The chain fields are read where the writer puts them, at the start
+	// of the line, which the line's own hash covers. A JSON reader would
+	// take the last of two "hash" members (or a "Hash"): one added after
+	// an edit, to keep the next line chained, must be found.
+	cl, ok := parseChainLine(line)
 	var ev struct {
 		Hash      string `json:"hash"`
 		Seq       uint64 `json:"seq"`
@@ -130,7 +135,14 @@ func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint6
 		Type      string `json:"type"`
 		RequestID string `json:"request_id"`
 	}
-	json.Unmarshal(line, &ev)
+	if !ok || json.Unmarshal(line, &ev) != nil {
+		p.What = "not an audit event (changed, inserted or cut)"
+		return p, nil
+	}
+	if ev.Hash != cl.hash || ev.Prev != cl.prev || ev.Seq != cl.seq {
+		p.What = "the event was changed (its hash, prev or seq is given twice)"
+		return p, nil
+	}
 	p.Seq = ev.Seq
 	switch {
 	case r.Events == 0:
@@ -202,10 +214,7 @@ func checkLine(line []byte) string {
 func seqLater(br *bufio.Reader, name string, lo, hi uint64) (bool, error) {
 	for {
 		l, err := br.ReadBytes('\n')
-		var ev struct {
-			Seq uint64 `json:"seq"`
-		}
-		if json.Unmarshal(bytes.TrimSuffix(l, []byte{'\n'}), &ev) == nil && ev.Seq > lo && ev.Seq < hi {
+		if cl, ok := parseChainLine(bytes.TrimSuffix(l, []byte{'\n'})); ok && cl.seq > lo && cl.seq < hi {
 			return true, nil
 		}
 		if errors.Is(err, io.EOF) {
