@@ -222,9 +222,23 @@ type logTail struct {
 	newline   bool // the last complete event ends with a newline
 }
 
-// maxLine bounds the length of an event's line that readTail parses;
-// events are well under it.
-const maxLine = 1 << 20
+// digits is the number of decimal digits of n.
+func digits(n uint64) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// chainPrefixLen is what appendLineLocked puts in front of an event's body
+// besides the sequence number's digits (the body's "{" is replaced by ",").
+const chainPrefixLen = len(hashPrefix) + 64 + len(`","prev":"`) + 64 + len(`","seq":`)
+
+// maxLine bounds the length of an event's line: the sink refuses a longer
+// one (write), and readTail and Verify read no further. A request body of
+// 1 MiB whose every byte is escaped (\u003c) stays under it.
+const maxLine = 16 << 20
 
 // readTail reads the end of the log at path (a missing file is empty). At
 // most one partial line, of any length (a crash can leave the end of a file
@@ -394,6 +408,14 @@ func (s *fileSink) write(wait waitFor, bodies ...[]byte) error {
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	for i, body := range bodies {
+		// With the chain fields in front, a line over maxLine could not
+		// be read back when the device opens again.
+		if n := chainPrefixLen + digits(s.seq+uint64(i)+1) + len(body); n > maxLine {
+			s.mu.Unlock()
+			return fmt.Errorf("audit: an event of %d bytes is over the %d bytes a line may hold", len(body), maxLine)
+		}
 	}
 	if s.buf == nil {
 		if n := len(s.spare); n > 0 {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -761,5 +762,39 @@ func setHeadID(t *testing.T, path string, id logID) {
 	binary.LittleEndian.PutUint32(b[idLen:], crc32.Checksum(b[:idLen], castagnoli))
 	if _, err := f.WriteAt(b, idOff); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An event whose line would be over maxLine is refused (the request fails)
+// instead of written: the device could not read it back when it opens
+// again. Verify reports a longer line without reading it into memory whole.
+func TestOverlongEventRefused(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	logPair(t, b, entry(0, "s"))
+	big := entry(1, "s")
+	big.Data["blob"] = strings.Repeat("<", maxLine/6+1) // each "<" is written \u003c
+	if err := b.LogPair(context.Background(), big); err == nil {
+		t.Fatal("an event over maxLine was written")
+	}
+	logPair(t, b, entry(2, "s"))
+	b.Close()
+	again := r.broker(t)
+	if err := again.Load(context.Background()); err != nil {
+		t.Fatalf("the device does not open again: %v", err)
+	}
+	if rep, err := Verify([]string{path}); err != nil || rep.Problem != nil || rep.Events != 4 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	long := filepath.Join(t.TempDir(), "long.log")
+	if err := os.WriteFile(long, bytes.Repeat([]byte("x"), maxLine+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify([]string{long}); err != nil || rep.Problem == nil || !strings.Contains(rep.Problem.What, "longer than") {
+		t.Fatalf("a line longer than maxLine: %+v %v", rep, err)
 	}
 }

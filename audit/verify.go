@@ -81,7 +81,11 @@ func (v *verifier) file(name string, lastFile bool) error {
 	// A file being appended to is read up to the first end of file met, so
 	// that the lines read are one snapshot.
 	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
+		line, err := readLine(br)
+		if errors.Is(err, errLongLine) {
+			v.r.Problem = &Problem{File: name, Line: n, What: fmt.Sprintf("not an audit event (a line longer than %d bytes)", maxLine)}
+			return nil
+		}
 		eof := errors.Is(err, io.EOF)
 		if err != nil && !eof {
 			return fmt.Errorf("audit: read %s: %w", name, err)
@@ -109,6 +113,24 @@ func (v *verifier) file(name string, lastFile bool) error {
 		}
 		if eof {
 			return nil
+		}
+	}
+}
+
+var errLongLine = errors.New("audit: line too long")
+
+// readLine is br.ReadBytes('\n') that stops with errLongLine past maxLine
+// bytes, so that a file without newlines is not read into memory whole.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		if len(line)+len(part) > maxLine+1 {
+			return nil, errLongLine
+		}
+		line = append(line, part...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
 		}
 	}
 }
