@@ -242,7 +242,30 @@ func (b *Broker) LogRequest(ctx context.Context, e *Entry) error {
 // for LogResponse before it answers: if the trail fails meanwhile, the
 // response is withheld.
 func (b *Broker) QueueRequest(ctx context.Context, e *Entry) error {
+	if e.queued == nil {
+		e.queued = &queuedLines{m: map[*fileSink]queuedLine{}}
+	}
 	return b.log1(e, "request", queued)
+}
+
+// queuedLines are where the request event of an entry stood in each sink
+// when QueueRequest queued it; LogResponse fails on a sink that lost it.
+type queuedLines struct {
+	mu sync.Mutex
+	m  map[*fileSink]queuedLine
+}
+
+func (q *queuedLines) set(s *fileSink, l queuedLine) {
+	q.mu.Lock()
+	q.m[s] = l
+	q.mu.Unlock()
+}
+
+func (q *queuedLines) get(s *fileSink) (queuedLine, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	l, ok := q.m[s]
+	return l, ok
 }
 
 // LogResponse writes the response event and makes the trail durable (the
@@ -338,11 +361,26 @@ func (b *Broker) write(d *device, e *Entry, typ string, wait waitFor, now time.T
 	bp := eventBufs.Get().(*[]byte)
 	defer putEventBuf(bp)
 	if typ != pair {
+		if typ == "response" && e.queued != nil {
+			// A request event that was only queued can have been lost with
+			// a failed write, and the trail resynchronised since: the
+			// response must then be withheld, as if this write failed.
+			if q, ok := e.queued.get(d.sink); ok && d.sink.lostSince(q) {
+				return errors.New("audit: the request's event was lost with a failed write of the trail")
+			}
+		}
 		body, _, err := appendEventReusing((*bp)[:0], e, typ, d.key, d.cfg.HMACAccessor, now, nil)
 		if err != nil {
 			return fmt.Errorf("audit: encode event: %w", err)
 		}
 		*bp = body
+		if wait == queued && e.queued != nil {
+			q, err := d.sink.queue(body)
+			if err == nil {
+				e.queued.set(d.sink, q)
+			}
+			return err
+		}
 		return d.sink.write(wait, body)
 	}
 	reqTime := now

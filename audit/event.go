@@ -73,6 +73,8 @@ type Entry struct {
 	// event when LogPair writes it after the request was served (zero:
 	// the time of writing).
 	RequestTime time.Time
+
+	queued *queuedLines // set by QueueRequest
 }
 
 // Event is one line of the trail, as read back. A line is written as

@@ -65,6 +65,18 @@ type fileSink struct {
 	recoveredInto string   // the file they went to: the log, or the file it was renamed to before a crash
 	cut           int64    // bytes of a partial last line, never made durable, cut off when it opened
 	closed        bool     // closed or dropped: it writes nothing more
+
+	// failures counts fail(); writtenAtFail[i] is what was written when
+	// failure i+1 happened (the last few), so that a line only queued can
+	// be told lost (lostSince).
+	failures      uint64
+	writtenAtFail map[uint64]uint64
+}
+
+// queuedLine is where a line only queued stood: the sink's failure count
+// and the line's sequence number when it was queued.
+type queuedLine struct {
+	failures, seq uint64
 }
 
 // pending is a writer waiting for its line to be written or made durable.
@@ -399,6 +411,12 @@ const (
 // are queued, written or durable. A body is the JSON of an event's
 // eventBody; the chain fields are put in front of it under the lock.
 func (s *fileSink) write(wait waitFor, bodies ...[]byte) error {
+	return s.writeNoting(wait, nil, bodies...)
+}
+
+// writeNoting is write that, if q is not nil, notes where the last line
+// stands once queued.
+func (s *fileSink) writeNoting(wait waitFor, q *queuedLine, bodies ...[]byte) error {
 	for _, body := range bodies {
 		if len(body) < 2 || body[0] != '{' {
 			return fmt.Errorf("audit: malformed event body")
@@ -426,6 +444,9 @@ func (s *fileSink) write(wait waitFor, bodies ...[]byte) error {
 		s.appendLineLocked(body)
 	}
 	seq := s.seq
+	if q != nil {
+		*q = queuedLine{failures: s.failures, seq: seq}
+	}
 	if !s.flushing {
 		s.flushing = true
 		go s.flush()
@@ -443,6 +464,28 @@ func (s *fileSink) write(wait waitFor, bodies ...[]byte) error {
 	err := <-ch
 	waitChans.Put(ch) // wake sent its one value; the channel is empty again
 	return err
+}
+
+// queue writes bodies as write(queued) does and returns where the last
+// one stands, for lostSince.
+func (s *fileSink) queue(bodies ...[]byte) (queuedLine, error) {
+	var q queuedLine
+	err := s.writeNoting(queued, &q, bodies...)
+	return q, err
+}
+
+// lostSince reports whether a line only queued (q) was lost with a failed
+// write: a failure came after it was queued and before it was written.
+// (Resynchronising after a failure reuses sequence numbers, so only the
+// first failure after q is compared.)
+func (s *fileSink) lostSince(q queuedLine) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures == q.failures {
+		return false
+	}
+	written, known := s.writtenAtFail[q.failures]
+	return !known || q.seq > written
 }
 
 // usableLocked fails if the sink cannot take a line: closed, or broken and
@@ -588,6 +631,12 @@ func (s *fileSink) wake(err error) {
 // behind a failed write chain onto lines that never reached the file) and
 // wakes their writers with the error. The next event resyncs the chain.
 func (s *fileSink) fail(err error) {
+	if s.writtenAtFail == nil {
+		s.writtenAtFail = map[uint64]uint64{}
+	}
+	delete(s.writtenAtFail, s.failures-64) // keep the last 64
+	s.writtenAtFail[s.failures] = s.written
+	s.failures++
 	s.broken = err
 	s.buf = nil
 	s.needSync = 0

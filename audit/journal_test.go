@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // journalSink opens a sink on path and fails the test unless its journal
@@ -796,5 +797,80 @@ func TestOverlongEventRefused(t *testing.T) {
 	}
 	if rep, err := Verify([]string{long}); err != nil || rep.Problem == nil || !strings.Contains(rep.Problem.What, "longer than") {
 		t.Fatalf("a line longer than maxLine: %+v %v", rep, err)
+	}
+}
+
+// A request event that was only queued (QueueRequest: a KMIP Get) and lost
+// with a failed write withholds the response, although the trail has
+// resynchronised meanwhile and could take the response event.
+func TestQueuedRequestLostWithholdsTheResponse(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	logPair(t, b, entry(0, "s"))
+	s := b.devices["file"].sink
+	failWrites(t, s, path) // the queued line's write will fail
+	e := entry(1, "s")
+	if err := b.QueueRequest(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		broken := s.broken != nil && !s.flushing
+		s.mu.Unlock()
+		if broken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed write was not noticed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.Status = 200
+	if err := b.LogResponse(ctx, e); err == nil {
+		t.Fatal("the response of a request whose event was lost was let through")
+	}
+	// Requests after it are served again, and the trail is intact.
+	e2 := entry(2, "s")
+	if err := b.QueueRequest(ctx, e2); err != nil {
+		t.Fatal(err)
+	}
+	e2.Status = 200
+	if err := b.LogResponse(ctx, e2); err != nil {
+		t.Fatalf("the next request: %v", err)
+	}
+	if rep, err := Verify([]string{path}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	// A queued request event written before a later failure is not lost:
+	// its response goes through.
+	e3 := entry(3, "s")
+	if err := b.QueueRequest(ctx, e3); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := e3.queued.get(s)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		done := s.written >= q.seq
+		s.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queued line was not written")
+		}
+	}
+	failWrites(t, s, path)
+	if err := s.write(durable, []byte(`{"lost":1}`)); err == nil {
+		t.Fatal("a write to a read-only log succeeded")
+	}
+	e3.Status = 200
+	if err := b.LogResponse(ctx, e3); err != nil {
+		t.Fatalf("the response of a request whose event was written before the failure: %v", err)
 	}
 }
