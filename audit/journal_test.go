@@ -770,12 +770,7 @@ func setHeadID(t *testing.T, path string, id logID) {
 // instead of written: the device could not read it back when it opens
 // again. Verify reports a longer line without reading it into memory whole.
 func TestOverlongEventRefused(t *testing.T) {
-	r := newRig(t)
-	b := r.broker(t)
-	path := filepath.Join(r.dir, "audit.log")
-	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
-		t.Fatal(err)
-	}
+	r, b, path := fileDevice(t)
 	logPair(t, b, entry(0, "s"))
 	big := entry(1, "s")
 	big.Data["blob"] = strings.Repeat("<", maxLine/6+1) // each "<" is written \u003c
@@ -804,12 +799,7 @@ func TestOverlongEventRefused(t *testing.T) {
 // with a failed write withholds the response, although the trail has
 // resynchronised meanwhile and could take the response event.
 func TestQueuedRequestLostWithholdsTheResponse(t *testing.T) {
-	r := newRig(t)
-	b := r.broker(t)
-	path := filepath.Join(r.dir, "audit.log")
-	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
-		t.Fatal(err)
-	}
+	_, b, path := fileDevice(t)
 	ctx := context.Background()
 	logPair(t, b, entry(0, "s"))
 	s := b.devices["file"].sink
@@ -818,19 +808,7 @@ func TestQueuedRequestLostWithholdsTheResponse(t *testing.T) {
 	if err := b.QueueRequest(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		broken := s.broken != nil && !s.flushing
-		s.mu.Unlock()
-		if broken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the failed write was not noticed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sinkState(t, s, "the failed write was noticed", func() bool { return s.broken != nil && !s.flushing })
 	e.Status = 200
 	if err := b.LogResponse(ctx, e); err == nil {
 		t.Fatal("the response of a request whose event was lost was let through")
@@ -854,17 +832,7 @@ func TestQueuedRequestLostWithholdsTheResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := e3.queued.get(s)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.mu.Lock()
-		done := s.written >= q.seq
-		s.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the queued line was not written")
-		}
-	}
+	sinkState(t, s, "the queued line was written", func() bool { return s.written >= q.seq })
 	failWrites(t, s, path)
 	if err := s.write(durable, []byte(`{"lost":1}`)); err == nil {
 		t.Fatal("a write to a read-only log succeeded")
@@ -873,4 +841,32 @@ func TestQueuedRequestLostWithholdsTheResponse(t *testing.T) {
 	if err := b.LogResponse(ctx, e3); err != nil {
 		t.Fatalf("the response of a request whose event was written before the failure: %v", err)
 	}
+}
+
+// sinkState waits until cond, checked under the sink's lock, holds.
+func sinkState(t *testing.T, s *fileSink, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		ok := cond()
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5 s: %s", what)
+		}
+	}
+}
+
+// fileDevice is a broker of a new rig with a file device at path.
+func fileDevice(t *testing.T) (*rig, *Broker, string) {
+	t.Helper()
+	r := newRig(t)
+	b := r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	return r, b, path
 }
