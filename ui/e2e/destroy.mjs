@@ -79,16 +79,25 @@ try {
   await see(page.getByTestId('key-name'), 'doomed');
   await go(page, '#/');
   const row = page.locator('table tr', { has: page.locator('code', { hasText: /^scratch\/$/ }) });
+  // The second dialog may open before the first is gone: each is found by
+  // its title, not waited out as "the" dialog.
+  const first = page.locator('dialog.confirm', { hasText: 'Disable scratch/' });
+  const second = page.locator('dialog.confirm', { hasText: 'Destroy the keys of scratch/' });
+  const accept = async (dlg) => {
+    await dlg.waitFor();
+    await dlg.getByTestId('confirm-input').fill('scratch');
+    await dlg.getByTestId('confirm-ok').click();
+  };
   await row.getByRole('button', { name: 'Disable' }).click();
-  await confirm(page, 'scratch');
-  const second = page.locator('dialog.confirm');
-  await see(second, 'Destroy the keys of scratch/');
+  await accept(first);
+  await second.waitFor();
   await second.getByTestId('confirm-cancel').click();
   await second.waitFor({ state: 'detached' });
   check(await row.count() === 1, 'a cancelled force left the mount');
   await row.getByRole('button', { name: 'Disable' }).click();
-  await confirm(page, 'scratch');
-  await confirm(page, 'scratch');
+  await accept(first);
+  await accept(second);
+  await second.waitFor({ state: 'detached' });
   await flash(page, 'Disabled scratch/');
   await page.waitForFunction(() => ![...document.querySelectorAll('table code')].some((c) => c.textContent === 'scratch/'));
 } catch (e) {
