@@ -93,11 +93,11 @@ var (
 	metadataFields = jsonNames(wireMetadata{})
 )
 
-func jsonNames(v any) map[string]bool {
-	out := map[string]bool{}
+func jsonNames(v any) []string {
+	var out []string
 	t := reflect.TypeOf(v)
 	for i := range t.NumField() {
-		out[t.Field(i).Tag.Get("json")] = true
+		out = append(out, t.Field(i).Tag.Get("json"))
 	}
 	return out
 }
@@ -105,42 +105,123 @@ func jsonNames(v any) map[string]bool {
 // strictMembers checks the members of the JSON object in raw: none named
 // twice in any letter case, and none that a known name matches only in
 // another case. depth 0 is the request, whose requestMetadata is checked
-// the same way.
-func strictMembers(raw []byte, known map[string]bool, depth int) *Error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+// the same way. raw has been accepted by json.Unmarshal: this only walks
+// its members, in one pass, without decoding the values or allocating for
+// the usual bodies.
+func strictMembers(raw []byte, known []string, depth int) *Error {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
 		return nil // not an object: json.Unmarshal's checks answer it
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return invalid("malformed JSON body")
+	var buf [16][]byte
+	seen := buf[:0]
+	var many map[string]bool // past 64 members, a map instead of the list
+	for i++; ; {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] == '}' {
+			return nil
 		}
-		name, _ := t.(string)
-		folded := strings.ToLower(name)
-		if seen[folded] {
-			return invalid("the member %q is given twice", name)
+		if raw[i] == ',' {
+			i++
+			continue
 		}
-		seen[folded] = true
-		if !known[name] {
-			for k := range known {
-				if strings.EqualFold(k, name) {
-					return invalid("the member %q is spelt %q", name, k)
+		end := stringEnd(raw, i)
+		name := raw[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			// An escaped name ("\u0070laintext") is what it decodes to.
+			var s string
+			if json.Unmarshal(raw[i:end], &s) != nil {
+				return invalid("malformed JSON body")
+			}
+			name = []byte(s)
+		}
+		if many == nil {
+			for _, s := range seen {
+				if bytes.EqualFold(s, name) {
+					return invalid("the member %q is given twice", name)
 				}
 			}
+			if seen = append(seen, name); len(seen) > 64 {
+				many = map[string]bool{}
+				for _, s := range seen {
+					many[strings.ToLower(string(s))] = true
+				}
+			}
+		} else {
+			folded := strings.ToLower(string(name))
+			if many[folded] {
+				return invalid("the member %q is given twice", name)
+			}
+			many[folded] = true
 		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return invalid("malformed JSON body")
+		for _, k := range known {
+			if k != string(name) && strings.EqualFold(k, string(name)) {
+				return invalid("the member %q is spelt %q", name, k)
+			}
 		}
-		if depth == 0 && name == "requestMetadata" {
-			if err := strictMembers(v, metadataFields, 1); err != nil {
+		i = skipSpace(raw, end)
+		if i < len(raw) && raw[i] == ':' {
+			i = skipSpace(raw, i+1)
+		}
+		vend := valueEnd(raw, i)
+		if depth == 0 && string(name) == "requestMetadata" {
+			if err := strictMembers(raw[i:vend], metadataFields, 1); err != nil {
 				return err
 			}
 		}
+		i = vend
 	}
-	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index just past the JSON string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd is the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+		j++
+	}
+	return j
 }
 
 func invalid(format string, args ...any) *Error {

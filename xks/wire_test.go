@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -96,6 +97,9 @@ func TestParseRequest(t *testing.T) {
 		{"fail a member twice", OpEncrypt, enc(`,"plaintext":"AA==","plaintext":"AQ=="`), ValidationException},
 		{"fail a member twice in two cases", OpEncrypt, enc(`,"plaintext":"AA==","PlainText":"AQ=="`), ValidationException},
 		{"fail a metadata member twice", OpHealth, `{"requestMetadata":{"kmsOperation":"K","kmsRequestId":"x","kmsRequestId":"y"}}`, ValidationException},
+		{"fail a member twice, one escaped", OpEncrypt, enc(`,"plaintext":"AA==","\u0070laintext":"AQ=="`), ValidationException},
+		{"fail a member twice after many others", OpEncrypt, enc(`,"plaintext":"AA==",` + manyMembers(100) + `,"Plaintext":"AQ=="`), ValidationException},
+		{"ok many other members", OpEncrypt, enc(`,"plaintext":"AA==",` + manyMembers(100)), ""},
 		{"fail a metadata member in another case", OpMetadata, `{"requestMetadata":{"AwsPrincipalArn":"p","kmsOperation":"K","kmsRequestId":"r"}}`, ValidationException},
 		{"fail decrypt IV of 65 B", OpDecrypt, strings.Replace(dec(tag), b64(12), b64(65), 1), InvalidCiphertextException},
 		{"fail decrypt tag of 65 B", OpDecrypt, dec(`,"authenticationTag":"` + b64(65) + `"`), InvalidCiphertextException},
@@ -224,4 +228,13 @@ func TestGlob(t *testing.T) {
 			t.Errorf("glob(%q, %q) != %v", c.p, c.s, c.ok)
 		}
 	}
+}
+
+// manyMembers is n members of unknown names, with values of every kind.
+func manyMembers(n int) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf(`"x%d":[{"a":"}]\""},1,true,null]`, i))
+	}
+	return strings.Join(parts, ",")
 }
