@@ -64,8 +64,9 @@ type countedConn struct {
 	rt      *runtime
 	once    sync.Once
 	authed  atomic.Bool
-	timer   *time.Timer  // set before the connection is served
-	pending atomic.Int32 // requests in progress counted by proxy.admit
+	timer   *time.Timer            // set before the connection is served
+	pending atomic.Int32           // requests in progress counted by proxy.admit
+	akid    atomic.Pointer[string] // the credential of its last authenticated request
 }
 
 func (c *countedConn) Close() error {
@@ -96,13 +97,31 @@ func (c *countedConn) expire() {
 }
 
 // authenticated marks the connection (if any) as carrying a request whose
-// signature verified: from then on it lives by the server's timeouts.
-func (c *countedConn) authenticated() {
+// signature verified with the credential akid: from then on it lives by the
+// server's timeouts, while that credential exists (stillAuthenticated).
+func (c *countedConn) authenticated(akid string) {
+	if c == nil {
+		return
+	}
 	// Load first: every request of an authenticated connection comes here,
-	// and reading the flag does not write its cache line.
-	if c != nil && !c.authed.Load() && !c.authed.Swap(true) {
+	// and reading does not write the cache lines.
+	if a := c.akid.Load(); a == nil || *a != akid {
+		c.akid.Store(&akid) // the first request, or a rotated credential
+	}
+	if !c.authed.Load() && !c.authed.Swap(true) {
 		c.timer.Stop()
 	}
+}
+
+// stillAuthenticated reports whether a request on c has authenticated with
+// a credential that st still has: one revoked since no longer vouches for
+// the connection (it is counted and closed as unauthenticated ones are).
+func (c *countedConn) stillAuthenticated(st *state) bool {
+	if !c.isAuthenticated() {
+		return false
+	}
+	a := c.akid.Load()
+	return a != nil && st != nil && st.credential(*a) != nil
 }
 
 // connKey is the request context key of its *countedConn.

@@ -692,3 +692,34 @@ func TestHealthCheckOutlivesACancelledCaller(t *testing.T) {
 		t.Fatalf("the next caller got: %v", err)
 	}
 }
+
+// A connection authenticated by a credential that is revoked since no
+// longer counts as authenticated: a refused request closes it, as it
+// would a stranger's.
+func TestRevokedCredentialsConnectionIsNotAuthenticated(t *testing.T) {
+	e := newTestEnv(t, ConfigInput{})
+	c := e.client()
+	defer c.CloseIdleConnections()
+	url, body := e.encryptTarget(t)
+	send := func() (*http.Response, []byte) {
+		t.Helper()
+		resp, err := c.Do(sdkRequest(t, url, body, e.akid, e.secret, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, b
+	}
+	if resp, b := send(); resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("a signed request: %d %s, connection closed: %v", resp.StatusCode, b, resp.Close)
+	}
+	if err := e.m.RevokeCredential(context.Background(), e.mount, e.akid); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := send()
+	wantError(t, resp.StatusCode, b, AuthenticationFailedException)
+	if !resp.Close {
+		t.Fatal("the connection of a revoked credential was kept after a refused request")
+	}
+}

@@ -80,7 +80,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if aerr := p.auditResponse(r, rec, resp, err); aerr != nil {
 		resp, err = nil, aerr
 	}
-	if err != nil && !rec.authed && !connOf(r.Context()).isAuthenticated() {
+	if err != nil && !rec.authed && !connOf(r.Context()).stillAuthenticated(p.st.Load()) {
 		// Not authenticated: the connection is closed after the answer
 		// (for HTTP/2, once its streams end), so that a client without
 		// credentials cannot keep a place under max_connections by
@@ -142,7 +142,7 @@ const maxPendingPerConn = 8
 // counted, so that clients without credentials cannot throttle it.
 func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 	cc := connOf(r.Context())
-	if cc.isAuthenticated() {
+	if cc.stillAuthenticated(p.st.Load()) {
 		return nil
 	}
 	if cc != nil {
@@ -222,7 +222,7 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 	// Only a request its credential may make marks its connection as
 	// authenticated (uncounted by admit, kept by the server's timeouts).
 	rec.authed = true
-	connOf(r.Context()).authenticated()
+	connOf(r.Context()).authenticated(cred.AccessKeyID)
 	if st.cfg.RateLimit > 0 && !p.bucket(rt.Prefix, st.cfg.RateLimit).take(p.now()) {
 		p.refused(refusedRateLimit)
 		return nil, xerr(ThrottlingException, "request rate over the configured limit")
