@@ -153,7 +153,22 @@ func readBackward(path string, q Query, m *matcher) (*Page, error) {
 	const chunk = 64 << 10
 	page := &Page{Events: []json.RawMessage{}}
 	pos := st.Size()
-	var carry []byte // the start of a line whose beginning is not read yet
+	// pieces hold a line whose beginning is not read yet, its last piece
+	// first; each byte is copied once, when the line is whole. A line
+	// longer than maxLine is no event: it is skipped, not kept.
+	var pieces [][]byte
+	piecesLen, skipping := 0, false
+	line := func(head []byte) []byte {
+		if len(pieces) == 0 {
+			return head
+		}
+		out := make([]byte, 0, len(head)+piecesLen)
+		out = append(out, head...)
+		for k := len(pieces) - 1; k >= 0; k-- {
+			out = append(out, pieces[k]...)
+		}
+		return out
+	}
 	dropTail := true // the bytes after the last newline are not a complete event
 	full := false
 	take := func(line []byte) {
@@ -181,11 +196,10 @@ func readBackward(path string, q Query, m *matcher) (*Page, error) {
 		}
 		n := min(int64(chunk), pos)
 		pos -= n
-		buf := make([]byte, int(n)+len(carry))
-		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+		buf := make([]byte, int(n))
+		if _, err := f.ReadAt(buf, pos); err != nil {
 			return nil, fault.Wrap(fault.Unavailable, err, "the audit file cannot be read")
 		}
-		copy(buf[n:], carry)
 		page.Scanned += n
 		end := len(buf)
 		for !full {
@@ -193,17 +207,31 @@ func readBackward(path string, q Query, m *matcher) (*Page, error) {
 			if i < 0 {
 				break
 			}
-			take(buf[i+1 : end])
+			if skipping {
+				skipping, dropTail = false, false
+				page.Unreadable++
+			} else {
+				take(line(buf[i+1 : end]))
+			}
+			pieces, piecesLen = pieces[:0], 0
 			end = i
 		}
 		if full {
 			page.More = pos > 0 || end > 0
 			return page, nil
 		}
-		carry = buf[:end]
+		if !skipping {
+			pieces, piecesLen = append(pieces, buf[:end]), piecesLen+end
+			if piecesLen > maxLine {
+				pieces, piecesLen, skipping = pieces[:0], 0, true
+			}
+		}
 	}
-	if !dropTail {
-		take(carry) // the first line of the file
+	switch {
+	case skipping:
+		page.Unreadable++
+	case !dropTail:
+		take(line(nil)) // the first line of the file
 	}
 	return page, nil
 }

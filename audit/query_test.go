@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -189,5 +190,41 @@ func TestVerifyDevice(t *testing.T) {
 	}
 	if _, _, err := b.VerifyDevice("nope"); err == nil {
 		t.Fatal("verify of a missing device")
+	}
+}
+
+// Lines longer than a chunk are put together once (an event of 300 KiB
+// reads back whole), and a line longer than maxLine is skipped as
+// unreadable instead of carried: the events around it still read.
+func TestQueryLongLines(t *testing.T) {
+	b, path := queryRig(t, 2)
+	big := entry(7, "s")
+	big.Data["blob"] = string(bytes.Repeat([]byte("b"), 300<<10))
+	logPair(t, b, big)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte("x"), maxLine+1000))
+	f.Write([]byte("\n"))
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p, err := readBackward(path, Query{Limit: 100, MaxScanBytes: 64 << 20}, &matcher{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// Carrying the long line by copying it into each chunk read would
+	// allocate gigabytes; reading it once is about its size.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 8*maxLine {
+		t.Fatalf("reading back allocated %d MiB", n>>20)
+	}
+	if got := seqs(t, p); !slices.Equal(got, []uint64{6, 5, 4, 3, 2, 1}) || p.Unreadable != 1 {
+		t.Fatalf("events %v, unreadable %d", got, p.Unreadable)
+	}
+	var ev Event
+	if err := json.Unmarshal(p.Events[0], &ev); err != nil || len(ev.Request.Data["blob"].(string)) != 300<<10 {
+		t.Fatalf("the long event: %v", err)
 	}
 }
