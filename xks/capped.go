@@ -63,10 +63,11 @@ type countedConn struct {
 	net.Conn
 	rt      *runtime
 	once    sync.Once
-	authed  atomic.Bool
-	timer   *time.Timer            // set before the connection is served
-	pending atomic.Int32           // requests in progress counted by proxy.admit
-	akid    atomic.Pointer[string] // the credential of its last authenticated request
+	timer   *time.Timer  // set before the connection is served
+	pending atomic.Int32 // requests in progress counted by proxy.admit
+	// akid is the credential of its last authenticated request; nil until
+	// one has authenticated.
+	akid atomic.Pointer[string]
 }
 
 func (c *countedConn) Close() error {
@@ -89,7 +90,7 @@ func (c *countedConn) close() (bool, error) {
 // (whatever it is doing: in its TLS handshake, sending a request, or, over
 // HTTP/2, open without a stream); the server then ends its requests.
 func (c *countedConn) expire() {
-	if !c.authed.Load() {
+	if c.akid.Load() == nil {
 		if first, _ := c.close(); first {
 			c.rt.p.refused(refusedUnauthTimeout)
 		}
@@ -104,12 +105,12 @@ func (c *countedConn) authenticated(akid string) {
 		return
 	}
 	// Load first: every request of an authenticated connection comes here,
-	// and reading does not write the cache lines.
+	// and reading does not write the cache line.
 	if a := c.akid.Load(); a == nil || *a != akid {
-		c.akid.Store(&akid) // the first request, or a rotated credential
-	}
-	if !c.authed.Load() && !c.authed.Swap(true) {
-		c.timer.Stop()
+		// The first request, or a rotated credential.
+		if c.akid.Swap(&akid) == nil {
+			c.timer.Stop()
+		}
 	}
 }
 
@@ -117,7 +118,7 @@ func (c *countedConn) authenticated(akid string) {
 // a credential that st still has: one revoked since no longer vouches for
 // the connection (it is counted and closed as unauthenticated ones are).
 func (c *countedConn) stillAuthenticated(st *state) bool {
-	if !c.isAuthenticated() {
+	if c == nil {
 		return false
 	}
 	a := c.akid.Load()
@@ -145,6 +146,3 @@ func connOf(ctx context.Context) *countedConn {
 	cc, _ := ctx.Value(connKey{}).(*countedConn)
 	return cc
 }
-
-// isAuthenticated reports whether a request on c has authenticated.
-func (c *countedConn) isAuthenticated() bool { return c != nil && c.authed.Load() }
