@@ -1,6 +1,7 @@
 package kmip
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/ovh/kmip-go"
@@ -30,7 +31,16 @@ func valueSize(v any) int {
 		return len(x.NameValue) + 32
 	case kmip.Link:
 		return len(x.LinkedObjectIdentifier) + 32
-	case int32, int64, bool, time.Time, kmip.CryptographicUsageMask, kmip.State:
+	case time.Time:
+		return 16
+	case kmip.Digest:
+		return len(x.DigestValue) + 48
+	}
+	// Numbers, booleans and enumerations (named integer types) are 16
+	// bytes; other structures are measured by encoding them.
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return 16
 	}
 	return len(encodeValue(v))
@@ -46,25 +56,27 @@ func attrsSize(attrs []kmip.Attribute) int {
 }
 
 // checkRoom refuses an attribute value that would make o's attributes
-// exceed their bounds (the value itself, their number, their bytes). old
+// exceed their bounds (the value itself, their number, their bytes). used
+// is attrsSize(o.attrs), which checkRoom returns with v counted: a caller
+// setting several attributes keeps it instead of summing them again. old
 // is the value v replaces (Modify Attribute, or a single-instance
 // attribute set again), nil if v is added.
-func checkRoom(o *object, name kmip.AttributeName, v, old any) error {
+func checkRoom(o *object, used int, name kmip.AttributeName, v, old any) (int, error) {
 	size := valueSize(v)
 	if size > maxAttributeBytes {
-		return invalidField("the value of attribute %q is %d bytes; at most %d", name, size, maxAttributeBytes)
+		return used, invalidField("the value of attribute %q is %d bytes; at most %d", name, size, maxAttributeBytes)
 	}
-	total := attrsSize(o.attrs) + size
+	total := used + size
 	if old != nil {
 		total -= valueSize(old)
 	} else {
 		if len(o.attrs) >= maxObjectAttributes {
-			return invalidField("an object holds at most %d attributes", maxObjectAttributes)
+			return used, invalidField("an object holds at most %d attributes", maxObjectAttributes)
 		}
 		total += attrOverhead
 	}
 	if total > maxObjectAttributeBytes {
-		return invalidField("an object's attributes hold at most %d bytes", maxObjectAttributeBytes)
+		return used, invalidField("an object's attributes hold at most %d bytes", maxObjectAttributeBytes)
 	}
-	return nil
+	return total, nil
 }

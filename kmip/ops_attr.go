@@ -32,7 +32,7 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 			return err
 		}
 		name := req.Attribute.AttributeName
-		if err := checkRoom(o, name, v, nil); err != nil {
+		if _, err := checkRoom(o, attrsSize(o.attrs), name, v, nil); err != nil {
 			return err
 		}
 		// The answer repeats the attribute: its bytes count before the
@@ -87,7 +87,7 @@ func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 		if err != nil {
 			return err
 		}
-		if err := checkRoom(o, name, v, o.attrs[o.find(name, idx)].AttributeValue); err != nil {
+		if _, err := checkRoom(o, attrsSize(o.attrs), name, v, o.attrs[o.find(name, idx)].AttributeValue); err != nil {
 			return err
 		}
 		if err := c.b.spend(attrOverhead + valueSize(v)); err != nil {

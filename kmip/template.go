@@ -132,6 +132,7 @@ func (c *call) applyTemplate(o *object, tpl *kmip.TemplateAttribute) error {
 	}
 	attrs = append(attrs, tpl.Attribute...)
 	seen := map[kmip.AttributeName]bool{}
+	used := attrsSize(o.attrs)
 	for _, a := range attrs {
 		r, v, err := c.clientAttribute(o, a, true)
 		if err != nil {
@@ -144,7 +145,7 @@ func (c *call) applyTemplate(o *object, tpl *kmip.TemplateAttribute) error {
 		if r.multi {
 			old = nil
 		}
-		if err := checkRoom(o, a.AttributeName, v, old); err != nil {
+		if used, err = checkRoom(o, used, a.AttributeName, v, old); err != nil {
 			return err
 		}
 		if !r.multi {
