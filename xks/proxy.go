@@ -141,8 +141,8 @@ const maxPendingPerConn = 8
 // connection. A connection that has authenticated (AWS KMS's) is not
 // counted, so that clients without credentials cannot throttle it.
 func (p *proxy) admit(r *http.Request, rec *logRecord) error {
-	cc := connOf(r.Context())
-	if cc.stillAuthenticated(p.st.Load()) {
+	cc, st := connOf(r.Context()), p.st.Load()
+	if cc.stillAuthenticated(st) {
 		return nil
 	}
 	if cc != nil {
@@ -152,7 +152,7 @@ func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 			return xerr(ThrottlingException, "too many requests in progress on this connection before it has authenticated")
 		}
 	}
-	if p.inflight.Add(1) > int64(p.st.Load().cfg.ConnectionLimit()) {
+	if p.inflight.Add(1) > int64(st.cfg.ConnectionLimit()) {
 		p.inflight.Add(-1)
 		if cc != nil {
 			cc.pending.Add(-1)
