@@ -66,11 +66,11 @@ type fileSink struct {
 	cut           int64    // bytes of a partial last line, never made durable, cut off when it opened
 	closed        bool     // closed or dropped: it writes nothing more
 
-	// failures counts fail(); writtenAtFail[i] is what was written when
-	// failure i+1 happened (the last few), so that a line only queued can
-	// be told lost (lostSince).
+	// failures counts fail(); writtenAtFail[i%len] is what was written
+	// when failure i+1 happened (the last few), so that a line only queued
+	// can be told lost (lostSince).
 	failures      uint64
-	writtenAtFail map[uint64]uint64
+	writtenAtFail [64]uint64
 }
 
 // queuedLine is where a line only queued stood: the sink's failure count
@@ -484,8 +484,10 @@ func (s *fileSink) lostSince(q queuedLine) bool {
 	if s.failures == q.failures {
 		return false
 	}
-	written, known := s.writtenAtFail[q.failures]
-	return !known || q.seq > written
+	if s.failures-q.failures > uint64(len(s.writtenAtFail)) {
+		return true // no longer known: taken as lost
+	}
+	return q.seq > s.writtenAtFail[q.failures%uint64(len(s.writtenAtFail))]
 }
 
 // usableLocked fails if the sink cannot take a line: closed, or broken and
@@ -631,11 +633,7 @@ func (s *fileSink) wake(err error) {
 // behind a failed write chain onto lines that never reached the file) and
 // wakes their writers with the error. The next event resyncs the chain.
 func (s *fileSink) fail(err error) {
-	if s.writtenAtFail == nil {
-		s.writtenAtFail = map[uint64]uint64{}
-	}
-	delete(s.writtenAtFail, s.failures-64) // keep the last 64
-	s.writtenAtFail[s.failures] = s.written
+	s.writtenAtFail[s.failures%uint64(len(s.writtenAtFail))] = s.written
 	s.failures++
 	s.broken = err
 	s.buf = nil

@@ -144,15 +144,19 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint64) (bool, error)) (*Problem, error) {
 	r := v.r
 	p := &Problem{File: name, Line: n}
-	if what := checkLine(line); what != "" {
-		p.What = what
+	// The chain fields are read where the writer puts them, at the start
+	// of the line, which the line's own hash covers (parseChainLine checks
+	// it). A JSON reader would take the last of two "hash" members (or a
+	// "Hash"): one added after an edit, to keep the next line chained,
+	// must be found.
+	cl, ok := parseChainLine(line)
+	if !ok {
+		// checkLine tells a changed event from a line that is none.
+		if p.What = checkLine(line); p.What == "" {
+			p.What = "not an audit event (changed, inserted or cut)"
+		}
 		return p, nil
 	}
-	// The chain fields are read where the writer puts them, at the start
-	// of the line, which the line's own hash covers. A JSON reader would
-	// take the last of two "hash" members (or a "Hash"): one added after
-	// an edit, to keep the next line chained, must be found.
-	cl, ok := parseChainLine(line)
 	var ev struct {
 		Hash      string `json:"hash"`
 		Seq       uint64 `json:"seq"`
@@ -160,7 +164,7 @@ func (v *verifier) line(name string, n int, line []byte, later func(lo, hi uint6
 		Type      string `json:"type"`
 		RequestID string `json:"request_id"`
 	}
-	if !ok || json.Unmarshal(line, &ev) != nil {
+	if json.Unmarshal(line, &ev) != nil {
 		p.What = "not an audit event (changed, inserted or cut)"
 		return p, nil
 	}
