@@ -23,8 +23,6 @@ func (s *Server) sysRoutes() {
 	h.unauthN, h.noAudit = true, true
 }
 
-// health answers like Vault's sys/health (top-level fields) and adds the
-// HSM. It is a live check: the token must answer and the store must read.
 // mayReadMounts reports whether the request carries a token (not spending
 // one of its uses) whose policies let it read sys/mounts.
 func (s *Server) mayReadMounts(ctx context.Context, r *http.Request) bool {
@@ -40,6 +38,8 @@ func (s *Server) mayReadMounts(ctx context.Context, r *http.Request) bool {
 	return err == nil && ok
 }
 
+// health answers like Vault's sys/health (top-level fields) and adds the
+// HSM. It is a live check: the token must answer and the store must read.
 func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
