@@ -2,7 +2,6 @@ package kmip
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/keyhold/keyhold/store"
@@ -114,10 +113,16 @@ func locateFilters(attrs []kmip.Attribute) ([]store.KMIPFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(out))
+	// A filter as a comparable key (its Value is a byte slice).
+	type filterKey struct {
+		name, value, text string
+		match             store.KMIPMatch
+		mask, min, max    int64
+	}
+	seen := make(map[filterKey]bool, len(out))
 	merged := out[:0]
 	for _, f := range out {
-		k := fmt.Sprintf("%s\x00%s\x00%x\x00%s\x00%d\x00%d\x00%d", f.Name, f.Match, f.Value, f.Text, f.Mask, f.Min, f.Max)
+		k := filterKey{f.Name, string(f.Value), f.Text, f.Match, f.Mask, f.Min, f.Max}
 		if !seen[k] {
 			seen[k] = true
 			merged = append(merged, f)
