@@ -26,9 +26,9 @@ A lone - or @FILE.json merges a JSON object.`, true)
 	if cl == nil {
 		return code
 	}
-	path := cleanPath(c.fs.Arg(0))
-	if path == "" {
-		return c.usageError("PATH is empty")
+	path, ok := c.pathArg()
+	if !ok {
+		return exitUsage
 	}
 	data, objects, err := parseData(c.fs.Args()[1:], e.stdin, true)
 	if err != nil {
@@ -65,9 +65,9 @@ func cmdRead(e *env, args []string) int {
 	if cl == nil {
 		return code
 	}
-	path := cleanPath(c.fs.Arg(0))
-	if path == "" {
-		return c.usageError("PATH is empty")
+	path, ok := c.pathArg()
+	if !ok {
+		return exitUsage
 	}
 	q, err := queryOf(c.fs.Args()[1:], e)
 	if err != nil {
@@ -121,9 +121,9 @@ func cmdList(e *env, args []string) int {
 	if cl == nil {
 		return code
 	}
-	path := cleanPath(c.fs.Arg(0))
-	if path == "" {
-		return c.usageError("PATH is empty")
+	path, ok := c.pathArg()
+	if !ok {
+		return exitUsage
 	}
 	r, err := cl.do(e.ctx, http.MethodGet, path, url.Values{"list": {"true"}}, nil)
 	if err != nil {
@@ -147,9 +147,9 @@ func cmdDelete(e *env, args []string) int {
 	if cl == nil {
 		return code
 	}
-	path := cleanPath(c.fs.Arg(0))
-	if path == "" {
-		return c.usageError("PATH is empty")
+	path, ok := c.pathArg()
+	if !ok {
+		return exitUsage
 	}
 	q, err := queryOf(c.fs.Args()[1:], e)
 	if err != nil {
@@ -171,21 +171,16 @@ func queryOf(args []string, e *env) (url.Values, error) {
 	}
 	q := url.Values{}
 	for k, v := range data {
-		switch x := v.(type) {
-		case []any:
-			for _, s := range x {
-				s, ok := queryValue(s)
-				if !ok {
-					return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
-				}
-				q.Add(k, s)
-			}
-		default:
-			s, ok := queryValue(x)
+		items, list := v.([]any) // a repeated key repeats the parameter
+		if !list {
+			items = []any{v}
+		}
+		for _, it := range items {
+			s, ok := queryValue(it)
 			if !ok {
 				return nil, fmt.Errorf("%s: only plain values can be sent as query parameters", k)
 			}
-			q.Set(k, s)
+			q.Add(k, s)
 		}
 	}
 	return q, nil
@@ -203,6 +198,16 @@ func queryValue(v any) (string, bool) {
 		return strconv.FormatBool(x), true
 	}
 	return "", false
+}
+
+// pathArg is the command's PATH argument without its surrounding slashes;
+// if nothing is left, it prints a usage error and ok is false.
+func (c *command) pathArg() (path string, ok bool) {
+	if path = cleanPath(c.fs.Arg(0)); path == "" {
+		c.usageError("PATH is empty")
+		return "", false
+	}
+	return path, true
 }
 
 // cleanPath drops the slashes around a path, as paths are relative to /v1/.

@@ -64,9 +64,9 @@ func cmdSecretsDisable(e *env, args []string) int {
 	if cl == nil {
 		return code
 	}
-	mount := cleanPath(c.fs.Arg(0))
-	if mount == "" {
-		return c.usageError("PATH is empty")
+	mount, ok := c.pathArg()
+	if !ok {
+		return exitUsage
 	}
 	var q url.Values
 	if *force {
