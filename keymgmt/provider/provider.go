@@ -202,9 +202,9 @@ func CloudError(cfg Config, kind fault.Kind, op string, err error) error {
 // ways encoders differ, non-ASCII characters also as \uXXXX escapes) and
 // URL-escaped (hex digits in upper and lower case); the string values in a
 // credential that is a JSON document (a GCP service account key) whose
-// names say they are secret (secretField), in the same forms; and each line
-// of at least 16 characters of a value of several lines (a PEM key), since
-// a parser's error can quote one.
+// names say they are secret (secretField), in the same forms; and the lines
+// of a value of several lines, since a parser's error can quote one: every
+// base64 line of a PEM block, else lines of at least 16 characters.
 func secretForms(creds map[string]string) []string {
 	seen := map[string]bool{}
 	var add func(v string, depth int)
