@@ -13,8 +13,9 @@ import (
 
 // AuditOverhead runs CompareOnOff with a file audit device of br as the
 // feature, over counts (what a count counts is named by clients, the rate
-// by unit), in AUDIT_ROUNDS rounds (5 unless set). It checks the trail the load left, prints the
-// table under title and reports the peaks and overheads as metrics.
+// by unit), in AUDIT_ROUNDS rounds (5 unless set). It checks the trail the
+// load left, prints the table under title and reports the peaks and
+// overheads as metrics.
 func AuditOverhead(b *testing.B, br *audit.Broker, counts []int, measure func(count int) (Sample, error), title, clients, unit string) {
 	b.Helper()
 	logPath := filepath.Join(b.TempDir(), "audit.log")

@@ -108,8 +108,9 @@ async function configView(p, mountPath, reload) {
         if (removed.length) {
           const { info } = await api.listInfo(`${p}/credential`);
           const lost = Object.entries(info).filter(([, x]) => removed.includes(x.prefix || '')).map(([id]) => id);
-          if (lost.length && !await confirmTyped({ title: 'Remove key stores', name: removed.map((x) => x || '/').join(', '), action: 'Remove',
-            message: `Removing ${removed.map((x) => x || '/').join(', ')} revokes ${lost.length} SigV4 credential(s) (${lost.join(', ')}): AWS KMS requests to those key stores are refused at once.` })) {
+          const names = removed.map((x) => x || '/').join(', ');
+          if (lost.length && !await confirmTyped({ title: 'Remove key stores', name: names, action: 'Remove',
+            message: `Removing ${names} revokes ${lost.length} SigV4 credential(s) (${lost.join(', ')}): AWS KMS requests to those key stores are refused at once.` })) {
             return 'Nothing was saved.';
           }
         }
