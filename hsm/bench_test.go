@@ -218,3 +218,52 @@ func BenchmarkWrap(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkKEKUse wraps a new AES key and computes a blob's HMAC under the
+// token objects of the current KEK pair and under their session copies (what
+// operations use), side by side in one run.
+func BenchmarkKEKUse(b *testing.B) {
+	h, _ := openTest(b, Config{})
+	sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.ctx.CloseSession(sh)
+	s := &session{h: sh, gen: h.gen.Load()}
+	_, kek, err := h.currentKEK(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if kek.wrap == kek.tokWrap || kek.mac == kek.tokMac {
+		b.Fatal("the KEK pair is used through its token objects, not session copies")
+	}
+	obj, _, destroy, err := h.generateObject(s, keySpecs[AES256])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer destroy()
+	input := macInput("bench", make([]byte, 64))
+	hmac := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}
+	for _, c := range []struct {
+		name      string
+		wrap, mac pkcs11.ObjectHandle
+	}{{"token", kek.tokWrap, kek.tokMac}, {"session-copy", kek.wrap, kek.mac}} {
+		b.Run("wrap-"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.wrapUnderKEK(s, c.wrap, obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("hmac-"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := h.ctx.SignInit(sh, hmac, c.mac); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.ctx.Sign(sh, input); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -276,10 +276,10 @@ func (h *HSM) ExportKEKs(ctx context.Context, transport *rsa.PublicKey) (*KEKBun
 				return errorf(op, KindIntegrity, "KEK version %d is missing", v)
 			}
 			w := WrappedKEK{Version: v}
-			if w.KEK, err = h.wrapForTransport(s, trusted, p.wrap, h.kekLabel(v)); err != nil {
+			if w.KEK, err = h.wrapForTransport(s, trusted, p.tokWrap, h.kekLabel(v)); err != nil {
 				return err
 			}
-			if w.MAC, err = h.wrapForTransport(s, trusted, p.mac, h.macLabel(v)); err != nil {
+			if w.MAC, err = h.wrapForTransport(s, trusted, p.tokMac, h.macLabel(v)); err != nil {
 				return err
 			}
 			b.Versions = append(b.Versions, w)
@@ -435,8 +435,11 @@ func (h *HSM) reloadKEKs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The copies of the old set stay until their sessions close: a
+		// request may be using them now.
+		copies := h.sessionCopies(s, keks)
 		h.kekMu.Lock()
-		h.keks, h.cur, h.kekGen = keks, cur, s.gen
+		h.keks, h.cur, h.kekGen = copies, cur, s.gen
 		h.kekMu.Unlock()
 		return nil
 	})

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -282,16 +283,37 @@ func TestSecondOpenOfModuleIsRefused(t *testing.T) {
 }
 
 // sessionObjects counts the session (non-token) objects the layer left in the token.
+// sessionObjects counts the session objects in the token other than the
+// session copies of the KEK pairs (which stay for the session generation).
 func sessionObjects(t *testing.T, h *HSM) int {
 	t.Helper()
 	var n int
 	err := h.do(context.Background(), "count", func(s *session) error {
+		keks, _, err := h.kekSet(s)
+		if err != nil {
+			return err
+		}
+		copies := map[pkcs11.ObjectHandle]bool{}
+		for _, p := range keks {
+			if p.wrap == p.tokWrap || p.mac == p.tokMac {
+				return errors.New("a KEK pair is used through its token objects")
+			}
+			copies[p.wrap], copies[p.mac] = true, true
+		}
 		if err := h.ctx.FindObjectsInit(s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}); err != nil {
 			return err
 		}
 		objs, _, err := h.ctx.FindObjects(s.h, 10000)
 		h.ctx.FindObjectsFinal(s.h)
 		n = len(objs)
+		for _, o := range objs {
+			if copies[o] {
+				n--
+			}
+		}
+		if len(objs)-n != len(copies) {
+			return fmt.Errorf("%d of the %d session copies of KEK pairs are in the token", len(objs)-n, len(copies))
+		}
 		return err
 	})
 	if err != nil {
@@ -352,7 +374,16 @@ func TestSessionRecovery(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = h.Decrypt(ctx, k, DecryptRequest{Algorithm: AESGCM, Ciphertext: res.Ciphertext, Tag: res.Tag, IV: res.IV})
+		if _, err = h.Decrypt(ctx, k, DecryptRequest{Algorithm: AESGCM, Ciphertext: res.Ciphertext, Tag: res.Tag, IV: res.IV}); err != nil {
+			return err
+		}
+		// A new key is wrapped and sealed under the session copies of the
+		// KEK pair, which go with the session that made them.
+		b, err := h.Generate(ctx, GenerateRequest{ID: "n", Type: AES256})
+		if err != nil {
+			return err
+		}
+		_, err = h.Encrypt(ctx, Key{ID: "n", Blob: b}, EncryptRequest{Algorithm: AESGCM, Plaintext: []byte("p")})
 		return err
 	}
 	// Warm every pooled session and the cache.
@@ -373,16 +404,25 @@ func TestSessionRecovery(t *testing.T) {
 			}
 		}
 	}
-	// Close one session held in the pool.
-	s, err := h.get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.ctx.CloseSession(s.h)
-	h.put(s)
-	for i := range 6 {
-		if err := use(); err != nil {
-			t.Fatalf("use %d after one session was closed: %v", i, err)
+	// Close the pool's sessions one at a time, so that one of them is the
+	// session that made the KEK copies.
+	for n := range 4 {
+		var held []*session
+		for range 4 {
+			s, err := h.get(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, s)
+		}
+		h.ctx.CloseSession(held[n].h)
+		for _, s := range held {
+			h.put(s)
+		}
+		for i := range 6 {
+			if err := use(); err != nil {
+				t.Fatalf("use %d after pool session %d was closed: %v", i, n, err)
+			}
 		}
 	}
 	if _, err := h.Generate(ctx, GenerateRequest{ID: "k2", Type: RSA2048}); err != nil {
