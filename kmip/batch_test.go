@@ -414,3 +414,57 @@ func TestMaximumResponseSizeTooSmall(t *testing.T) {
 		t.Fatalf("a Create with room for its answer: %v %q", it.ResultReason, it.ResultMessage)
 	}
 }
+
+// An item that changes something runs only if its answer is sure to fit the
+// Maximum Response Size, and once it ran it is answered as it ended: at no
+// limit may a Create make a key and answer Response Too Large. An item that
+// changes nothing (a Get) fails alone when its answer does not fit.
+func TestMaximumResponseSizeItemByItem(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "b", "all", "all")
+	cert, _ := e.Credential(t, "b", "all")
+	c := e.Dial(t, cert)
+	big := must[*payloads.RegisterResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.RegisterRequestPayload{
+		ObjectType: gokmip.ObjectTypeSecretData, Object: secretData(fill(8192, 7))})).UniqueIdentifier
+	var mixed, allRan int
+	for limit := int32(100); limit <= 3000; limit += 25 {
+		for _, opt := range []gokmip.BatchErrorContinuationOption{gokmip.BatchErrorContinuationOptionContinue, gokmip.BatchErrorContinuationOptionUndo} {
+			name := func(k int) string { return fmt.Sprintf("fit-%d-%d-%d", limit, opt, k) }
+			req := batch(gokmip.V1_4, opt, createAES(name(1)), createAES(name(2)), &payloads.GetRequestPayload{UniqueIdentifier: big})
+			if opt == gokmip.BatchErrorContinuationOptionUndo {
+				req = batch(gokmip.V1_4, opt, createAES(name(1)), &payloads.GetRequestPayload{UniqueIdentifier: big})
+			}
+			req.Header.MaximumResponseSize = limit
+			before := countObjects(t, e, "b")
+			resp, err := c.Send(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			created, tooLarge := 0, 0
+			for _, it := range resp.BatchItem {
+				switch {
+				case it.Operation == gokmip.OperationCreate && it.ResultStatus == gokmip.ResultStatusSuccess:
+					created++
+				case it.ResultReason == gokmip.ResultReasonResponseTooLarge:
+					tooLarge++
+				case it.Operation == gokmip.OperationGet && it.ResultStatus == gokmip.ResultStatusSuccess:
+					t.Fatalf("limit %d: an 8 KiB Get answered in full", limit)
+				}
+			}
+			if got := countObjects(t, e, "b") - before; got != created {
+				t.Fatalf("limit %d, %v: %d keys made, %d Creates answered success (answers %v, %d too large)", limit, opt, got, created, statuses(resp), tooLarge)
+			}
+			if opt == gokmip.BatchErrorContinuationOptionContinue {
+				if created > 0 && tooLarge > 0 {
+					mixed++
+				}
+				if created == 2 {
+					allRan++
+				}
+			}
+		}
+	}
+	if mixed == 0 || allRan == 0 {
+		t.Fatalf("no limit let a Create run beside a Get too large (%d), or both Creates (%d)", mixed, allRan)
+	}
+}

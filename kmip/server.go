@@ -151,6 +151,9 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		version: version, now: s.m.o.Now().UTC(),
 		reqID: strconv.FormatUint(s.seq.Add(1), 36) + "-" + randomHex(6),
 	}
+	if limit := int(req.Header.MaximumResponseSize); limit > 0 {
+		b.fit = s.newAnswerFit(version, req, limit)
+	}
 	items := b.run(ctx, req)
 	resp := &kmip.ResponseMessage{
 		Header: kmip.ResponseHeader{
@@ -284,9 +287,10 @@ type batch struct {
 	// the id the last Create, Register, Re-key or single-result Locate
 	// returned, used by later items that omit their Unique Identifier.
 	placeholder string
-	tx          store.Tx // the transaction of an Undo batch
-	written     []string // cache keys of the objects an Undo batch changed
-	spent       int      // bytes of values the answer carries so far (spend)
+	tx          store.Tx   // the transaction of an Undo batch
+	written     []string   // cache keys of the objects an Undo batch changed
+	spent       int        // bytes of values the answer carries so far (spend)
+	fit         *answerFit // the client's Maximum Response Size, if it set one
 }
 
 // spend counts n bytes of values toward the answer's maxValueBytes, or
@@ -318,6 +322,7 @@ func (b *batch) run(ctx context.Context, req *wire.Request) []kmip.ResponseBatch
 		var out []kmip.ResponseBatchItem
 		for i, it := range req.Items {
 			r, ev := b.item(ctx, i, it)
+			b.fitAnswer(req, i, &r)
 			b.finish(ctx, ev, &r)
 			out = append(out, r)
 			if r.ResultStatus != kmip.ResultStatusSuccess && opt == kmip.BatchErrorContinuationOptionStop {
@@ -390,6 +395,7 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 			if r.ResultStatus != kmip.ResultStatusSuccess && ictx.Err() != nil {
 				r, ev.err = failed(it, pastBudget), pastBudget
 			}
+			b.fitAnswer(req, i, &r)
 			out, evs = append(out, r), append(evs, ev)
 			if r.ResultStatus != kmip.ResultStatusSuccess {
 				return errUndo
@@ -418,6 +424,15 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 		b.finish(ctx, evs[i], &out[i])
 	}
 	return out
+}
+
+// fitAnswer keeps item i's answer within the client's Maximum Response
+// Size (answerFit). A Locate whose answer is replaced leaves no ID
+// Placeholder behind, as one that found nothing.
+func (b *batch) fitAnswer(req *wire.Request, i int, r *kmip.ResponseBatchItem) {
+	if b.fit != nil && b.s.settle(b.fit, b.version, req, i, r) && r.Operation == kmip.OperationLocate {
+		b.placeholder = ""
+	}
 }
 
 // failed is the answer of an item that failed with err.
@@ -487,6 +502,11 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	}
 	if !b.role.allows(it.Operation) {
 		return fail(permissionDenied("role %q of scope %q may not %s", b.cred.Role, b.cred.Scope, opNames[it.Operation]))
+	}
+	if b.fit != nil && !readOnly[it.Operation] {
+		if err := b.fit.admits(i, it); err != nil {
+			return fail(err)
+		}
 	}
 	payload, err := b.call(ctx, spec, c, it.Payload)
 	if ev.entry != nil {

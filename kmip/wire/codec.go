@@ -26,6 +26,7 @@ type Item struct {
 	ID        []byte // Unique Batch Item ID, echoed in the response
 	Payload   kmip.OperationPayload
 	Err       error
+	Size      int // bytes of the encoded batch item
 }
 
 // DecodeError is a request that Parse accepted but whose header or batch
@@ -115,7 +116,7 @@ func DecodeRequest(msg []byte, root *Node) (req *Request, err error) {
 }
 
 func decodeItem(msg []byte, n *Node) Item {
-	var it Item
+	it := Item{Size: n.End - n.Start}
 	if op := n.Child(kmip.TagOperation); op != nil && op.Type == ttlv.TypeEnumeration {
 		it.Operation = kmip.Operation(binary.BigEndian.Uint32(op.Value(msg)))
 	}

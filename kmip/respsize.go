@@ -1,0 +1,90 @@
+package kmip
+
+import (
+	"github.com/keyhold/keyhold/kmip/wire"
+	"github.com/ovh/kmip-go"
+)
+
+// answerFit keeps a batch's answer within the client's Maximum Response
+// Size item by item, so that an item that changes something never runs when
+// its answer might not fit, and is never reported as failed once it ran.
+//
+// The answer grows by each item's encoded answer. Before an item that may
+// change state runs, the answers so far, a bound on its own answer and a
+// bare failure for every later item must fit; if not, it fails with
+// Response Too Large without running. An item that changes nothing (Get,
+// Get Attributes, ...) runs, and its answer becomes Response Too Large if
+// it does not fit.
+type answerFit struct {
+	limit int
+	used  int   // the message without items, and the items answered so far
+	rest  []int // rest[i]: the bare failures of items i.. together
+	base  int   // an encoded response message without items
+}
+
+// changeAnswerRoom bounds what the answer of an item that may change state
+// adds to its request's size: the Unique Identifiers, attributes and
+// padding it returns that the request did not hold, or a failure message.
+// A Delete Attribute also returns the attribute it deleted.
+const changeAnswerRoom = 1 << 10
+
+func (s *server) newAnswerFit(v kmip.ProtocolVersion, req *wire.Request, limit int) *answerFit {
+	f := &answerFit{limit: limit, rest: make([]int, len(req.Items)+1)}
+	f.base = s.encodedSize(v, req, nil)
+	f.used = f.base
+	bare := errorf(kmip.ResultReasonResponseTooLarge, "")
+	for i := len(req.Items) - 1; i >= 0; i-- {
+		r := failed(req.Items[i], bare)
+		f.rest[i] = f.rest[i+1] + s.encodedSize(v, req, &r) - f.base
+	}
+	return f
+}
+
+// encodedSize is the size of an answer to req holding only r (or no item).
+func (s *server) encodedSize(v kmip.ProtocolVersion, req *wire.Request, r *kmip.ResponseBatchItem) int {
+	resp := &kmip.ResponseMessage{Header: kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: s.m.o.Now().UTC(),
+		ClientCorrelationValue: req.Header.ClientCorrelationValue, BatchCount: int32(len(req.Items))}}
+	if r != nil {
+		resp.BatchItem = []kmip.ResponseBatchItem{*r}
+	}
+	out, err := wire.EncodeResponse(resp)
+	if err != nil {
+		return 1 << 30 // fits nothing
+	}
+	return len(out)
+}
+
+// bound is the most the answer of item it may take if it changes state.
+func answerBound(it wire.Item) int {
+	n := it.Size + changeAnswerRoom
+	if it.Operation == kmip.OperationDeleteAttribute {
+		n += maxAttributeBytes + attrOverhead
+	}
+	return n
+}
+
+// admits reports whether item i (which may change state) may run.
+func (f *answerFit) admits(i int, it wire.Item) error {
+	if f.used+answerBound(it)+f.rest[i+1] > f.limit {
+		return errorf(kmip.ResultReasonResponseTooLarge, "the answer to this item might not fit in the Maximum Response Size of %d bytes; it was not run", f.limit)
+	}
+	return nil
+}
+
+// settle adds item i's answer r to the answer, first replacing it by a
+// Response Too Large failure if it does not fit (only an item that changed
+// nothing can come to that). It reports whether r was replaced.
+func (s *server) settle(f *answerFit, v kmip.ProtocolVersion, req *wire.Request, i int, r *kmip.ResponseBatchItem) bool {
+	n := s.encodedSize(v, req, r) - f.base
+	if f.used+n+f.rest[i+1] <= f.limit {
+		f.used += n
+		return false
+	}
+	*r = failed(req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, "the answer to this item does not fit in the Maximum Response Size of %d bytes", f.limit))
+	if n = s.encodedSize(v, req, r) - f.base; f.used+n+f.rest[i+1] > f.limit {
+		*r = failed(req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, ""))
+		n = f.rest[i] - f.rest[i+1]
+	}
+	f.used += n
+	return true
+}
