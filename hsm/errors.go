@@ -149,8 +149,18 @@ func sessionLost(err error) bool {
 }
 
 // handleLost reports whether err means an object handle no longer names an
-// object (a cached key whose session went away).
+// object (a cached key, or a session copy of a KEK, whose session went
+// away). A wrap or unwrap under a KEK copy that is gone fails with the
+// wrapping or unwrapping key's own code.
 func handleLost(err error) bool {
 	code, ok := ckr(err)
-	return ok && (code == pkcs11.CKR_OBJECT_HANDLE_INVALID || code == pkcs11.CKR_KEY_HANDLE_INVALID)
+	if !ok {
+		return false
+	}
+	switch code {
+	case pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID,
+		pkcs11.CKR_WRAPPING_KEY_HANDLE_INVALID, pkcs11.CKR_UNWRAPPING_KEY_HANDLE_INVALID:
+		return true
+	}
+	return false
 }

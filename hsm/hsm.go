@@ -88,8 +88,9 @@ type HSM struct {
 }
 
 type session struct {
-	h   pkcs11.SessionHandle
-	gen uint64
+	h      pkcs11.SessionHandle
+	gen    uint64
+	stream bool // a stream's own session, closed when the stream ends
 }
 
 // Open loads the module, finds the token by label, logs in, detects the
@@ -268,10 +269,17 @@ func (h *HSM) PoolStats() (size, inUse int) { return h.cfg.Sessions, int(h.inUse
 // its next use and every cached key object is forgotten (the objects went
 // with their sessions, and on some tokens handles are reused).
 func (h *HSM) lost(s *session) {
-	if h.gen.CompareAndSwap(s.gen, s.gen+1) {
+	h.expire(s.gen)
+	_ = h.ctx.CloseSession(s.h)
+}
+
+// expire ends session generation gen (if it is still the current one): the
+// cached key objects are forgotten, and sessions, KEK handles and their
+// session copies are renewed on their next use.
+func (h *HSM) expire(gen uint64) {
+	if h.gen.CompareAndSwap(gen, gen+1) {
 		h.cache.clear(nil)
 	}
-	_ = h.ctx.CloseSession(s.h)
 }
 
 // do runs fn with a session. If the session turns out to be lost, or a

@@ -107,6 +107,13 @@ func (h *HSM) kekSet(s *session) (map[int]kekPair, int, error) {
 		if cur < h.cur {
 			return nil, 0, errorf("load keks", KindIntegrity, "KEK version %d is no longer in the token", h.cur)
 		}
+		if s.stream || s.gen != h.gen.Load() {
+			// Copies made here would go with this session: a stream's
+			// closes when the stream ends, a stale one on its next use.
+			// The token objects serve this call; a pooled session of the
+			// current generation makes the copies.
+			return keks, cur, nil
+		}
 		h.keks, h.cur, h.kekGen = h.sessionCopies(s, keks), cur, s.gen
 	}
 	return h.keks, h.cur, nil
@@ -242,7 +249,10 @@ func (h *HSM) RotateKEK(ctx context.Context) (int, error) {
 		for k, x := range h.keks {
 			keks[k] = x
 		}
-		keks[next] = h.sessionCopy(s, p)
+		if h.kekGen == s.gen && !s.stream {
+			p = h.sessionCopy(s, p)
+		}
+		keks[next] = p
 		h.keks, h.cur, v = keks, next, next
 		return nil
 	})

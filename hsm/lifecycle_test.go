@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/miekg/pkcs11"
@@ -494,4 +495,137 @@ func FuzzParseBlob(f *testing.F) {
 			t.Fatal("parse/marshal does not round-trip")
 		}
 	})
+}
+
+// endGeneration does what a call that finds its session lost does.
+func endGeneration(t *testing.T, h *HSM) {
+	t.Helper()
+	s, err := h.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.lost(s)
+	h.release(nil)
+}
+
+// The session that made the KEK copies closes while the generation goes on:
+// a wrap or unwrap under a dead copy fails with the wrapping key's own
+// code, which must count as a lost handle, so the next attempt copies again.
+func TestKEKCopiesRecoverWhenTheirSessionCloses(t *testing.T) {
+	ctx := context.Background()
+	h, _ := openTest(t, Config{Sessions: 4})
+	b, err := h.Generate(ctx, GenerateRequest{ID: "k", Type: AES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endGeneration(t, h)
+	var holder pkcs11.SessionHandle
+	if err := h.do(ctx, "copy", func(s *session) error {
+		_, _, err := h.kekSet(s)
+		holder = s.h
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.ctx.CloseSession(holder)
+	for i := range 3 {
+		if _, err := h.Generate(ctx, GenerateRequest{ID: "n", Type: AES256}); err != nil {
+			t.Fatalf("generate %d after the copies' session closed: %v", i, err)
+		}
+	}
+	// An unwrap under a dead copy recovers as well.
+	if err := h.do(ctx, "copy", func(s *session) error {
+		_, _, err := h.kekSet(s)
+		holder = s.h
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.ctx.CloseSession(holder)
+	h.cache.clear(nil)
+	if _, err := h.Encrypt(ctx, Key{ID: "k", Blob: b}, EncryptRequest{Algorithm: AESGCM, Plaintext: []byte("p")}); err != nil {
+		t.Fatalf("encrypt after the copies' session closed: %v", err)
+	}
+}
+
+// A stream has its own session, closed when the stream ends: KEK copies
+// made there would die with it. Streams and generation keep working after
+// a loss, and after every session of the token was closed.
+func TestStreamsAfterALoss(t *testing.T) {
+	ctx := context.Background()
+	h, _ := openTest(t, Config{Sessions: 2})
+	b, err := h.Generate(ctx, GenerateRequest{ID: "k", Type: AES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{ID: "k", Blob: b}
+	stream := func(what string) {
+		t.Helper()
+		st, err := h.OpenStream(ctx, k, StreamRequest{Algorithm: AESCBC, IV: make([]byte, 16)})
+		if err != nil {
+			t.Fatalf("stream %s: %v", what, err)
+		}
+		st.Close()
+	}
+	for round, loss := range []func(){
+		func() { endGeneration(t, h) },
+		func() { h.ctx.CloseAllSessions(h.slot) },
+	} {
+		loss()
+		stream(fmt.Sprintf("first after loss %d", round))
+		gen := h.gen.Load()
+		for i := range 3 {
+			if _, err := h.Generate(ctx, GenerateRequest{ID: "n", Type: AES256}); err != nil {
+				t.Fatalf("generate %d after a stream (loss %d): %v", i, round, err)
+			}
+		}
+		stream(fmt.Sprintf("second after loss %d", round))
+		if g := h.gen.Load(); g != gen {
+			t.Fatalf("loss %d: KEK copies made in the first stream's session died with it (generation %d -> %d)", round, gen, g)
+		}
+	}
+}
+
+// RotateKEK that waits for the KEK lock while a loss ends its session's
+// generation must not store copies made in its stale session.
+func TestRotateKEKInAStaleSession(t *testing.T) {
+	ctx := context.Background()
+	h, _ := openTest(t, Config{Sessions: 2})
+	h.kekMu.RLock()
+	done := make(chan error)
+	go func() { _, err := h.RotateKEK(ctx); done <- err }()
+	// Wait until RotateKEK holds its session and waits for the lock.
+	for deadline := time.Now().Add(5 * time.Second); h.inUse.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("RotateKEK did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	endGeneration(t, h)
+	// A session of the new generation finds the KEKs again (kekSet's
+	// refresh, done here since kekSet would wait for the lock).
+	s, err := h.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keks, cur, err := h.findKEKs(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keks, h.cur, h.kekGen = h.sessionCopies(s, keks), cur, s.gen
+	h.put(s)
+	h.kekMu.RUnlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	gen := h.gen.Load()
+	for i := range 3 {
+		if _, err := h.Generate(ctx, GenerateRequest{ID: "n", Type: AES256}); err != nil {
+			t.Fatalf("generate %d after the rotation: %v", i, err)
+		}
+	}
+	if g := h.gen.Load(); g != gen {
+		t.Fatalf("the rotation's stale copy cost a session loss (generation %d -> %d)", gen, g)
+	}
 }

@@ -55,14 +55,36 @@ func (h *HSM) OpenStream(ctx context.Context, k Key, req StreamRequest) (_ *Stre
 	if req.Algorithm == AESECBPad {
 		return nil, errorf(op, KindUnsupported, "%s cannot be streamed", req.Algorithm)
 	}
+	for attempt := 0; ; attempt++ {
+		st, err := h.openStream(op, k, req)
+		if err != nil && attempt == 0 && (sessionLost(err) || handleLost(err)) {
+			// A KEK copy (or the token's sessions) went away: openStream
+			// ended the generation. A pooled session logs in again if the
+			// token logged out, and the next attempt finds the KEKs again.
+			if s, err := h.get(ctx); err == nil {
+				h.put(s)
+			}
+			continue
+		}
+		return st, err
+	}
+}
+
+func (h *HSM) openStream(op string, k Key, req StreamRequest) (_ *Stream, err error) {
 	sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
+		if sessionLost(err) {
+			h.expire(h.gen.Load())
+		}
 		return nil, wrapErr(op, err)
 	}
-	s := &session{h: sh, gen: h.gen.Load()}
+	s := &session{h: sh, gen: h.gen.Load(), stream: true}
 	st := &Stream{h: h, s: s, decrypt: req.Decrypt, alg: req.Algorithm, free: func() {}}
 	defer func() {
 		if err != nil {
+			if sessionLost(err) || handleLost(err) {
+				h.expire(s.gen)
+			}
 			st.end()
 		}
 	}()
