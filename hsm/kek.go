@@ -230,6 +230,10 @@ func (h *HSM) KEKVersion() int {
 	return h.cur
 }
 
+// rotateKEKPause, set by tests, runs in RotateKEK between its refresh of
+// the KEK set and its taking of the lock.
+var rotateKEKPause func()
+
 // RotateKEK creates a new KEK version and makes it current. Existing blobs
 // stay readable under their version; Rewrap moves one to the current KEK.
 func (h *HSM) RotateKEK(ctx context.Context) (int, error) {
@@ -237,6 +241,9 @@ func (h *HSM) RotateKEK(ctx context.Context) (int, error) {
 	err := h.do(ctx, "rotate kek", func(s *session) error {
 		if _, _, err := h.kekSet(s); err != nil {
 			return err
+		}
+		if rotateKEKPause != nil {
+			rotateKEKPause()
 		}
 		h.kekMu.Lock()
 		defer h.kekMu.Unlock()

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/keyhold/keyhold/softhsm"
 	"github.com/miekg/pkcs11"
@@ -591,32 +590,18 @@ func TestStreamsAfterALoss(t *testing.T) {
 func TestRotateKEKInAStaleSession(t *testing.T) {
 	ctx := context.Background()
 	h, _ := openTest(t, Config{Sessions: 2})
-	h.kekMu.RLock()
-	done := make(chan error)
-	go func() { _, err := h.RotateKEK(ctx); done <- err }()
-	// Wait until RotateKEK holds its session and waits for the lock.
-	for deadline := time.Now().Add(5 * time.Second); h.inUse.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("RotateKEK did not start")
+	rotateKEKPause = func() {
+		endGeneration(t, h)
+		// A session of the new generation finds the KEKs and copies them.
+		if err := h.do(ctx, "refresh", func(s *session) error {
+			_, _, err := h.kekSet(s)
+			return err
+		}); err != nil {
+			t.Error(err)
 		}
-		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
-	endGeneration(t, h)
-	// A session of the new generation finds the KEKs again (kekSet's
-	// refresh, done here since kekSet would wait for the lock).
-	s, err := h.get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keks, cur, err := h.findKEKs(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.keks, h.cur, h.kekGen = h.sessionCopies(s, keks), cur, s.gen
-	h.put(s)
-	h.kekMu.RUnlock()
-	if err := <-done; err != nil {
+	defer func() { rotateKEKPause = nil }()
+	if _, err := h.RotateKEK(ctx); err != nil {
 		t.Fatal(err)
 	}
 	gen := h.gen.Load()
