@@ -138,8 +138,15 @@ type spec struct {
 	level   kmspb.ProtectionLevel
 }
 
+// resourceIDRe is what Cloud KMS takes as the id of a crypto key or an
+// import job.
+var resourceIDRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,63}$`)
+
 func (p *Provider) spec(k provider.Key) (spec, error) {
 	var s spec
+	if !resourceIDRe.MatchString(k.Name) {
+		return s, fault.New(fault.BadInput, "gcpckms names the crypto key after the key, and Cloud KMS ids are 1 to 63 letters, digits, '_' or '-': %q is not one", k.Name)
+	}
 	switch k.Protection {
 	case provider.ProtectionHSM:
 		s.level = kmspb.ProtectionLevel_HSM
@@ -292,6 +299,17 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 	return ck.GetName(), req.Save(ctx)
 }
 
+// importJobID is the id of a version's import job: keyhold-NAME-vN-RAND,
+// the name cut short so that the id stays within Cloud KMS's 63 characters
+// (the version and the random part keep it unique).
+func importJobID(name string, version int, random string) string {
+	tail := fmt.Sprintf("-v%d-%s", version, random)
+	if room := 63 - len("keyhold-") - len(tail); len(name) > room {
+		name = name[:max(room, 0)]
+	}
+	return "keyhold-" + name + tail
+}
+
 func randomID() string {
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -314,7 +332,7 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	}
 	jobName := v.Progress["import_job"]
 	if jobName == "" {
-		jobName = fmt.Sprintf("%s/importJobs/keyhold-%s-v%d-%s", p.cfg.KeyCollection, req.Key.Name, v.Version, randomID())
+		jobName = p.cfg.KeyCollection + "/importJobs/" + importJobID(req.Key.Name, v.Version, randomID())
 		v.Progress["import_job"] = jobName
 		if err := req.Save(ctx); err != nil {
 			return err
@@ -515,19 +533,69 @@ func (p *Provider) SetEnabled(ctx context.Context, _ provider.Key, _ provider.St
 }
 
 // Remove schedules the destruction of every version (Cloud KMS never
-// deletes a crypto key itself; without versions it holds nothing).
-func (p *Provider) Remove(ctx context.Context, _ provider.Key, _ provider.State, vs []*provider.Version) error {
+// deletes a crypto key itself; without versions it holds nothing). A
+// version whose import was sent but whose answer was lost has no provider
+// id yet: it is found through its import job, as a retried import would.
+func (p *Provider) Remove(ctx context.Context, _ provider.Key, st provider.State, vs []*provider.Version) error {
 	for _, v := range vs {
-		if v.ProviderID == "" {
-			continue
+		name := v.ProviderID
+		if job := v.Progress["import_job"]; name == "" && job != "" && st["crypto_key"] != "" {
+			found, err := p.versionFromJob(ctx, st["crypto_key"], job)
+			if err != nil {
+				return err
+			}
+			name = found
 		}
-		err := p.call(ctx, func(ctx context.Context) error {
-			_, err := p.c.DestroyCryptoKeyVersion(ctx, &kmspb.DestroyCryptoKeyVersionRequest{Name: v.ProviderID})
+		if name == "" {
+			continue // never imported
+		}
+		if err := p.destroyVersion(ctx, name); err != nil {
 			return err
-		})
-		if c := code(err); err != nil && c != codes.NotFound && c != codes.FailedPrecondition {
-			return p.fail("DestroyCryptoKeyVersion", err)
 		}
 	}
 	return nil
+}
+
+// destroyVersion schedules the destruction of a version, once its import
+// (if under way) has ended. A version Cloud KMS will not destroy counts as
+// gone only if it is: destroyed, scheduled for it, or never imported.
+func (p *Provider) destroyVersion(ctx context.Context, name string) error {
+	if _, err := p.waitVersion(ctx, name); err != nil {
+		switch fault.KindOf(err) {
+		case fault.NotFound:
+			return nil
+		case fault.BadInput:
+			// The import failed (or the read was refused): go on; the
+			// destruction either succeeds or its refusal is judged below.
+		default:
+			return err
+		}
+	}
+	err := p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.DestroyCryptoKeyVersion(ctx, &kmspb.DestroyCryptoKeyVersionRequest{Name: name})
+		return err
+	})
+	switch code(err) {
+	case codes.OK, codes.NotFound:
+		return nil
+	case codes.FailedPrecondition:
+		var v *kmspb.CryptoKeyVersion
+		gerr := p.call(ctx, func(ctx context.Context) error {
+			var err error
+			v, err = p.c.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: name})
+			return err
+		})
+		if code(gerr) == codes.NotFound {
+			return nil
+		}
+		if gerr != nil {
+			return p.fail("GetCryptoKeyVersion", gerr)
+		}
+		switch v.GetState() {
+		case kmspb.CryptoKeyVersion_DESTROYED, kmspb.CryptoKeyVersion_DESTROY_SCHEDULED, kmspb.CryptoKeyVersion_IMPORT_FAILED:
+			return nil
+		}
+		return fault.New(fault.Unavailable, "%s: Cloud KMS would not destroy %s, which is %s; remove the distribution again", p.cfg.Name, name, v.GetState())
+	}
+	return p.fail("DestroyCryptoKeyVersion", err)
 }

@@ -1,0 +1,51 @@
+package keymgmt
+
+import (
+	"context"
+	"testing"
+
+	"cloud.google.com/go/kms/apiv1/kmspb"
+)
+
+// An import whose answer was lost reached Cloud KMS: the distribution has
+// the import job, not the version. Removing the distribution destroys that
+// version too, instead of leaving the key's material enabled in the cloud.
+func TestGCPRemovalAfterALostImport(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "gcp", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	c.lose("ImportCryptoKeyVersion", 1)
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err == nil {
+		t.Fatal("a distribution whose import answer was lost succeeded")
+	}
+	d, err := e.m.ReadDistribution(ctx, mount, "gcp", "k")
+	if err != nil || len(d.Versions) != 1 || d.Versions[0].ProviderID != "" || d.Versions[0].Progress["import_job"] == "" {
+		t.Fatalf("the record after the lost answer: %+v, %v", d, err)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "gcp", "k"); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	k := c.gcpFake.Key(gcpRing + "/cryptoKeys/k")
+	sdk := c.gcpSDK(t)
+	with := 0
+	for _, v := range k.Versions {
+		if v.Material == nil {
+			continue
+		}
+		with++
+		got, err := sdk.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: v.Version.GetName()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetState() != kmspb.CryptoKeyVersion_DESTROY_SCHEDULED {
+			t.Fatalf("after the removal %s is %v, with the key's material", got.GetName(), got.GetState())
+		}
+	}
+	if with != 1 {
+		t.Fatalf("%d versions with material in Cloud KMS, want the 1 the lost answer made", with)
+	}
+}
