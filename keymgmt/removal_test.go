@@ -49,3 +49,27 @@ func TestGCPRemovalAfterALostImport(t *testing.T) {
 		t.Fatalf("%d versions with material in Cloud KMS, want the 1 the lost answer made", with)
 	}
 }
+
+// A CreateKey whose answer was lost made an AWS key (PendingImport, no
+// material); removing the distribution schedules its deletion too.
+func TestAWSRemovalAfterALostCreateKey(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	req := keyOn(t, e, c, "aws", mount)
+	c.lose("CreateKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+		t.Fatal("a distribution whose CreateKey answer was lost succeeded")
+	}
+	if n := len(c.awsFake.Keys()); n != 1 {
+		t.Fatalf("%d AWS keys after the lost answer, want 1", n)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range c.awsFake.Keys() {
+		if k.State != "PendingDeletion" {
+			t.Fatalf("AWS key %s (%q) is %s after the removal", k.ID, k.Description, k.State)
+		}
+	}
+}

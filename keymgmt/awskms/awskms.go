@@ -530,7 +530,9 @@ func (p *Provider) SetEnabled(ctx context.Context, _ provider.Key, _ provider.St
 
 // Remove deletes the alias if it points at one of this key's AWS keys and
 // schedules every version's key for deletion (AWS's shortest waiting
-// period, 7 days). An alias pointing elsewhere is not this key's to delete.
+// period, 7 days), including one a CreateKey made whose answer was lost
+// (found by its description, as a retried import would). An alias pointing
+// elsewhere is not this key's to delete.
 func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State, vs []*provider.Version) error {
 	var nf *types.NotFoundException
 	target, arn, err := p.aliasTarget(ctx, k)
@@ -554,6 +556,14 @@ func (p *Provider) Remove(ctx context.Context, k provider.Key, _ provider.State,
 	}
 	for _, v := range vs {
 		keyID := v.Progress["key_id"]
+		if keyID == "" && v.Progress["create_started"] != "" {
+			// A CreateKey whose answer was lost may have made the key.
+			found, _, err := p.findCreated(ctx, description(k, v.Version))
+			if err != nil {
+				return err
+			}
+			keyID = found
+		}
 		if keyID == "" {
 			continue
 		}
