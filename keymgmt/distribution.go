@@ -442,6 +442,46 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 	return m.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, distPath(mount, kms, keyName)) })
 }
 
+// markUnsynced marks, in the transaction that changes key k's versions or
+// min_enabled_version, each of its distributions that was up to date as
+// distributing again: if the push that follows never starts or stops
+// part-way (the node dies, a provider cannot be built), the retry job still
+// finds the distribution and brings the cloud up to date.
+func (m *Manager) markUnsynced(ctx context.Context, tx store.Tx, mount string, k *store.Key) error {
+	kmss, err := m.kmsOf(ctx, tx, mount, k.Name)
+	if err != nil {
+		return err
+	}
+	for _, kms := range kmss {
+		r, err := m.getDist(ctx, tx, mount, kms, k.Name)
+		if err != nil {
+			return err
+		}
+		if r.KeyID != k.ID || r.Status != StatusDistributed {
+			continue // another key's, or already unfinished
+		}
+		r.Status, r.UpdatedAt = StatusDistributing, time.Now().UTC()
+		if err := store.PutJSON(ctx, tx, distPath(mount, kms, k.Name), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteFailure records in a distribution that its sync could not run, so
+// that the retry job takes it up at once.
+func (m *Manager) noteFailure(ctx context.Context, mount, kms, keyName string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		r, err := m.getDist(ctx, tx, mount, kms, keyName)
+		if err != nil || r.Status == StatusRemoving {
+			return err
+		}
+		r.Status, r.Error, r.UpdatedAt = StatusDistributing, errorText(cause), time.Now().UTC()
+		return store.PutJSON(ctx, tx, distPath(mount, kms, keyName), r)
+	})
+}
+
 // propagate syncs every distribution of a key after a rotation or a change
 // of min_enabled_version. The caller holds the key's lock. Failures are
 // recorded in each distribution and returned together; the key's own change
@@ -472,6 +512,8 @@ func (m *Manager) propagate(ctx context.Context, mount, keyName, what string) er
 		if err == nil {
 			_, err = m.sync(ctx, mount, kms, keyName, prov)
 			closeProvider(prov)
+		} else if nerr := m.noteFailure(ctx, mount, kms, keyName, err); nerr != nil {
+			err = errors.Join(err, nerr)
 		}
 		if errors.Is(err, errRemoving) {
 			continue // the retry job finishes the removal

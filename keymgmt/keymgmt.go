@@ -329,7 +329,13 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 			k.DeletionAllowed = *u.DeletionAllowed
 		}
 		k.UpdatedAt = time.Now().UTC()
-		return tx.UpdateKey(ctx, k)
+		if err := tx.UpdateKey(ctx, k); err != nil {
+			return err
+		}
+		if u.MinEnabledVersion != nil {
+			return m.markUnsynced(ctx, tx, mount, k)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -425,6 +431,9 @@ func (m *Manager) rotateFrom(ctx context.Context, mount, name string, k *store.K
 		}
 		cur.LatestVersion, cur.UpdatedAt = next, now
 		if err := tx.UpdateKey(ctx, cur); err != nil {
+			return err
+		}
+		if err := m.markUnsynced(ctx, tx, mount, cur); err != nil {
 			return err
 		}
 		done = true
