@@ -109,8 +109,9 @@ type DistributeRequest struct {
 
 // Distribute copies every version of the key to the provider and brings its
 // state there in line with the key's. Writing the same distribution again
-// resumes one that failed; changing purpose or protection of an existing one
-// is refused (remove it first).
+// (with its purposes and protection, or with none) resumes one that failed;
+// changing purpose or protection of an existing one is refused (remove it
+// first).
 func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRequest) (*Distribution, error) {
 	if strings.HasPrefix(strings.ToLower(req.Key), reservedPrefix) {
 		// A key made with such a name before it was reserved: in Azure it
@@ -121,12 +122,6 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	if err != nil {
 		return nil, err
 	}
-	if req.Protection == "" {
-		req.Protection = provider.ProtectionHSM
-	}
-	if req.Protection != provider.ProtectionHSM && req.Protection != provider.ProtectionSoftware {
-		return nil, fault.New(fault.BadInput, "protection must be hsm or software, got %q", req.Protection)
-	}
 	var kr *kmsRecord
 	var key *store.Key
 	err = m.st.View(ctx, func(tx store.Tx) error {
@@ -134,11 +129,29 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 		if kr, err = m.getKMS(ctx, tx, mount, req.KMS); err != nil {
 			return err
 		}
-		key, err = tx.GetKey(ctx, mount, req.Key)
-		return notFound(err, req.Key)
+		if key, err = tx.GetKey(ctx, mount, req.Key); err != nil {
+			return notFound(err, req.Key)
+		}
+		if len(purposes) == 0 {
+			// Writing an existing distribution again without purposes
+			// retries it as it is.
+			if r, err := m.getDist(ctx, tx, mount, req.KMS, req.Key); err == nil && r.KeyID == key.ID {
+				purposes = r.Purposes
+				if req.Protection == "" {
+					req.Protection = r.Protection
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if req.Protection == "" {
+		req.Protection = provider.ProtectionHSM
+	}
+	if req.Protection != provider.ProtectionHSM && req.Protection != provider.ProtectionSoftware {
+		return nil, fault.New(fault.BadInput, "protection must be hsm or software, got %q", req.Protection)
 	}
 	prov, err := m.providerFor(ctx, mount, kr)
 	if err != nil {

@@ -296,8 +296,9 @@ func TestFailureAndRetry(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "k1") || k == nil || k.LatestVersion != 2 {
 					t.Fatalf("rotate with a failing push: %v, %+v", err, k)
 				}
-				if _, err := e.m.Distribute(ctx, mount, req); err != nil {
-					t.Fatalf("retry after rotate: %v", err)
+				// Written again without purposes: the distribution as it is.
+				if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "k1", Key: key}); err != nil {
+					t.Fatalf("retry after rotate, without purposes: %v", err)
 				}
 				e.expect(t, c, "k1", key, map[int]bool{1: true, 2: true}, 2)
 				if n := c.created(key); n != 2 {
