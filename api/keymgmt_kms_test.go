@@ -260,3 +260,61 @@ func TestKMSMountDisable(t *testing.T) {
 		t.Fatalf("records left after disable: %v", left)
 	}
 }
+
+// Pointing a kms at a new endpoint needs sudo on its path: the endpoint's
+// host receives every key distributed there, wrapped under its own key.
+func TestKMSEndpointNeedsSudo(t *testing.T) {
+	cases, factories := kmsCases(t)
+	env := newKMSTestEnv(t, factories)
+	root := env.client(t, testRootToken)
+	mountKeymgmt(t, root, "keymgmt")
+	aws := cases[0]
+	if err := root.Sys().PutPolicy("kms-writer", `path "keymgmt/kms/*" { capabilities = ["create", "update", "read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("kms-admin", `path "keymgmt/kms/*" { capabilities = ["create", "update", "read", "sudo"] }`); err != nil {
+		t.Fatal(err)
+	}
+	writer, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"kms-writer"}})
+	admin, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"kms-admin"}})
+	write := func(token, name string, data map[string]any) error {
+		_, err := env.client(t, token).Logical().Write("keymgmt/kms/"+name, data)
+		return err
+	}
+	base := func(endpoint string) map[string]any {
+		d := map[string]any{"provider": aws.provider, "key_collection": aws.collection, "credentials": aws.creds}
+		if endpoint != "" {
+			d["endpoint"] = endpoint
+		}
+		return d
+	}
+	tests := []struct {
+		name, token, kms string
+		data             map[string]any
+		wantStatus       int
+	}{
+		{"fail new kms with an endpoint, no sudo", writer, "a", base(aws.endpoint), 403},
+		{"ok new kms without an endpoint, no sudo", writer, "b", base(""), 200},
+		{"fail endpoint added, no sudo", writer, "b", base(aws.endpoint), 403},
+		{"ok endpoint added with sudo", admin, "b", base(aws.endpoint), 200},
+		{"ok same endpoint again, no sudo", writer, "b", base(aws.endpoint), 200},
+		{"fail another endpoint, no sudo", writer, "b", base("https://127.0.0.1:1/"), 403},
+		{"ok endpoint cleared, no sudo", writer, "b", map[string]any{"endpoint": "", "credentials": aws.creds}, 200},
+		{"ok new kms with an endpoint by root", testRootToken, "c", base(aws.endpoint), 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := write(tt.token, tt.kms, tt.data)
+			got := 200
+			if err != nil {
+				got = statusOfErr(err)
+			}
+			if got != tt.wantStatus {
+				t.Fatalf("status %d (%v), want %d", got, err, tt.wantStatus)
+			}
+			if tt.wantStatus == 403 && !strings.Contains(err.Error(), "sudo") {
+				t.Fatalf("refusal %v does not say sudo is needed", err)
+			}
+		})
+	}
+}
