@@ -52,6 +52,8 @@ func operations() map[kmip.Operation]opSpec {
 // are written only as HMACs).
 type call struct {
 	b             *batch
+	index         int    // the item's place in the batch
+	itemID        []byte // its Unique Batch Item ID
 	objects       []string
 	sensitive     map[string][]byte
 	respSensitive map[string][]byte

@@ -83,7 +83,13 @@ func get(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 	if err != nil {
 		return nil, err
 	}
+	out := &payloads.GetResponsePayload{ObjectType: o.typ, UniqueIdentifier: id, Object: obj}
 	if fresh, _ := o.get(kmip.AttributeNameFresh); fresh == true {
+		// The object is served once Fresh is cleared: only if its answer
+		// fits the client's Maximum Response Size.
+		if err := c.fits(kmip.OperationGet, out); err != nil {
+			return nil, err
+		}
 		if _, err := c.modify(ctx, id, func(o *object) error {
 			o.set(kmip.AttributeNameFresh, false)
 			return nil
@@ -91,7 +97,7 @@ func get(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 			return nil, err
 		}
 	}
-	return &payloads.GetResponsePayload{ObjectType: o.typ, UniqueIdentifier: id, Object: obj}, nil
+	return out, nil
 }
 
 // objectValue builds the managed object a Get returns, in the requested key

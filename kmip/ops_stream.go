@@ -133,6 +133,14 @@ func (c *call) streamed(ctx context.Context, op kmip.Operation, at part, r strea
 			return nil, err
 		}
 	} else {
+		if at == partLast {
+			// The last part answers what the token held back: all of an
+			// AES-GCM decryption. Nothing is taken or spent if that cannot
+			// fit the client's Maximum Response Size.
+			if err := c.room(b.s.m.streams.held(r.cv) + len(r.data) + changeAnswerRoom); err != nil {
+				return nil, err
+			}
+		}
 		e, err := b.s.m.streams.take(r.cv, b.st.mount, b.cred.Scope, r.id, op, at == partLast, len(r.data))
 		if err != nil {
 			return nil, err

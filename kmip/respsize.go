@@ -16,6 +16,7 @@ import (
 // Get Attributes, ...) runs, and its answer becomes Response Too Large if
 // it does not fit.
 type answerFit struct {
+	req   *wire.Request
 	limit int
 	used  int   // the message without items, and the items answered so far
 	rest  []int // rest[i]: the bare failures of items i.. together
@@ -24,12 +25,15 @@ type answerFit struct {
 
 // changeAnswerRoom bounds what the answer of an item that may change state
 // adds to its request's size: the Unique Identifiers, attributes and
-// padding it returns that the request did not hold, or a failure message.
-// A Delete Attribute also returns the attribute it deleted.
-const changeAnswerRoom = 1 << 10
+// padding it returns that the request did not hold, or a failure message;
+// an RSA-8192 Encrypt or Sign of one byte answers 1 KiB. A Delete
+// Attribute also returns the attribute it deleted, and the last part of a
+// streamed operation what the token held back (it checks that itself:
+// call.room).
+const changeAnswerRoom = 2 << 10
 
 func (s *server) newAnswerFit(v kmip.ProtocolVersion, req *wire.Request, limit int) *answerFit {
-	f := &answerFit{limit: limit, rest: make([]int, len(req.Items)+1)}
+	f := &answerFit{req: req, limit: limit, rest: make([]int, len(req.Items)+1)}
 	f.base = s.encodedSize(v, req, nil)
 	f.used = f.base
 	bare := errorf(kmip.ResultReasonResponseTooLarge, "")
@@ -87,4 +91,28 @@ func (s *server) settle(f *answerFit, v kmip.ProtocolVersion, req *wire.Request,
 	}
 	f.used += n
 	return true
+}
+
+// room fails with Response Too Large, before the operation changes
+// anything, if an answer of about n bytes would not fit the client's
+// Maximum Response Size: for an operation whose answer the request does
+// not bound (the last part of a stream returns what the token held back).
+func (c *call) room(n int) error {
+	f := c.b.fit
+	if f == nil || f.used+n+f.rest[c.index+1] <= f.limit {
+		return nil
+	}
+	return errorf(kmip.ResultReasonResponseTooLarge, "the answer to this item (about %d bytes) would not fit in the Maximum Response Size of %d bytes; nothing was done", n, f.limit)
+}
+
+// fits is room for an answer that is built before the operation changes
+// anything (a Get clears Fresh once it has its answer): it measures the
+// encoded answer itself.
+func (c *call) fits(op kmip.Operation, payload kmip.OperationPayload) error {
+	f := c.b.fit
+	if f == nil {
+		return nil
+	}
+	r := kmip.ResponseBatchItem{Operation: op, UniqueBatchItemID: c.itemID, ResultStatus: kmip.ResultStatusSuccess, ResponsePayload: payload}
+	return c.room(c.b.s.encodedSize(c.b.version, f.req, &r) - f.base)
 }

@@ -456,6 +456,9 @@ type itemEvent struct {
 
 // readOnly are the operations that change no stored state (a Get applies
 // date-driven state in memory only), whose request event need only be queued.
+// The one exception, the first Get of an object clearing its Fresh
+// attribute, checks the Maximum Response Size itself before it writes
+// (call.fits).
 var readOnly = map[kmip.Operation]bool{
 	kmip.OperationGet:              true,
 	kmip.OperationGetAttributes:    true,
@@ -472,7 +475,7 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 		ev.err = err
 		return failed(it, err), ev
 	}
-	c := &call{b: b, sensitive: requestSensitive(it.Payload), respSensitive: map[string][]byte{}}
+	c := &call{b: b, index: i, itemID: it.ID, sensitive: requestSensitive(it.Payload), respSensitive: map[string][]byte{}}
 	if id := requestedID(it.Payload); id != "" {
 		c.objects = append(c.objects, id)
 	}
@@ -558,9 +561,15 @@ func (b *batch) finish(ctx context.Context, ev *itemEvent, r *kmip.ResponseBatch
 		}
 		if err := b.s.m.o.Audit.LogResponse(context.WithoutCancel(ctx), e); err != nil {
 			b.s.m.o.Logger.Error("kmip: audit trail unavailable; response withheld", "mount", b.s.mount, "error", err)
+			msg := "the audit trail cannot be written"
+			if b.fit != nil {
+				// Within a Maximum Response Size the failure is bare: it
+				// takes no more room than the answer already counted.
+				msg = ""
+			}
 			*r = kmip.ResponseBatchItem{
 				Operation: r.Operation, UniqueBatchItemID: r.UniqueBatchItemID, ResultStatus: kmip.ResultStatusOperationFailed,
-				ResultReason: kmip.ResultReasonGeneralFailure, ResultMessage: "the audit trail cannot be written",
+				ResultReason: kmip.ResultReasonGeneralFailure, ResultMessage: msg,
 			}
 			failedNow, reason = true, kmip.ResultReasonGeneralFailure
 		}

@@ -107,6 +107,17 @@ func (s *streams) take(cv []byte, mount, scope, object string, op kmip.Operation
 	return e, nil
 }
 
+// held is how many bytes of data the stream with Correlation Value cv has
+// taken so far, or 0 if there is none (take then refuses it).
+func (s *streams) held(cv []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[string(cv)]; e != nil {
+		return e.bytes
+	}
+	return 0
+}
+
 // drop ends a stream after a failure.
 func (s *streams) drop(cv []byte) {
 	s.mu.Lock()

@@ -1,0 +1,179 @@
+package kmip_test
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"math/big"
+	"testing"
+
+	"github.com/keyhold/keyhold/kmip/kmiptest"
+	gokmip "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/payloads"
+)
+
+// The last part of a streamed AES-GCM Decrypt is a few dozen bytes, but its
+// answer is all the plaintext the token held back. If that cannot fit the
+// Maximum Response Size, the part is refused before it ends the stream or
+// spends a use of the key, so the client can ask again with room.
+func TestMaximumResponseSizeStreamedGCMDecrypt(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "r", "all", "all")
+	cert, _ := e.Credential(t, "r", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	yes := true
+	key := bytes.Repeat([]byte{3}, 16)
+	id := registerAES(t, c, key, activeNow(), attr(gokmip.AttributeNameUsageLimits,
+		gokmip.UsageLimits{UsageLimitsTotal: 10, UsageLimitsUnit: gokmip.UsageLimitsUnitObject}))
+	blk, _ := aes.NewCipher(key)
+	g, _ := cipher.NewGCM(blk)
+	iv := make([]byte, 12)
+	sealed := g.Seal(nil, iv, make([]byte, 8192), nil)
+	ct, tag := sealed[:8192], sealed[8192:]
+	gcm := params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM})
+	first := must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
+		CryptographicParameters: gcm, IVCounterNonce: iv, Data: ct}))
+	if len(first.Data) != 0 {
+		t.Fatalf("the token gave %d bytes before the tag", len(first.Data))
+	}
+	count := func() int64 {
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
+		return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
+	}
+	before := count()
+	req := batch(v, 0, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
+	req.Header.MaximumResponseSize = 4096
+	resp, err := c.Send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := resp.BatchItem[0]
+	after := count()
+	// Was the stream consumed? A retry without a limit tells.
+	retry := do(t, c, v, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
+	if it.ResultReason != gokmip.ResultReasonResponseTooLarge || after != before || retry.ResultStatus != gokmip.ResultStatusSuccess {
+		t.Fatalf("last part under 4096 bytes: %v %v %q; uses counted %d -> %d; the part again without a limit: %v %v",
+			it.ResultStatus, it.ResultReason, it.ResultMessage, before, after, retry.ResultStatus, retry.ResultReason)
+	}
+}
+
+// An Encrypt to an RSA-8192 public key with one byte of data answers 1 KiB
+// of ciphertext. At no limit may it spend a use of a usage-limited key and
+// be answered Response Too Large; at a large enough one it runs.
+func TestMaximumResponseSizeRSA8192Encrypt(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "r", "all", "all")
+	cert, _ := e.Credential(t, "r", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	n := new(big.Int).Lsh(big.NewInt(1), 8191)
+	n.Or(n, big.NewInt(1))
+	kb := gokmip.KeyBlock{KeyFormatType: gokmip.KeyFormatTypeTransparentRSAPublicKey, KeyValue: &gokmip.KeyValue{Plain: &gokmip.PlainKeyValue{
+		KeyMaterial: gokmip.KeyMaterial{TransparentRSAPublicKey: &gokmip.TransparentRSAPublicKey{Modulus: *n, PublicExponent: *big.NewInt(65537)}}}}}
+	id := must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypePublicKey,
+		TemplateAttribute: keyTemplate(activeNow(),
+			attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageEncrypt),
+			attr(gokmip.AttributeNameCryptographicParameters, gokmip.CryptographicParameters{PaddingMethod: gokmip.PaddingMethodPKCS1V1_5}),
+			attr(gokmip.AttributeNameUsageLimits, gokmip.UsageLimits{UsageLimitsTotal: 1000, UsageLimitsUnit: gokmip.UsageLimitsUnitObject})),
+		Object: &gokmip.PublicKey{KeyBlock: kb}})).UniqueIdentifier
+	count := func() int64 {
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
+		return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
+	}
+	var ranThenRefused []int32
+	ran := 0
+	for limit := int32(1050); limit <= 2600; limit += 3 {
+		before := count()
+		req := batch(v, 0, &payloads.EncryptRequestPayload{UniqueIdentifier: id, Data: []byte{1}})
+		req.Header.MaximumResponseSize = limit
+		resp, err := c.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := resp.BatchItem[0]
+		if it.ResultStatus == gokmip.ResultStatusSuccess {
+			ran++
+		}
+		if it.ResultStatus != gokmip.ResultStatusSuccess && count() != before {
+			ranThenRefused = append(ranThenRefused, limit)
+			t.Logf("limit %d: use spent, answered %v %q", limit, it.ResultReason, it.ResultMessage)
+		}
+	}
+	if ran == 0 {
+		t.Fatal("the Encrypt ran at no limit up to 2600 bytes")
+	}
+	if len(ranThenRefused) > 0 {
+		t.Fatalf("at limits %v an Encrypt spent a use of the key and was answered Response Too Large", ranThenRefused)
+	}
+}
+
+// The same last part in an Undo batch: the batch is undone, and the stream,
+// which lives in the token and not in the store, must not have been ended.
+func TestMaximumResponseSizeStreamedGCMDecryptUndo(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "r", "all", "all")
+	cert, _ := e.Credential(t, "r", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	yes := true
+	key := bytes.Repeat([]byte{3}, 16)
+	id := registerAES(t, c, key, activeNow())
+	blk, _ := aes.NewCipher(key)
+	g, _ := cipher.NewGCM(blk)
+	iv := make([]byte, 12)
+	sealed := g.Seal(nil, iv, make([]byte, 8192), nil)
+	ct, tag := sealed[:8192], sealed[8192:]
+	gcm := params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM})
+	first := must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
+		CryptographicParameters: gcm, IVCounterNonce: iv, Data: ct}))
+	req := batch(v, gokmip.BatchErrorContinuationOptionUndo, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
+	req.Header.MaximumResponseSize = 4096
+	resp, err := c.Send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := do(t, c, v, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
+	if it := resp.BatchItem[0]; it.ResultReason != gokmip.ResultReasonResponseTooLarge || retry.ResultStatus != gokmip.ResultStatusSuccess {
+		t.Fatalf("Undo batch: %v %v %q; the part again without a limit: %v %v", it.ResultStatus, it.ResultReason, it.ResultMessage, retry.ResultStatus, retry.ResultReason)
+	}
+}
+
+// The first Get of an object durably clears its Fresh attribute: a Get
+// whose answer cannot fit the Maximum Response Size leaves it set.
+func TestMaximumResponseSizeGetOfAFreshObject(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "r", "all", "all")
+	cert, _ := e.Credential(t, "r", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	id := must[*payloads.RegisterResponsePayload](t, do(t, c, v, &payloads.RegisterRequestPayload{
+		ObjectType: gokmip.ObjectTypeSecretData, Object: secretData(fill(8192, 7))})).UniqueIdentifier
+	fresh := func() any {
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameFresh}}))
+		if len(ga.Attribute) == 0 {
+			return nil
+		}
+		return ga.Attribute[0].AttributeValue
+	}
+	before := fresh()
+	req := batch(v, 0, &payloads.GetRequestPayload{UniqueIdentifier: id})
+	req.Header.MaximumResponseSize = 2048
+	resp, err := c.Send(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := resp.BatchItem[0]
+	after := fresh()
+	if before != true || after != true || it.ResultReason != gokmip.ResultReasonResponseTooLarge {
+		t.Fatalf("Fresh %v -> %v; Get under 2048 bytes answered %v %v %q", before, after, it.ResultStatus, it.ResultReason, it.ResultMessage)
+	}
+	// With room, the Get serves the object and clears Fresh.
+	must[*payloads.GetResponsePayload](t, do(t, c, v, &payloads.GetRequestPayload{UniqueIdentifier: id}))
+	if got := fresh(); got != false {
+		t.Fatalf("Fresh after a Get: %v", got)
+	}
+}
