@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskmsapi "github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
 // An import whose answer was lost reached Cloud KMS: the distribution has
@@ -71,5 +73,39 @@ func TestAWSRemovalAfterALostCreateKey(t *testing.T) {
 		if k.State != "PendingDeletion" {
 			t.Fatalf("AWS key %s (%q) is %s after the removal", k.ID, k.Description, k.State)
 		}
+	}
+}
+
+// Looking for a key a lost CreateKey made passes over keys these
+// credentials may not describe (another team's): a CreateKey that AWS
+// refused made nothing, and removing its distribution must not fail on
+// them, nor must a retried import.
+func TestAWSLookupPassesOverUnreadableKeys(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	out, err := c.awsSDK().CreateKey(ctx, &awskmsapi.CreateKeyInput{Description: aws.String("another team's key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.awsFake.Deny(*out.KeyMetadata.KeyId, "DescribeKey", "ListResourceTags")
+	req := keyOn(t, e, c, "aws", mount)
+	c.fail("CreateKey", 1)
+	if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+		t.Fatal("a distribution whose CreateKey was refused succeeded")
+	}
+	if n := c.created("k"); n != 0 {
+		t.Fatalf("%d AWS keys made by a refused CreateKey", n)
+	}
+	// The retried import looks for the key the first attempt may have made.
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	c.fail("CreateKey", 1)
+	if _, err := e.m.Rotate(ctx, mount, "k"); err == nil {
+		t.Fatal("a rotation whose CreateKey was refused succeeded")
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "aws", "k"); err != nil {
+		t.Fatalf("removal: %v", err)
 	}
 }

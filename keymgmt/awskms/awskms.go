@@ -322,6 +322,12 @@ func (p *Provider) findCreated(ctx context.Context, desc string) (string, string
 				d, err = p.c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: e.KeyId})
 				return err
 			})
+			var nf *types.NotFoundException
+			if accessDenied(err) || errors.As(err, &nf) {
+				// A key whose policy hides it from these credentials (or
+				// gone since the listing) was not made by them.
+				continue
+			}
 			if err != nil {
 				return "", "", p.fail("DescribeKey", err)
 			}
