@@ -312,10 +312,34 @@ func (m *Manager) List(ctx context.Context, mount string) ([]string, error) {
 // (lower versions disabled there, the others enabled).
 func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (*Key, error) {
 	var keyID string
+	if u.MinEnabledVersion != nil {
+		// The change, its mark on the distributions and its push run under
+		// the key's lock: a sync under way would otherwise save its record
+		// over the mark, and a push lost after that would never be retried.
+		err := m.st.View(ctx, func(tx store.Tx) error {
+			k, err := tx.GetKey(ctx, mount, name)
+			if err != nil {
+				return notFound(err, name)
+			}
+			keyID = k.ID
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		unlock, err := m.lock(ctx, keyID)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		k, err := tx.GetKey(ctx, mount, name)
 		if err != nil {
 			return notFound(err, name)
+		}
+		if u.MinEnabledVersion != nil && k.ID != keyID {
+			return fault.New(fault.Conflict, "key %q was replaced while it was being updated; try again", name)
 		}
 		if u.MinEnabledVersion != nil {
 			v := *u.MinEnabledVersion
@@ -342,11 +366,7 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 	}
 	if u.MinEnabledVersion != nil {
 		// Pushed even when unchanged: writing it again retries a failed push.
-		var unlock func()
-		if unlock, err = m.lock(ctx, keyID); err == nil {
-			err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
-			unlock()
-		}
+		err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
 	}
 	k, gerr := m.Get(ctx, mount, name)
 	if gerr != nil {

@@ -132,3 +132,43 @@ func ageDistributions(t *testing.T, e *testEnv, d time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// A min_enabled_version change waits for the key's lock before it commits:
+// a sync that holds the lock would otherwise save its record over the
+// change's mark on the distribution.
+func TestMinEnabledChangeWaitsForTheKeyLock(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	distributeAES(t, e, "aws", "k")
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	var sk *store.Key
+	if err := e.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		sk, err = tx.GetKey(ctx, mount, "k")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := e.m.lock(ctx, sk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.m.UpdateKey(ctx, mount, "k", Update{MinEnabledVersion: intp(2)})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if got, err := e.m.Get(ctx, mount, "k"); err != nil || got.MinEnabledVersion != 0 {
+		t.Fatalf("while another holds the key's lock: min_enabled_version %d, %v", got.MinEnabledVersion, err)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "aws", "k", map[int]bool{1: false, 2: true}, 2)
+}
