@@ -98,39 +98,22 @@ func (s *Server) writeKMS(ctx context.Context, req *Request) (*Response, error) 
 	if req.Op == OpCreate && u.Credentials == nil {
 		return nil, fault.New(fault.BadInput, "credentials are required")
 	}
-	if err := s.checkEndpointChange(ctx, req, u.Endpoint); err != nil {
-		return nil, err
+	if u.Endpoint != nil && *u.Endpoint != "" {
+		// Whoever sets an endpoint decides where every key distributed
+		// there is sent, and a host that is no cloud would unwrap them: a
+		// new one needs sudo on the path. The same one again, or none,
+		// needs no more than the write.
+		ok, err := s.hasSudo(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		u.EndpointFixed = !ok
 	}
 	k, err := s.d.Keys.WriteKMS(ctx, req.Mount.UUID, req.Params["name"], u)
 	if err != nil {
 		return nil, err
 	}
 	return &Response{Data: kmsData(k)}, nil
-}
-
-// checkEndpointChange asks sudo on the path of a write that points a kms at
-// a new endpoint: whoever sets it decides where every key distributed there
-// is sent, and a host that is no cloud would unwrap them. Clearing it, or
-// writing the same one again, needs no more than the write.
-func (s *Server) checkEndpointChange(ctx context.Context, req *Request, endpoint *string) error {
-	if endpoint == nil || *endpoint == "" {
-		return nil
-	}
-	cur, err := s.d.Keys.ReadKMS(ctx, req.Mount.UUID, req.Params["name"])
-	if err == nil && cur.Endpoint == *endpoint {
-		return nil
-	}
-	if err != nil && fault.KindOf(err) != fault.NotFound {
-		return err
-	}
-	ok, err := s.hasSudo(ctx, req)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fault.New(fault.Permission, "permission denied: setting a kms endpoint needs sudo on the path (keys distributed there are sent to it)")
-	}
-	return nil
 }
 
 func (s *Server) readKMS(ctx context.Context, req *Request) (*Response, error) {

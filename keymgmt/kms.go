@@ -37,6 +37,10 @@ type KMSUpdate struct {
 	Endpoint      *string
 	Timeout       *time.Duration
 	OAEPHash      *string
+	// EndpointFixed refuses a write that would set a new non-empty
+	// endpoint (the caller may not choose one; checked in the write's own
+	// transaction).
+	EndpointFixed bool
 }
 
 type kmsRecord struct {
@@ -177,6 +181,9 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 		}{{"key_collection", u.KeyCollection, &r.KeyCollection}, {"endpoint", u.Endpoint, &r.Endpoint}} {
 			if f.in == nil || *f.in == *f.cur {
 				continue
+			}
+			if f.field == "endpoint" && u.EndpointFixed && *f.in != "" {
+				return fault.New(fault.Permission, "permission denied: setting a kms endpoint needs sudo on the path (keys distributed there are sent to it)")
 			}
 			keys, err := m.distributedTo(ctx, tx, mount, name)
 			if err != nil {
