@@ -71,10 +71,11 @@ type Cluster struct {
 	subMu sync.RWMutex
 	subs  []subscription
 
-	fetchMu sync.Mutex
-	applied int64        // the last change seen (under fetchMu)
-	freshAt atomic.Int64 // unix nanos of the start of the last fetch that caught up
-	lagged  atomic.Bool  // the watcher failed its last fetch
+	fetchMu chan struct{} // a lock that waiting can give up (lockFetch)
+	applied int64         // the last change seen (under fetchMu)
+	ready   atomic.Bool   // every handler is subscribed (Ready, Run)
+	freshAt atomic.Int64  // unix nanos of the start of the last fetch that caught up
+	lagged  atomic.Bool   // the watcher failed its last fetch
 
 	leader leaderState
 	jobsMu sync.Mutex
@@ -102,7 +103,7 @@ func New(o Options) *Cluster {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
-	c := &Cluster{o: o}
+	c := &Cluster{o: o, fetchMu: make(chan struct{}, 1)}
 	c.log, _ = o.Store.(store.ChangeLog)
 	c.leases, _ = o.Store.(store.Leases)
 	c.nodes, _ = o.Store.(store.Nodes)
@@ -137,17 +138,38 @@ func (c *Cluster) Begin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.fetchMu.Lock()
+	if err := c.lockFetch(ctx); err != nil {
+		return err
+	}
 	c.applied = seq
-	c.fetchMu.Unlock()
+	c.unlockFetch()
 	c.freshAt.Store(start.UnixNano())
 	return nil
 }
+
+// lockFetch takes the lock of the change log's reading, or gives up when
+// ctx ends (the watcher may be stuck on a database that stopped answering).
+func (c *Cluster) lockFetch(ctx context.Context) error {
+	select {
+	case c.fetchMu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Cluster) unlockFetch() { <-c.fetchMu }
+
+// Ready says that every handler is subscribed: until then Sync and Guard
+// refuse to read the change log, since a change read then would reach no
+// handler and never be handed over again. Run calls it.
+func (c *Cluster) Ready() { c.ready.Store(true) }
 
 // Run starts the watcher, the heartbeat and the leader election; they stop
 // when ctx ends or Close is called.
 func (c *Cluster) Run(ctx context.Context) {
 	ctx, c.cancel = context.WithCancel(ctx)
+	c.Ready()
 	if c.log != nil {
 		c.wg.Go(func() { c.watch(ctx) })
 	}

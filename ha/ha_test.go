@@ -151,7 +151,9 @@ func TestSyncAndGuard(t *testing.T) {
 	if err := b.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// b's watcher is not running: only Sync and Guard catch up.
+	// b's watcher is not running: only Sync and Guard catch up, once b
+	// says its handlers are all subscribed.
+	b.Ready()
 	put(t, sa, "auth/token/revoked")
 	if err := b.Sync(ctx); err != nil {
 		t.Fatalf("sync: %v", err)
@@ -334,6 +336,7 @@ func TestLogPrunedPastANodeDropsEverything(t *testing.T) {
 	b := ha.New(ha.Options{Store: sb, Name: "b"})
 	rb := newRecorder()
 	b.Subscribe("kv:", rb.handle)
+	b.Ready() // no watcher: only Sync catches up
 	ctx := t.Context()
 	if err := b.Begin(ctx); err != nil {
 		t.Fatal(err)

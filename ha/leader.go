@@ -81,7 +81,10 @@ func (c *Cluster) elect(ctx context.Context) {
 		c.campaign(ctx)
 		select {
 		case <-ctx.Done():
-			c.stepDown("shutting down")
+			// Give the lease up, so that another node leads at once.
+			rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			c.resign(rctx)
+			cancel()
 			return
 		case <-t.C:
 		}
@@ -126,6 +129,9 @@ func (c *Cluster) campaign(ctx context.Context) {
 
 // lead starts this node's term: every job runs until the term ends.
 func (c *Cluster) lead(ctx context.Context, l *store.Lease) {
+	if !time.Now().Before(l.Deadline) {
+		return // the term ran out before it began (a pause): campaign again
+	}
 	c.leader.mu.Lock()
 	defer c.leader.mu.Unlock()
 	jctx, cancel := context.WithCancel(ctx)

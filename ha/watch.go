@@ -56,15 +56,25 @@ func (c *Cluster) watch(ctx context.Context) {
 
 // fetch applies every change committed so far. Callers must not hold fetchMu.
 func (c *Cluster) fetch(ctx context.Context) error {
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
+	if err := c.lockFetch(ctx); err != nil {
+		return err
+	}
+	defer c.unlockFetch()
 	return c.fetchLocked(ctx, time.Now())
 }
 
+// fetchLocked reads the log and hands the changes to the handlers. Each
+// read is bounded by MaxStaleness (a database that stopped answering must
+// not hold the lock that every guarded request waits for); the handlers
+// run to their end whatever becomes of the caller (a REST request that
+// went away), since a change handed over is not handed over again.
 func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
 	const page = 1000
+	hctx := context.WithoutCancel(ctx)
 	for {
-		changes, oldest, err := c.log.ChangesSince(ctx, c.applied, page)
+		rctx, cancel := context.WithTimeout(ctx, max(c.o.MaxStaleness, time.Second))
+		changes, oldest, err := c.log.ChangesSince(rctx, c.applied, page)
+		cancel()
 		if err != nil {
 			c.lagged.Store(true)
 			return err
@@ -72,14 +82,14 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
 		if oldest > c.applied+1 {
 			// The log was pruned past this node: it cannot know what changed.
 			c.o.Logger.Warn("ha: the change log was pruned past this node; dropping every cache", "applied", c.applied, "oldest", oldest)
-			c.dispatchAll(ctx, nil)
+			c.dispatchAll(hctx, nil)
 		}
 		for _, ch := range changes {
 			c.applied = ch.Seq
 			if ch.Node == c.id {
 				continue // this node's own write: its caches know
 			}
-			c.dispatch(ctx, ch.Paths)
+			c.dispatch(hctx, ch.Paths)
 		}
 		if len(changes) < page {
 			break
@@ -146,9 +156,16 @@ func (c *Cluster) Sync(ctx context.Context) error {
 	if c.log == nil {
 		return nil
 	}
+	if !c.ready.Load() {
+		// The handlers are not all subscribed yet: a change read now would
+		// reach none of them and never be handed over again.
+		return fault.New(fault.Unavailable, "this node is starting; retry")
+	}
 	called := time.Now()
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
+	if err := c.lockFetch(ctx); err != nil {
+		return fault.Wrap(fault.Unavailable, err, "this node cannot read the cluster's change log")
+	}
+	defer c.unlockFetch()
 	if c.freshAt.Load() >= called.UnixNano() {
 		return nil
 	}

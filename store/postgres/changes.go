@@ -18,25 +18,25 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	if limit <= 0 {
 		limit = 1000
 	}
+	// The list is read before the oldest number, each statement with its
+	// own snapshot: a prune between them makes the oldest number larger,
+	// so the caller drops everything rather than miss the pruned changes
+	// (the other order would hide a prune that came first).
 	b := &pgx.Batch{}
-	b.Queue(`SELECT COALESCE(MIN(seq), 0) FROM changes`)
 	b.Queue(`SELECT seq, node, paths FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	b.Queue(`SELECT COALESCE(MIN(seq), 0) FROM changes`)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	var oldest int64
-	if err := br.QueryRow().Scan(&oldest); err != nil {
-		return nil, 0, s.closedOr(wrap("changes", err))
-	}
 	rows, err := br.Query()
 	if err != nil {
 		return nil, 0, s.closedOr(wrap("changes", err))
 	}
-	defer rows.Close()
 	var out []store.Change
 	for rows.Next() {
 		var c store.Change
 		var paths [][]byte
 		if err := rows.Scan(&c.Seq, &c.Node, &paths); err != nil {
+			rows.Close()
 			return nil, 0, wrap("changes", err)
 		}
 		c.Paths = make([]string, len(paths))
@@ -45,7 +45,15 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		}
 		out = append(out, c)
 	}
-	return out, oldest, wrap("changes", rows.Err())
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, s.closedOr(wrap("changes", err))
+	}
+	var oldest int64
+	if err := br.QueryRow().Scan(&oldest); err != nil {
+		return nil, 0, s.closedOr(wrap("changes", err))
+	}
+	return out, oldest, nil
 }
 
 // LatestChange returns the newest change's sequence number, 0 if none.

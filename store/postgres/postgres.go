@@ -78,6 +78,27 @@ var (
 	_ store.Nodes     = (*Store)(nil)
 )
 
+// sessionDefaults are the server settings of every connection: an Update
+// left idle in its transaction for 30 s is ended (no Update waits that long
+// between its statements), and a silent client is found dead after about
+// 10 s + 3 × 5 s of keepalive probes.
+var sessionDefaults = map[string]string{
+	"idle_in_transaction_session_timeout": "30000",
+	"tcp_keepalives_idle":                 "10",
+	"tcp_keepalives_interval":             "5",
+	"tcp_keepalives_count":                "3",
+}
+
+// applySessionDefaults sets in params each of sessionDefaults the
+// connection URL did not set.
+func applySessionDefaults(params map[string]string) {
+	for name, value := range sessionDefaults {
+		if params[name] == "" {
+			params[name] = value
+		}
+	}
+}
+
 // Open connects to the database and brings its schema up to date; nodes
 // starting at once take turns (an advisory lock), so a migration runs once.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -95,6 +116,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "keyhold"
 	}
+	// A node whose host dies, or is cut off, sends the database no FIN: its
+	// backend would hold the writers' lock (inside an Update) or a key's
+	// lock (Locker) until the server's TCP keepalive noticed, two hours by
+	// default, and every write of every node would wait. The server drops
+	// a transaction left idle, and probes idle clients, much sooner. The
+	// connection URL may set other values.
+	applySessionDefaults(pc.ConnConfig.RuntimeParams)
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 16
 	}

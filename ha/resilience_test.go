@@ -1,0 +1,274 @@
+package ha_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/ha"
+	"github.com/keyhold/keyhold/store"
+)
+
+// Failures of the database link and of the callers, seen from the cluster.
+
+// A clean Close gives the leader lease up, so that another node leads at
+// once instead of after the lease's ttl.
+func TestCloseReleasesTheLeaderLease(t *testing.T) {
+	url := schema(t)
+	sa := nodeStore(t, url)
+	a := ha.New(ha.Options{Store: sa, Name: "a", LeaseTTL: 10 * time.Second})
+	ctx := t.Context()
+	if err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Run(ctx)
+	for deadline := time.Now().Add(5 * time.Second); !a.Leading(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a does not lead")
+		}
+	}
+	a.Close()
+	l, err := sa.GetLease(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.Until(l.ExpiresAt); left > time.Second {
+		t.Fatalf("after a clean Close the leader lease runs %v more", left.Round(time.Millisecond))
+	}
+}
+
+// A handler runs to its end even when the request whose Sync handed it a
+// change goes away meanwhile: the change is not handed over again.
+func TestChangeAppliedWhenTheSyncCallerGoesAway(t *testing.T) {
+	url := schema(t)
+	sa, sb := nodeStore(t, url), nodeStore(t, url)
+	b := ha.New(ha.Options{Store: sb, Name: "b"})
+	var mu sync.Mutex
+	applied := map[string]bool{}
+	var cancelCaller context.CancelFunc
+	// As the mount table's handler does: read the store with the context given.
+	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) {
+		mu.Lock()
+		if cancelCaller != nil {
+			cancelCaller() // the REST client disconnects now
+		}
+		mu.Unlock()
+		err := sb.View(ctx, func(tx store.Tx) error { _, err := tx.List(ctx, "sys/mounts/"); return err })
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			t.Logf("reload of %q failed: %v", paths, err)
+			return
+		}
+		for _, p := range paths {
+			applied[p] = true
+		}
+	})
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Run(ctx)
+	t.Cleanup(b.Close)
+	put(t, sa, "sys/mounts/one")
+	caller, cancel := context.WithCancel(ctx)
+	mu.Lock()
+	cancelCaller = cancel
+	mu.Unlock()
+	_ = b.Sync(caller)
+	mu.Lock()
+	cancelCaller = nil
+	mu.Unlock()
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		ok := applied["kv:sys/mounts/one"]
+		mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the change was never applied: its handler failed with the caller's cancelled context")
+		}
+	}
+}
+
+// A Sync before the node is ready (its listeners come up before every
+// handler is subscribed) must not read changes that no handler would get.
+func TestSyncBeforeRunReadsNothing(t *testing.T) {
+	url := schema(t)
+	sa, sb := nodeStore(t, url), nodeStore(t, url)
+	b := ha.New(ha.Options{Store: sb, Name: "b"})
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put(t, sa, "kmip/m/revoked/1234") // another node revokes a certificate
+	if err := b.Sync(ctx); err == nil {
+		t.Fatal("a Sync before the node was ready succeeded")
+	}
+	rb := newRecorder()
+	b.Subscribe("kv:kmip/", rb.handle)
+	b.Run(ctx)
+	t.Cleanup(b.Close)
+	select {
+	case <-rb.ch:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the revocation never reached the handler: the early Sync consumed it")
+	}
+}
+
+// blackhole forwards TCP to the database until frozen; then it forwards
+// nothing and closes nothing, as when a node's host dies or is cut off
+// (no FIN, no RST reaches the database).
+type blackhole struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	frozen chan struct{}
+	conns  []net.Conn
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, frozen: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c, d)
+			b.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					select {
+					case <-b.frozen:
+						return // swallow, keep both sockets open
+					default:
+					}
+					if n > 0 {
+						dst.Write(buf[:n])
+					}
+					if err != nil {
+						dst.Close()
+						return
+					}
+				}
+			}
+			go pipe(d, c)
+			go pipe(c, d)
+		}
+	}()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *blackhole) freeze() { close(b.frozen) }
+
+func (b *blackhole) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
+
+// withParam adds a run-time parameter to a connection URL.
+func withParam(url, name, value string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + name + "=" + value
+}
+
+// throughBlackhole returns url going through a link that can be cut.
+func throughBlackhole(t *testing.T, url string) (string, *blackhole) {
+	port := strconv.Itoa(srv.Port)
+	bh := newBlackhole(t, "127.0.0.1:"+port)
+	_, bhPort, _ := net.SplitHostPort(bh.ln.Addr().String())
+	return strings.Replace(url, ":"+port+"/", ":"+bhPort+"/", 1), bh
+}
+
+// A node whose host dies inside an Update (no FIN reaches the database)
+// holds the writers' lock only until its idle transaction is ended: the
+// store sets idle_in_transaction_session_timeout (30 s by default; 2 s
+// here through the URL, which may override it).
+func TestDeadHostInsideAnUpdateReleasesTheWriters(t *testing.T) {
+	url := schema(t)
+	cut, bh := throughBlackhole(t, withParam(url, "idle_in_transaction_session_timeout", "2000"))
+	sa := nodeStore(t, cut)
+	sb := nodeStore(t, url)
+	release := make(chan struct{})
+	t.Cleanup(func() { bh.close(); close(release) })
+	ctx := t.Context()
+	inTx := make(chan struct{})
+	go sa.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.Put(ctx, "a", []byte("1")); err != nil {
+			return err
+		}
+		close(inTx)
+		<-release // node a's host is gone
+		return nil
+	})
+	<-inTx
+	bh.freeze()
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := sb.Update(wctx, func(tx store.Tx) error { return tx.Put(wctx, "b", []byte("1")) }); err != nil {
+		t.Fatalf("node b could not write for %v while node a's dead host held the writers' lock: %v", time.Since(start).Round(time.Second), err)
+	}
+}
+
+// When the database stops answering (no RST), the watcher's read is
+// bounded and a guarded request fails within its own time instead of
+// waiting for the watcher.
+func TestGuardIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
+	url := schema(t)
+	cut, bh := throughBlackhole(t, url)
+	sb := nodeStore(t, cut)
+	t.Cleanup(bh.close)
+	b := ha.New(ha.Options{Store: sb, Name: "b", MaxStaleness: 500 * time.Millisecond})
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Run(ctx)
+	time.Sleep(300 * time.Millisecond)
+	bh.freeze()
+	time.Sleep(time.Second) // the watcher is inside a read that gets no answer
+	done := make(chan error, 1)
+	go func() {
+		gctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done <- b.Guard(gctx)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Guard let a request through without the database")
+		}
+		if errors.Is(err, context.Canceled) {
+			t.Fatalf("Guard: %v", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("Guard with a 2 s context has not returned after 4 s")
+	}
+}
