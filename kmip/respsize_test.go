@@ -12,6 +12,27 @@ import (
 	"github.com/ovh/kmip-go/payloads"
 )
 
+// beginGCMDecryption registers an AES key (with attrs) and sends the first
+// part of a streamed AES-GCM decryption of 8 KiB, whose plaintext the token
+// holds back until the last part; it returns the key, the first answer and
+// the tag the last part needs.
+func beginGCMDecryption(t *testing.T, c *kmiptest.Client, attrs ...gokmip.Attribute) (string, *payloads.DecryptResponsePayload, []byte) {
+	t.Helper()
+	key := bytes.Repeat([]byte{3}, 16)
+	id := registerAES(t, c, key, append([]gokmip.Attribute{activeNow()}, attrs...)...)
+	blk, _ := aes.NewCipher(key)
+	g, _ := cipher.NewGCM(blk)
+	iv := make([]byte, 12)
+	sealed := g.Seal(nil, iv, make([]byte, 8192), nil)
+	yes := true
+	first := must[*payloads.DecryptResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
+		CryptographicParameters: params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM}), IVCounterNonce: iv, Data: sealed[:8192]}))
+	if len(first.Data) != 0 {
+		t.Fatalf("the token gave %d bytes before the tag", len(first.Data))
+	}
+	return id, first, sealed[8192:]
+}
+
 // The last part of a streamed AES-GCM Decrypt is a few dozen bytes, but its
 // answer is all the plaintext the token held back. If that cannot fit the
 // Maximum Response Size, the part is refused before it ends the stream or
@@ -23,20 +44,8 @@ func TestMaximumResponseSizeStreamedGCMDecrypt(t *testing.T) {
 	c := e.Dial(t, cert)
 	v := gokmip.V1_4
 	yes := true
-	key := bytes.Repeat([]byte{3}, 16)
-	id := registerAES(t, c, key, activeNow(), attr(gokmip.AttributeNameUsageLimits,
+	id, first, tag := beginGCMDecryption(t, c, attr(gokmip.AttributeNameUsageLimits,
 		gokmip.UsageLimits{UsageLimitsTotal: 10, UsageLimitsUnit: gokmip.UsageLimitsUnitObject}))
-	blk, _ := aes.NewCipher(key)
-	g, _ := cipher.NewGCM(blk)
-	iv := make([]byte, 12)
-	sealed := g.Seal(nil, iv, make([]byte, 8192), nil)
-	ct, tag := sealed[:8192], sealed[8192:]
-	gcm := params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM})
-	first := must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
-		CryptographicParameters: gcm, IVCounterNonce: iv, Data: ct}))
-	if len(first.Data) != 0 {
-		t.Fatalf("the token gave %d bytes before the tag", len(first.Data))
-	}
 	count := func() int64 {
 		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
 			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
@@ -119,16 +128,7 @@ func TestMaximumResponseSizeStreamedGCMDecryptUndo(t *testing.T) {
 	c := e.Dial(t, cert)
 	v := gokmip.V1_4
 	yes := true
-	key := bytes.Repeat([]byte{3}, 16)
-	id := registerAES(t, c, key, activeNow())
-	blk, _ := aes.NewCipher(key)
-	g, _ := cipher.NewGCM(blk)
-	iv := make([]byte, 12)
-	sealed := g.Seal(nil, iv, make([]byte, 8192), nil)
-	ct, tag := sealed[:8192], sealed[8192:]
-	gcm := params(gokmip.CryptographicParameters{BlockCipherMode: gokmip.BlockCipherModeGCM})
-	first := must[*payloads.DecryptResponsePayload](t, do(t, c, v, &payloads.DecryptRequestPayload{UniqueIdentifier: id, InitIndicator: &yes,
-		CryptographicParameters: gcm, IVCounterNonce: iv, Data: ct}))
+	_, first, tag := beginGCMDecryption(t, c)
 	req := batch(v, gokmip.BatchErrorContinuationOptionUndo, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
 	req.Header.MaximumResponseSize = 4096
 	resp, err := c.Send(req)
