@@ -162,6 +162,9 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	if err := prov.Check(pk); err != nil {
 		return nil, err
 	}
+	if err := m.checkSoftwareOAEP(kr); err != nil {
+		return nil, err
+	}
 	unlock, err := m.lock(ctx, key.ID)
 	if err != nil {
 		return nil, err
@@ -202,6 +205,17 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 		return nil, err
 	}
 	return m.sync(ctx, mount, req.KMS, req.Key, prov)
+}
+
+// checkSoftwareOAEP refuses, before anything is made in the cloud, a
+// distribution whose wraps would need OAEP in software when that is
+// forbidden: the AWS and GCP schemes of oaep_hash=sha256 on a token without
+// OAEP-SHA-256 (Azure's BYOK scheme is OAEP-SHA-1, which every token does).
+func (m *Manager) checkSoftwareOAEP(kr *kmsRecord) error {
+	if !m.o.ForbidSoftwareOAEP || kr.OAEPHash != "sha256" || kr.Provider == provider.AzureKeyVault || m.h.Capabilities().OAEP(crypto.SHA256) {
+		return nil
+	}
+	return fault.New(fault.Unsupported, "kms %q wraps with RSA-OAEP SHA-256, which the token cannot do, and OAEP of the ephemeral key in software is forbidden (keymgmt forbid_software_oaep); set oaep_hash=sha1 on the kms to use the token's", kr.Name)
 }
 
 // errRemoving: sync refuses a distribution whose removal is under way.

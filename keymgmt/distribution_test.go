@@ -433,8 +433,11 @@ func TestSoftwareOAEPSwitch(t *testing.T) {
 	}
 	req := DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"sign", "verify"}}
 	_, err := e.m.Distribute(ctx, mount, req)
-	if fault.KindOf(err) != fault.Unsupported || !strings.Contains(err.Error(), "forbidden") {
+	if fault.KindOf(err) != fault.Unsupported || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "oaep_hash=sha1") {
 		t.Fatalf("got %v", err)
+	}
+	if n := c.created("k"); n != 0 {
+		t.Fatalf("a refused distribution made %d keys in AWS", n)
 	}
 	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{OAEPHash: strp("sha1")}); err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func Wrap(ctx context.Context, tok Token, req Request) (*Result, error) {
 	if sp.Hybrid {
 		t, err = tok.WrapRSAAES(ctx, tr)
 		if errors.Is(err, hsm.ErrUnsupported) {
-			return nil, fault.Wrap(fault.Unsupported, err, "%s needs RSA-OAEP with %v, which the token cannot do, and OAEP of the ephemeral key in software is forbidden (byok allow_software_oaep)", req.Scheme, sp.Hash)
+			return nil, fault.Wrap(fault.Unsupported, err, "%s needs RSA-OAEP with %v, which the token cannot do, and OAEP of the ephemeral key in software is forbidden (keymgmt forbid_software_oaep); a kms with oaep_hash=sha1 uses the token's", req.Scheme, sp.Hash)
 		}
 	} else {
 		t, err = tok.WrapOAEP(ctx, tr)
