@@ -137,7 +137,14 @@ func (c *Cluster) lead(ctx context.Context, l *store.Lease) {
 	jctx, cancel := context.WithCancel(ctx)
 	running := &sync.WaitGroup{}
 	c.leader.lease, c.leader.since, c.leader.cancel, c.leader.running = l, time.Now(), cancel, running
-	c.leader.expire = time.AfterFunc(time.Until(l.Deadline), func() { c.stepDown("the leader lease ran out before it was renewed") })
+	epoch := l.Epoch
+	c.leader.expire = time.AfterFunc(time.Until(l.Deadline), func() {
+		// Only this term, and only if no renewal moved its deadline on
+		// meanwhile (the timer may fire while a renewal holds the lock).
+		c.stepDownIf("the leader lease ran out before it was renewed", func(cur *store.Lease) bool {
+			return cur.Epoch == epoch && !time.Now().Before(cur.Deadline)
+		})
+	})
 	c.o.Logger.Info("ha: this node leads the background jobs", "node", c.o.Name, "epoch", l.Epoch)
 	c.jobsMu.Lock()
 	jobs := c.jobs
@@ -159,9 +166,13 @@ func (c *Cluster) renewed(l *store.Lease) {
 }
 
 // stepDown ends the term: the jobs' context ends and they are waited for.
-func (c *Cluster) stepDown(why string) {
+func (c *Cluster) stepDown(why string) { c.stepDownIf(why, nil) }
+
+// stepDownIf ends the term if there is one and (with a test) the test holds
+// for its lease, decided under the leader's lock.
+func (c *Cluster) stepDownIf(why string, test func(*store.Lease) bool) {
 	c.leader.mu.Lock()
-	if c.leader.lease == nil {
+	if c.leader.lease == nil || test != nil && !test(c.leader.lease) {
 		c.leader.mu.Unlock()
 		return
 	}
