@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+	"github.com/keyhold/keyhold/store"
 )
 
 func mountKeymgmt(t *testing.T, c *vault.Client, path string) {
@@ -277,4 +279,33 @@ func TestConcurrentRotationsNeverLoseOrDuplicate(t *testing.T) {
 	if len(vs) != want {
 		t.Fatalf("%d versions, want %d", len(vs), want)
 	}
+}
+
+// A mount another node enabled, which this node has not loaded yet, still
+// blocks its path and the paths nested in or around it: the check is made
+// against the store, in the write's own transaction.
+func TestMountConflictsWithAnotherNodesMount(t *testing.T) {
+	env := newTestEnv(t)
+	c := env.client(t, testRootToken)
+	ctx := context.Background()
+	// Another node's mount, as it stands in the shared store.
+	other := `{"path":"team-b/keys","type":"keymgmt","uuid":"0f0e0d0c-0b0a-0908-0706-050403020100"}`
+	if err := env.store.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, "sys/mounts/team-b/keys", []byte(other)) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ path, msg string }{
+		{"team-b/keys", "already in use"},
+		{"team-b/keys/inner", "overlaps"},
+		{"team-b", "overlaps"},
+	} {
+		err := c.Sys().Mount(f.path, &vault.MountInput{Type: "keymgmt"})
+		if statusOfErr(err) != 409 || !strings.Contains(err.Error(), f.msg) {
+			t.Fatalf("mount at %s beside another node's team-b/keys: %v", f.path, err)
+		}
+	}
+	var got []byte
+	if err := env.store.View(ctx, func(tx store.Tx) (err error) { got, err = tx.Get(ctx, "sys/mounts/team-b/keys"); return err }); err != nil || string(got) != other {
+		t.Fatalf("the other node's mount after the refusals: %s, %v", got, err)
+	}
+	mountKeymgmt(t, c, "team-c/keys")
 }

@@ -114,18 +114,39 @@ func (t *mountTable) add(ctx context.Context, m *Mount) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for p := range t.m {
-		if p == m.Path {
-			return fault.New(fault.Conflict, "path is already in use at %s/", p)
-		}
-		if strings.HasPrefix(m.Path, p+"/") || strings.HasPrefix(p, m.Path+"/") {
-			return fault.New(fault.Conflict, "path %s/ overlaps the mount at %s/", m.Path, p)
+		if err := mountConflict(m.Path, p); err != nil {
+			return err
 		}
 	}
 	b, _ := json.Marshal(m)
-	if err := t.st.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, mountKVPrefix+m.Path, b) }); err != nil {
+	if err := t.st.Update(ctx, func(tx store.Tx) error {
+		// Again against the store: another node may have enabled a mount
+		// this node has not loaded yet.
+		paths, err := tx.List(ctx, mountKVPrefix)
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			if err := mountConflict(m.Path, p); err != nil {
+				return err
+			}
+		}
+		return tx.Put(ctx, mountKVPrefix+m.Path, b)
+	}); err != nil {
 		return err
 	}
 	t.m[m.Path] = m
+	return nil
+}
+
+// mountConflict refuses a new mount at path beside an existing one at p.
+func mountConflict(path, p string) error {
+	if p == path {
+		return fault.New(fault.Conflict, "path is already in use at %s/", p)
+	}
+	if strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") {
+		return fault.New(fault.Conflict, "path %s/ overlaps the mount at %s/", path, p)
+	}
 	return nil
 }
 
