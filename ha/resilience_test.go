@@ -272,3 +272,42 @@ func TestGuardIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
 		t.Fatal("Guard with a 2 s context has not returned after 4 s")
 	}
 }
+
+// A handler reading from a database that stopped answering does not hold
+// shutdown: Close ends the handler's context, and the change stays to be
+// handed over again.
+func TestCloseIsNotHeldByAHandlerOnASilentDatabase(t *testing.T) {
+	url := schema(t)
+	cut, bh := throughBlackhole(t, url)
+	sa, sb := nodeStore(t, url), nodeStore(t, cut)
+	t.Cleanup(bh.close) // before the store closes: its connection is stuck
+	b := ha.New(ha.Options{Store: sb, Name: "b", MaxStaleness: 500 * time.Millisecond})
+	entered, frozen := make(chan struct{}, 1), make(chan struct{})
+	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) {
+		entered <- struct{}{}
+		<-frozen
+		_ = sb.View(ctx, func(tx store.Tx) error { _, err := tx.List(ctx, "sys/mounts/"); return err })
+	})
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Run(ctx)
+	put(t, sa, "sys/mounts/x")
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler was never called")
+	}
+	bh.freeze()
+	close(frozen)
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		bh.close()
+		<-closed
+		t.Fatal("Close waited more than 10 s for a handler reading from a silent database")
+	}
+}

@@ -65,12 +65,13 @@ func (c *Cluster) fetch(ctx context.Context) error {
 
 // fetchLocked reads the log and hands the changes to the handlers. Each
 // read is bounded by MaxStaleness (a database that stopped answering must
-// not hold the lock that every guarded request waits for); the handlers
-// run to their end whatever becomes of the caller (a REST request that
-// went away), since a change handed over is not handed over again.
+// not hold the lock that every guarded request waits for). A change counts
+// as applied only once its handlers returned with ctx still live: if the
+// caller went away meanwhile (a REST request, Guard's deadline, shutdown),
+// a handler may have failed for it, and the next fetch hands the change
+// over again (handlers only reload or forget, so twice is harmless).
 func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
 	const page = 1000
-	hctx := context.WithoutCancel(ctx)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, max(c.o.MaxStaleness, time.Second))
 		changes, oldest, err := c.log.ChangesSince(rctx, c.applied, page)
@@ -82,14 +83,19 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
 		if oldest > c.applied+1 {
 			// The log was pruned past this node: it cannot know what changed.
 			c.o.Logger.Warn("ha: the change log was pruned past this node; dropping every cache", "applied", c.applied, "oldest", oldest)
-			c.dispatchAll(hctx, nil)
+			c.dispatchAll(ctx, nil)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 		for _, ch := range changes {
-			c.applied = ch.Seq
-			if ch.Node == c.id {
-				continue // this node's own write: its caches know
+			if ch.Node != c.id { // this node's own writes: its caches know
+				c.dispatch(ctx, ch.Paths)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
-			c.dispatch(hctx, ch.Paths)
+			c.applied = ch.Seq
 		}
 		if len(changes) < page {
 			break
