@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
@@ -316,5 +318,43 @@ func TestKMSEndpointNeedsSudo(t *testing.T) {
 				t.Fatalf("refusal %v does not say sudo is needed", err)
 			}
 		})
+	}
+}
+
+// A writer without sudo who names a new endpoint is refused before the
+// server sends it anything: checking new credentials calls the cloud at
+// the endpoint, with the distributed keys' cloud ids.
+func TestKMSEndpointWithoutSudoIsNotContacted(t *testing.T) {
+	cases, factories := kmsCases(t)
+	env := newKMSTestEnv(t, factories)
+	root := env.client(t, testRootToken)
+	mountKeymgmt(t, root, "keymgmt")
+	aws := cases[0]
+	l := root.Logical()
+	if _, err := l.Write("keymgmt/kms/aws", map[string]any{"provider": aws.provider, "key_collection": aws.collection, "credentials": aws.creds, "endpoint": aws.endpoint}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write("keymgmt/key/k", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write("keymgmt/kms/aws/key/k", map[string]any{"purpose": "encrypt,decrypt"}); err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	t.Cleanup(other.Close)
+	if err := root.Sys().PutPolicy("kms-writer", `path "keymgmt/kms/*" { capabilities = ["create", "update", "read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	writer, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"kms-writer"}})
+	_, err := env.client(t, writer).Logical().Write("keymgmt/kms/aws", map[string]any{"credentials": aws.creds, "endpoint": other.URL})
+	if statusOfErr(err) != 403 || !strings.Contains(err.Error(), "sudo") {
+		t.Errorf("a new endpoint without sudo: %v, want 403 naming sudo", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the endpoint was called %d times before the refusal", n)
 	}
 }

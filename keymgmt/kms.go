@@ -124,6 +124,8 @@ func checkOAEPHash(h string) error {
 	return nil
 }
 
+var errEndpointNeedsSudo = fault.New(fault.Permission, "permission denied: setting a kms endpoint needs sudo on the path (keys distributed there are sent to it)")
+
 // WriteKMS creates or updates a provider. Credentials are sealed in the HSM
 // before they are stored. The provider type cannot change, and the key
 // collection cannot change while keys are distributed there.
@@ -134,6 +136,27 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 	if u.Endpoint != nil {
 		if err := checkEndpoint(*u.Endpoint); err != nil {
 			return nil, err
+		}
+		if u.EndpointFixed && *u.Endpoint != "" {
+			// Refused before anything is sent there (the credentials'
+			// check below calls the endpoint); the write's transaction
+			// checks again.
+			var cur string
+			err := m.st.View(ctx, func(tx store.Tx) error {
+				r, err := m.getKMS(ctx, tx, mount, name)
+				if err == nil {
+					cur = r.Endpoint
+				} else if fault.KindOf(err) == fault.NotFound {
+					err = nil
+				}
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			if cur != *u.Endpoint {
+				return nil, errEndpointNeedsSudo
+			}
 		}
 	}
 	var sealedCreds *sealed
@@ -183,7 +206,7 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 				continue
 			}
 			if f.field == "endpoint" && u.EndpointFixed && *f.in != "" {
-				return fault.New(fault.Permission, "permission denied: setting a kms endpoint needs sudo on the path (keys distributed there are sent to it)")
+				return errEndpointNeedsSudo
 			}
 			keys, err := m.distributedTo(ctx, tx, mount, name)
 			if err != nil {
