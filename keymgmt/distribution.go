@@ -124,6 +124,7 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	}
 	var kr *kmsRecord
 	var key *store.Key
+	exists := false
 	err = m.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		if kr, err = m.getKMS(ctx, tx, mount, req.KMS); err != nil {
@@ -132,10 +133,11 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 		if key, err = tx.GetKey(ctx, mount, req.Key); err != nil {
 			return notFound(err, req.Key)
 		}
-		if len(purposes) == 0 {
-			// Writing an existing distribution again without purposes
-			// retries it as it is.
-			if r, err := m.getDist(ctx, tx, mount, req.KMS, req.Key); err == nil && r.KeyID == key.ID {
+		if r, err := m.getDist(ctx, tx, mount, req.KMS, req.Key); err == nil && r.KeyID == key.ID {
+			exists = true
+			if len(purposes) == 0 {
+				// Writing an existing distribution again without
+				// purposes retries it as it is.
 				purposes = r.Purposes
 				if req.Protection == "" {
 					req.Protection = r.Protection
@@ -162,8 +164,12 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	if err := prov.Check(pk); err != nil {
 		return nil, err
 	}
-	if err := m.checkSoftwareOAEP(kr); err != nil {
-		return nil, err
+	if !exists {
+		// A new distribution is refused before its record is made; an
+		// existing one is checked by sync before a version is imported.
+		if err := m.checkSoftwareOAEP(kr); err != nil {
+			return nil, err
+		}
 	}
 	unlock, err := m.lock(ctx, key.ID)
 	if err != nil {
@@ -224,6 +230,7 @@ var errRemoving = errors.New("keymgmt: the distribution is being removed")
 // sync brings one distribution to the key's state. The caller holds the key's lock.
 func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov provider.Provider) (*Distribution, error) {
 	var r *distRecord
+	var kr *kmsRecord
 	var key *store.Key
 	var versions []store.KeyVersion
 	err := m.st.View(ctx, func(tx store.Tx) error {
@@ -238,6 +245,9 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 		}
 		if key, err = tx.GetKey(ctx, mount, keyName); err != nil {
 			return notFound(err, keyName)
+		}
+		if kr, err = m.getKMS(ctx, tx, mount, kms); err != nil {
+			return err
 		}
 		versions, err = tx.KeyVersions(ctx, key.ID)
 		return err
@@ -278,6 +288,10 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 			if err := save(ctx); err != nil {
 				return nil, err
 			}
+		}
+		if err := m.checkSoftwareOAEP(kr); err != nil {
+			importErr = err // before the cloud makes anything for the version
+			break
 		}
 		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Versions: r.Versions, Save: save,
 			Wrap: m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}

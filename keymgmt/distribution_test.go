@@ -1264,3 +1264,40 @@ func TestKMSEndpointChecks(t *testing.T) {
 		}
 	}
 }
+
+// With forbid_software_oaep switched on after a key was distributed with
+// oaep_hash=sha256 (software OAEP then allowed): writing the distribution
+// again still works while nothing needs wrapping, and a rotation's push is
+// refused before the cloud makes anything for the new version.
+func TestSoftwareOAEPForbiddenAfterDistribution(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	e := newEnv(t, Options{Providers: providers(c), ForbidSoftwareOAEP: true})
+	if e.h.Capabilities().OAEP(sha256Hash) {
+		t.Skip("this token does OAEP-SHA-256 itself")
+	}
+	allowed := NewWithOptions(e.h, e.st, Options{Providers: providers(c)})
+	c.write(t, ctx, allowed, mount, "aws256", nil)
+	if _, err := allowed.Create(ctx, mount, "k2", "rsa-2048"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "aws256", Key: "k2", Purposes: []string{"sign"}}
+	if _, err := allowed.Distribute(ctx, mount, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("writing a complete distribution again under the switch: %v", err)
+	}
+	before := c.created("k2")
+	_, err := e.m.Rotate(ctx, mount, "k2")
+	if err == nil || !strings.Contains(err.Error(), "forbid_software_oaep") {
+		t.Fatalf("rotation under the switch: %v", err)
+	}
+	if after := c.created("k2"); after != before {
+		t.Fatalf("the refused push made %d AWS keys", after-before)
+	}
+	d, err := e.m.ReadDistribution(ctx, mount, "aws256", "k2")
+	if err != nil || d.Status != StatusDistributing || !strings.Contains(d.Error, "forbid_software_oaep") {
+		t.Fatalf("the distribution after the refused push: %+v, %v", d, err)
+	}
+}
