@@ -60,20 +60,26 @@ func (c *Cluster) fetch(ctx context.Context) error {
 		return err
 	}
 	defer c.unlockFetch()
-	return c.fetchLocked(ctx, time.Now())
+	return c.fetchLocked(ctx, time.Now(), watchReadTimeout)
 }
 
+// watchReadTimeout bounds the watcher's reads of the change log. It is
+// long: the watcher is what catches a node up after all, and a page of
+// large changes on a slow link may take seconds; guarded requests do not
+// wait for it (they give the lock up with their own context).
+const watchReadTimeout = 30 * time.Second
+
 // fetchLocked reads the log and hands the changes to the handlers. Each
-// read is bounded by MaxStaleness (a database that stopped answering must
-// not hold the lock that every guarded request waits for). A change counts
+// read is bounded by readTimeout (a database that stopped answering must
+// not hold the lock for long). A change counts
 // as applied only once its handlers returned with ctx still live: if the
 // caller went away meanwhile (a REST request, Guard's deadline, shutdown),
 // a handler may have failed for it, and the next fetch hands the change
 // over again (handlers only reload or forget, so twice is harmless).
-func (c *Cluster) fetchLocked(ctx context.Context, start time.Time) error {
+func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout time.Duration) error {
 	const page = 1000
 	for {
-		rctx, cancel := context.WithTimeout(ctx, max(c.o.MaxStaleness, time.Second))
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		changes, oldest, err := c.log.ChangesSince(rctx, c.applied, page)
 		cancel()
 		if err != nil {
@@ -175,7 +181,7 @@ func (c *Cluster) Sync(ctx context.Context) error {
 	if c.freshAt.Load() >= called.UnixNano() {
 		return nil
 	}
-	if err := c.fetchLocked(ctx, time.Now()); err != nil {
+	if err := c.fetchLocked(ctx, time.Now(), max(c.o.MaxStaleness, time.Second)); err != nil {
 		return fault.Wrap(fault.Unavailable, err, "this node cannot read the cluster's change log")
 	}
 	return nil
