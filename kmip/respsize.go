@@ -16,6 +16,8 @@ import (
 // Get Attributes, ...) runs, and its answer becomes Response Too Large if
 // it does not fit.
 type answerFit struct {
+	s     *server
+	v     kmip.ProtocolVersion
 	req   *wire.Request
 	limit int
 	used  int   // the message without items, and the items answered so far
@@ -33,21 +35,25 @@ type answerFit struct {
 const changeAnswerRoom = 2 << 10
 
 func (s *server) newAnswerFit(v kmip.ProtocolVersion, req *wire.Request, limit int) *answerFit {
-	f := &answerFit{req: req, limit: limit, rest: make([]int, len(req.Items)+1)}
-	f.base = s.encodedSize(v, req, nil)
+	f := &answerFit{s: s, v: v, req: req, limit: limit, rest: make([]int, len(req.Items)+1)}
+	f.base = f.encodedSize(nil)
 	f.used = f.base
 	bare := errorf(kmip.ResultReasonResponseTooLarge, "")
 	for i := len(req.Items) - 1; i >= 0; i-- {
 		r := failed(req.Items[i], bare)
-		f.rest[i] = f.rest[i+1] + s.encodedSize(v, req, &r) - f.base
+		f.rest[i] = f.rest[i+1] + f.itemSize(&r)
 	}
 	return f
 }
 
-// encodedSize is the size of an answer to req holding only r (or no item).
-func (s *server) encodedSize(v kmip.ProtocolVersion, req *wire.Request, r *kmip.ResponseBatchItem) int {
-	resp := &kmip.ResponseMessage{Header: kmip.ResponseHeader{ProtocolVersion: v, TimeStamp: s.m.o.Now().UTC(),
-		ClientCorrelationValue: req.Header.ClientCorrelationValue, BatchCount: int32(len(req.Items))}}
+// least is the size of the smallest answer: each item a bare failure.
+func (f *answerFit) least() int { return f.base + f.rest[0] }
+
+// encodedSize is the size of an answer to the request holding only r (or
+// no item).
+func (f *answerFit) encodedSize(r *kmip.ResponseBatchItem) int {
+	resp := &kmip.ResponseMessage{Header: kmip.ResponseHeader{ProtocolVersion: f.v, TimeStamp: f.s.m.o.Now().UTC(),
+		ClientCorrelationValue: f.req.Header.ClientCorrelationValue, BatchCount: int32(len(f.req.Items))}}
 	if r != nil {
 		resp.BatchItem = []kmip.ResponseBatchItem{*r}
 	}
@@ -57,6 +63,9 @@ func (s *server) encodedSize(v kmip.ProtocolVersion, req *wire.Request, r *kmip.
 	}
 	return len(out)
 }
+
+// itemSize is what item r adds to an answer.
+func (f *answerFit) itemSize(r *kmip.ResponseBatchItem) int { return f.encodedSize(r) - f.base }
 
 // bound is the most the answer of item it may take if it changes state.
 func answerBound(it wire.Item) int {
@@ -78,15 +87,15 @@ func (f *answerFit) admits(i int, it wire.Item) error {
 // settle adds item i's answer r to the answer, first replacing it by a
 // Response Too Large failure if it does not fit (only an item that changed
 // nothing can come to that). It reports whether r was replaced.
-func (s *server) settle(f *answerFit, v kmip.ProtocolVersion, req *wire.Request, i int, r *kmip.ResponseBatchItem) bool {
-	n := s.encodedSize(v, req, r) - f.base
+func (f *answerFit) settle(i int, r *kmip.ResponseBatchItem) bool {
+	n := f.itemSize(r)
 	if f.used+n+f.rest[i+1] <= f.limit {
 		f.used += n
 		return false
 	}
-	*r = failed(req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, "the answer to this item does not fit in the Maximum Response Size of %d bytes", f.limit))
-	if n = s.encodedSize(v, req, r) - f.base; f.used+n+f.rest[i+1] > f.limit {
-		*r = failed(req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, ""))
+	*r = failed(f.req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, "the answer to this item does not fit in the Maximum Response Size of %d bytes", f.limit))
+	if n = f.itemSize(r); f.used+n+f.rest[i+1] > f.limit {
+		*r = failed(f.req.Items[i], errorf(kmip.ResultReasonResponseTooLarge, ""))
 		n = f.rest[i] - f.rest[i+1]
 	}
 	f.used += n
@@ -114,5 +123,5 @@ func (c *call) fits(op kmip.Operation, payload kmip.OperationPayload) error {
 		return nil
 	}
 	r := kmip.ResponseBatchItem{Operation: op, UniqueBatchItemID: c.itemID, ResultStatus: kmip.ResultStatusSuccess, ResponsePayload: payload}
-	return c.room(c.b.s.encodedSize(c.b.version, f.req, &r) - f.base)
+	return c.room(f.itemSize(&r))
 }

@@ -136,11 +136,13 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s.countRefused(ctx, p, err)
 		return s.messageError(version, err), true
 	}
+	var fit *answerFit
 	if limit := int(req.Header.MaximumResponseSize); limit > 0 {
+		fit = s.newAnswerFit(version, req, limit)
 		// An answer that cannot fit even as one bare failure per item
 		// would be refused whole after the items ran: a Create would
 		// make its key and answer Response Too Large. Nothing runs then.
-		if least := s.leastAnswer(version, req); least > limit {
+		if least := fit.least(); least > limit {
 			err := errorf(kmip.ResultReasonResponseTooLarge, "the Maximum Response Size of %d bytes cannot hold an answer to %d items (at least %d bytes); nothing was run", limit, len(req.Items), least)
 			s.countRefused(ctx, p, err)
 			return s.failAll(version, req, err), false
@@ -150,9 +152,7 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 		s: s, st: st, p: p, cred: cred, role: st.role(cred.Scope, cred.Role),
 		version: version, now: s.m.o.Now().UTC(),
 		reqID: strconv.FormatUint(s.seq.Add(1), 36) + "-" + randomHex(6),
-	}
-	if limit := int(req.Header.MaximumResponseSize); limit > 0 {
-		b.fit = s.newAnswerFit(version, req, limit)
+		fit:   fit,
 	}
 	items := b.run(ctx, req)
 	resp := &kmip.ResponseMessage{
@@ -176,16 +176,6 @@ func (s *server) handle(ctx context.Context, p *peer, msg []byte) (out []byte, c
 	}
 	s.debugResponse(ctx, out)
 	return out, false
-}
-
-// leastAnswer is the size of the smallest answer to req: each item a
-// failure without a message.
-func (s *server) leastAnswer(v kmip.ProtocolVersion, req *wire.Request) int {
-	out, err := s.encodeAll(v, req, errorf(kmip.ResultReasonResponseTooLarge, ""))
-	if err != nil {
-		return 0
-	}
-	return len(out)
 }
 
 // failAll answers every item of req with err, none of them run.
@@ -322,7 +312,7 @@ func (b *batch) run(ctx context.Context, req *wire.Request) []kmip.ResponseBatch
 		var out []kmip.ResponseBatchItem
 		for i, it := range req.Items {
 			r, ev := b.item(ctx, i, it)
-			b.fitAnswer(req, i, &r)
+			b.fitAnswer(i, &r)
 			b.finish(ctx, ev, &r)
 			out = append(out, r)
 			if r.ResultStatus != kmip.ResultStatusSuccess && opt == kmip.BatchErrorContinuationOptionStop {
@@ -395,7 +385,7 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 			if r.ResultStatus != kmip.ResultStatusSuccess && ictx.Err() != nil {
 				r, ev.err = failed(it, pastBudget), pastBudget
 			}
-			b.fitAnswer(req, i, &r)
+			b.fitAnswer(i, &r)
 			out, evs = append(out, r), append(evs, ev)
 			if r.ResultStatus != kmip.ResultStatusSuccess {
 				return errUndo
@@ -429,8 +419,8 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 // fitAnswer keeps item i's answer within the client's Maximum Response
 // Size (answerFit). A Locate whose answer is replaced leaves no ID
 // Placeholder behind, as one that found nothing.
-func (b *batch) fitAnswer(req *wire.Request, i int, r *kmip.ResponseBatchItem) {
-	if b.fit != nil && b.s.settle(b.fit, b.version, req, i, r) && r.Operation == kmip.OperationLocate {
+func (b *batch) fitAnswer(i int, r *kmip.ResponseBatchItem) {
+	if b.fit != nil && b.fit.settle(i, r) && r.Operation == kmip.OperationLocate {
 		b.placeholder = ""
 	}
 }
