@@ -256,7 +256,7 @@ func (h *HSM) RotateKEK(ctx context.Context) (int, error) {
 		for k, x := range h.keks {
 			keks[k] = x
 		}
-		if h.kekGen == s.gen && !s.stream {
+		if h.kekGen == s.gen { // a session of the set's generation (a pooled one: h.do)
 			p = h.sessionCopy(s, p)
 		}
 		keks[next] = p
