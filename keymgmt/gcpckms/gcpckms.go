@@ -466,16 +466,22 @@ func (p *Provider) versionFromJob(ctx context.Context, ck, job string) (string, 
 	return found, nil
 }
 
+// getVersion reads a crypto key version (the error is Cloud KMS's).
+func (p *Provider) getVersion(ctx context.Context, name string) (*kmspb.CryptoKeyVersion, error) {
+	var v *kmspb.CryptoKeyVersion
+	err := p.call(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = p.c.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: name})
+		return err
+	})
+	return v, err
+}
+
 // waitVersion waits until an imported version leaves PENDING_IMPORT.
 func (p *Provider) waitVersion(ctx context.Context, name string) (*kmspb.CryptoKeyVersion, error) {
 	deadline := time.Now().Add(p.cfg.CallTimeout())
 	for {
-		var v *kmspb.CryptoKeyVersion
-		err := p.call(ctx, func(ctx context.Context) error {
-			var err error
-			v, err = p.c.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: name})
-			return err
-		})
+		v, err := p.getVersion(ctx, name)
 		if err != nil {
 			return nil, p.fail("GetCryptoKeyVersion", err)
 		}
@@ -579,12 +585,7 @@ func (p *Provider) destroyVersion(ctx context.Context, name string) error {
 	case codes.OK, codes.NotFound:
 		return nil
 	case codes.FailedPrecondition:
-		var v *kmspb.CryptoKeyVersion
-		gerr := p.call(ctx, func(ctx context.Context) error {
-			var err error
-			v, err = p.c.GetCryptoKeyVersion(ctx, &kmspb.GetCryptoKeyVersionRequest{Name: name})
-			return err
-		})
+		v, gerr := p.getVersion(ctx, name)
 		if code(gerr) == codes.NotFound {
 			return nil
 		}
