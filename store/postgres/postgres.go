@@ -78,11 +78,12 @@ var (
 	_ store.Nodes     = (*Store)(nil)
 )
 
-// sessionDefaults are the server settings of every connection: an Update
-// left idle in its transaction for 30 s is ended (no Update waits that long
-// between its statements), and a silent client is found dead after about
-// 10 s + 3 × 5 s of keepalive probes.
+// sessionDefaults are the server settings of every connection: it names
+// itself keyhold, an Update left idle in its transaction for 30 s is ended
+// (no Update waits that long between its statements), and a silent client
+// is found dead after about 10 s + 3 × 5 s of keepalive probes.
 var sessionDefaults = map[string]string{
+	"application_name":                    "keyhold",
 	"idle_in_transaction_session_timeout": "30000",
 	"tcp_keepalives_idle":                 "10",
 	"tcp_keepalives_interval":             "5",
@@ -112,9 +113,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if pc.ConnConfig.RuntimeParams == nil {
 		pc.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
-		pc.ConnConfig.RuntimeParams["application_name"] = "keyhold"
 	}
 	// A node whose host dies, or is cut off, sends the database no FIN: its
 	// backend would hold the writers' lock (inside an Update) or a key's

@@ -16,6 +16,7 @@ func TestSessionDefaults(t *testing.T) {
 	}
 	applySessionDefaults(pc.ConnConfig.RuntimeParams)
 	want := map[string]string{
+		"application_name":                    "keyhold",
 		"idle_in_transaction_session_timeout": "30000",
 		"tcp_keepalives_idle":                 "60",
 		"tcp_keepalives_interval":             "5",
