@@ -71,11 +71,11 @@ const watchReadTimeout = 30 * time.Second
 
 // fetchLocked reads the log and hands the changes to the handlers. Each
 // read is bounded by readTimeout (a database that stopped answering must
-// not hold the lock for long). A change counts
-// as applied only once its handlers returned with ctx still live: if the
-// caller went away meanwhile (a REST request, Guard's deadline, shutdown),
-// a handler may have failed for it, and the next fetch hands the change
-// over again (handlers only reload or forget, so twice is harmless).
+// not hold the lock for long). A change counts as applied only once its
+// handlers returned with ctx still live: if the caller went away meanwhile
+// (a REST request, Guard's deadline, shutdown), a handler may have failed
+// for it, and the next fetch hands the change over again (handlers only
+// reload or forget, so twice is harmless).
 func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout time.Duration) error {
 	const page = 1000
 	for {

@@ -38,8 +38,8 @@ type KMSUpdate struct {
 	Timeout       *time.Duration
 	OAEPHash      *string
 	// EndpointFixed refuses a write that would set a new non-empty
-	// endpoint (the caller may not choose one; checked in the write's own
-	// transaction).
+	// endpoint (the caller may not choose one): checked before anything is
+	// sent to the endpoint, and again in the write's own transaction.
 	EndpointFixed bool
 }
 
