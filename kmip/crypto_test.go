@@ -115,6 +115,14 @@ func activeNow() gokmip.Attribute {
 	return attr(gokmip.AttributeNameActivationDate, time.Now().Add(-time.Minute))
 }
 
+// usageCount reads an object's Usage Limits Count.
+func usageCount(t *testing.T, c *kmiptest.Client, id string) int64 {
+	t.Helper()
+	ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+		AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
+	return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
+}
+
 func registerAES(t *testing.T, c *kmiptest.Client, key []byte, attrs ...gokmip.Attribute) string {
 	t.Helper()
 	return must[*payloads.RegisterResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.RegisterRequestPayload{
@@ -342,11 +350,7 @@ func TestUsageRules(t *testing.T) {
 	})
 	t.Run("ok usage limits count down and are refused when spent", func(t *testing.T) {
 		id := registerAES(t, c, key, activeNow(), attr(gokmip.AttributeNameUsageLimits, gokmip.UsageLimits{UsageLimitsTotal: 40, UsageLimitsUnit: gokmip.UsageLimitsUnitByte}))
-		count := func() int64 {
-			ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
-				AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
-			return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
-		}
+		count := func() int64 { return usageCount(t, c, id) }
 		if n := count(); n != 40 {
 			t.Fatalf("count %d at first", n)
 		}

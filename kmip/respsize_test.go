@@ -46,11 +46,7 @@ func TestMaximumResponseSizeStreamedGCMDecrypt(t *testing.T) {
 	yes := true
 	id, first, tag := beginGCMDecryption(t, c, attr(gokmip.AttributeNameUsageLimits,
 		gokmip.UsageLimits{UsageLimitsTotal: 10, UsageLimitsUnit: gokmip.UsageLimitsUnitObject}))
-	count := func() int64 {
-		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
-			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
-		return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
-	}
+	count := func() int64 { return usageCount(t, c, id) }
 	before := count()
 	req := batch(v, 0, &payloads.DecryptRequestPayload{CorrelationValue: first.CorrelationValue, FinalIndicator: &yes, AuthenticatedEncryptionTag: tag})
 	req.Header.MaximumResponseSize = 4096
@@ -87,11 +83,7 @@ func TestMaximumResponseSizeRSA8192Encrypt(t *testing.T) {
 			attr(gokmip.AttributeNameCryptographicParameters, gokmip.CryptographicParameters{PaddingMethod: gokmip.PaddingMethodPKCS1V1_5}),
 			attr(gokmip.AttributeNameUsageLimits, gokmip.UsageLimits{UsageLimitsTotal: 1000, UsageLimitsUnit: gokmip.UsageLimitsUnitObject})),
 		Object: &gokmip.PublicKey{KeyBlock: kb}})).UniqueIdentifier
-	count := func() int64 {
-		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
-			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameUsageLimits}}))
-		return *ga.Attribute[0].AttributeValue.(gokmip.UsageLimits).UsageLimitsCount
-	}
+	count := func() int64 { return usageCount(t, c, id) }
 	var ranThenRefused []int32
 	ran := 0
 	for limit := int32(1050); limit <= 2600; limit += 3 {
