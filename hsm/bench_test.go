@@ -41,6 +41,22 @@ func rawSession(b *testing.B, h *HSM, k Key) (pkcs11.SessionHandle, pkcs11.Objec
 	return sh, obj
 }
 
+// kekSession opens a session outside the pool (closed when b ends) and
+// returns it with the current KEK pair.
+func kekSession(b *testing.B, h *HSM) (*session, kekPair) {
+	sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.ctx.CloseSession(sh) })
+	s := &session{h: sh, gen: h.gen.Load()}
+	_, kek, err := h.currentKEK(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, kek
+}
+
 func BenchmarkGCMEncrypt64(b *testing.B) {
 	ctx := context.Background()
 	h, _ := openTest(b, Config{})
@@ -90,16 +106,8 @@ func BenchmarkGenerateWrap(b *testing.B) {
 			}
 		})
 		b.Run("raw-"+string(t), func(b *testing.B) {
-			sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.ctx.CloseSession(sh)
-			s := &session{h: sh, gen: h.gen.Load()}
-			_, kek, err := h.currentKEK(s)
-			if err != nil {
-				b.Fatal(err)
-			}
+			s, kek := kekSession(b, h)
+			sh := s.h
 			wrap := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
 			for b.Loop() {
 				obj, _, destroy, err := h.generateObject(s, keySpecs[t])
@@ -224,16 +232,8 @@ func BenchmarkWrap(b *testing.B) {
 // operations use), side by side in one run.
 func BenchmarkKEKUse(b *testing.B) {
 	h, _ := openTest(b, Config{})
-	sh, err := h.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.ctx.CloseSession(sh)
-	s := &session{h: sh, gen: h.gen.Load()}
-	_, kek, err := h.currentKEK(s)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, kek := kekSession(b, h)
+	sh := s.h
 	if kek.wrap == kek.tokWrap || kek.mac == kek.tokMac {
 		b.Fatal("the KEK pair is used through its token objects, not session copies")
 	}
