@@ -131,6 +131,7 @@ type blackhole struct {
 	mu     sync.Mutex
 	frozen chan struct{}
 	conns  []net.Conn
+	closed bool
 }
 
 func newBlackhole(t *testing.T, target string) *blackhole {
@@ -151,6 +152,12 @@ func newBlackhole(t *testing.T, target string) *blackhole {
 				continue
 			}
 			b.mu.Lock()
+			if b.closed { // accepted while close ran
+				b.mu.Unlock()
+				c.Close()
+				d.Close()
+				return
+			}
 			b.conns = append(b.conns, c, d)
 			b.mu.Unlock()
 			pipe := func(dst, src net.Conn) {
@@ -185,6 +192,7 @@ func (b *blackhole) close() {
 	b.ln.Close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closed = true
 	for _, c := range b.conns {
 		c.Close()
 	}
