@@ -408,3 +408,40 @@ func TestWatcherCatchesUpOverASlowLink(t *testing.T) {
 		t.Fatal("the watcher never caught up over a link slower than the staleness bound")
 	}
 }
+
+// A node cut off from the database (no answer, no FIN) learns that the
+// lock it holds can no longer be counted on within about 3 s (a probe a
+// second, each given 2 s), without asking; Check and Unlock then return at
+// once.
+func TestLockLostWhenTheDatabaseStopsAnswering(t *testing.T) {
+	cut, bh := throughBlackhole(t, schema(t))
+	st := nodeStore(t, cut)
+	t.Cleanup(bh.close) // before the store closes: its connections are stuck
+	ctx := t.Context()
+	held, err := st.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh.freeze()
+	start := time.Now()
+	select {
+	case <-held.Lost():
+		t.Logf("lost after %v", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("10 s after the database stopped answering, the holder still counts on its lock")
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := held.Check(ctx)
+		held.Unlock()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrLockLost) {
+			t.Fatalf("check of the lost lock: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Check and Unlock of a lost lock wait for the silent database")
+	}
+}

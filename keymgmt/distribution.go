@@ -171,7 +171,7 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 			return nil, err
 		}
 	}
-	unlock, err := m.lock(ctx, key.ID)
+	ctx, unlock, err := m.lock(ctx, key.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -261,8 +261,12 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 	save := func(ctx context.Context) error {
 		r.UpdatedAt = time.Now().UTC()
 		// The record is saved even when the request's context is done: the
-		// cloud already changed.
+		// cloud already changed. But not once the key's lock is lost: the
+		// node that holds it now keeps the record.
 		ctx = context.WithoutCancel(ctx)
+		if err := checkHeld(ctx); err != nil {
+			return err
+		}
 		return m.st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, distPath(mount, kms, keyName), r) })
 	}
 	failed := func(err error) (*Distribution, error) {
@@ -293,6 +297,10 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 			importErr = err // before the cloud makes anything for the version
 			break
 		}
+		if err := checkHeld(ctx); err != nil {
+			importErr = err
+			break
+		}
 		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Versions: r.Versions, Save: save,
 			Wrap: m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}
 		if err := prov.Import(ctx, req); err != nil {
@@ -303,6 +311,9 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 	for _, v := range r.Versions {
 		want := v.Version >= key.MinEnabledVersion
 		if v.Imported && v.Enabled != want {
+			if err := checkHeld(ctx); err != nil {
+				return failed(errors.Join(importErr, err))
+			}
 			if err := prov.SetEnabled(ctx, pk, r.State, v, want); err != nil {
 				return failed(errors.Join(importErr, err))
 			}
@@ -314,6 +325,9 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 	}
 	if importErr != nil {
 		return failed(importErr)
+	}
+	if err := checkHeld(ctx); err != nil {
+		return failed(err)
 	}
 	if err := prov.MakeCurrent(ctx, pk, r.State, r.version(key.LatestVersion), r.Versions); err != nil {
 		return failed(err)
@@ -448,7 +462,7 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 		return err
 	}
 	defer closeProvider(prov)
-	unlock, err := m.lock(ctx, r.KeyID)
+	ctx, unlock, err := m.lock(ctx, r.KeyID)
 	if err != nil {
 		return err
 	}
@@ -468,9 +482,12 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 	save := func(ctx context.Context) error {
 		r.UpdatedAt = time.Now().UTC()
 		ctx = context.WithoutCancel(ctx)
+		if err := checkHeld(ctx); err != nil {
+			return err
+		}
 		return m.st.Update(ctx, func(tx store.Tx) error { return store.PutJSON(ctx, tx, distPath(mount, kms, keyName), r) })
 	}
-	if err := save(ctx); err != nil {
+	if err := save(ctx); err != nil { // confirms the lock first
 		return err
 	}
 	if err := prov.Remove(ctx, r.providerKey(typ), r.State, r.Versions); err != nil {
@@ -478,6 +495,9 @@ func (m *Manager) RemoveDistribution(ctx context.Context, mount, kms, keyName st
 		if serr := save(ctx); serr != nil {
 			return errors.Join(err, serr)
 		}
+		return err
+	}
+	if err := checkHeld(ctx); err != nil {
 		return err
 	}
 	return m.st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, distPath(mount, kms, keyName)) })

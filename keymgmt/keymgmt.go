@@ -155,7 +155,18 @@ func bindID(keyID string, version int, typ string) string {
 	return fmt.Sprintf("keymgmt:%s:%d:%s", keyID, version, typ)
 }
 
-func (m *Manager) lock(ctx context.Context, keyID string) (func(), error) {
+// errLockLost ends what a key's lock guards once the lock is lost.
+var errLockLost = fault.New(fault.Unavailable, "this node lost the key's lock (the database ended, or stopped answering, the session that held it) and stopped, since another node may now be changing the key; a distribution left part-way is retried")
+
+// heldKey is the context key of the store lock that lock took.
+type heldKey struct{}
+
+// lock takes the key's lock: in this process, and on every node sharing
+// the store. The context it returns carries the lock. It ends, with
+// errLockLost as its cause, once the store's lock is known to be lost;
+// checkHeld confirms the lock before a step that must not run without it.
+// The context must not be used after unlock.
+func (m *Manager) lock(ctx context.Context, keyID string) (context.Context, func(), error) {
 	m.mu.Lock()
 	l := m.locks[keyID]
 	if l == nil {
@@ -177,14 +188,43 @@ func (m *Manager) lock(ctx context.Context, keyID string) (func(), error) {
 	// (a retry on the leader and an operator's write elsewhere).
 	lk, ok := m.st.(store.Locker)
 	if !ok {
-		return local, nil
+		return ctx, local, nil
 	}
-	unlock, err := lk.Lock(ctx, "keymgmt-key:"+keyID)
+	held, err := lk.Lock(ctx, "keymgmt-key:"+keyID)
 	if err != nil {
 		local()
-		return nil, err
+		return nil, nil, err
 	}
-	return func() { unlock(); local() }, nil
+	lctx, cancel := context.WithCancelCause(context.WithValue(ctx, heldKey{}, held))
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-held.Lost():
+			cancel(errLockLost)
+		case <-done:
+		}
+	}()
+	return lctx, func() {
+		close(done)
+		cancel(nil)
+		held.Unlock()
+		local()
+	}, nil
+}
+
+// checkHeld confirms, with a round trip to the database, the key's lock
+// that ctx carries (from lock); nil if it carries none (a single node).
+// Cloud changes and the records of them are made only after it.
+func checkHeld(ctx context.Context) error {
+	held, _ := ctx.Value(heldKey{}).(store.HeldLock)
+	if held == nil {
+		return nil
+	}
+	err := held.Check(ctx)
+	if errors.Is(err, store.ErrLockLost) {
+		return errLockLost
+	}
+	return err
 }
 
 func newKeyID() string {
@@ -312,6 +352,7 @@ func (m *Manager) List(ctx context.Context, mount string) ([]string, error) {
 // (lower versions disabled there, the others enabled).
 func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (*Key, error) {
 	var keyID string
+	lctx := ctx // the lock's, for a change of min_enabled_version
 	if u.MinEnabledVersion != nil {
 		// The change, its mark on the distributions and its push run under
 		// the key's lock: a sync under way would otherwise save its record
@@ -327,14 +368,15 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 		if err != nil {
 			return nil, err
 		}
-		unlock, err := m.lock(ctx, keyID)
+		var unlock func()
+		lctx, unlock, err = m.lock(ctx, keyID)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
-	err := m.st.Update(ctx, func(tx store.Tx) error {
-		k, err := tx.GetKey(ctx, mount, name)
+	err := m.st.Update(lctx, func(tx store.Tx) error {
+		k, err := tx.GetKey(lctx, mount, name)
 		if err != nil {
 			return notFound(err, name)
 		}
@@ -353,11 +395,11 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 			k.DeletionAllowed = *u.DeletionAllowed
 		}
 		k.UpdatedAt = time.Now().UTC()
-		if err := tx.UpdateKey(ctx, k); err != nil {
+		if err := tx.UpdateKey(lctx, k); err != nil {
 			return err
 		}
 		if u.MinEnabledVersion != nil {
-			return m.markUnsynced(ctx, tx, mount, k)
+			return m.markUnsynced(lctx, tx, mount, k)
 		}
 		return nil
 	})
@@ -366,7 +408,7 @@ func (m *Manager) UpdateKey(ctx context.Context, mount, name string, u Update) (
 	}
 	if u.MinEnabledVersion != nil {
 		// Pushed even when unchanged: writing it again retries a failed push.
-		err = m.propagate(ctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
+		err = m.propagate(lctx, mount, name, fmt.Sprintf("updated (min_enabled_version=%d)", *u.MinEnabledVersion))
 	}
 	k, gerr := m.Get(ctx, mount, name)
 	if gerr != nil {
@@ -387,13 +429,13 @@ func (m *Manager) Rotate(ctx context.Context, mount, name string) (*Key, error) 
 		if err != nil {
 			return nil, err
 		}
-		unlock, err := m.lock(ctx, k.ID)
+		lctx, unlock, err := m.lock(ctx, k.ID)
 		if err != nil {
 			return nil, err
 		}
-		done, err := m.rotateFrom(ctx, mount, name, k)
+		done, err := m.rotateFrom(lctx, mount, name, k)
 		if done && err == nil {
-			err = m.propagate(ctx, mount, name, fmt.Sprintf("rotated to version %d", k.LatestVersion+1))
+			err = m.propagate(lctx, mount, name, fmt.Sprintf("rotated to version %d", k.LatestVersion+1))
 		}
 		unlock()
 		if err != nil && !done {

@@ -153,7 +153,7 @@ func TestMinEnabledChangeWaitsForTheKeyLock(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := e.m.lock(ctx, sk.ID)
+	_, unlock, err := e.m.lock(ctx, sk.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (m *Manager) resume(ctx context.Context, mount, kms, keyName string) error 
 		return err
 	}
 	defer closeProvider(prov)
-	unlock, err := m.lock(ctx, r.KeyID)
+	ctx, unlock, err := m.lock(ctx, r.KeyID)
 	if err != nil {
 		return err
 	}

@@ -156,9 +156,25 @@ type Nodes interface {
 }
 
 // Locker takes named locks that exclude every node sharing the store. A
-// lock is held until unlock is called or the holder's connection to the
-// database ends (the process died), so a dead node never keeps one.
+// lock is held until it is unlocked or the holder's session with the
+// database ends: the process died, or the database restarted, failed over,
+// ended the session or stopped answering. So a dead node never keeps one,
+// and a live holder can lose one without having asked: it learns of it
+// through its HeldLock, and must then stop what the lock guards, since
+// another node may have taken it.
 type Locker interface {
 	// Lock waits for the named lock, or fails when ctx ends.
-	Lock(ctx context.Context, name string) (unlock func(), err error)
+	Lock(ctx context.Context, name string) (HeldLock, error)
+}
+
+// HeldLock is a lock taken with Locker.Lock.
+type HeldLock interface {
+	// Lost is closed once the lock is known to be no longer held (not
+	// when it is unlocked).
+	Lost() <-chan struct{}
+	// Check confirms that the lock is still held, with a round trip to
+	// the database, or fails with ErrLockLost (and Lost is closed).
+	Check(ctx context.Context) error
+	// Unlock releases the lock; later calls do nothing.
+	Unlock()
 }

@@ -23,6 +23,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	ErrExists   = errors.New("store: already exists")
 	ErrClosed   = errors.New("store: closed")
+	// ErrLockLost: a lock taken with Locker.Lock is no longer held.
+	ErrLockLost = errors.New("store: the lock is no longer held")
 )
 
 // Store is a transactional store. Writers are serialized; a transaction whose

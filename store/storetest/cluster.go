@@ -391,8 +391,8 @@ func (c cluster) locks(t *testing.T) {
 	}
 	other, err := b.Lock(ctx, "other")
 	checkErr(t, "b locks another name", err, nil)
-	other()
-	got := make(chan func(), 1)
+	other.Unlock()
+	got := make(chan store.HeldLock, 1)
 	go func() {
 		u, err := b.Lock(ctx, "k")
 		if err != nil {
@@ -408,7 +408,7 @@ func (c cluster) locks(t *testing.T) {
 		t.Fatal("b got the lock before a released it")
 	default:
 	}
-	unlockA()
+	unlockA.Unlock()
 	unlockB, ok := <-got
 	if !ok {
 		t.FailNow()
@@ -421,5 +421,5 @@ func (c cluster) locks(t *testing.T) {
 	defer cancel()
 	u, err := d.Lock(wait, "k")
 	checkErr(t, "d locks after b died holding the lock", err, nil)
-	u()
+	u.Unlock()
 }

@@ -1,0 +1,142 @@
+package keymgmt
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keyhold/keyhold/store"
+)
+
+// lossyLocks gives a single-node store the locks of a shared one, and lets
+// a test take the held locks away, as PostgreSQL does when it ends the
+// session that holds one (store/postgres tests that part on a real server).
+type lossyLocks struct {
+	store.Store
+	mu   sync.Mutex
+	held map[*lossyLock]bool
+}
+
+func (s *lossyLocks) Lock(ctx context.Context, name string) (store.HeldLock, error) {
+	l := &lossyLock{s: s, lost: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[*lossyLock]bool{}
+	}
+	s.held[l] = true
+	return l, nil
+}
+
+// loseAll takes away every lock held now.
+func (s *lossyLocks) loseAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.held {
+		l.once.Do(func() { close(l.lost) })
+	}
+}
+
+type lossyLock struct {
+	s    *lossyLocks
+	lost chan struct{}
+	once sync.Once
+}
+
+func (l *lossyLock) Lost() <-chan struct{} { return l.lost }
+
+func (l *lossyLock) Check(ctx context.Context) error {
+	select {
+	case <-l.lost:
+		return store.ErrLockLost
+	default:
+		return nil
+	}
+}
+
+func (l *lossyLock) Unlock() {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	delete(l.s.held, l)
+}
+
+// A node that loses the key's lock part-way through a distribution makes
+// no further change in the cloud and does not write the distribution's
+// record, since another node may hold the lock now; the retry job later
+// finishes the distribution.
+func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	locks := &lossyLocks{}
+
+	// Between the appliance and the cloud: the lock is lost while the
+	// first import is on its way, and the calls after that are noted.
+	target, err := url.Parse(c.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := httputil.NewSingleHostReverseProxy(target)
+	fwd.ErrorLog = log.New(io.Discard, "", 0) // the import cut short when the lock goes
+	var armed, lost atomic.Bool
+	var mu sync.Mutex
+	var afterLoss []string
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := r.Header.Get("X-Amz-Target")
+		if lost.Load() {
+			mu.Lock()
+			afterLoss = append(afterLoss, op)
+			mu.Unlock()
+		}
+		if strings.HasSuffix(op, ".ImportKeyMaterial") && armed.CompareAndSwap(true, false) {
+			locks.loseAll()
+			lost.Store(true)
+		}
+		fwd.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	c.endpoint = proxy.URL
+
+	e := newEnv(t, Options{Providers: providers(c)})
+	locks.Store = e.st
+	e.m = NewWithOptions(e.h, locks, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "aws", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	_, err = e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	if !errors.Is(err, errLockLost) {
+		t.Fatalf("a distribution that lost the key's lock part-way: %v, want the lock's loss", err)
+	}
+	mu.Lock()
+	for _, op := range afterLoss {
+		name := op[strings.LastIndexByte(op, '.')+1:]
+		if !strings.HasPrefix(name, "Describe") && !strings.HasPrefix(name, "List") && !strings.HasPrefix(name, "Get") {
+			t.Errorf("%s reached the cloud after the key's lock was lost", name)
+		}
+	}
+	mu.Unlock()
+	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != StatusDistributing || len(d.Versions) != 1 || d.Versions[0].Imported {
+		t.Fatalf("the record after the loss: %+v (want it as saved before the import)", d)
+	}
+	// Left without an error, as by a node that died: the retry job takes it
+	// once RetryAfter has passed.
+	ageDistributions(t, e, RetryAfter)
+	if r, err := e.m.RetryDistributions(ctx); err != nil || r.Done != 1 {
+		t.Fatalf("retry pass: %+v, %v", r, err)
+	}
+	e.expect(t, c, "aws", "k", map[int]bool{1: true}, 1)
+}
