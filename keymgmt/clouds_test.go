@@ -146,9 +146,10 @@ func (c *cloud) gcpSDK(t *testing.T) *kmsapi.KeyManagementClient {
 }
 
 func azureCloud(t *testing.T) *cloud {
-	f := kmsfake.NewAzure("https://vault1.vault.azure.net")
+	// A Managed HSM, the only Azure target that takes aes256-gcm96 keys.
+	f := kmsfake.NewAzure("https://vault1.managedhsm.azure.net")
 	return &cloud{
-		provider: provider.AzureKeyVault, collection: "vault1",
+		provider: provider.AzureKeyVault, collection: "vault1", endpoint: f.VaultURL + "/",
 		factory: f.Factory(),
 		creds:   map[string]string{"tenant_id": "tenant", "client_id": "client", "client_secret": "azure-client-secret-never-in-clear"},
 		versions: func(key string) (map[string]cloudVersion, string) {

@@ -1301,3 +1301,37 @@ func TestSoftwareOAEPForbiddenAfterDistribution(t *testing.T) {
 		t.Fatalf("the distribution after the refused push: %+v, %v", d, err)
 	}
 }
+
+// A Key Vault holds no oct-HSM keys: an aes256-gcm96 distribution to one is
+// refused before anything is made there (Azure refuses only the import,
+// after the key-exchange key was created). RSA keys still go there.
+func TestAzureKeyVaultRefusesAESUpFront(t *testing.T) {
+	ctx := context.Background()
+	f := kmsfake.NewAzure("https://vault1.vault.azure.net")
+	c := azureCloud(t)
+	c.factory, c.endpoint = f.Factory(), "" // the vault's own URL
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	if fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "Managed HSM") {
+		t.Fatalf("aes256-gcm96 to a Key Vault: %v, want a refusal naming Managed HSM", err)
+	}
+	if f.Key("keyhold-kek-k") != nil || f.Key("k") != nil {
+		t.Fatal("the refused distribution made keys in the vault")
+	}
+	if _, err := e.m.ReadDistribution(ctx, mount, "az", "k"); fault.KindOf(err) != fault.NotFound {
+		t.Fatalf("the refused distribution left a record: %v", err)
+	}
+	if _, err := e.m.Create(ctx, mount, "r", "rsa-2048"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "r", Purposes: []string{"sign", "verify"}}); err != nil {
+		t.Fatalf("rsa-2048 to the Key Vault: %v", err)
+	}
+	if k := f.Key("r"); k == nil || len(k.Versions) != 1 || k.Versions[0].Material == nil {
+		t.Fatalf("the vault's key r: %+v", k)
+	}
+}

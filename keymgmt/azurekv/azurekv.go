@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -124,11 +125,11 @@ func NewFactory(fo FactoryOptions) provider.Factory {
 				return nil, provider.CloudError(cfg, fault.BadInput, "azure credentials", err)
 			}
 		}
-		url := "https://" + cfg.KeyCollection + "." + env.suffix + "/"
+		vaultURL := "https://" + cfg.KeyCollection + "." + env.suffix + "/"
 		if cfg.Endpoint != "" {
-			url = cfg.Endpoint
+			vaultURL = cfg.Endpoint
 		}
-		client, err := azkeys.NewClient(url, cred, &azkeys.ClientOptions{
+		client, err := azkeys.NewClient(vaultURL, cred, &azkeys.ClientOptions{
 			ClientOptions:                        azcore.ClientOptions{Transport: transport},
 			DisableChallengeResourceVerification: fo.Transport != nil || cfg.Endpoint != "",
 		})
@@ -174,6 +175,9 @@ func (p *Provider) spec(k provider.Key) (spec, error) {
 		err = provider.CheckPurposes("azurekeyvault", k, "sign", "verify")
 	case "aes256-gcm96":
 		s.kty = azkeys.KeyTypeOctHSM
+		if !p.holdsOct() {
+			return s, fault.New(fault.BadInput, "azurekeyvault takes aes256-gcm96 keys (oct-HSM) only into a Managed HSM, and %s is a Key Vault: set endpoint to the Managed HSM's URL (https://NAME.managedhsm.azure.net/)", p.target())
+		}
 		err = provider.CheckPurposes("azurekeyvault (oct-HSM keys, Managed HSM only)", k, "encrypt", "decrypt", "wrap", "unwrap")
 	default:
 		err = fault.New(fault.BadInput, "azurekeyvault cannot take a %s key", k.Type)
@@ -183,6 +187,35 @@ func (p *Provider) spec(k provider.Key) (spec, error) {
 		s.ops = append(s.ops, &op)
 	}
 	return s, err
+}
+
+// holdsOct reports whether the target may hold oct-HSM keys. A Key Vault
+// (standard or premium) holds none, only a Managed HSM does. A vault is
+// known by its host: the default URL, or an endpoint in a vault domain; an
+// endpoint elsewhere (a Managed HSM, a private name) is left to Azure.
+func (p *Provider) holdsOct() bool {
+	if p.cfg.Endpoint == "" {
+		return false
+	}
+	u, err := url.Parse(p.cfg.Endpoint)
+	if err != nil {
+		return true
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, e := range environments {
+		if strings.HasSuffix(host, "."+e.suffix) {
+			return false
+		}
+	}
+	return true
+}
+
+// target names the vault for messages.
+func (p *Provider) target() string {
+	if p.cfg.Endpoint != "" {
+		return p.cfg.Endpoint
+	}
+	return "vault " + p.cfg.KeyCollection
 }
 
 // Check refuses what Azure cannot import.

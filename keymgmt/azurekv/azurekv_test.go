@@ -29,3 +29,35 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An aes256-gcm96 key (oct-HSM) is refused before anything is created
+// unless the target may be a Managed HSM: a Key Vault has no such keys, and
+// Azure would refuse the import only after the key-exchange key was made.
+func TestOctKeysOnlyOutsideKeyVaults(t *testing.T) {
+	aes := provider.Key{Name: "k", Type: "aes256-gcm96", Purposes: []string{"encrypt", "decrypt"}, Protection: provider.ProtectionHSM}
+	for _, c := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"", false}, // https://vault1.vault.azure.net/
+		{"https://vault1.vault.azure.net/", false},
+		{"https://VAULT1.Vault.Azure.CN", false},
+		{"https://vault1.vault.usgovcloudapi.net:443/", false},
+		{"https://hsm1.managedhsm.azure.net/", true},
+		{"https://keys.internal.example/", true},
+		{"http://127.0.0.1:8443/", true},
+	} {
+		p := NewWithClient(provider.Config{KeyCollection: "vault1", Endpoint: c.endpoint}, nil)
+		err := p.Check(aes)
+		if (err == nil) != c.ok {
+			t.Errorf("endpoint %q: %v, want ok=%v", c.endpoint, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "Managed HSM") {
+			t.Errorf("endpoint %q: the refusal does not say where such keys go: %v", c.endpoint, err)
+		}
+		rsa := provider.Key{Name: "r", Type: "rsa-2048", Purposes: []string{"sign"}, Protection: provider.ProtectionHSM}
+		if err := p.Check(rsa); err != nil {
+			t.Errorf("endpoint %q: an RSA key: %v", c.endpoint, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -51,6 +52,13 @@ type AzureVersion struct {
 // NewAzure returns an empty fake vault.
 func NewAzure(vaultURL string) *Azure {
 	return &Azure{VaultURL: strings.TrimSuffix(vaultURL, "/"), keys: map[string]*AzureKey{}, Requests: map[string]int{}}
+}
+
+// keyVault reports whether the fake is a Key Vault (by its URL) rather
+// than a Managed HSM: a Key Vault holds no oct-HSM keys.
+func (f *Azure) keyVault() bool {
+	u, err := url.Parse(f.VaultURL)
+	return err == nil && strings.Contains(u.Hostname(), ".vault.")
 }
 
 // Key returns a copy of a key (nil if none).
@@ -260,6 +268,9 @@ func (f *Azure) Server() *fake.Server {
 			kind := ""
 			switch *p.Key.Kty {
 			case azkeys.KeyTypeOctHSM:
+				if f.keyVault() { // oct-HSM keys exist only in Managed HSM
+					return bad("BadParameter")
+				}
 				kind = "aes256"
 			case azkeys.KeyTypeRSAHSM:
 				kind = rsaKind(raw)
