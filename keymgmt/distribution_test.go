@@ -1335,3 +1335,74 @@ func TestAzureKeyVaultRefusesAESUpFront(t *testing.T) {
 		t.Fatalf("the vault's key r: %+v", k)
 	}
 }
+
+// Removing an Azure distribution deletes the vault key and its KEK, and
+// soft delete keeps both, with their names, for the vault's retention
+// period. Distributing the same key again recovers them: its versions come
+// back as they were and are not imported again.
+func TestAzureRedistributionRecoversDeletedKeys(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	distributeAES(t, e, "az", "k")
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.UpdateKey(ctx, mount, "k", Update{MinEnabledVersion: intp(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if k, kek := c.azure.Key("k"), c.azure.Key("keyhold-kek-k"); k == nil || !k.Deleted || kek == nil || !kek.Deleted {
+		t.Fatalf("after removal: vault key %+v, KEK %+v; want both deleted", k, kek)
+	}
+	c.azure.RecoverLag = 1 // a recovered key answers only after a while
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatalf("distributing the key again: %v", err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: false, 2: true}, 2)
+	if n := len(c.azure.Key("k").Versions); n != 2 {
+		t.Errorf("the vault key has %d versions, want the 2 recovered ones", n)
+	}
+	if n := len(c.azure.Key("keyhold-kek-k").Versions); n != 1 {
+		t.Errorf("the KEK has %d versions, want the recovered one (a create before the recovery completed makes another)", n)
+	}
+	if n := c.azure.Requests["RecoverDeletedKey"]; n != 2 {
+		t.Errorf("%d keys recovered, want the vault key and its KEK", n)
+	}
+	// A rotation after that imports into the recovered key.
+	if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: false, 2: true, 3: true}, 3)
+}
+
+// A deleted vault key or KEK of another key (here another mount's key of the
+// same name) is not recovered: the distribution is refused, saying how to
+// free the name, and the deleted keys stay deleted.
+func TestAzureDeletedKeysOfAnotherKeyStayDeleted(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	distributeAES(t, e, "az", "k")
+	if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	c.write(t, ctx, e.m, otherMount, "az", nil)
+	if _, err := e.m.Create(ctx, otherMount, "k", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.m.Distribute(ctx, otherMount, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "soft delete") || !strings.Contains(err.Error(), "purge") {
+		t.Fatalf("got %v, want a conflict that names soft delete and purging", err)
+	}
+	if c.azure.Requests["RecoverDeletedKey"] != 0 {
+		t.Fatal("another key's deleted key was recovered")
+	}
+	if k, kek := c.azure.Key("k"), c.azure.Key("keyhold-kek-k"); !k.Deleted || !kek.Deleted {
+		t.Fatal("another key's deleted keys are no longer deleted")
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
@@ -48,6 +49,8 @@ type Client interface {
 	ImportKey(ctx context.Context, name string, p azkeys.ImportKeyParameters, o *azkeys.ImportKeyOptions) (azkeys.ImportKeyResponse, error)
 	UpdateKey(ctx context.Context, name, version string, p azkeys.UpdateKeyParameters, o *azkeys.UpdateKeyOptions) (azkeys.UpdateKeyResponse, error)
 	DeleteKey(ctx context.Context, name string, o *azkeys.DeleteKeyOptions) (azkeys.DeleteKeyResponse, error)
+	GetDeletedKey(ctx context.Context, name string, o *azkeys.GetDeletedKeyOptions) (azkeys.GetDeletedKeyResponse, error)
+	RecoverDeletedKey(ctx context.Context, name string, o *azkeys.RecoverDeletedKeyOptions) (azkeys.RecoverDeletedKeyResponse, error)
 	NewListKeyPropertiesVersionsPager(name string, o *azkeys.ListKeyPropertiesVersionsOptions) *runtime.Pager[azkeys.ListKeyPropertiesVersionsResponse]
 }
 
@@ -278,6 +281,75 @@ func notFound(err error) bool {
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
 }
 
+func conflict(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusConflict
+}
+
+// How long recoverDeleted waits for a recovered key to answer: recovery
+// completes in the background, in seconds. Variables for tests.
+var (
+	recoverPoll  = time.Second
+	recoverPolls = 30
+)
+
+// recoverDeleted handles a create or an import that the vault refused
+// because a deleted key holds the name: soft delete keeps a deleted key,
+// and its name, for the vault's retention period (7 to 90 days), as after
+// this provider's own Remove. A deleted key that ours says is this key's
+// is recovered with its versions (it needs the keys/recover permission);
+// another is left alone, and the refusal says how to free the name. It
+// reports whether a key was recovered; with no deleted key of that name it
+// returns false and no error, and the caller's error stands.
+func (p *Provider) recoverDeleted(ctx context.Context, name string, ours func(d azkeys.DeletedKey) bool) (bool, error) {
+	var d azkeys.DeletedKey
+	err := p.call(ctx, func(ctx context.Context) error {
+		r, err := p.c.GetDeletedKey(ctx, name, nil)
+		d = r.DeletedKey
+		return err
+	})
+	if notFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, p.fail("GetDeletedKey", err)
+	}
+	if !ours(d) {
+		until := ""
+		if d.ScheduledPurgeDate != nil {
+			until = " until " + d.ScheduledPurgeDate.UTC().Format(time.RFC3339)
+		}
+		return false, fault.New(fault.Conflict, "%s: a deleted key named %s that is not this key's holds the name%s (the vault's soft delete); purge it in Azure, or distribute this key to another vault or under another name", p.cfg.Name, name, until)
+	}
+	err = p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.RecoverDeletedKey(ctx, name, nil)
+		return err
+	})
+	if err != nil {
+		return false, p.fail("RecoverDeletedKey", err)
+	}
+	for i := 1; ; i++ {
+		err := p.call(ctx, func(ctx context.Context) error {
+			_, err := p.c.GetKey(ctx, name, "", nil)
+			return err
+		})
+		if err == nil {
+			return true, nil
+		}
+		if !notFound(err) {
+			return false, p.fail("GetKey", err)
+		}
+		if i >= recoverPolls {
+			return false, fault.New(fault.Unavailable, "%s: the deleted key %s was recovered but does not answer yet; the distribution is retried", p.cfg.Name, name)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(recoverPoll):
+		}
+	}
+}
+
 func (p *Provider) call(ctx context.Context, fn func(ctx context.Context) error) error {
 	return provider.Call(ctx, p.cfg.Timeout, fn)
 }
@@ -389,6 +461,11 @@ func foreign(o owner, vs []*azkeys.KeyProperties) *azkeys.KeyProperties {
 // another appliance key of the same name made is not used: removing that
 // key's distribution deletes it.
 func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkeys.JSONWebKey, error) {
+	return p.kekOnce(ctx, req, false)
+}
+
+// kekOnce is kek; recovered says a deleted KEK was recovered already.
+func (p *Provider) kekOnce(ctx context.Context, req *provider.ImportRequest, recovered bool) (*azkeys.JSONWebKey, error) {
 	name := kekName(req.Key)
 	var key *azkeys.JSONWebKey
 	var tags map[string]*string
@@ -405,6 +482,18 @@ func (p *Provider) kek(ctx context.Context, req *provider.ImportRequest) (*azkey
 			key = r.Key
 			return err
 		})
+		if conflict(err) && !recovered {
+			// The KEK of an earlier distribution, deleted by its removal.
+			ok, rerr := p.recoverDeleted(ctx, name, func(d azkeys.DeletedKey) bool {
+				return d.Key != nil && d.Key.KID != nil && newOwner(req.Key, req.State).ownsKEK(d.Tags, string(*d.Key.KID))
+			})
+			if rerr != nil {
+				return nil, rerr
+			}
+			if ok {
+				return p.kekOnce(ctx, req, true)
+			}
+		}
 		if err != nil {
 			return nil, p.fail("CreateKey (KEK)", err)
 		}
@@ -452,6 +541,12 @@ func imported(o owner, vs []*azkeys.KeyProperties, v int) (string, bool) {
 
 // Import wraps the version under the KEK into a .byok blob and imports it.
 func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) error {
+	return p.importOnce(ctx, req, false)
+}
+
+// importOnce is Import; recovered says the deleted vault key was recovered
+// already.
+func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, recovered bool) error {
 	s, err := p.spec(req.Key)
 	if err != nil {
 		return err
@@ -495,6 +590,20 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		}, nil)
 		return err
 	})
+	if conflict(err) && !recovered {
+		// The vault key of an earlier distribution, deleted by its removal:
+		// recovered, its versions of this key count as imported.
+		ok, rerr := p.recoverDeleted(ctx, req.Key.Name, func(d azkeys.DeletedKey) bool {
+			id, _ := tag(d.Tags, "keyhold-key-id")
+			return id == req.Key.ID
+		})
+		if rerr != nil {
+			return rerr
+		}
+		if ok {
+			return p.importOnce(ctx, req, true)
+		}
+	}
 	if err != nil {
 		return p.fail("ImportKey", err)
 	}

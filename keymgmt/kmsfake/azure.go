@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -28,6 +29,10 @@ type Azure struct {
 	keys     map[string]*AzureKey
 	wk       wrappingKeys
 	Requests map[string]int
+	// RecoverLag is how many GetKey calls of a recovered key still answer
+	// 404: Azure completes a recovery in the background.
+	RecoverLag int
+	lagging    map[string]int
 }
 
 // AzureKey is a key and its versions in the fake.
@@ -170,11 +175,27 @@ func tagMap(in map[string]*string) map[string]string {
 
 func (f *Azure) add(name string, v *AzureVersion) {
 	k := f.keys[name]
-	if k == nil || k.Deleted {
+	if k == nil {
 		k = &AzureKey{Name: name}
 		f.keys[name] = k
 	}
 	k.Versions = append(k.Versions, v)
+}
+
+// softDeleted reports whether a deleted key holds name: soft delete keeps
+// it, and refuses the name to a create or an import, until it is recovered
+// or purged.
+func (f *Azure) softDeleted(name string) bool {
+	k := f.keys[name]
+	return k != nil && k.Deleted
+}
+
+// conflict is Azure's answer to a create or an import of a name that a
+// deleted key holds.
+func conflict() azfake.ErrorResponder {
+	var e azfake.ErrorResponder
+	e.SetResponseError(http.StatusConflict, "Conflict")
+	return e
 }
 
 // Server returns the azkeys fake server wired to this vault.
@@ -195,6 +216,9 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.softDeleted(name) {
+				return resp, conflict()
+			}
 			v := &AzureVersion{ID: newVersionID(), Kty: *p.Kty, Enabled: true, Tags: tagMap(p.Tags), KEK: true}
 			for _, op := range p.KeyOps {
 				v.KeyOps = append(v.KeyOps, string(*op))
@@ -211,6 +235,10 @@ func (f *Azure) Server() *fake.Server {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			k, v := f.latest(name)
+			if f.lagging[name] > 0 {
+				f.lagging[name]--
+				k = nil
+			}
 			if k == nil {
 				return resp, notFound(name)
 			}
@@ -234,6 +262,9 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.softDeleted(name) {
+				return resp, conflict()
+			}
 			bad := func(code string) (azfake.Responder[azkeys.ImportKeyResponse], azfake.ErrorResponder) {
 				e.SetResponseError(http.StatusBadRequest, code)
 				return resp, e
@@ -338,6 +369,41 @@ func (f *Azure) Server() *fake.Server {
 			}
 			k.Deleted = true
 			resp.SetResponse(http.StatusOK, azkeys.DeleteKeyResponse{DeletedKey: azkeys.DeletedKey{Key: f.bundle(name, v).Key}}, nil)
+			return resp, e
+		},
+		GetDeletedKey: func(ctx context.Context, name string, _ *azkeys.GetDeletedKeyOptions) (resp azfake.Responder[azkeys.GetDeletedKeyResponse], e azfake.ErrorResponder) {
+			if e, failed := f.enter("GetDeletedKey"); failed {
+				return resp, e
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !f.softDeleted(name) {
+				return resp, notFound(name)
+			}
+			k := f.keys[name]
+			b := f.bundle(name, k.Versions[len(k.Versions)-1])
+			purge := time.Now().Add(90 * 24 * time.Hour)
+			resp.SetResponse(http.StatusOK, azkeys.GetDeletedKeyResponse{DeletedKey: azkeys.DeletedKey{Key: b.Key, Attributes: b.Attributes, Tags: b.Tags, ScheduledPurgeDate: &purge}}, nil)
+			return resp, e
+		},
+		RecoverDeletedKey: func(ctx context.Context, name string, _ *azkeys.RecoverDeletedKeyOptions) (resp azfake.Responder[azkeys.RecoverDeletedKeyResponse], e azfake.ErrorResponder) {
+			if e, failed := f.enter("RecoverDeletedKey"); failed {
+				return resp, e
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !f.softDeleted(name) {
+				return resp, notFound(name)
+			}
+			k := f.keys[name]
+			k.Deleted = false
+			if f.RecoverLag > 0 {
+				if f.lagging == nil {
+					f.lagging = map[string]int{}
+				}
+				f.lagging[name] = f.RecoverLag
+			}
+			resp.SetResponse(http.StatusOK, azkeys.RecoverDeletedKeyResponse{KeyBundle: f.bundle(name, k.Versions[len(k.Versions)-1])}, nil)
 			return resp, e
 		},
 		NewListKeyPropertiesVersionsPager: func(name string, _ *azkeys.ListKeyPropertiesVersionsOptions) (resp azfake.PagerResponder[azkeys.ListKeyPropertiesVersionsResponse]) {
