@@ -514,3 +514,26 @@ func TestLogPair(t *testing.T) {
 		}
 	}
 }
+
+// The request event of a request that changes something is durable before
+// the request runs: a power loss after the change is committed must not
+// take its only event with it.
+func TestRequestEventDurableBeforeTheChange(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: filepath.Join(r.dir, "audit.log")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := b.LogRequest(context.Background(), entry(i, "s")); err != nil {
+			t.Fatal(err)
+		}
+		s := b.devices["file"].sink
+		s.mu.Lock()
+		seq, synced := s.seq, s.synced
+		s.mu.Unlock()
+		if synced < seq {
+			t.Fatalf("request %d: LogRequest returned with line %d given out and only %d durable", i, seq, synced)
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 // BenchmarkLogPair: a request's two events to one file device, from many
 // concurrent writers (group commit), as a loaded server writes them, the
-// three ways the interfaces write them: request event written, then the
+// three ways the interfaces write them: request event made durable, then the
 // response event (REST, KMIP operations that change something); request
 // event queued, then the response event (KMIP Get); both at once after the
 // request ran (XKS, LogPair). cpu-us/op is the process's CPU time per
@@ -23,7 +23,7 @@ func BenchmarkLogPair(b *testing.B) {
 		name string
 		log  func(br *Broker, e *Entry) error
 	}{
-		{"written+response", func(br *Broker, e *Entry) error {
+		{"durable+response", func(br *Broker, e *Entry) error {
 			if err := br.LogRequest(ctx, e); err != nil {
 				return err
 			}

@@ -230,10 +230,12 @@ func (b *Broker) Enabled() bool {
 	return len(b.devices) > 0
 }
 
-// LogRequest writes the request event. It fails, and the caller must then
-// refuse the request, if devices are enabled and none could write it.
+// LogRequest writes the request event of a request that changes something
+// and returns once it is durable, so that no change outlives a crash
+// without its event. It fails, and the caller must then refuse the
+// request, if devices are enabled and none could write it.
 func (b *Broker) LogRequest(ctx context.Context, e *Entry) error {
-	return b.log1(e, "request", written)
+	return b.log1(e, "request", durable)
 }
 
 // QueueRequest queues the request event of a request that changes nothing
