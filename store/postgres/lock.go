@@ -41,10 +41,14 @@ type heldLock struct {
 
 func (l *heldLock) Lost() <-chan struct{} { return l.lost }
 
-// Check makes a round trip on the lock's session. The caller's ctx bounds
-// only the wait for the connection's turn: the probe itself is not cut
-// short, since a query cut short ends the session, and the lock with it.
+// Check makes a round trip on the lock's session. It may first wait for a
+// probe under way, and the round trip is not cut short by ctx (a query cut
+// short ends the session, and the lock with it): ctx is only looked at
+// before, and a lock known to be lost is reported as such even then.
 func (l *heldLock) Check(ctx context.Context) error {
+	if l.isLost() {
+		return store.ErrLockLost
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -108,12 +112,16 @@ func (l *heldLock) watch() {
 }
 
 // release unlocks and gives the connection back; force closes it instead
-// (the lock goes with the session). It runs once.
+// (the lock goes with the session), and tells the holder, who did not ask,
+// that the lock is lost. It runs once.
 func (l *heldLock) release(force bool) {
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
 		return
+	}
+	if force {
+		l.lostOnce.Do(func() { close(l.lost) })
 	}
 	l.released = true
 	close(l.stop)
