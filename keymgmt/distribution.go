@@ -533,6 +533,9 @@ func (m *Manager) markUnsynced(ctx context.Context, tx store.Tx, mount string, k
 // that the retry job takes it up at once.
 func (m *Manager) noteFailure(ctx context.Context, mount, kms, keyName string, cause error) error {
 	ctx = context.WithoutCancel(ctx)
+	if err := checkHeld(ctx); err != nil {
+		return err // the node that holds the key's lock now keeps the records
+	}
 	return m.st.Update(ctx, func(tx store.Tx) error {
 		r, err := m.getDist(ctx, tx, mount, kms, keyName)
 		if err != nil || r.Status == StatusRemoving {
@@ -560,6 +563,14 @@ func (m *Manager) propagate(ctx context.Context, mount, keyName, what string) er
 	var msgs []string
 	var first error
 	for _, kms := range kmss {
+		if context.Cause(ctx) == errLockLost {
+			// The rest is the job of the node that holds the lock now.
+			if first == nil {
+				first = errLockLost
+			}
+			msgs = append(msgs, fmt.Sprintf("kms %s: %s", kms, errorText(errLockLost)))
+			continue
+		}
 		var kr *kmsRecord
 		err := m.st.View(ctx, func(tx store.Tx) error {
 			var err error

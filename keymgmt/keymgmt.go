@@ -220,7 +220,9 @@ func checkHeld(ctx context.Context) error {
 	if held == nil {
 		return nil
 	}
-	err := held.Check(ctx)
+	// Not cut short by ctx: the lock's own context ends when it is lost,
+	// and the answer must then be the loss.
+	err := held.Check(context.WithoutCancel(ctx))
 	if errors.Is(err, store.ErrLockLost) {
 		return errLockLost
 	}

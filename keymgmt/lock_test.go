@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,17 @@ type lossyLocks struct {
 	store.Store
 	mu   sync.Mutex
 	held map[*lossyLock]bool
+
+	lost        atomic.Bool  // a lock was taken away
+	writesAfter atomic.Int32 // writes committed after that
+}
+
+func (s *lossyLocks) Update(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.Store.Update(ctx, fn)
+	if err == nil && s.lost.Load() {
+		s.writesAfter.Add(1)
+	}
+	return err
 }
 
 func (s *lossyLocks) Lock(ctx context.Context, name string) (store.HeldLock, error) {
@@ -44,6 +56,7 @@ func (s *lossyLocks) loseAll() {
 	for l := range s.held {
 		l.once.Do(func() { close(l.lost) })
 	}
+	s.lost.Store(true)
 }
 
 type lossyLock struct {
@@ -69,17 +82,10 @@ func (l *lossyLock) Unlock() {
 	delete(l.s.held, l)
 }
 
-// A node that loses the key's lock part-way through a distribution makes
-// no further change in the cloud and does not write the distribution's
-// record, since another node may hold the lock now; the retry job later
-// finishes the distribution.
-func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
-	ctx := context.Background()
-	c := awsCloud(t)
-	locks := &lossyLocks{}
-
-	// Between the appliance and the cloud: the lock is lost while the
-	// first import is on its way, and the calls after that are noted.
+// losingAWS puts between the appliance and c a proxy that takes the held
+// locks away while the first import after arm is on its way, and notes the
+// cloud calls made after that.
+func losingAWS(t *testing.T, c *cloud, locks *lossyLocks) (arm func(), afterLoss func() []string) {
 	target, err := url.Parse(c.endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -88,12 +94,12 @@ func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 	fwd.ErrorLog = log.New(io.Discard, "", 0) // the import cut short when the lock goes
 	var armed, lost atomic.Bool
 	var mu sync.Mutex
-	var afterLoss []string
+	var calls []string
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := r.Header.Get("X-Amz-Target")
 		if lost.Load() {
 			mu.Lock()
-			afterLoss = append(afterLoss, op)
+			calls = append(calls, op[strings.LastIndexByte(op, '.')+1:])
 			mu.Unlock()
 		}
 		if strings.HasSuffix(op, ".ImportKeyMaterial") && armed.CompareAndSwap(true, false) {
@@ -104,7 +110,36 @@ func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 	}))
 	t.Cleanup(proxy.Close)
 	c.endpoint = proxy.URL
+	return func() { armed.Store(true) }, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+}
 
+// noChangesAfterLoss fails the test for a cloud change or a store write
+// made after the key's lock was taken away.
+func noChangesAfterLoss(t *testing.T, locks *lossyLocks, calls []string) {
+	t.Helper()
+	for _, name := range calls {
+		if !strings.HasPrefix(name, "Describe") && !strings.HasPrefix(name, "List") && !strings.HasPrefix(name, "Get") {
+			t.Errorf("%s reached the cloud after the key's lock was lost", name)
+		}
+	}
+	if n := locks.writesAfter.Load(); n != 0 {
+		t.Errorf("%d store writes after the key's lock was lost", n)
+	}
+}
+
+// A node that loses the key's lock part-way through a distribution makes
+// no further change in the cloud and does not write the distribution's
+// record, since another node may hold the lock now; the retry job later
+// finishes the distribution.
+func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	c := awsCloud(t)
+	locks := &lossyLocks{}
+	arm, afterLoss := losingAWS(t, c, locks)
 	e := newEnv(t, Options{Providers: providers(c)})
 	locks.Store = e.st
 	e.m = NewWithOptions(e.h, locks, Options{Providers: providers(c)})
@@ -112,19 +147,12 @@ func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
 		t.Fatal(err)
 	}
-	armed.Store(true)
-	_, err = e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
+	arm()
+	_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws", Key: "k", Purposes: []string{"encrypt", "decrypt"}})
 	if !errors.Is(err, errLockLost) {
 		t.Fatalf("a distribution that lost the key's lock part-way: %v, want the lock's loss", err)
 	}
-	mu.Lock()
-	for _, op := range afterLoss {
-		name := op[strings.LastIndexByte(op, '.')+1:]
-		if !strings.HasPrefix(name, "Describe") && !strings.HasPrefix(name, "List") && !strings.HasPrefix(name, "Get") {
-			t.Errorf("%s reached the cloud after the key's lock was lost", name)
-		}
-	}
-	mu.Unlock()
+	noChangesAfterLoss(t, locks, afterLoss())
 	d, err := e.m.ReadDistribution(ctx, mount, "aws", "k")
 	if err != nil {
 		t.Fatal(err)
@@ -139,4 +167,39 @@ func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 		t.Fatalf("retry pass: %+v, %v", r, err)
 	}
 	e.expect(t, c, "aws", "k", map[int]bool{1: true}, 1)
+}
+
+// A rotation's push that loses the key's lock while it syncs the first of
+// the key's clouds leaves the others alone: no cloud call, no record
+// written (the rotation marked them all for the retry job).
+func TestRotationPushStopsWhenTheKeyLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	a, b := awsCloud(t), awsCloud(t)
+	locks := &lossyLocks{}
+	arm, afterLoss := losingAWS(t, a, locks)
+	e := newEnv(t, Options{Providers: providers(a)})
+	locks.Store = e.st
+	e.m = NewWithOptions(e.h, locks, Options{Providers: providers(a)})
+	a.write(t, ctx, e.m, mount, "a", nil)
+	b.write(t, ctx, e.m, mount, "b", nil)
+	distributeAES(t, e, "a", "k")
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "b", Key: "k", Purposes: []string{"encrypt", "decrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+	bCalls := b.awsFake.Calls()
+	arm()
+	_, err := e.m.Rotate(ctx, mount, "k")
+	if !errors.Is(err, errLockLost) {
+		t.Fatalf("a rotation whose push lost the key's lock: %v, want the lock's loss", err)
+	}
+	noChangesAfterLoss(t, locks, afterLoss())
+	if n := b.awsFake.Calls() - bCalls; n != 0 {
+		t.Errorf("%d calls reached the second cloud after the key's lock was lost", n)
+	}
+	ageDistributions(t, e, RetryAfter)
+	if r, err := e.m.RetryDistributions(ctx); err != nil || r.Done != 2 {
+		t.Fatalf("retry pass: %+v, %v", r, err)
+	}
+	e.expect(t, a, "a", "k", map[int]bool{1: true, 2: true}, 2)
+	e.expect(t, b, "b", "k", map[int]bool{1: true, 2: true}, 2)
 }

@@ -60,6 +60,17 @@ func NewAWS(region string) *AWS {
 	return &AWS{Region: region, keys: map[string]*AWSKey{}, aliases: map[string]string{}, tokens: map[string]awsToken{}, Requests: map[string]int{}}
 }
 
+// Calls counts the calls of every operation so far.
+func (f *AWS) Calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.Requests {
+		n += c
+	}
+	return n
+}
+
 // Keys returns copies of the fake's keys in creation order.
 func (f *AWS) Keys() []AWSKey {
 	f.mu.Lock()
