@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1404,5 +1405,28 @@ func TestAzureDeletedKeysOfAnotherKeyStayDeleted(t *testing.T) {
 	}
 	if k, kek := c.azure.Key("k"), c.azure.Key("keyhold-kek-k"); !k.Deleted || !kek.Deleted {
 		t.Fatal("another key's deleted keys are no longer deleted")
+	}
+}
+
+// Removing a distribution and distributing the key again is how its
+// purposes change: the versions recovered with the deleted vault key take
+// the new purposes' operations.
+func TestAzureRecoveredVersionsTakeTheNewPurposes(t *testing.T) {
+	ctx := context.Background()
+	c := azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "az", nil)
+	distributeAES(t, e, "az", "k") // encrypt, decrypt
+	if err := e.m.RemoveDistribution(ctx, mount, "az", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "az", Key: "k", Purposes: []string{"wrap", "unwrap"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(t, c, "az", "k", map[int]bool{1: true}, 1)
+	for _, v := range c.azure.Key("k").Versions {
+		if ops := strings.Join(slices.Sorted(slices.Values(v.KeyOps)), ","); ops != "unwrapKey,wrapKey" {
+			t.Errorf("vault key version %s allows %s, want the new purposes' wrapKey and unwrapKey", v.ID, ops)
+		}
 	}
 }

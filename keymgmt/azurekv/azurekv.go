@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -235,6 +236,8 @@ func (p *Provider) fail(op string, err error) error {
 		kind := fault.BadInput
 		if re.StatusCode == http.StatusNotFound {
 			kind = fault.NotFound
+		} else if re.StatusCode == http.StatusConflict {
+			kind = fault.Conflict // e.g. a key still being deleted
 		} else if re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests {
 			kind = fault.Unavailable
 		}
@@ -562,6 +565,9 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 	}
 	v := req.Version
 	if id, enabled := imported(o, vs, v.Version); id != "" {
+		if err := p.ensureOps(ctx, req.Key.Name, id, s.ops); err != nil {
+			return err
+		}
 		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
 		return req.Save(ctx)
 	}
@@ -613,6 +619,49 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 	v.ProviderID, v.Imported, v.Enabled = out.Key.KID.Version(), true, true
 	v.Scheme, v.Path = string(wrap.AzureRSAAESKeyWrap), string(res.Path)
 	return req.Save(ctx)
+}
+
+// ensureOps gives a version found imported already the operations of the
+// distribution's purposes. A version recovered with its deleted vault key
+// has those of the distribution that was removed, whose purposes may have
+// been others.
+func (p *Provider) ensureOps(ctx context.Context, name, version string, ops []*azkeys.KeyOperation) error {
+	var have []*azkeys.KeyOperation
+	err := p.call(ctx, func(ctx context.Context) error {
+		r, err := p.c.GetKey(ctx, name, version, nil)
+		if r.Key != nil {
+			have = r.Key.KeyOps
+		}
+		return err
+	})
+	if err != nil {
+		return p.fail("GetKey", err)
+	}
+	if sameOps(have, ops) {
+		return nil
+	}
+	err = p.call(ctx, func(ctx context.Context) error {
+		_, err := p.c.UpdateKey(ctx, name, version, azkeys.UpdateKeyParameters{KeyOps: ops}, nil)
+		return err
+	})
+	if err != nil {
+		return p.fail("UpdateKey", err)
+	}
+	return nil
+}
+
+// sameOps reports whether two operation lists hold the same operations.
+func sameOps(a, b []*azkeys.KeyOperation) bool {
+	set := func(l []*azkeys.KeyOperation) map[azkeys.KeyOperation]bool {
+		m := map[azkeys.KeyOperation]bool{}
+		for _, op := range l {
+			if op != nil {
+				m[*op] = true
+			}
+		}
+		return m
+	}
+	return maps.Equal(set(a), set(b))
 }
 
 // MakeCurrent does nothing: Azure uses a key's newest version, and versions

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/keymgmt/provider"
 )
 
@@ -58,6 +60,18 @@ func TestOctKeysOnlyOutsideKeyVaults(t *testing.T) {
 		rsa := provider.Key{Name: "r", Type: "rsa-2048", Purposes: []string{"sign"}, Protection: provider.ProtectionHSM}
 		if err := p.Check(rsa); err != nil {
 			t.Errorf("endpoint %q: an RSA key: %v", c.endpoint, err)
+		}
+	}
+}
+
+// A vault's answer keeps its kind: 404 not found, 409 a conflict (a name a
+// key still being deleted holds), 429 and 5xx unavailable, others bad input.
+func TestFailKinds(t *testing.T) {
+	p := NewWithClient(provider.Config{Name: "az", KeyCollection: "vault1"}, nil)
+	for status, want := range map[int]fault.Kind{404: fault.NotFound, 409: fault.Conflict, 429: fault.Unavailable, 503: fault.Unavailable, 400: fault.BadInput, 403: fault.BadInput} {
+		err := p.fail("GetKey", &azcore.ResponseError{StatusCode: status, ErrorCode: "Code"})
+		if got := fault.KindOf(err); got != want {
+			t.Errorf("%d: kind %s, want %s", status, got, want)
 		}
 	}
 }

@@ -351,6 +351,12 @@ func (f *Azure) Server() *fake.Server {
 					if p.KeyAttributes != nil && p.KeyAttributes.Enabled != nil {
 						v.Enabled = *p.KeyAttributes.Enabled
 					}
+					if p.KeyOps != nil {
+						v.KeyOps = nil
+						for _, op := range p.KeyOps {
+							v.KeyOps = append(v.KeyOps, string(*op))
+						}
+					}
 					resp.SetResponse(http.StatusOK, azkeys.UpdateKeyResponse{KeyBundle: f.bundle(name, v)}, nil)
 					return resp, e
 				}
