@@ -111,6 +111,15 @@ func TestRESTAuditTrail(t *testing.T) {
 	if !strings.HasPrefix(ct, audit.HMACPrefix) {
 		t.Fatalf("client_token written as %q", ct)
 	}
+	// ... and the child token itself: audit-hash of a value is what the
+	// trail holds for a field of that value.
+	hs, err = root.Logical().Write("sys/audit-hash/file", map[string]any{"input": child.Auth.ClientToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.Data["hash"] != ct {
+		t.Fatalf("audit-hash of the child token is %v, the trail has %s", hs.Data["hash"], ct)
+	}
 	// Every response event follows its request event, and the chain verifies.
 	rep, err := audit.Verify([]string{logPath})
 	if err != nil || rep.Problem != nil {

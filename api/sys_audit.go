@@ -131,9 +131,9 @@ func sensitiveField(name string) bool {
 
 // split collects, by their paths (prefix, the names of the objects and the
 // indexes of the lists above them, joined by dots), what splitSensitive
-// takes out of a request's or response's data: sensitive fields,
-// JSON-encoded for the audit devices to HMAC, and token accessors, which a
-// device with hmac_accessor writes as HMACs too.
+// takes out of a request's or response's data: sensitive fields, as
+// hmacInput gives them for the audit devices to HMAC, and token accessors,
+// which a device with hmac_accessor writes as HMACs too.
 type split struct {
 	sens map[string][]byte
 	acc  map[string]string
@@ -148,8 +148,7 @@ func splitSensitive(data map[string]any, sp split, prefix string) map[string]any
 	out := make(map[string]any, len(data))
 	for k, v := range data {
 		if sensitiveField(k) {
-			b, _ := json.Marshal(v)
-			sp.sens[prefix+k] = b
+			sp.sens[prefix+k] = hmacInput(v)
 			continue
 		}
 		if a, ok := v.(string); ok && strings.EqualFold(k, "accessor") {
@@ -159,6 +158,19 @@ func splitSensitive(data map[string]any, sp split, prefix string) map[string]any
 		out[k] = splitValue(v, sp, prefix+k)
 	}
 	return out
+}
+
+// hmacInput is what a sensitive value's HMAC is taken of: a value that is a
+// string in JSON (a token, a secret, bytes as base64) as that text, which
+// is what a client sees and what sys/audit-hash is given; another value
+// (an object, a number) as its JSON.
+func hmacInput(v any) []byte {
+	b, _ := json.Marshal(v)
+	var s string
+	if len(b) > 0 && b[0] == '"' && json.Unmarshal(b, &s) == nil {
+		return []byte(s)
+	}
+	return b
 }
 
 // splitValue is splitSensitive for the value at path: objects and lists are
