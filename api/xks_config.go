@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
@@ -114,8 +115,10 @@ func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, e
 		RateLimit:       optional(d, "rate_limit", d.Int),
 		TLSInternalCA:   optional(d, "tls_internal_ca", d.Bool),
 	}
-	if in.Prefixes != nil && len(*in.Prefixes) == 0 && d.Has("uri_path_prefixes") {
-		*in.Prefixes = []string{""} // uri_path_prefixes="" is the empty prefix
+	if text, ok := d.raw["uri_path_prefixes"].(string); ok && in.Prefixes != nil && len(*in.Prefixes) == 0 && strings.TrimSpace(text) == "" {
+		// uri_path_prefixes="" is the empty prefix; an empty list is no
+		// prefix at all, which the configuration refuses.
+		*in.Prefixes = []string{""}
 	}
 	v, err := m.SetConfig(ctx, req.Mount.UUID, in)
 	if err != nil {

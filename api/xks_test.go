@@ -197,3 +197,36 @@ path "xks/credential/`+protected+`" { capabilities = ["deny"] }`); err != nil {
 		t.Fatalf("revoke of a path-like id: %v", err)
 	}
 }
+
+// An empty list of prefixes is refused, and leaves the prefixes and their
+// credentials as they were; "" (a string) is the empty prefix.
+func TestXKSConfigRefusesAnEmptyPrefixList(t *testing.T) {
+	e, _ := newXKSEnv(t)
+	c := e.client(t, testRootToken).Logical()
+	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write("xks/credential/generate", map[string]any{"prefix": "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write("xks/config", map[string]any{"uri_path_prefixes": []any{}}); statusOfErr(err) != http.StatusBadRequest {
+		t.Fatalf("uri_path_prefixes=[]: %v, want 400", err)
+	}
+	sec, err := c.Read("xks/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sec.Data["uri_path_prefixes"].([]any); len(p) != 1 || p[0] != "p" {
+		t.Fatalf("prefixes after the refused write: %v", p)
+	}
+	if l, err := c.List("xks/credential"); err != nil || l == nil || len(l.Data["keys"].([]any)) != 1 {
+		t.Fatalf("credentials after the refused write: %v %v", l, err)
+	}
+	sec, err = c.Write("xks/config", map[string]any{"uri_path_prefixes": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sec.Data["uri_path_prefixes"].([]any); len(p) != 1 || p[0] != "" {
+		t.Fatalf(`uri_path_prefixes="": %v, want the empty prefix`, p)
+	}
+}
