@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/hsm/hsmtest"
 	"github.com/keyhold/keyhold/store/sqlite"
@@ -535,5 +536,31 @@ func TestRequestEventDurableBeforeTheChange(t *testing.T) {
 		if synced < seq {
 			t.Fatalf("request %d: LogRequest returned with line %d given out and only %d durable", i, seq, synced)
 		}
+	}
+}
+
+// Two devices never write one file, whether named alike or through
+// another name: two hash chains would interleave in it, and they would
+// share one journal.
+func TestTwoDevicesRefuseOneFile(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	ctx := context.Background()
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(r.dir, "same.log")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, filepath.Join(r.dir, ".", "audit.log"), link} {
+		err := b.Enable(ctx, Device{Path: "dup", Type: "file", FilePath: p})
+		if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "file/") {
+			t.Errorf("a second device on %s: %v, want a conflict naming file/", p, err)
+		}
+	}
+	if err := b.Enable(ctx, Device{Path: "other", Type: "file", FilePath: filepath.Join(r.dir, "other.log")}); err != nil {
+		t.Fatalf("a device on another file: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -136,9 +137,15 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 	}
 	b.mu.RLock()
 	_, taken := b.devices[d.Path]
+	other := b.writing(d.FilePath)
 	b.mu.RUnlock()
 	if taken {
 		return fault.New(fault.Conflict, "an audit device is already enabled at %s/", d.Path)
+	}
+	if other != "" {
+		// Two devices on one file would interleave two hash chains in it
+		// and share one journal, which the first to be disabled removes.
+		return fault.New(fault.Conflict, "the audit device at %s/ already writes %s", other, d.FilePath)
 	}
 	d.KeyID = fmt.Sprintf("audit:%s:%d", d.Path, b.now().UnixNano())
 	blob, err := b.h.Generate(ctx, hsm.GenerateRequest{ID: d.KeyID, Type: hsm.HMACSHA256, Exportable: true})
@@ -221,6 +228,24 @@ func (b *Broker) Close() {
 	for _, d := range b.devices {
 		d.sink.close()
 	}
+}
+
+// writing returns the path of the enabled device that writes the file at
+// path (the same name, or the same file under another name), or "". b.mu
+// is held.
+func (b *Broker) writing(path string) string {
+	st, serr := os.Stat(path)
+	for p, dev := range b.devices {
+		if filepath.Clean(dev.cfg.FilePath) == filepath.Clean(path) {
+			return p
+		}
+		if serr == nil {
+			if st2, err := os.Stat(dev.cfg.FilePath); err == nil && os.SameFile(st, st2) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // Enabled reports whether any device is enabled.
