@@ -86,3 +86,20 @@ func TestPINSources(t *testing.T) {
 		}
 	})
 }
+
+// A dev root token has the form of every other token, and is kept across
+// restarts of the dev appliance.
+func TestDevRootToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "root-token")
+	tok, err := devRootToken(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, "khs.") || len(tok) != len("khs.")+32 {
+		t.Fatalf("dev root token %q, want khs. and 192 bits", tok)
+	}
+	again, err := devRootToken(path, "")
+	if err != nil || again != tok {
+		t.Fatalf("the second start got %q (%v), want the kept %q", again, err, tok)
+	}
+}

@@ -111,7 +111,7 @@ func devRootToken(path, fixed string) (string, error) {
 	if _, err := rand.Read(r); err != nil {
 		return "", err
 	}
-	tok := "hvs." + base64.RawURLEncoding.EncodeToString(r)
+	tok := "khs." + base64.RawURLEncoding.EncodeToString(r) // the form of every token (auth.newToken)
 	return tok, writeSecret(path, tok)
 }
 
