@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/keyhold/keyhold/fault"
 )
@@ -72,7 +73,9 @@ func (s *Server) healthHA(ctx context.Context, body map[string]any, listener str
 	}
 	body["listeners"] = listeners
 	if listener != "" {
-		l, found := listeners[listener].(map[string]any)
+		// By the mount's name, as sys/mounts lists it (kmip/) or without
+		// the slash.
+		l, found := listeners[strings.TrimSuffix(listener, "/")].(map[string]any)
 		if !found || l["up"] != true {
 			ok = false
 			problems = append(problems, "listener: "+listener+" is not up on this node")

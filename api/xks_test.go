@@ -230,3 +230,25 @@ func TestXKSConfigRefusesAnEmptyPrefixList(t *testing.T) {
 		t.Fatalf(`uri_path_prefixes="": %v, want the empty prefix`, p)
 	}
 }
+
+// sys/health?listener= answers 200 while the named listener is up on this
+// node, by the mount's name as sys/mounts lists it (with its slash) or
+// without, and 503 for a listener that is not up or not there.
+func TestHealthOfAListener(t *testing.T) {
+	e, _ := newXKSEnv(t)
+	c := e.client(t, testRootToken).Logical()
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=xks", "", ""); st != 503 {
+		t.Fatalf("a listener not configured: %d, want 503", st)
+	}
+	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"xks", "xks/"} {
+		if st, m := rawReq(t, e, "GET", "/v1/sys/health?listener="+name, "", ""); st != 200 {
+			t.Errorf("listener=%s: %d %v, want 200", name, st, m)
+		}
+	}
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=nope/", "", ""); st != 503 {
+		t.Errorf("a listener that is not there: %d, want 503", st)
+	}
+}
