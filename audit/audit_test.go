@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/hsm/hsmtest"
+	"github.com/keyhold/keyhold/store"
 	"github.com/keyhold/keyhold/store/sqlite"
 )
 
@@ -554,7 +556,7 @@ func TestTwoDevicesRefuseOneFile(t *testing.T) {
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, filepath.Join(r.dir, ".", "audit.log"), link} {
+	for _, p := range []string{path, r.dir + "/./audit.log", link} {
 		err := b.Enable(ctx, Device{Path: "dup", Type: "file", FilePath: p})
 		if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "file/") {
 			t.Errorf("a second device on %s: %v, want a conflict naming file/", p, err)
@@ -562,5 +564,125 @@ func TestTwoDevicesRefuseOneFile(t *testing.T) {
 	}
 	if err := b.Enable(ctx, Device{Path: "other", Type: "file", FilePath: filepath.Join(r.dir, "other.log")}); err != nil {
 		t.Fatalf("a device on another file: %v", err)
+	}
+}
+
+// Two enables of one file at once: one is refused.
+func TestConcurrentEnablesOfOneFile(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	for round := range 10 {
+		path := filepath.Join(r.dir, fmt.Sprintf("audit-%d.log", round))
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				errs[i] = b.Enable(context.Background(), Device{Path: fmt.Sprintf("d%d-%d", round, i), Type: "file", FilePath: path})
+			})
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: %v, %v; want one device enabled and one refused", round, errs[0], errs[1])
+		}
+	}
+}
+
+// Nodes sharing the store: a device another node enables on a file a
+// stored device writes is refused; one stored anyway (before such devices
+// were refused) is left closed when this node loads or reloads the
+// devices, so the file keeps one hash chain.
+func TestASecondStoredDeviceOnOneFileStaysClosed(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	node1, node2 := r.broker(t), r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := node1.Enable(ctx, Device{Path: "a", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	err := node2.Enable(ctx, Device{Path: "b", Type: "file", FilePath: path})
+	if fault.KindOf(err) != fault.Conflict {
+		t.Fatalf("another node's device on the same file: %v, want a conflict", err)
+	}
+	// A device on that file stored anyway.
+	if err := node2.Enable(ctx, Device{Path: "b", Type: "file", FilePath: filepath.Join(r.dir, "b.log")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.Update(ctx, func(tx store.Tx) error {
+		var d Device
+		if err := store.GetJSON(ctx, tx, kvPrefix+"b", &d); err != nil {
+			return err
+		}
+		d.FilePath = path
+		return store.PutJSON(ctx, tx, kvPrefix+"b", d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := node1.Reload(ctx); err == nil || !strings.Contains(err.Error(), "a/") {
+		t.Fatalf("reload with a second device on the file: %v, want it named", err)
+	}
+	node3 := r.broker(t) // Load
+	for _, n := range []*Broker{node1, node3} {
+		if ds := n.Devices(); len(ds) != 1 || ds[0].Path != "a" {
+			t.Fatalf("devices open: %+v, want a/ alone", ds)
+		}
+	}
+	for i := range 3 {
+		logPair(t, node1, entry(i, "s"))
+	}
+	if rep, err := Verify([]string{path}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep.Problem, err)
+	}
+}
+
+// A device enabled on a file while the device that wrote it is being
+// disabled gets a journal of its own, not the one the disable removes.
+func TestEnableDuringTheDisableOfTheSameFile(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	ctx := context.Background()
+	for round := range 20 {
+		path := filepath.Join(r.dir, fmt.Sprintf("audit-%d.log", round))
+		a, bb := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+		if err := b.Enable(ctx, Device{Path: a, Type: "file", FilePath: path}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			if err := b.QueueRequest(ctx, entry(i, "s")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		var enableErr error
+		wg.Go(func() { b.Disable(ctx, a) })
+		wg.Go(func() {
+			for {
+				b.mu.RLock()
+				_, still := b.devices[a]
+				b.mu.RUnlock()
+				if !still {
+					break
+				}
+				runtime.Gosched()
+			}
+			enableErr = b.Enable(ctx, Device{Path: bb, Type: "file", FilePath: path})
+		})
+		wg.Wait()
+		if enableErr != nil {
+			t.Fatal(enableErr)
+		}
+		b.mu.RLock()
+		s := b.devices[bb].sink
+		b.mu.RUnlock()
+		s.mu.Lock()
+		j := s.j
+		s.mu.Unlock()
+		if j == nil {
+			continue // no direct I/O here: no journal
+		}
+		st1, err1 := j.f.Stat()
+		st2, err2 := os.Stat(journalPath(path))
+		if err1 != nil || err2 != nil || !os.SameFile(st1, st2) {
+			t.Fatalf("round %d: device %s/ writes a journal that is no longer %s (%v)", round, bb, journalPath(path), err2)
+		}
 	}
 }

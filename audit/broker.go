@@ -48,6 +48,11 @@ type Broker struct {
 
 	mu      sync.RWMutex
 	devices map[string]*device
+
+	// admin serializes Enable and Disable: a device's file is checked
+	// against the others', and a disabled device's journal removed, with
+	// no other change of devices in between.
+	admin sync.Mutex
 }
 
 // NewBroker returns a broker with no device; Load opens the stored ones.
@@ -63,27 +68,17 @@ func NewBroker(h *hsm.HSM, st store.Store, log *slog.Logger) *Broker {
 func (b *Broker) Load(ctx context.Context) error {
 	var cfgs []Device
 	err := b.st.View(ctx, func(tx store.Tx) error {
-		paths, err := tx.List(ctx, kvPrefix)
-		if err != nil {
-			return err
-		}
-		for _, p := range paths {
-			raw, err := tx.Get(ctx, kvPrefix+p)
-			if err != nil {
-				return err
-			}
-			var d Device
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return fault.Wrap(fault.Internal, err, "corrupt audit device entry")
-			}
-			cfgs = append(cfgs, d)
-		}
-		return nil
+		var err error
+		cfgs, err = storedDevices(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	for _, c := range cfgs {
+		if other := b.sharedFile(c); other != "" {
+			continue
+		}
 		d, err := b.open(ctx, c)
 		if err != nil {
 			return fmt.Errorf("audit device %s: %w", c.Path, err)
@@ -93,6 +88,42 @@ func (b *Broker) Load(ctx context.Context) error {
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// storedDevices reads every stored device, sorted by path.
+func storedDevices(ctx context.Context, tx store.Tx) ([]Device, error) {
+	paths, err := tx.List(ctx, kvPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	var cfgs []Device
+	for _, p := range paths {
+		raw, err := tx.Get(ctx, kvPrefix+p)
+		if err != nil {
+			return nil, err
+		}
+		var d Device
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fault.Wrap(fault.Internal, err, "corrupt audit device entry")
+		}
+		cfgs = append(cfgs, d)
+	}
+	return cfgs, nil
+}
+
+// sharedFile returns the path of an open device that writes c's file, and
+// says in the server log that c stays closed: two devices on one file
+// (stored before they were refused, or enabled on two nodes at once) would
+// interleave two hash chains in it and share one journal.
+func (b *Broker) sharedFile(c Device) string {
+	b.mu.RLock()
+	other := b.writing(c.FilePath)
+	b.mu.RUnlock()
+	if other != "" {
+		b.log.Error("audit device not opened: another device writes its file; disable one of them", "device", c.Path, "file", c.FilePath, "other", other)
+	}
+	return other
 }
 
 func (b *Broker) open(ctx context.Context, c Device) (*device, error) {
@@ -135,6 +166,8 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 	if !filepath.IsAbs(d.FilePath) {
 		return fault.New(fault.BadInput, "file_path must be an absolute path")
 	}
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	b.mu.RLock()
 	_, taken := b.devices[d.Path]
 	other := b.writing(d.FilePath)
@@ -159,7 +192,20 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 		return fault.Wrap(fault.BadInput, err, "cannot open the audit file %s", d.FilePath)
 	}
 	raw, _ := json.Marshal(d)
-	if err := b.st.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, kvPrefix+d.Path, raw) }); err != nil {
+	err = b.st.Update(ctx, func(tx store.Tx) error {
+		// Another node may have enabled a device on this file meanwhile.
+		cfgs, err := storedDevices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, c := range cfgs {
+			if filepath.Clean(c.FilePath) == filepath.Clean(d.FilePath) {
+				return fault.New(fault.Conflict, "the audit device at %s/ already writes %s", c.Path, d.FilePath)
+			}
+		}
+		return tx.Put(ctx, kvPrefix+d.Path, raw)
+	})
+	if err != nil {
 		dev.sink.close()
 		return err
 	}
@@ -171,6 +217,8 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 
 // Disable removes the device at path.
 func (b *Broker) Disable(ctx context.Context, path string) error {
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	b.mu.Lock()
 	d := b.devices[path]
 	delete(b.devices, path)

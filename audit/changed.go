@@ -2,10 +2,9 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"sort"
 
-	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/store"
 )
@@ -19,22 +18,11 @@ import (
 func (b *Broker) Reload(ctx context.Context) error {
 	cfgs := map[string]Device{}
 	err := b.st.View(ctx, func(tx store.Tx) error {
-		paths, err := tx.List(ctx, kvPrefix)
-		if err != nil {
-			return err
-		}
-		for _, p := range paths {
-			raw, err := tx.Get(ctx, kvPrefix+p)
-			if err != nil {
-				return err
-			}
-			var d Device
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return fault.Wrap(fault.Internal, err, "corrupt audit device entry")
-			}
+		list, err := storedDevices(ctx, tx)
+		for _, d := range list {
 			cfgs[d.Path] = d
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
@@ -58,7 +46,12 @@ func (b *Broker) Reload(ctx context.Context) error {
 		d.sink.drop()
 	}
 	var errs []error
+	sort.Slice(missing, func(i, j int) bool { return missing[i].Path < missing[j].Path })
 	for _, c := range missing {
+		if other := b.sharedFile(c); other != "" {
+			errs = append(errs, fmt.Errorf("audit device %s: the device at %s/ writes its file %s", c.Path, other, c.FilePath))
+			continue
+		}
 		d, err := b.open(ctx, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("audit device %s: %w", c.Path, err))
