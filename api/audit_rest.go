@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"sort"
@@ -33,8 +32,7 @@ func (s *Server) entry(r *http.Request, st *reqState) *audit.Entry {
 		e.Auth.TokenAccessor, e.Auth.Policies = st.token.Accessor, st.token.Policies
 	}
 	if st.unrouted != "" {
-		b, _ := json.Marshal(st.unrouted)
-		e.Sensitive["path"] = b
+		e.Sensitive["path"] = []byte(st.unrouted) // as sys/audit-hash takes it
 	}
 	if st.req != nil {
 		e.Accessors = map[string]string{}
@@ -78,8 +76,10 @@ func (s *Server) auditResponse(r *http.Request, st *reqState, resp *Response, er
 	ctx := context.WithoutCancel(r.Context())
 	e := st.entry
 	if e == nil {
+		// Refused before its handler: it changed nothing, so its request
+		// event is made durable with its response event, in one flush.
 		e = s.entry(r, st)
-		if lerr := s.d.Audit.LogRequest(ctx, e); lerr != nil {
+		if lerr := s.d.Audit.QueueRequest(ctx, e); lerr != nil {
 			return lerr
 		}
 	}

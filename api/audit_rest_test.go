@@ -305,6 +305,14 @@ func TestRESTAuditUnroutedPath(t *testing.T) {
 	if !bytes.Contains(raw, []byte(`"path":"hmac-sha256:`)) {
 		t.Fatal("the unrouted path is not in the trail as an HMAC")
 	}
+	// An investigator finds it through audit-hash.
+	hs, err := root.Logical().Write("sys/audit-hash/file", map[string]any{"input": "auth/token/revoke/" + secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := hs.Data["hash"].(string); !bytes.Contains(raw, []byte(`"path":"`+h+`"`)) {
+		t.Fatalf("audit-hash of the unrouted path (%s) is not in the trail", h)
+	}
 }
 
 // Token accessors in request and response data follow the device's
