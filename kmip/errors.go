@@ -62,6 +62,10 @@ func reasonOf(err error) (reason kmip.ResultReason, msg string, internal bool) {
 	if errors.As(err, &pe) {
 		return kmip.ResultReasonInvalidMessage, pe.Error(), false
 	}
+	var fe *wire.FrameError // a message over the size limit, a bad header
+	if errors.As(err, &fe) {
+		return kmip.ResultReasonInvalidMessage, fe.Msg, false
+	}
 	if e, ok := fault.As(err); ok {
 		switch e.Kind {
 		case fault.BadInput:

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/kmip/wire"
 	"github.com/keyhold/keyhold/store"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
@@ -214,5 +215,18 @@ func waitRefusalEnds(t *testing.T, srv *server, p *peer) kmip.ResponseBatchItem 
 			return it
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A message refused by its framing (over max_message_bytes, a bad header)
+// is recorded, in the audit trail and the metrics, as the client is
+// answered: Invalid Message, a 400, not an internal failure.
+func TestFramingRefusalIsInvalidMessage(t *testing.T) {
+	reason, msg, internal := reasonOf(&wire.FrameError{Msg: "declared length 1100224 is over the limit"})
+	if reason != kmip.ResultReasonInvalidMessage || internal || !strings.Contains(msg, "over the limit") {
+		t.Fatalf("reasonOf a framing error: %v %q internal=%v", reason, msg, internal)
+	}
+	if st := statusOf(reason, true); st != 400 {
+		t.Fatalf("status %d, want 400", st)
 	}
 }
