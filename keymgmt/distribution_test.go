@@ -1242,15 +1242,16 @@ func TestAWSCredentialsOfAnotherAccountRefused(t *testing.T) {
 	}
 }
 
-// An endpoint must be https (http only to loopback: a local test double)
-// or a gRPC host:port, and a new endpoint needs the credentials again: the
-// stored ones, or tokens made from them, would be sent there.
+// An endpoint must be https (http only to loopback: a local test double,
+// and not for Azure) or, for GCP, a gRPC host:port; a new endpoint needs
+// the credentials again (the stored ones, or tokens made from them, would
+// be sent there), clearing it does not.
 func TestKMSEndpointChecks(t *testing.T) {
 	ctx := context.Background()
-	c := awsCloud(t)
-	e := newEnv(t, Options{Providers: providers(c)})
+	c, g, az := awsCloud(t), gcpCloud(t), azureCloud(t)
+	e := newEnv(t, Options{Providers: providers(c, g, az)})
 	c.write(t, ctx, e.m, mount, "aws", nil)
-	for _, bad := range []string{"file:///etc/passwd", "http://kms.example.com", "ftp://127.0.0.1:21", "https://user:pw@kms.example.com", "no-port", ":443"} {
+	for _, bad := range []string{"file:///etc/passwd", "http://kms.example.com", "ftp://127.0.0.1:21", "https://user:pw@kms.example.com", "no-port", ":443", "kms.example.internal:443"} {
 		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &bad, Credentials: c.creds}); fault.KindOf(err) != fault.BadInput {
 			t.Fatalf("endpoint %q: %v, want bad input", bad, err)
 		}
@@ -1259,9 +1260,26 @@ func TestKMSEndpointChecks(t *testing.T) {
 	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &elsewhere}); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "needs its credentials") {
 		t.Fatalf("a new endpoint without the credentials: %v", err)
 	}
-	for _, ok := range []string{"https://kms.vpce.example:8443", "kms.example.internal:443", "http://127.0.0.1:9", "http://localhost:9", c.endpoint} {
+	for _, ok := range []string{"https://kms.vpce.example:8443", "http://127.0.0.1:9", "http://localhost:9", c.endpoint} {
 		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &ok, Credentials: c.creds}); err != nil {
 			t.Fatalf("endpoint %q with the credentials: %v", ok, err)
+		}
+	}
+	// Clearing the endpoint (back to the cloud's own) needs no credentials.
+	none := ""
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &none}); err != nil {
+		t.Fatalf("clearing the endpoint: %v", err)
+	}
+	// host:port is GCP's gRPC form only; Azure's SDK takes only https.
+	g.write(t, ctx, e.m, mount, "gcp", nil)
+	az.write(t, ctx, e.m, mount, "az", nil)
+	hostPort := "kms.example.internal:443"
+	if _, err := e.m.WriteKMS(ctx, mount, "gcp", KMSUpdate{Endpoint: &hostPort, Credentials: g.creds}); err != nil {
+		t.Fatalf("gcp endpoint %q: %v", hostPort, err)
+	}
+	for _, bad := range []string{hostPort, "http://127.0.0.1:9"} {
+		if _, err := e.m.WriteKMS(ctx, mount, "az", KMSUpdate{Endpoint: &bad, Credentials: az.creds}); fault.KindOf(err) != fault.BadInput {
+			t.Fatalf("azure endpoint %q: %v, want bad input", bad, err)
 		}
 	}
 }

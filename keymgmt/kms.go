@@ -117,6 +117,23 @@ func checkEndpoint(ep string) error {
 	return fault.New(fault.BadInput, "endpoint must be an https URL or host:port, got %q", ep)
 }
 
+// endpointFits refuses an endpoint whose form the provider's SDK cannot
+// use: AWS and Azure take a URL (Azure's SDK only https), GCP a URL or
+// host:port. Refused at the write, it cannot leave a distribution that
+// neither syncs nor can be removed.
+func endpointFits(prov, ep string) error {
+	if ep == "" || prov == provider.GCPCKMS {
+		return nil
+	}
+	if !strings.Contains(ep, "://") {
+		return fault.New(fault.BadInput, "a %s endpoint must be a URL (https://host[:port]/), got %q; host:port is for gcpckms", prov, ep)
+	}
+	if prov == provider.AzureKeyVault && !strings.HasPrefix(strings.ToLower(ep), "https://") {
+		return fault.New(fault.BadInput, "an azurekeyvault endpoint must be https: the Azure SDK sends no token over plain http, got %q", ep)
+	}
+	return nil
+}
+
 func checkOAEPHash(h string) error {
 	if h != "sha256" && h != "sha1" {
 		return fault.New(fault.BadInput, "oaep_hash must be sha256 or sha1, got %q", h)
@@ -215,13 +232,18 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			if len(keys) > 0 {
 				return fault.New(fault.Conflict, "%s of kms %q cannot change while keys are distributed there (%s)", f.field, name, strings.Join(keys, ", "))
 			}
-			if f.field == "endpoint" && r.Credentials != nil && u.Credentials == nil {
+			if f.field == "endpoint" && *f.in != "" && r.Credentials != nil && u.Credentials == nil {
 				// The stored credentials (or tokens made from them) would go
 				// to the new endpoint: whoever may write the kms but does not
 				// know them must not be able to send them elsewhere.
 				return fault.New(fault.BadInput, "a new endpoint for kms %q needs its credentials in the same write: they are sent to the endpoint", name)
 			}
 			*f.cur = *f.in
+		}
+		if u.Endpoint != nil {
+			if err := endpointFits(r.Provider, r.Endpoint); err != nil {
+				return err
+			}
 		}
 		if u.Timeout != nil {
 			if *u.Timeout < 0 || *u.Timeout > time.Hour {
