@@ -371,3 +371,43 @@ func enableFileAudit(t *testing.T, c *vault.Client) string {
 	}
 	return logPath
 }
+
+// sys/audit-hash decodes a base64 or hex input first, so that the bytes
+// the XKS and KMIP events HMAC (sent encoded by their clients) can be
+// found: the HMAC of the decoded bytes is the text's HMAC of those bytes.
+func TestAuditHashEncodings(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	enableFileAudit(t, root)
+	hash := func(data map[string]any) (string, error) {
+		s, err := root.Logical().Write("sys/audit-hash/file", data)
+		if err != nil {
+			return "", err
+		}
+		return s.Data["hash"].(string), nil
+	}
+	want, err := hash(map[string]any{"input": "hello world"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []map[string]any{
+		{"input": "aGVsbG8gd29ybGQ=", "encoding": "base64"},
+		{"input": "68656c6c6f20776f726c64", "encoding": "hex"},
+	} {
+		if got, err := hash(in); err != nil || got != want {
+			t.Errorf("%v: %s %v, want %s", in, got, err, want)
+		}
+	}
+	if got, _ := hash(map[string]any{"input": "aGVsbG8gd29ybGQ="}); got == want {
+		t.Error("base64 text without encoding=base64 was decoded")
+	}
+	for _, bad := range []map[string]any{
+		{"input": "not base64!", "encoding": "base64"},
+		{"input": "zz", "encoding": "hex"},
+		{"input": "x", "encoding": "rot13"},
+	} {
+		if _, err := hash(bad); statusOfErr(err) != 400 {
+			t.Errorf("%v: %v, want 400", bad, err)
+		}
+	}
+}

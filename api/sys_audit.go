@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -23,7 +25,7 @@ func (s *Server) auditRoutes() {
 		"options":     {Type: TypeMap},
 		"local":       {Type: TypeAny},
 	}, map[Operation]HandlerFunc{OpUpdate: s.enableAudit, OpDelete: s.disableAudit}).sudo = true
-	s.handle("sys/audit-hash/{path...}", Fields{"input": {Type: TypeString}},
+	s.handle("sys/audit-hash/{path...}", Fields{"input": {Type: TypeString}, "encoding": {Type: TypeString}},
 		map[Operation]HandlerFunc{OpUpdate: s.auditHash}).sudo = true
 }
 
@@ -86,8 +88,30 @@ func (s *Server) disableAudit(ctx context.Context, req *Request) (*Response, err
 	return nil, s.d.Audit.Disable(ctx, strings.Trim(req.Params["path"], "/"))
 }
 
+// auditHash answers the HMAC a device writes for input. The XKS and KMIP
+// events HMAC bytes (plaintext, ciphertext, key material) that their
+// clients send encoded: encoding=base64 (or hex) decodes input first, so
+// that those can be found too.
 func (s *Server) auditHash(ctx context.Context, req *Request) (*Response, error) {
-	h, err := s.d.Audit.Hash(strings.Trim(req.Params["path"], "/"), []byte(req.Data.String("input")))
+	in := []byte(req.Data.String("input"))
+	switch enc := req.Data.String("encoding"); enc {
+	case "":
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(string(in))
+		if err != nil {
+			return nil, fault.New(fault.BadInput, "input is not base64: %v", err)
+		}
+		in = b
+	case "hex":
+		b, err := hex.DecodeString(string(in))
+		if err != nil {
+			return nil, fault.New(fault.BadInput, "input is not hex: %v", err)
+		}
+		in = b
+	default:
+		return nil, fault.New(fault.BadInput, "encoding must be base64 or hex (or absent: input as text), got %q", enc)
+	}
+	h, err := s.d.Audit.Hash(strings.Trim(req.Params["path"], "/"), in)
 	if err != nil {
 		return nil, err
 	}
