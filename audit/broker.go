@@ -76,7 +76,7 @@ func (b *Broker) Load(ctx context.Context) error {
 		return err
 	}
 	for _, c := range cfgs {
-		if other := b.sharedFile(c); other != "" {
+		if b.sharedFile(c) != "" {
 			continue
 		}
 		d, err := b.open(ctx, c)
@@ -176,9 +176,7 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 		return fault.New(fault.Conflict, "an audit device is already enabled at %s/", d.Path)
 	}
 	if other != "" {
-		// Two devices on one file would interleave two hash chains in it
-		// and share one journal, which the first to be disabled removes.
-		return fault.New(fault.Conflict, "the audit device at %s/ already writes %s", other, d.FilePath)
+		return errFileTaken(other, d.FilePath)
 	}
 	d.KeyID = fmt.Sprintf("audit:%s:%d", d.Path, b.now().UnixNano())
 	blob, err := b.h.Generate(ctx, hsm.GenerateRequest{ID: d.KeyID, Type: hsm.HMACSHA256, Exportable: true})
@@ -200,7 +198,7 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 		}
 		for _, c := range cfgs {
 			if filepath.Clean(c.FilePath) == filepath.Clean(d.FilePath) {
-				return fault.New(fault.Conflict, "the audit device at %s/ already writes %s", c.Path, d.FilePath)
+				return errFileTaken(c.Path, d.FilePath)
 			}
 		}
 		return tx.Put(ctx, kvPrefix+d.Path, raw)
@@ -276,6 +274,13 @@ func (b *Broker) Close() {
 	for _, d := range b.devices {
 		d.sink.close()
 	}
+}
+
+// errFileTaken refuses a device on a file that the device at other writes:
+// two devices on one file would interleave two hash chains in it and share
+// one journal, which the first to be disabled removes.
+func errFileTaken(other, path string) error {
+	return fault.New(fault.Conflict, "the audit device at %s/ already writes %s", other, path)
 }
 
 // writing returns the path of the enabled device that writes the file at

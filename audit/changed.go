@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/store"
@@ -16,16 +15,18 @@ import (
 // every write until its file opens (each write tries again): alone, it
 // refuses requests (fail closed) rather than leave this node unaudited.
 func (b *Broker) Reload(ctx context.Context) error {
-	cfgs := map[string]Device{}
+	var list []Device // sorted by path
 	err := b.st.View(ctx, func(tx store.Tx) error {
-		list, err := storedDevices(ctx, tx)
-		for _, d := range list {
-			cfgs[d.Path] = d
-		}
+		var err error
+		list, err = storedDevices(ctx, tx)
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	cfgs := make(map[string]Device, len(list))
+	for _, d := range list {
+		cfgs[d.Path] = d
 	}
 	b.mu.Lock()
 	var gone []*device
@@ -36,8 +37,8 @@ func (b *Broker) Reload(ctx context.Context) error {
 		}
 	}
 	var missing []Device
-	for p, c := range cfgs {
-		if _, ok := b.devices[p]; !ok {
+	for _, c := range list {
+		if _, ok := b.devices[c.Path]; !ok {
 			missing = append(missing, c)
 		}
 	}
@@ -46,7 +47,6 @@ func (b *Broker) Reload(ctx context.Context) error {
 		d.sink.drop()
 	}
 	var errs []error
-	sort.Slice(missing, func(i, j int) bool { return missing[i].Path < missing[j].Path })
 	for _, c := range missing {
 		if other := b.sharedFile(c); other != "" {
 			errs = append(errs, fmt.Errorf("audit device %s: the device at %s/ writes its file %s", c.Path, other, c.FilePath))
