@@ -117,6 +117,18 @@ func losingAWS(t *testing.T, c *cloud, locks *lossyLocks) (arm func(), afterLoss
 	}
 }
 
+// lossyEnv is newEnv whose manager takes its cross-node locks from a
+// lossyLocks over the env's store, with losingAWS between it and c.
+func lossyEnv(t *testing.T, c *cloud) (e *testEnv, locks *lossyLocks, arm func(), afterLoss func() []string) {
+	locks = &lossyLocks{}
+	arm, afterLoss = losingAWS(t, c, locks)
+	o := Options{Providers: providers(c)}
+	e = newEnv(t, o)
+	locks.Store = e.st
+	e.m = NewWithOptions(e.h, locks, o)
+	return e, locks, arm, afterLoss
+}
+
 // noChangesAfterLoss fails the test for a cloud change or a store write
 // made after the key's lock was taken away.
 func noChangesAfterLoss(t *testing.T, locks *lossyLocks, calls []string) {
@@ -138,11 +150,7 @@ func noChangesAfterLoss(t *testing.T, locks *lossyLocks, calls []string) {
 func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 	ctx := context.Background()
 	c := awsCloud(t)
-	locks := &lossyLocks{}
-	arm, afterLoss := losingAWS(t, c, locks)
-	e := newEnv(t, Options{Providers: providers(c)})
-	locks.Store = e.st
-	e.m = NewWithOptions(e.h, locks, Options{Providers: providers(c)})
+	e, locks, arm, afterLoss := lossyEnv(t, c)
 	c.write(t, ctx, e.m, mount, "aws", nil)
 	if _, err := e.m.Create(ctx, mount, "k", "aes256-gcm96"); err != nil {
 		t.Fatal(err)
@@ -175,11 +183,7 @@ func TestDistributionStopsWhenTheKeyLockIsLost(t *testing.T) {
 func TestRotationPushStopsWhenTheKeyLockIsLost(t *testing.T) {
 	ctx := context.Background()
 	a, b := awsCloud(t), awsCloud(t)
-	locks := &lossyLocks{}
-	arm, afterLoss := losingAWS(t, a, locks)
-	e := newEnv(t, Options{Providers: providers(a)})
-	locks.Store = e.st
-	e.m = NewWithOptions(e.h, locks, Options{Providers: providers(a)})
+	e, locks, arm, afterLoss := lossyEnv(t, a)
 	a.write(t, ctx, e.m, mount, "a", nil)
 	b.write(t, ctx, e.m, mount, "b", nil)
 	distributeAES(t, e, "a", "k")

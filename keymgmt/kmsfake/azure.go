@@ -182,12 +182,14 @@ func (f *Azure) add(name string, v *AzureVersion) {
 	k.Versions = append(k.Versions, v)
 }
 
-// softDeleted reports whether a deleted key holds name: soft delete keeps
-// it, and refuses the name to a create or an import, until it is recovered
-// or purged.
-func (f *Azure) softDeleted(name string) bool {
-	k := f.keys[name]
-	return k != nil && k.Deleted
+// softDeleted returns the deleted key that holds name, or nil: soft delete
+// keeps it, and refuses the name to a create or an import, until it is
+// recovered or purged.
+func (f *Azure) softDeleted(name string) *AzureKey {
+	if k := f.keys[name]; k != nil && k.Deleted {
+		return k
+	}
+	return nil
 }
 
 // conflict is Azure's answer to a create or an import of a name that a
@@ -216,7 +218,7 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if f.softDeleted(name) {
+			if f.softDeleted(name) != nil {
 				return resp, conflict()
 			}
 			v := &AzureVersion{ID: newVersionID(), Kty: *p.Kty, Enabled: true, Tags: tagMap(p.Tags), KEK: true}
@@ -262,7 +264,7 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if f.softDeleted(name) {
+			if f.softDeleted(name) != nil {
 				return resp, conflict()
 			}
 			bad := func(code string) (azfake.Responder[azkeys.ImportKeyResponse], azfake.ErrorResponder) {
@@ -383,10 +385,10 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if !f.softDeleted(name) {
+			k := f.softDeleted(name)
+			if k == nil {
 				return resp, notFound(name)
 			}
-			k := f.keys[name]
 			b := f.bundle(name, k.Versions[len(k.Versions)-1])
 			purge := time.Now().Add(90 * 24 * time.Hour)
 			resp.SetResponse(http.StatusOK, azkeys.GetDeletedKeyResponse{DeletedKey: azkeys.DeletedKey{Key: b.Key, Attributes: b.Attributes, Tags: b.Tags, ScheduledPurgeDate: &purge}}, nil)
@@ -398,10 +400,10 @@ func (f *Azure) Server() *fake.Server {
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if !f.softDeleted(name) {
+			k := f.softDeleted(name)
+			if k == nil {
 				return resp, notFound(name)
 			}
-			k := f.keys[name]
 			k.Deleted = false
 			if f.RecoverLag > 0 {
 				if f.lagging == nil {
