@@ -104,9 +104,7 @@ func (l *heldLock) watch() {
 		case <-t.C:
 		}
 		l.mu.Lock()
-		if !l.released {
-			l.probeLocked()
-		}
+		l.probeLocked() // does nothing once released
 		l.mu.Unlock()
 	}
 }
@@ -121,16 +119,16 @@ func (l *heldLock) release(force bool) {
 		return
 	}
 	if force {
-		l.lostOnce.Do(func() { close(l.lost) })
+		l.loseLocked()
 	}
 	l.released = true
 	close(l.stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if force || l.isLost() {
-		l.conn.Conn().Close(ctx)
-	} else if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key); err != nil {
-		l.conn.Conn().Close(ctx)
+	if !l.isLost() { // a lost lock's connection is closed already
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key); err != nil {
+			l.conn.Conn().Close(ctx)
+		}
 	}
 	l.conn.Release()
 	l.mu.Unlock()
