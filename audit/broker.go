@@ -49,9 +49,9 @@ type Broker struct {
 	mu      sync.RWMutex
 	devices map[string]*device
 
-	// admin serializes Enable and Disable: a device's file is checked
-	// against the others', and a disabled device's journal removed, with
-	// no other change of devices in between.
+	// admin serializes Enable, Disable and Reload: a device's file is
+	// checked against the others', and a disabled device's journal
+	// removed, with no other change of devices in between.
 	admin sync.Mutex
 }
 
@@ -191,14 +191,21 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 	}
 	raw, _ := json.Marshal(d)
 	err = b.st.Update(ctx, func(tx store.Tx) error {
-		// Another node may have enabled a device on this file meanwhile.
+		// Another node may have enabled a device on this file meanwhile,
+		// under this name or another one for it (a link).
 		cfgs, err := storedDevices(ctx, tx)
 		if err != nil {
 			return err
 		}
+		mine, serr := os.Stat(d.FilePath)
 		for _, c := range cfgs {
 			if filepath.Clean(c.FilePath) == filepath.Clean(d.FilePath) {
 				return errFileTaken(c.Path, d.FilePath)
+			}
+			if serr == nil {
+				if st, err := os.Stat(c.FilePath); err == nil && os.SameFile(mine, st) {
+					return errFileTaken(c.Path, d.FilePath)
+				}
 			}
 		}
 		return tx.Put(ctx, kvPrefix+d.Path, raw)

@@ -14,7 +14,13 @@ import (
 // file cannot be opened here is reported and kept as a device that fails
 // every write until its file opens (each write tries again): alone, it
 // refuses requests (fail closed) rather than leave this node unaudited.
+// It waits for a running Enable or Disable of this node: between its store
+// write and its change of the open devices, a Reload would open the device
+// again (a second writer of its file) or reopen a disabled one. This
+// node's own writes never start its Reload, so the wait cannot deadlock.
 func (b *Broker) Reload(ctx context.Context) error {
+	b.admin.Lock()
+	defer b.admin.Unlock()
 	var list []Device // sorted by path
 	err := b.st.View(ctx, func(tx store.Tx) error {
 		var err error

@@ -1,0 +1,137 @@
+package audit
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/fault"
+	"github.com/keyhold/keyhold/store"
+)
+
+// hookStore runs before or after around each Update, as another node's
+// change reaching this one at that moment would.
+type hookStore struct {
+	store.Store
+	before, after func()
+}
+
+func (s *hookStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if s.before != nil {
+		s.before()
+	}
+	err := s.Store.Update(ctx, fn)
+	if s.after != nil {
+		s.after()
+	}
+	return err
+}
+
+// reloadNow starts a Reload and gives it time to finish; Reload waits
+// for a running Enable or Disable, so it may still be waiting on return.
+func reloadNow(t *testing.T, b *Broker) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- b.Reload(context.Background()) }()
+	select {
+	case err := <-done:
+		done <- err
+	case <-time.After(200 * time.Millisecond):
+	}
+	return done
+}
+
+// openFiles counts this process's descriptors open on path.
+func openFiles(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	n := 0
+	for _, e := range ents {
+		if p, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && p == path {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReloadDuringEnableOpensNoSecondWriter(t *testing.T) {
+	r := newRig(t)
+	hs := &hookStore{Store: r.st}
+	b := NewBroker(r.h, hs, nil)
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	var reloaded <-chan error
+	hs.after = func() { reloaded = reloadNow(t, b) }
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(context.Background(), Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	hs.after = nil
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	if n := openFiles(t, path); n != 1 {
+		t.Fatalf("%d descriptors write %s after an Enable with a Reload in it, want 1", n, path)
+	}
+}
+
+func TestReloadDuringDisableKeepsTheDeviceClosed(t *testing.T) {
+	r := newRig(t)
+	hs := &hookStore{Store: r.st}
+	b := NewBroker(r.h, hs, nil)
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ctx := context.Background()
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	var reloaded <-chan error
+	hs.before = func() { reloaded = reloadNow(t, b) }
+	if err := b.Disable(ctx, "file"); err != nil {
+		t.Fatal(err)
+	}
+	hs.before = nil
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Devices(); len(d) != 0 {
+		t.Fatalf("devices after Disable with a Reload in it: %v", d)
+	}
+	if n := openFiles(t, path); n != 0 {
+		t.Fatalf("%d descriptors still write %s after its device was disabled", n, path)
+	}
+}
+
+// Another node (a second broker on the store, not yet reloaded) enables a
+// device on a link to this node's device's file: the store write refuses
+// it, though the other node's open devices do not show the file.
+func TestEnableOnALinkToAnotherNodesFile(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	here, other := r.broker(t), r.broker(t)
+	path := filepath.Join(r.dir, "audit.log")
+	if err := here.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(r.dir, "same.log")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	err := other.Enable(ctx, Device{Path: "dup", Type: "file", FilePath: link})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "file/") {
+		t.Fatalf("a device on a link to file/'s file, enabled on another node: %v, want a conflict naming file/", err)
+	}
+	if n := openFiles(t, path); n != 1 {
+		t.Fatalf("%d descriptors write %s, want 1", n, path)
+	}
+}
