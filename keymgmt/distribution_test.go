@@ -1270,6 +1270,22 @@ func TestKMSEndpointChecks(t *testing.T) {
 	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &none}); err != nil {
 		t.Fatalf("clearing the endpoint: %v", err)
 	}
+	// An endpoint stored before its form was checked: a write that sends
+	// it again unchanged (to rotate the credentials) is not refused for it.
+	legacy := "kms.example.internal:443"
+	if err := e.st.Update(ctx, func(tx store.Tx) error {
+		r, err := e.m.getKMS(ctx, tx, mount, "aws")
+		if err != nil {
+			return err
+		}
+		r.Endpoint = legacy
+		return store.PutJSON(ctx, tx, kmsPath(mount, "aws"), r)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{Endpoint: &legacy, Credentials: c.creds}); err != nil {
+		t.Fatalf("writing the stored endpoint %q again with new credentials: %v", legacy, err)
+	}
 	// host:port is GCP's gRPC form only; Azure's SDK takes only https.
 	g.write(t, ctx, e.m, mount, "gcp", nil)
 	az.write(t, ctx, e.m, mount, "az", nil)

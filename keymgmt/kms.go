@@ -211,6 +211,10 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			}
 			r.Provider = *u.Provider
 		}
+		// An endpoint stored before its form was checked stays usable by
+		// writes that send it again unchanged (the whole config, say, to
+		// rotate the credentials); only a new one is checked.
+		newEndpoint := u.Endpoint != nil && *u.Endpoint != r.Endpoint
 		// Where the kms points cannot change while keys are distributed
 		// there: a new key collection or endpoint is another cloud, and the
 		// next rotation would wrap key material for whoever answers there.
@@ -240,7 +244,7 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			}
 			*f.cur = *f.in
 		}
-		if u.Endpoint != nil {
+		if newEndpoint {
 			if err := endpointFits(r.Provider, r.Endpoint); err != nil {
 				return err
 			}
