@@ -76,8 +76,10 @@ func (s *Server) auditResponse(r *http.Request, st *reqState, resp *Response, er
 	ctx := context.WithoutCancel(r.Context())
 	e := st.entry
 	if e == nil {
-		// Refused before its handler: it changed nothing, so its request
-		// event is made durable with its response event, in one flush.
+		// Refused before its handler: nothing it asked for was done, so
+		// its request event is made durable with its response event, in
+		// one flush. (Authentication may have spent a use of a limited
+		// token already, as it does before any request event is written.)
 		e = s.entry(r, st)
 		if lerr := s.d.Audit.QueueRequest(ctx, e); lerr != nil {
 			return lerr

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 func readTrail(t *testing.T, path string) []map[string]any {
@@ -120,4 +122,58 @@ func TestAuditTrail(t *testing.T) {
 			t.Fatalf("a refused create left %d object(s)", n-before)
 		}
 	})
+}
+
+// A message its framing refuses (here a declared length over
+// max_message_bytes) is answered Invalid Message, and recorded so in the
+// trail and the metrics, not as a General Failure.
+func TestFramingRefusalAudited(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
+		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	e.Role(t, "s", "r", "all")
+	cert, serial := e.Credential(t, "s", "r")
+	c := e.Dial(t, cert)
+	out, err := c.Raw(item(gokmip.TagRequestMessage, ttlv.TypeStructure, 1<<31, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	invalidMessage(t, out)
+
+	var resp map[string]any
+	for _, ev := range readTrail(t, logPath) {
+		if ev["interface"] == audit.KMIP && ev["type"] == "response" {
+			resp = ev
+		}
+	}
+	if resp == nil {
+		t.Fatal("no kmip response event for the refused message")
+	}
+	r := resp["response"].(map[string]any)
+	if r["kmip_result_reason"] != "InvalidMessage" || r["status"] != 400.0 {
+		t.Fatalf("the refused message is recorded as %v / %v, want InvalidMessage / 400", r["kmip_result_reason"], r["status"])
+	}
+	if auth := resp["auth"].(map[string]any); auth["cert_serial"] != serial {
+		t.Fatalf("principal of the refused message: %v", auth)
+	}
+	rec := httptest.NewRecorder()
+	e.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if !strings.Contains(body, `keyhold_errors_total{interface="kmip",kind="InvalidMessage"} 1`) ||
+		!strings.Contains(body, `keyhold_requests_total{interface="kmip",operation="message",status="400"} 1`) {
+		t.Fatalf("metrics do not count one Invalid Message (400):\n%s", grepLines(body, "kmip"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
