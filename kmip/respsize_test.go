@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/keyhold/keyhold/kmip/kmiptest"
+	"github.com/keyhold/keyhold/kmip/wire"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 // beginGCMDecryption registers an AES key (with attrs) and sends the first
@@ -167,5 +169,48 @@ func TestMaximumResponseSizeGetOfAFreshObject(t *testing.T) {
 	must[*payloads.GetResponsePayload](t, do(t, c, v, &payloads.GetRequestPayload{UniqueIdentifier: id}))
 	if got := fresh(); got != false {
 		t.Fatalf("Fresh after a Get: %v", got)
+	}
+}
+
+// A Locate or an RNG Retrieve changes nothing, and the request does not
+// bound its answer: it runs, and is refused only if its answer does not
+// fit. Under a Maximum Response Size just the size of its answer, it is
+// answered.
+func TestMaximumResponseSizeOfReadOnlyAnswers(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "r", "all", "all")
+	cert, _ := e.Credential(t, "r", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	must[*payloads.CreateResponsePayload](t, do(t, c, v, createAES("located")))
+	send := func(pl gokmip.OperationPayload, limit int32) (int, *gokmip.ResponseBatchItem) {
+		t.Helper()
+		req := batch(v, 0, pl)
+		req.Header.MaximumResponseSize = limit
+		out, err := c.Raw(ttlv.MarshalTTLV(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp gokmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(out, &resp); err != nil || len(resp.BatchItem) != 1 {
+			t.Fatalf("response: %v", err)
+		}
+		return len(out), &resp.BatchItem[0]
+	}
+	for name, pl := range map[string]gokmip.OperationPayload{
+		"locate": &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{{AttributeName: gokmip.AttributeNameName,
+			AttributeValue: gokmip.Name{NameValue: "located", NameType: gokmip.NameTypeUninterpretedTextString}}}},
+		"rng retrieve": &wire.RNGRetrieveRequestPayload{DataLength: 16},
+	} {
+		size, it := send(pl, 1<<20)
+		if it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("%s: %v %q", name, it.ResultReason, it.ResultMessage)
+		}
+		if _, it := send(pl, int32(size)); it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Errorf("%s under a Maximum Response Size of its answer's %d bytes: %v %q", name, size, it.ResultReason, it.ResultMessage)
+		}
+		if _, it := send(pl, int32(size)-1); it.ResultReason != gokmip.ResultReasonResponseTooLarge {
+			t.Errorf("%s under one byte less than its answer: %v %v %q", name, it.ResultStatus, it.ResultReason, it.ResultMessage)
+		}
 	}
 }

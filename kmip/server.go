@@ -445,14 +445,18 @@ type itemEvent struct {
 }
 
 // readOnly are the operations that change no stored state (a Get applies
-// date-driven state in memory only), whose request event need only be queued.
-// The one exception, the first Get of an object clearing its Fresh
-// attribute, checks the Maximum Response Size itself before it writes
-// (call.fits).
+// date-driven state in memory only), whose request event need only be queued,
+// and whose answer may run before its size is known (the request does not
+// bound what a Locate or an RNG Retrieve returns: an answer too large for
+// the client's Maximum Response Size becomes Response Too Large). The one
+// exception, the first Get of an object clearing its Fresh attribute,
+// checks the Maximum Response Size itself before it writes (call.fits).
 var readOnly = map[kmip.Operation]bool{
 	kmip.OperationGet:              true,
 	kmip.OperationGetAttributes:    true,
 	kmip.OperationGetAttributeList: true,
+	kmip.OperationLocate:           true,
+	kmip.OperationRNGRetrieve:      true,
 	kmip.OperationQuery:            true,
 	kmip.OperationDiscoverVersions: true,
 }
