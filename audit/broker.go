@@ -355,6 +355,46 @@ func (q *queuedLines) get(s *fileSink) (queuedLine, bool) {
 	return l, ok
 }
 
+// Persist returns once the request events of es, which QueueRequest
+// queued, are durable on some device that queued them: a batch that runs
+// its changes in one transaction queues its items' request events and
+// makes them durable at once, before it commits. It fails, and the caller
+// must then not commit, if no device could.
+func (b *Broker) Persist(ctx context.Context, es ...*Entry) error {
+	b.mu.RLock()
+	devs := make([]*device, 0, len(b.devices))
+	for _, d := range b.devices {
+		devs = append(devs, d)
+	}
+	b.mu.RUnlock()
+	for _, e := range es {
+		if e == nil || e.queued == nil {
+			continue
+		}
+		ok := false
+		var errs []error
+		for _, d := range devs {
+			q, queued := e.queued.get(d.sink)
+			if !queued {
+				continue
+			}
+			if err := d.sink.persist(q); err != nil {
+				b.log.Error("audit device failed", "device", d.cfg.Path, "error", err)
+				errs = append(errs, err)
+				continue
+			}
+			ok = true
+		}
+		if !ok {
+			if len(errs) == 0 {
+				errs = append(errs, errors.New("audit: no enabled device holds the queued event"))
+			}
+			return fault.Wrap(fault.Unavailable, errors.Join(errs...), "the audit trail cannot be written; the request was refused")
+		}
+	}
+	return nil
+}
+
 // LogResponse writes the response event and makes the trail durable (the
 // request event with it); the caller sends its response only if this
 // succeeds.

@@ -474,6 +474,35 @@ func (s *fileSink) queue(bodies ...[]byte) (queuedLine, error) {
 	return q, err
 }
 
+// persist returns once the line only queued (q) is durable. It fails if
+// a write failed since it was queued: the line may have been lost with it.
+func (s *fileSink) persist(q queuedLine) error {
+	s.mu.Lock()
+	if s.failures != q.failures {
+		s.mu.Unlock()
+		return errors.New("audit: a queued event may have been lost with a failed write of the trail")
+	}
+	if q.seq <= s.synced {
+		s.mu.Unlock()
+		return nil
+	}
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	ch := waitChans.Get().(chan error)
+	s.waiters = append(s.waiters, pending{seq: q.seq, durable: true, done: ch})
+	s.needSync = max(s.needSync, q.seq)
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
+	}
+	s.mu.Unlock()
+	err := <-ch
+	waitChans.Put(ch)
+	return err
+}
+
 // lostSince reports whether a line only queued (q) was lost with a failed
 // write: a failure came after it was queued and before it was written.
 // (Resynchronising after a failure reuses sequence numbers, so only the

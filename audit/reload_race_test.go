@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +134,58 @@ func TestEnableOnALinkToAnotherNodesFile(t *testing.T) {
 	}
 	if n := openFiles(t, path); n != 1 {
 		t.Fatalf("%d descriptors write %s, want 1", n, path)
+	}
+}
+
+// Persist makes queued request events durable; after a failed write of the
+// trail since they were queued it fails, since they may have been lost.
+func TestPersistQueuedRequests(t *testing.T) {
+	r := newRig(t)
+	b := r.broker(t)
+	ctx := context.Background()
+	path := filepath.Join(r.dir, "audit.log")
+	if err := b.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.RLock()
+	s := b.devices["file"].sink
+	b.mu.RUnlock()
+	var es []*Entry
+	for i := range 3 {
+		e := entry(i, "s")
+		if err := b.QueueRequest(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if err := b.Persist(ctx, es...); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	synced, seq := s.synced, s.seq
+	s.mu.Unlock()
+	if synced < seq {
+		t.Fatalf("after Persist, lines up to %d are durable of %d queued", synced, seq)
+	}
+	data, _ := os.ReadFile(path)
+	for _, e := range es {
+		if !strings.Contains(string(data), `"request_id":"`+e.RequestID+`"`) {
+			t.Fatalf("persisted request %s is not in the log", e.RequestID)
+		}
+	}
+
+	lost := entry(9, "s")
+	if err := b.QueueRequest(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.fail(errors.New("a write failed"))
+	s.mu.Unlock()
+	if err := b.Persist(ctx, lost); fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("Persist of an event queued before a failed write: %v, want unavailable", err)
+	}
+	// Nothing queued: nothing to wait for.
+	if err := b.Persist(ctx, nil, entry(10, "s")); err != nil {
+		t.Fatalf("Persist of entries never queued: %v", err)
 	}
 }

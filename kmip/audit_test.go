@@ -177,3 +177,69 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// An Undo batch queues its items' request events and makes them durable
+// together before it commits: each item's request event precedes its
+// response event in the trail, committed or undone, and the chain holds.
+func TestAuditedUndoBatch(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
+		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	e.Role(t, "u", "ops", "all")
+	cert, _ := e.Credential(t, "u", "ops")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("u1"), createAES("u2"), createAES("u3")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range resp.BatchItem {
+		if it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("item %d: %v %q", i, it.ResultReason, it.ResultMessage)
+		}
+	}
+	resp, err = c.Send(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("undone"), &payloads.DestroyRequestPayload{UniqueIdentifier: "nope"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(resp); len(got) != 2 || got[0] != gokmip.ResultStatusOperationUndone || got[1] != gokmip.ResultStatusOperationFailed {
+		t.Fatalf("undone batch: %v", got)
+	}
+	if n := countObjects(t, e, "u"); n != 3 {
+		t.Fatalf("%d objects, want the 3 of the committed batch", n)
+	}
+	seen := map[string]string{}
+	var order []string
+	for _, ev := range readTrail(t, logPath) {
+		if ev["interface"] != audit.KMIP {
+			continue
+		}
+		id, _ := ev["request_id"].(string)
+		if ev["type"] == "request" {
+			if _, dup := seen[id]; dup {
+				t.Fatalf("two request events for %s", id)
+			}
+			seen[id] = "request"
+			order = append(order, id)
+			continue
+		}
+		if seen[id] != "request" {
+			t.Fatalf("response event of %s without its request event before it", id)
+		}
+		seen[id] = "response"
+	}
+	if len(order) != 5 {
+		t.Fatalf("%d items have request events, want 5", len(order))
+	}
+	for id, last := range seen {
+		if last != "response" {
+			t.Fatalf("item %s has no response event", id)
+		}
+	}
+	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -391,6 +391,17 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 				return errUndo
 			}
 		}
+		// No change commits before its request event is durable.
+		if a := b.s.m.o.Audit; a != nil {
+			entries := make([]*audit.Entry, 0, len(evs))
+			for _, ev := range evs {
+				entries = append(entries, ev.entry)
+			}
+			if err := a.Persist(ictx, entries...); err != nil {
+				b.s.m.o.Logger.Error("kmip: audit trail unavailable; Undo batch undone", "mount", b.s.mount, "error", err)
+				return &Error{Reason: kmip.ResultReasonGeneralFailure, Msg: "the audit trail cannot be written; the batch was undone", Err: err}
+			}
+		}
 		return nil
 	})
 	if len(b.written) > 0 {
@@ -476,9 +487,16 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	ev.entry = b.auditEntry(i, it, c)
 	if ev.entry != nil {
 		logRequest := b.s.m.o.Audit.LogRequest
-		if readOnly[it.Operation] && it.Err == nil {
+		switch {
+		case readOnly[it.Operation] && it.Err == nil:
 			// It changes nothing: the event goes out with the response
 			// event, which is durable before the answer is sent.
+			logRequest = b.s.m.o.Audit.QueueRequest
+		case b.tx != nil:
+			// An item of an Undo batch changes nothing until the batch
+			// commits, and the batch makes its items' request events
+			// durable at once before that (runUndo): not one flush per
+			// item while it holds the store's write lock.
 			logRequest = b.s.m.o.Audit.QueueRequest
 		}
 		if err := logRequest(ctx, ev.entry); err != nil {
