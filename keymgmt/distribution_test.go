@@ -379,12 +379,29 @@ func TestRefusals(t *testing.T) {
 			t.Fatal("accepted")
 		}
 	})
-	t.Run("fail bad credentials refused at use", func(t *testing.T) {
-		if _, err := e.m.WriteKMS(ctx, mount, "aws2", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Credentials: map[string]string{"access_key": "a"}}); err != nil {
-			t.Fatal(err)
-		}
-		_, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "aws2", Key: "aes", Purposes: []string{"encrypt"}})
-		if err == nil || !strings.Contains(err.Error(), "secret_key") {
+	// What the provider cannot use is refused at the write, not at the
+	// first distribution.
+	for _, c := range []struct {
+		name string
+		u    KMSUpdate
+		msg  string
+	}{
+		{"incomplete credentials", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Credentials: map[string]string{"access_key": "a"}}, "secret_key"},
+		{"no credentials", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1")}, "secret_key"},
+		{"a misspelt credential", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Credentials: map[string]string{"access_key": "a", "secret_key": "s", "sesion_token": "t"}}, "sesion_token"},
+		{"a key collection that is no region", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east"), Credentials: map[string]string{"access_key": "a", "secret_key": "s"}}, "AWS region"},
+	} {
+		t.Run("fail "+c.name+" refused at the write", func(t *testing.T) {
+			if _, err := e.m.WriteKMS(ctx, mount, "aws2", c.u); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want bad input naming %s", err, c.msg)
+			}
+			if _, err := e.m.ReadKMS(ctx, mount, "aws2"); fault.KindOf(err) != fault.NotFound {
+				t.Fatalf("a refused write left kms aws2: %v", err)
+			}
+		})
+	}
+	t.Run("fail a new key collection the provider cannot use, with the stored credentials", func(t *testing.T) {
+		if _, err := e.m.WriteKMS(ctx, mount, "aws", KMSUpdate{KeyCollection: strp("not-a-region")}); fault.KindOf(err) != fault.BadInput || !strings.Contains(err.Error(), "AWS region") {
 			t.Fatalf("got %v", err)
 		}
 	})

@@ -191,7 +191,9 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		now := time.Now().UTC()
 		r, err := m.getKMS(ctx, tx, mount, name)
+		created := false
 		if fault.KindOf(err) == fault.NotFound {
+			created = true
 			r = &kmsRecord{Name: name, OAEPHash: "sha256", CreatedAt: now}
 			if u.Provider == nil || *u.Provider == "" {
 				return fault.New(fault.BadInput, "provider is required (%s, %s or %s)", provider.AWSKMS, provider.AzureKeyVault, provider.GCPCKMS)
@@ -260,6 +262,25 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 				return err
 			}
 			r.OAEPHash = *u.OAEPHash
+		}
+		if created || u.KeyCollection != nil || u.Credentials != nil || newEndpoint {
+			// The provider is built from what the write leaves, so that a
+			// key collection or credentials it cannot use are refused now,
+			// not at the first distribution.
+			creds := u.Credentials
+			if creds == nil && r.Credentials != nil {
+				if creds, err = m.unsealCredentials(ctx, mount, name, r.Credentials); err != nil {
+					return err
+				}
+			}
+			if creds == nil {
+				creds = map[string]string{} // the provider says which it needs
+			}
+			prov, err := m.buildProvider(ctx, r, creds)
+			if err != nil {
+				return err
+			}
+			closeProvider(prov)
 		}
 		if sealedCreds != nil {
 			r.Credentials = sealedCreds
