@@ -60,14 +60,20 @@ func openFiles(t *testing.T, path string) int {
 	return n
 }
 
-func TestReloadDuringEnableOpensNoSecondWriter(t *testing.T) {
-	r := newRig(t)
+// hookedBroker is a broker on r's store through a hookStore.
+func hookedBroker(t *testing.T, r *rig) (*Broker, *hookStore) {
 	hs := &hookStore{Store: r.st}
 	b := NewBroker(r.h, hs, nil)
 	if err := b.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	return b, hs
+}
+
+func TestReloadDuringEnableOpensNoSecondWriter(t *testing.T) {
+	r := newRig(t)
+	b, hs := hookedBroker(t, r)
 	var reloaded <-chan error
 	hs.after = func() { reloaded = reloadNow(t, b) }
 	path := filepath.Join(r.dir, "audit.log")
@@ -85,12 +91,7 @@ func TestReloadDuringEnableOpensNoSecondWriter(t *testing.T) {
 
 func TestReloadDuringDisableKeepsTheDeviceClosed(t *testing.T) {
 	r := newRig(t)
-	hs := &hookStore{Store: r.st}
-	b := NewBroker(r.h, hs, nil)
-	if err := b.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b, hs := hookedBroker(t, r)
 	ctx := context.Background()
 	path := filepath.Join(r.dir, "audit.log")
 	if err := b.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {

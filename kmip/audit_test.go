@@ -41,13 +41,21 @@ func readTrail(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-func TestAuditTrail(t *testing.T) {
+// auditedServer starts a server with a file audit device and returns it
+// with the device's file.
+func auditedServer(t *testing.T) (*kmiptest.Env, string) {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "audit.log")
 	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
 		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
 			t.Fatal(err)
 		}
 	}})
+	return e, logPath
+}
+
+func TestAuditTrail(t *testing.T) {
+	e, logPath := auditedServer(t)
 	e.Role(t, "audited", "ops", "all")
 	cert, serial := e.Credential(t, "audited", "ops")
 	c := e.Dial(t, cert)
@@ -128,12 +136,7 @@ func TestAuditTrail(t *testing.T) {
 // max_message_bytes) is answered Invalid Message, and recorded so in the
 // trail and the metrics, not as a General Failure.
 func TestFramingRefusalAudited(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
-		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	e, logPath := auditedServer(t)
 	e.Role(t, "s", "r", "all")
 	cert, serial := e.Credential(t, "s", "r")
 	c := e.Dial(t, cert)
@@ -182,12 +185,7 @@ func grepLines(s, sub string) string {
 // together before it commits: each item's request event precedes its
 // response event in the trail, committed or undone, and the chain holds.
 func TestAuditedUndoBatch(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "audit.log")
-	e := kmiptest.Start(t, kmiptest.Options{Audit: func(b *audit.Broker) {
-		if err := b.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
-			t.Fatal(err)
-		}
-	}})
+	e, logPath := auditedServer(t)
 	e.Role(t, "u", "ops", "all")
 	cert, _ := e.Credential(t, "u", "ops")
 	c := e.Dial(t, cert)
