@@ -149,6 +149,9 @@ func TestKMIPAdminWithVaultClient(t *testing.T) {
 			{name: "fail all and none", data: map[string]any{"operation_all": true, "operation_none": true}, wantErr: true},
 			{name: "fail all with another", data: map[string]any{"operation_all": true, "operation_get": true}, wantErr: true},
 			{name: "fail none with another", data: map[string]any{"operation_none": true, "operation_create": true}, wantErr: true},
+			// Not "all but destroy": refused rather than granted whole.
+			{name: "fail all with another set false", data: map[string]any{"operation_all": true, "operation_destroy": false}, wantErr: true},
+			{name: "fail none with another set false", data: map[string]any{"operation_none": true, "operation_get": false}, wantErr: true},
 			{name: "fail unknown operation", data: map[string]any{"operation_fly": true}, wantErr: true},
 			{name: "ok rng_seed_max_bytes", data: map[string]any{"operation_all": true, "rng_seed_max_bytes": 16}, want: map[string]any{"rng_seed_max_bytes": json.Number("16")}},
 			{name: "fail bad key bits", data: map[string]any{"operation_all": true, "tls_client_key_type": "ec", "tls_client_key_bits": 255}, wantErr: true},

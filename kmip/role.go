@@ -95,6 +95,7 @@ func (r *Role) apply(in RoleInput) error {
 	if len(in.Ops) > 0 {
 		all, none := in.Ops["all"], in.Ops["none"]
 		var ops []string
+		others := 0 // operation_* fields other than all and none, true or false
 		for name, on := range in.Ops {
 			if name == "all" || name == "none" {
 				continue
@@ -102,6 +103,7 @@ func (r *Role) apply(in RoleInput) error {
 			if !slices.Contains(OperationNames(), name) {
 				return fault.New(fault.BadInput, "unknown operation operation_%s", name)
 			}
+			others++
 			if on {
 				ops = append(ops, name)
 			}
@@ -109,7 +111,9 @@ func (r *Role) apply(in RoleInput) error {
 		switch {
 		case all && none:
 			return fault.New(fault.BadInput, "operation_all and operation_none exclude each other")
-		case (all || none) && len(ops) > 0:
+		case (all || none) && others > 0:
+			// operation_all with operation_destroy=false is not "all but
+			// destroy": refused, not granted whole.
 			return fault.New(fault.BadInput, "operation_all and operation_none cannot be combined with other operation_* fields")
 		}
 		sort.Strings(ops)

@@ -459,9 +459,12 @@ type itemEvent struct {
 // date-driven state in memory only), whose request event need only be queued,
 // and whose answer may run before its size is known (the request does not
 // bound what a Locate or an RNG Retrieve returns: an answer too large for
-// the client's Maximum Response Size becomes Response Too Large). The one
-// exception, the first Get of an object clearing its Fresh attribute,
-// checks the Maximum Response Size itself before it writes (call.fits).
+// the client's Maximum Response Size becomes Response Too Large). Two
+// write something: a Locate first stores the state changes its scope's
+// dates have already made (sweepDue: what any request computes from the
+// dates anyway, so nothing a client asked for, and done again if lost),
+// and the first Get of an object clears its Fresh attribute, checking the
+// Maximum Response Size itself before it writes (call.fits).
 var readOnly = map[kmip.Operation]bool{
 	kmip.OperationGet:              true,
 	kmip.OperationGetAttributes:    true,
