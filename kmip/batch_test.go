@@ -125,17 +125,29 @@ func TestBatches(t *testing.T) {
 	})
 	t.Run("ok undo undoes what succeeded", func(t *testing.T) {
 		before := countObjects(t, e, "b")
-		resp, err := c.Send(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("u1"), createAES("u2"), bad, createAES("u3")))
+		raw, err := c.Raw(ttlv.MarshalTTLV(batch(v, gokmip.BatchErrorContinuationOptionUndo, createAES("u1"), createAES("u2"), bad, createAES("u3"))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := statuses(resp)
+		var resp gokmip.ResponseMessage
+		if err := ttlv.UnmarshalTTLV(raw, &resp); err != nil {
+			t.Fatal(err)
+		}
+		got := statuses(&resp)
 		if len(got) != 3 || got[0] != gokmip.ResultStatusOperationUndone || got[1] != gokmip.ResultStatusOperationUndone || got[2] != gokmip.ResultStatusOperationFailed {
 			t.Fatalf("statuses %v", got)
 		}
 		if resp.BatchItem[0].ResponsePayload != nil || resp.BatchItem[2].ResultReason != gokmip.ResultReasonItemNotFound {
 			t.Fatalf("undone items: %+v", resp.BatchItem)
 		}
+		// KMIP wants a Result Reason with every status but Success and
+		// Pending; without one PyKMIP cannot read the answer.
+		for _, it := range resp.BatchItem[:2] {
+			if it.ResultReason != gokmip.ResultReasonOperationCanceledByRequester {
+				t.Fatalf("an undone item's reason: %v", it.ResultReason)
+			}
+		}
+		pykmipDecodes(t, raw)
 		if n := countObjects(t, e, "b"); n != before {
 			t.Fatalf("undo left %d objects behind", n-before)
 		}

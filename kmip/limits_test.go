@@ -81,7 +81,7 @@ func TestUndoBatchBounds(t *testing.T) {
 		undoTimeBudget = time.Nanosecond
 		t.Cleanup(func() { undoTimeBudget = old })
 		resp := send(create, create)
-		if r := reasons(resp); len(r) != 2 || r[0] != "OperationUndone/" || r[1] != "OperationFailed/GeneralFailure" {
+		if r := reasons(resp); len(r) != 2 || r[0] != "OperationUndone/OperationCanceledByRequester" || r[1] != "OperationFailed/GeneralFailure" {
 			t.Fatalf("items: %v", r)
 		}
 		if n := objects(); n != 0 {

@@ -161,3 +161,20 @@ func anyStrings(v any) []string {
 	}
 	return out
 }
+
+// pykmipDecodes checks that PyKMIP's own decoder reads a response message,
+// as a PyKMIP client would have to.
+func pykmipDecodes(t *testing.T, raw []byte) {
+	t.Helper()
+	const script = `import sys
+from kmip.core import utils
+from kmip.core.messages import messages
+m = messages.ResponseMessage()
+m.read(utils.BytearrayStream(bytes.fromhex(sys.stdin.read().strip())))
+print(len(m.batch_items))`
+	cmd := exec.Command(python, "-c", script)
+	cmd.Stdin = strings.NewReader(hex.EncodeToString(raw))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("PyKMIP cannot decode the response: %v\n%s", err, out)
+	}
+}

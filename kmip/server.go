@@ -415,9 +415,18 @@ func (b *batch) runUndo(ctx context.Context, req *wire.Request) []kmip.ResponseB
 			last := len(out) - 1
 			out[last], evs[last].err = failed(req.Items[last], err), err
 		}
+		// An undone item's answer carries a Result Reason, which KMIP
+		// requires of every status but Success and Pending (clients such as
+		// PyKMIP cannot decode an answer without one): it was undone
+		// because the requester asked for Undo.
+		undone := "undone: another item of the batch failed, and its Batch Error Continuation Option is Undo"
+		if b.fit != nil {
+			undone = "" // within a Maximum Response Size: no more room than the answer counted
+		}
 		for i := range out {
 			if out[i].ResultStatus == kmip.ResultStatusSuccess {
-				out[i].ResultStatus, out[i].ResponsePayload = kmip.ResultStatusOperationUndone, nil
+				out[i] = kmip.ResponseBatchItem{Operation: out[i].Operation, UniqueBatchItemID: out[i].UniqueBatchItemID,
+					ResultStatus: kmip.ResultStatusOperationUndone, ResultReason: kmip.ResultReasonOperationCanceledByRequester, ResultMessage: undone}
 			}
 		}
 	}
