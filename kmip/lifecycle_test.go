@@ -95,6 +95,16 @@ func TestSymmetricKeyLifecycle(t *testing.T) {
 
 	must[*payloads.ActivateResponsePayload](t, do(t, c, v, &payloads.ActivateRequestPayload{UniqueIdentifier: id}))
 	mustFail(t, do(t, c, v, &payloads.DestroyRequestPayload{UniqueIdentifier: id}), kmip.ResultReasonPermissionDenied)
+	// A Revocation Reason Code the spec does not define is an invalid
+	// field, and leaves the key as it was.
+	for _, code := range []kmip.RevocationReasonCode{8, 0x99, 0x80000001} {
+		mustFail(t, do(t, c, v, &payloads.RevokeRequestPayload{UniqueIdentifier: id,
+			RevocationReason: kmip.RevocationReason{RevocationReasonCode: code}}), kmip.ResultReasonInvalidField)
+	}
+	ga = must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []kmip.AttributeName{kmip.AttributeNameState}}))
+	if len(ga.Attribute) != 1 || ga.Attribute[0].AttributeValue != kmip.StateActive {
+		t.Fatalf("state after refused revocations: %+v", ga.Attribute)
+	}
 	occurred := time.Unix(6, 0)
 	must[*payloads.RevokeResponsePayload](t, do(t, c, v, &payloads.RevokeRequestPayload{UniqueIdentifier: id,
 		RevocationReason: kmip.RevocationReason{RevocationReasonCode: kmip.RevocationReasonCodeKeyCompromise}, CompromiseOccurrenceDate: &occurred}))

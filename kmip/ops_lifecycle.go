@@ -64,6 +64,9 @@ func revoke(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	if code == 0 {
 		return nil, invalidField("a Revocation Reason needs a Revocation Reason Code")
 	}
+	if code < kmip.RevocationReasonCodeUnspecified || code > kmip.RevocationReasonCodePrivilegeWithdrawn {
+		return nil, invalidField("Revocation Reason Code 0x%08X is not one this server knows (Unspecified, Key Compromise, CA Compromise, Affiliation Changed, Superseded, Cessation Of Operation, Privilege Withdrawn)", uint32(code))
+	}
 	compromise := code == kmip.RevocationReasonCodeKeyCompromise || code == kmip.RevocationReasonCodeCACompromise
 	now := c.b.now.Truncate(time.Second)
 	_, err = c.modify(ctx, id, func(o *object) error {
