@@ -65,7 +65,7 @@ var (
 		kmip.AttributeNameState:                          {since: 10, key: keyNumber},
 		kmip.AttributeNameInitialDate:                    {since: 10, key: keyDate},
 		kmip.AttributeNameActivationDate:                 {since: 10, set: true, modify: true, states: preActive, key: keyDate},
-		kmip.AttributeNameProcessStartDate:               {since: 10, set: true, modify: true, states: preActive, key: keyDate},
+		kmip.AttributeNameProcessStartDate:               {since: 10, set: true, modify: true, states: preActiveOrActive, key: keyDate},
 		kmip.AttributeNameProtectStopDate:                {since: 10, set: true, modify: true, states: preActiveOrActive, key: keyDate},
 		kmip.AttributeNameDeactivationDate:               {since: 10, set: true, modify: true, states: preActiveOrActive, key: keyDate},
 		kmip.AttributeNameDestroyDate:                    {since: 10, key: keyDate},

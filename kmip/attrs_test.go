@@ -194,3 +194,39 @@ func TestStateDatesNeedTheStateOperation(t *testing.T) {
 	create.TemplateAttribute.Attribute = append(create.TemplateAttribute.Attribute, attr(gokmip.AttributeNameActivationDate, time.Now().Add(-time.Minute).Truncate(time.Second)))
 	must[*payloads.CreateResponsePayload](t, do(t, attrsOnly, v, create))
 }
+
+// A Process Start Date or Protect Stop Date may be set or changed while the
+// object is Pre-Active or Active, until it is reached (KMIP 1.4 §3.25,
+// §3.26): a Protect Stop Date moved past would let the key protect again.
+func TestUseDatesAreFixedOncePassed(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "s", "all", "all")
+	cert, _ := e.Credential(t, "s", "all")
+	c := e.Dial(t, cert)
+	v := gokmip.V1_4
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	future := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+
+	create := createAES("stopped")
+	create.TemplateAttribute.Attribute = append(create.TemplateAttribute.Attribute,
+		attr(gokmip.AttributeNameActivationDate, past.Add(-time.Hour)),
+		attr(gokmip.AttributeNameProtectStopDate, past),
+		attr(gokmip.AttributeNameProcessStartDate, past))
+	id := must[*payloads.CreateResponsePayload](t, do(t, c, v, create)).UniqueIdentifier
+	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameProtectStopDate, gokmip.AttributeNameProcessStartDate} {
+		mustFail(t, do(t, c, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, future)}), gokmip.ResultReasonPermissionDenied)
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []gokmip.AttributeName{name}}))
+		if len(ga.Attribute) != 1 || !ga.Attribute[0].AttributeValue.(time.Time).Equal(past) {
+			t.Fatalf("%s after a refused change: %+v", name, ga.Attribute)
+		}
+	}
+
+	// Not yet reached, on an Active key: both may be set and changed.
+	create = createAES("running")
+	create.TemplateAttribute.Attribute = append(create.TemplateAttribute.Attribute, attr(gokmip.AttributeNameActivationDate, past))
+	id = must[*payloads.CreateResponsePayload](t, do(t, c, v, create)).UniqueIdentifier
+	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameProtectStopDate, gokmip.AttributeNameProcessStartDate} {
+		must[*payloads.AddAttributeResponsePayload](t, do(t, c, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, future)}))
+		must[*payloads.ModifyAttributeResponsePayload](t, do(t, c, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, future.Add(time.Hour))}))
+	}
+}

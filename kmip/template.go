@@ -87,6 +87,13 @@ var stateDates = map[kmip.AttributeName]kmip.Operation{
 	kmip.AttributeNameProcessStartDate: kmip.OperationRevoke,
 }
 
+// fixedOncePassed are the dates a client may change only until they are
+// reached.
+var fixedOncePassed = map[kmip.AttributeName]bool{
+	kmip.AttributeNameProcessStartDate: true,
+	kmip.AttributeNameProtectStopDate:  true,
+}
+
 // clientAttribute checks that a client may set an attribute on an object in
 // its current state and returns the value to store. creating is true for a
 // template of Create, Register or Re-key.
@@ -110,6 +117,13 @@ func (c *call) clientAttribute(o *object, a kmip.Attribute, creating bool) (attr
 	}
 	if !r.stateAllows(o.state()) {
 		return r, nil, permissionDenied("attribute %q cannot be set in state %s", a.AttributeName, ttlv.EnumStr(o.state()))
+	}
+	if fixedOncePassed[a.AttributeName] && !creating {
+		// KMIP 1.4 §3.25, §3.26: changeable only until it is reached; a
+		// Protect Stop Date moved past would let a key protect again.
+		if at, ok := o.date(a.AttributeName); ok && !at.After(c.b.now) {
+			return r, nil, permissionDenied("the %s of this object (%s) has passed and cannot be changed", a.AttributeName, at.UTC().Format(time.RFC3339))
+		}
 	}
 	v, err := normalize(a.AttributeName, a.AttributeValue)
 	if ul, ok := v.(kmip.UsageLimits); ok && err == nil {
