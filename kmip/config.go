@@ -218,7 +218,7 @@ func (c *Config) check() error {
 			return fault.New(fault.BadInput, "server_ips: %q is not an IP address", ip)
 		}
 	}
-	if c.ConnectionTimeout <= 0 || c.ConnectionTimeout > time.Hour {
+	if c.ConnectionTimeout < time.Second || c.ConnectionTimeout > time.Hour {
 		return fault.New(fault.BadInput, "connection_timeout must be between 1s and 1h")
 	}
 	if c.IdleTimeout < 0 || c.IdleTimeout > 24*time.Hour {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/kmip"
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	gokmip "github.com/ovh/kmip-go"
@@ -142,5 +143,20 @@ func TestRestart(t *testing.T) {
 	g := must[*payloads.GetResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: id}))
 	if k, err := g.SymmetricKey(); err != nil || len(k) != 16 {
 		t.Fatalf("the key after a restart: %d bytes, %v", len(k), err)
+	}
+}
+
+// A connection timeout is whole seconds, from 1s to 1h: less would be
+// shown as 0 and cut every client off.
+func TestConnectionTimeoutBounds(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	for _, bad := range []time.Duration{time.Millisecond, 999 * time.Millisecond, 0, -time.Second, time.Hour + time.Second} {
+		if _, err := e.Manager.SetConfig(context.Background(), e.Mount, kmip.ConfigInput{ConnectionTimeout: &bad}); fault.KindOf(err) != fault.BadInput {
+			t.Errorf("connection_timeout %v: %v, want bad input", bad, err)
+		}
+	}
+	ok := time.Second
+	if _, err := e.Manager.SetConfig(context.Background(), e.Mount, kmip.ConfigInput{ConnectionTimeout: &ok}); err != nil {
+		t.Fatalf("connection_timeout 1s: %v", err)
 	}
 }
