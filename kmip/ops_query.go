@@ -54,7 +54,10 @@ func query(_ context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 			if v >= 13 {
 				no, yes := false, true
 				resp.CapabilityInformation = []kmip.CapabilityInformation{{
-					StreamingCapability: &no, AsynchronousCapability: &no, AttestationCapability: &no,
+					// Streamed operations (Init Indicator, Correlation
+					// Value) are served: AES Encrypt and Decrypt, Sign,
+					// Verify, MAC.
+					StreamingCapability: &yes, AsynchronousCapability: &no, AttestationCapability: &no,
 					BatchUndoCapability: &yes, BatchContinueCapability: &yes,
 					DestroyAction: kmip.DestroyActionKeyMaterialDeleted,
 				}}
