@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -155,6 +157,8 @@ func TestKMIPAdminWithVaultClient(t *testing.T) {
 			{name: "fail unknown operation", data: map[string]any{"operation_fly": true}, wantErr: true},
 			{name: "ok rng_seed_max_bytes", data: map[string]any{"operation_all": true, "rng_seed_max_bytes": 16}, want: map[string]any{"rng_seed_max_bytes": json.Number("16")}},
 			{name: "fail bad key bits", data: map[string]any{"operation_all": true, "tls_client_key_type": "ec", "tls_client_key_bits": 255}, wantErr: true},
+			// P-224 has no TLS 1.3 signature scheme: its credentials would not work.
+			{name: "fail ec 224", data: map[string]any{"operation_all": true, "tls_client_key_type": "ec", "tls_client_key_bits": 224}, wantErr: true},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -231,8 +235,22 @@ func TestKMIPAdminWithVaultClient(t *testing.T) {
 			t.Fatalf("bad format: %v", err)
 		}
 
+		// sign: a CSR whose key is not the role's type and size (ec 256
+		// by default) is refused: no weaker key, none the listener cannot
+		// use.
+		for name, k := range map[string]crypto.Signer{
+			"rsa 1024": func() crypto.Signer { k, _ := rsa.GenerateKey(rand.Reader, 1024); return k }(),
+			"ec 224":   func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader); return k }(),
+			"ec 384":   func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader); return k }(),
+		} {
+			der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "c"}}, k)
+			p := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+			if _, err := l.Write("kmip/scope/finance/role/admin/credential/sign", map[string]any{"csr": p}); statusOfErr(err) != 400 {
+				t.Fatalf("a csr with an %s key: %v, want 400", name, err)
+			}
+		}
 		// sign: the CSR's key, the role's subject.
-		key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "evil", Organization: []string{"hr"}}}, key)
 		csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
 		signed, err := l.Write("kmip/scope/finance/role/admin/credential/sign", map[string]any{"csr": csrPEM})

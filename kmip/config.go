@@ -136,8 +136,10 @@ func tlsVersion(name string) (uint16, error) {
 func checkKey(field, typ string, bits int) error {
 	switch typ {
 	case "ec":
-		if bits != 224 && bits != 256 && bits != 384 && bits != 521 {
-			return fault.New(fault.BadInput, "%s: an ec key has 224, 256, 384 or 521 bits, not %d", field, bits)
+		// Not 224: TLS 1.3 has no signature scheme for P-224, and Go's TLS
+		// stack refuses such certificates; the credential would not work.
+		if bits != 256 && bits != 384 && bits != 521 {
+			return fault.New(fault.BadInput, "%s: an ec key has 256, 384 or 521 bits, not %d (P-224 cannot sign in TLS 1.3)", field, bits)
 		}
 	case "rsa":
 		if bits != 2048 && bits != 3072 && bits != 4096 {

@@ -3,11 +3,13 @@ package kmip
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"sort"
 	"strings"
@@ -173,11 +175,28 @@ func (m *Manager) SignCredential(ctx context.Context, mount, scope, role, csrPEM
 	if err != nil {
 		return nil, err
 	}
+	// The request's key must be what the role's credentials are (as
+	// Vault's engine has it): no weaker key, none the listener cannot use.
+	typ, bits, _ := roleCredential(cfg, r)
+	if gotTyp, gotBits := publicKeyKind(csr.PublicKey); gotTyp != typ || gotBits != bits {
+		return nil, fault.New(fault.BadInput, "csr: role %q of scope %q takes %s %d keys, and the request's key is %s %d", role, scope, typ, bits, gotTyp, gotBits)
+	}
 	cert, err := m.issue(ctx, mount, scope, role, csr.PublicKey, cfg, ca, r)
 	if err != nil {
 		return nil, err
 	}
 	return render(format, cert, nil, ca.CertPEM)
+}
+
+// publicKeyKind names a public key as the key type and bits settings do.
+func publicKeyKind(pub crypto.PublicKey) (string, int) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return "rsa", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		return "ec", k.Curve.Params().BitSize
+	}
+	return fmt.Sprintf("%T", pub), 0
 }
 
 // credential returns a credential of a role by serial.
