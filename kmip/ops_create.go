@@ -271,6 +271,9 @@ func rekey(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operati
 	if s := old.state(); s == kmip.StateDestroyed || s == kmip.StateDestroyedCompromised {
 		return nil, permissionDenied("object %s is destroyed", id)
 	}
+	if err := offsetRefusal(old, id, req.Offset, req.TemplateAttribute); err != nil {
+		return nil, err
+	}
 	nk := newObject(b.st.mount, b.cred.Scope, newUID(), kmip.ObjectTypeSymmetricKey, b.now)
 	copyForRekey(old, nk, req.Offset, b.now)
 	if err := c.applyTemplate(nk, req.TemplateAttribute); err != nil {
@@ -331,6 +334,32 @@ var rekeyDates = []kmip.AttributeName{
 	kmip.AttributeNameProtectStopDate, kmip.AttributeNameDeactivationDate,
 }
 
+// offsetRefusal applies KMIP 1.4's rules for a Re-key's Offset (§4.4,
+// §4.5): it sets the new key's dates from the existing key's Activation
+// Date, so it cannot come with dates of the templates' own (Invalid
+// Message), nor apply to a key that has no Activation Date (Illegal
+// Operation).
+func offsetRefusal(old *object, id string, offset *time.Duration, tpls ...*kmip.TemplateAttribute) error {
+	if offset == nil {
+		return nil
+	}
+	for _, tpl := range tpls {
+		if tpl == nil {
+			continue
+		}
+		for _, a := range tpl.Attribute {
+			switch a.AttributeName {
+			case kmip.AttributeNameActivationDate, kmip.AttributeNameProcessStartDate, kmip.AttributeNameProtectStopDate, kmip.AttributeNameDeactivationDate:
+				return errorf(kmip.ResultReasonInvalidMessage, "an Offset cannot be given with a %s in the template", a.AttributeName)
+			}
+		}
+	}
+	if _, ok := old.date(kmip.AttributeNameActivationDate); !ok {
+		return errorf(kmip.ResultReasonIllegalOperation, "object %s has no Activation Date for an Offset to apply to", id)
+	}
+	return nil
+}
+
 func copyForRekey(old, nk *object, offset *time.Duration, now time.Time) {
 	for _, a := range old.attrs {
 		if a.AttributeName == kmip.AttributeNameName || len(a.AttributeName) > 2 && a.AttributeName[:2] == "x-" {
@@ -360,10 +389,8 @@ func copyForRekey(old, nk *object, offset *time.Duration, now time.Time) {
 	// dates are copied.
 	var shift time.Duration
 	if offset != nil {
-		if act, ok := old.date(kmip.AttributeNameActivationDate); ok {
+		if act, ok := old.date(kmip.AttributeNameActivationDate); ok { // rekey checked it is there
 			shift = now.Add(*offset).Sub(act)
-		} else {
-			nk.set(kmip.AttributeNameActivationDate, now.Add(*offset).UTC().Truncate(time.Second))
 		}
 	}
 	for _, n := range rekeyDates {

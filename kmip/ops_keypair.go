@@ -245,6 +245,9 @@ func rekeyKeyPair(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 	if s := oldPriv.state(); s == kmip.StateDestroyed || s == kmip.StateDestroyedCompromised {
 		return nil, permissionDenied("object %s is destroyed", id)
 	}
+	if err := offsetRefusal(oldPriv, id, req.Offset, req.CommonTemplateAttribute, req.PrivateKeyTemplateAttribute, req.PublicKeyTemplateAttribute); err != nil {
+		return nil, err
+	}
 	priv, pub, kt, err := c.newPair(req.CommonTemplateAttribute, req.PrivateKeyTemplateAttribute, req.PublicKeyTemplateAttribute,
 		func(priv, pub *object) {
 			copyForRekey(oldPriv, priv, req.Offset, b.now)

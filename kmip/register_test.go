@@ -155,6 +155,15 @@ func TestRekey(t *testing.T) {
 		attr(gokmip.AttributeNameActivationDate, past), attr(gokmip.AttributeNameObjectGroup, "g"))
 	old := must[*payloads.CreateResponsePayload](t, do(t, c, v, req)).UniqueIdentifier
 	offset := 2 * time.Hour
+	// An Offset sets the new key's dates from the old key's Activation
+	// Date (KMIP 1.4 §4.4): not with dates of the template's own, and not
+	// for a key without an Activation Date (which would make the new key
+	// Active with no Activate).
+	withDate := &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameActivationDate, past)}}
+	mustFail(t, do(t, c, v, &payloads.RekeyRequestPayload{UniqueIdentifier: old, Offset: &offset, TemplateAttribute: withDate}), gokmip.ResultReasonInvalidMessage)
+	undated := must[*payloads.CreateResponsePayload](t, do(t, c, v, createAES("undated"))).UniqueIdentifier
+	zero := time.Duration(0)
+	mustFail(t, do(t, c, v, &payloads.RekeyRequestPayload{UniqueIdentifier: undated, Offset: &zero}), gokmip.ResultReasonIllegalOperation)
 	nk := must[*payloads.RekeyResponsePayload](t, do(t, c, v, &payloads.RekeyRequestPayload{UniqueIdentifier: old, Offset: &offset})).UniqueIdentifier
 	if nk == old || nk == "" {
 		t.Fatalf("new key %q", nk)
@@ -200,7 +209,7 @@ func TestRekey(t *testing.T) {
 		n, err = tx.CountKMIPObjects(context.Background(), e.Mount, "k")
 		return err
 	})
-	if n != 3 || strings.Contains(nk, " ") {
+	if n != 4 || strings.Contains(nk, " ") { // the old key, two new ones and the undated key
 		t.Fatalf("%d objects", n)
 	}
 }
