@@ -480,3 +480,28 @@ func TestMaximumResponseSizeItemByItem(t *testing.T) {
 		t.Fatalf("no limit let a Create run beside a Get too large (%d), or both Creates (%d)", mixed, allRan)
 	}
 }
+
+// A batch item with a critical Message Extension the server does not
+// recognise fails with Feature Not Supported (KMIP 1.4 §11, test case
+// TC-72-10 of 1.0); a non-critical one is ignored.
+func TestMessageExtensions(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "x", "all", "all")
+	cert, _ := e.Credential(t, "x", "all")
+	c := e.Dial(t, cert)
+	for _, critical := range []bool{true, false} {
+		req := batch(gokmip.V1_4, 0, &payloads.QueryRequestPayload{QueryFunction: []gokmip.QueryFunction{gokmip.QueryFunctionOperations}})
+		req.BatchItem[0].MessageExtension = &gokmip.MessageExtension{VendorIdentification: "ACME", CriticalityIndicator: critical}
+		resp, err := c.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := resp.BatchItem[0]
+		if critical && (it.ResultStatus != gokmip.ResultStatusOperationFailed || it.ResultReason != gokmip.ResultReasonFeatureNotSupported) {
+			t.Fatalf("critical extension: %v %v %q", it.ResultStatus, it.ResultReason, it.ResultMessage)
+		}
+		if !critical && it.ResultStatus != gokmip.ResultStatusSuccess {
+			t.Fatalf("non-critical extension: %v %v %q", it.ResultStatus, it.ResultReason, it.ResultMessage)
+		}
+	}
+}

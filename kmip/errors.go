@@ -54,6 +54,10 @@ func reasonOf(err error) (reason kmip.ResultReason, msg string, internal bool) {
 	if errors.As(err, &ke) {
 		return ke.Reason, ke.Msg, ke.Reason == kmip.ResultReasonGeneralFailure
 	}
+	var ue *wire.UnsupportedError
+	if errors.As(err, &ue) {
+		return kmip.ResultReasonFeatureNotSupported, ue.Msg, false
+	}
 	var de *wire.DecodeError
 	if errors.As(err, &de) {
 		return kmip.ResultReasonInvalidMessage, de.Msg, false

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/ttlv"
@@ -34,6 +35,12 @@ type Item struct {
 type DecodeError struct{ Msg string }
 
 func (e *DecodeError) Error() string { return "kmip: " + e.Msg }
+
+// UnsupportedError is a well-formed batch item that asks for something the
+// server does not do (a critical Message Extension): Feature Not Supported.
+type UnsupportedError struct{ Msg string }
+
+func (e *UnsupportedError) Error() string { return "kmip: " + e.Msg }
 
 // Version returns the protocol version a parsed request message declares,
 // if its header carries a well-formed one; an error response is written in
@@ -134,6 +141,12 @@ func decodeItem(msg []byte, n *Node) Item {
 	}
 	if err != nil {
 		it.Err = &DecodeError{Msg: "malformed " + ttlv.EnumStr(it.Operation) + " request: " + decodeText(err)}
+		return it
+	}
+	if ext := bi.MessageExtension; ext != nil && ext.CriticalityIndicator {
+		// KMIP 1.4 §6.16, §11: a critical extension the server does not
+		// recognise fails the item; a non-critical one is ignored.
+		it.Err = &UnsupportedError{Msg: "critical Message Extension not recognized (vendor " + strconv.Quote(ext.VendorIdentification) + ")"}
 		return it
 	}
 	it.Payload = bi.RequestPayload
