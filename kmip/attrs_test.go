@@ -42,6 +42,8 @@ func TestAttributeRules(t *testing.T) {
 			{"fail only at creation", attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign), gokmip.ResultReasonPermissionDenied},
 			{"fail unknown attribute", attr("Favourite Colour", "blue"), gokmip.ResultReasonInvalidField},
 			{"fail server custom attribute", attr("y-server", "v"), gokmip.ResultReasonPermissionDenied},
+			// The server assigns the index of what is added.
+			{"fail an attribute index", gokmip.Attribute{AttributeName: gokmip.AttributeNameName, AttributeIndex: idx(5), AttributeValue: gokmip.Name{NameValue: "indexed"}}, gokmip.ResultReasonInvalidField},
 		} {
 			t.Run(tt.name, func(t *testing.T) { mustFail(t, add(tt.a), tt.reason) })
 		}

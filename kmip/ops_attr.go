@@ -25,6 +25,11 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 	if err != nil {
 		return nil, err
 	}
+	if req.Attribute.AttributeIndex != nil {
+		// The server assigns the index (KMIP 1.4 §4.14: the request SHALL
+		// NOT specify one).
+		return nil, invalidField("an Add Attribute request does not give an Attribute Index: the server assigns it")
+	}
 	var added kmip.Attribute
 	_, err = c.modify(ctx, id, func(o *object) error {
 		r, v, err := c.clientAttribute(o, req.Attribute, false)
