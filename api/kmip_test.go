@@ -186,6 +186,13 @@ func TestKMIPAdminWithVaultClient(t *testing.T) {
 		if _, err := l.Write("kmip/scope/nowhere/role/r", map[string]any{"operation_all": true}); statusOfErr(err) != 404 {
 			t.Fatalf("role in a missing scope: %v", err)
 		}
+		// A delete of a role that is not there (a name mistyped) is not
+		// reported as done, as a scope's is not.
+		for _, p := range []string{"kmip/scope/finance/role/nosuch", "kmip/scope/nowhere/role/r", "kmip/scope/nowhere"} {
+			if _, err := l.Delete(p); statusOfErr(err) != 404 {
+				t.Fatalf("delete %s: %v, want 404", p, err)
+			}
+		}
 	})
 
 	t.Run("credentials", func(t *testing.T) {

@@ -292,6 +292,15 @@ func (m *Manager) Roles(ctx context.Context, mount, scope string) ([]string, err
 // DeleteRole deletes a role and revokes its credentials.
 func (m *Manager) DeleteRole(ctx context.Context, mount, scope, role string) error {
 	return m.write(ctx, mount, func(tx store.Tx) error {
+		// As a scope's delete: a name mistyped is not reported as done.
+		if err := needScope(ctx, tx, mount, scope); err != nil {
+			return err
+		}
+		if _, err := tx.Get(ctx, kvPath(mount, "role", scope, role)); errors.Is(err, store.ErrNotFound) {
+			return fault.New(fault.NotFound, "no role %q in scope %q", role, scope)
+		} else if err != nil {
+			return err
+		}
 		if err := m.deleteCreds(ctx, tx, mount, scope, role); err != nil {
 			return err
 		}
