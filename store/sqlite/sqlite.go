@@ -34,8 +34,9 @@ const stmtCacheSize = 64
 // Store is a store.Store kept in one SQLite file. It is safe for concurrent use.
 type Store struct {
 	path   string
-	write  *sql.DB // one connection; transactions begin IMMEDIATE
-	read   *sql.DB // query-only connections for View
+	write  *sql.DB  // one connection; transactions begin IMMEDIATE
+	read   *sql.DB  // query-only connections for View
+	lock   *os.File // held (flock) while the store is open: one process per file
 	closed atomic.Bool
 }
 
@@ -51,7 +52,16 @@ func Open(path string) (*Store, error) {
 	if err := createFile(abs); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	s := &Store{path: path}
+	lock, err := lockFile(abs + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	s := &Store{path: path, lock: lock}
+	defer func() {
+		if s.write == nil || s.read == nil {
+			lock.Close()
+		}
+	}()
 	name := (&url.URL{Scheme: "file", Path: abs}).String()
 
 	s.write, err = openDB(name, url.Values{
@@ -183,6 +193,7 @@ func (s *Store) Close() error {
 	// Readers first, so that the writer's close checkpoints the WAL.
 	rerr := s.read.Close()
 	werr := s.write.Close()
+	s.lock.Close() // after the writer's close has checkpointed the WAL
 	if err := errors.Join(rerr, werr); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

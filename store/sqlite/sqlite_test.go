@@ -193,3 +193,28 @@ func BenchmarkViewGetKey(b *testing.B) {
 		}
 	})
 }
+
+// One store file serves one process: a second Open while the first is open
+// is refused (two servers would cache mounts apart and interleave two
+// audit chains in one file); once it is closed, the store opens again.
+func TestOneOpenAtATime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyhold.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := sqlite.Open(path); err == nil || !strings.Contains(err.Error(), "has the store open") {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("a second open of an open store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s.Close()
+}
