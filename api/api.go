@@ -327,6 +327,18 @@ func (s *Server) serve(r *http.Request, st *reqState) (*Response, error) {
 			return nil, err
 		}
 		st.token = tok
+		// Nor does a token that may not use the path learn it: as in
+		// Vault, its policies are checked before the route.
+		allowed, err := s.d.Auth.Allowed(r.Context(), tok, path, string(op), false)
+		if err == nil && !allowed && op == OpUpdate {
+			allowed, err = s.d.Auth.Allowed(r.Context(), tok, path, string(OpCreate), false)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !allowed {
+			return nil, fault.New(fault.Permission, "permission denied")
+		}
 		return nil, fault.New(fault.NotFound, "no handler for this path")
 	}
 	if rt.lowerLast {

@@ -117,6 +117,18 @@ func TestWireConventions(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail a token without the path's policy is not told which mounts exist", func(t *testing.T) {
+		st, m := rawReq(t, env, "POST", "/v1/auth/token/create", testRootToken, `{"policies":["default"]}`)
+		if st != 200 {
+			t.Fatalf("token create: %d %v", st, m)
+		}
+		tok := m["auth"].(map[string]any)["client_token"].(string)
+		for _, p := range []string{"/v1/keymgmt/key/a", "/v1/nomount/key/a", "/v1/keymgmt/nothing/here"} {
+			if st, m := rawReq(t, env, "GET", p, tok, ""); st != 403 || !strings.Contains(errText(m), "permission denied") {
+				t.Fatalf("GET %s with the default policy: %d %v, want 403", p, st, m)
+			}
+		}
+	})
 	t.Run("ok a delete's query counts with its body", func(t *testing.T) {
 		mountKeymgmt(t, env.client(t, testRootToken), "km2")
 		if st, _ := rawReq(t, env, "POST", "/v1/km2/key/k", testRootToken, `{"type":"aes256-gcm96"}`); st != 200 {
