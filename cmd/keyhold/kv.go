@@ -123,10 +123,13 @@ func pairOf(val string) (string, string, bool) {
 
 // readWhole reads "-" (stdin) or "@FILE".
 func readWhole(src string, readStdin func() ([]byte, error)) ([]byte, error) {
+	var b []byte
+	var err error
 	if src == "-" {
-		return readStdin()
+		b, err = readStdin()
+	} else {
+		b, err = os.ReadFile(strings.TrimPrefix(src, "@"))
 	}
-	b, err := os.ReadFile(strings.TrimPrefix(src, "@"))
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,8 @@ func TestParseData(t *testing.T) {
 		{"fail two JSON objects", []string{"@" + two}, "", "", "data after the JSON object"},
 		{"fail JSON with trailing junk", []string{"-"}, `{"type":"ecdsa-p256"} trailing junk`, "", "stdin: data after the JSON object"},
 		{"fail binary file value", []string{"description=@" + bin}, "", "", "is not UTF-8 text"},
+		{"fail binary stdin value", []string{"description=-"}, "\xff\xfe", "", "stdin is not UTF-8 text"},
+		{"fail binary JSON from stdin", []string{"-"}, "{\"a\":\"\xff\"}", "", "stdin is not UTF-8 text"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
