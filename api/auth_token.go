@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -120,7 +121,15 @@ func (s *Server) newToken(ctx context.Context, req *Request, orphan bool) (*Resp
 	resp := &Response{Auth: authBlock(tok, t)}
 	if ttl > 0 && cr.Period == 0 && t.TTL < ttl {
 		// As Vault says it: the token lives less long than asked.
-		resp.Warnings = []string{fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", ttl, t.TTL)}
+		resp.Warnings = append(resp.Warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", ttl, t.TTL))
+	}
+	// A policy that does not exist (yet) grants nothing: said, as Vault does.
+	if names, err := s.d.Auth.PolicyNames(ctx); err == nil {
+		for _, p := range t.Policies {
+			if !slices.Contains(names, p) {
+				resp.Warnings = append(resp.Warnings, fmt.Sprintf("Policy %q does not exist", p))
+			}
+		}
 	}
 	return resp, nil
 }

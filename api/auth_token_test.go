@@ -37,6 +37,10 @@ func createToken(t *testing.T, c *vault.Client, req *vault.TokenCreateRequest) (
 func TestTokenLifecycleWithVaultClient(t *testing.T) {
 	env := newTestEnv(t)
 	root := env.client(t, testRootToken)
+	// The policy exists: a missing one would add a warning of its own.
+	if err := root.Sys().PutPolicy("reader", `path "keymgmt/key/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
 
 	s, err := root.Auth().Token().Create(&vault.TokenCreateRequest{
 		Policies: []string{"reader"}, TTL: "1h", Metadata: map[string]string{"team": "infra"}, DisplayName: "ci",
@@ -366,5 +370,23 @@ path "keymgmt/key/+/rotate" {
 	s, err := root.Logical().Read("keymgmt/key/k1")
 	if err != nil || s.Data["latest_version"] != json.Number("1") || s.Data["deletion_allowed"] != false {
 		t.Errorf("the denied writes changed the key: %v %+v", err, s)
+	}
+}
+
+// A token made with a policy that does not exist is made (the policy may
+// come later), and the answer warns of it, as Vault's does.
+func TestTokenCreateWarnsOfMissingPolicies(t *testing.T) {
+	env := newTestEnv(t)
+	root := env.client(t, testRootToken)
+	s, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"typo-policy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Warnings, `Policy "typo-policy" does not exist`) {
+		t.Fatalf("warnings %v", s.Warnings)
+	}
+	s, err = root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil || len(s.Warnings) != 0 {
+		t.Fatalf("a token of existing policies: warnings %v, %v", s.Warnings, err)
 	}
 }

@@ -192,6 +192,10 @@ func (m *Manager) newEntry(parent *Token, req CreateRequest) (*Token, error) {
 			}
 		}
 	}
+	if req.NoDefaultPolicy {
+		// As Vault does: without default, even when named or inherited.
+		policies = slices.DeleteFunc(policies, func(p string) bool { return p == DefaultPolicy })
+	}
 	root := slices.Contains(policies, RootPolicy)
 	if !root && !req.NoDefaultPolicy && !slices.Contains(policies, DefaultPolicy) &&
 		(parentRoot || slices.Contains(parent.Policies, DefaultPolicy)) {

@@ -106,6 +106,13 @@ func TestCreateLookupRevoke(t *testing.T) {
 				t.Errorf("policies %v", e.Policies)
 			}
 		}},
+		// As in Vault, no_default_policy takes default away even when it is
+		// named.
+		{name: "ok no default policy even named", parent: a.root, req: CreateRequest{Policies: []string{"p1", "default"}, NoDefaultPolicy: true}, check: func(t *testing.T, e *Token) {
+			if !slices.Equal(e.Policies, []string{"p1"}) {
+				t.Errorf("policies %v", e.Policies)
+			}
+		}},
 		{name: "ok ttl capped at max", parent: a.root, req: CreateRequest{Policies: []string{"p1"}, TTL: 10000 * time.Hour}, check: func(t *testing.T, e *Token) {
 			if e.TTL != MaxTTL {
 				t.Errorf("ttl %v", e.TTL)
