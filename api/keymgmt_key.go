@@ -67,6 +67,14 @@ func (s *Server) createKey(ctx context.Context, req *Request) (*Response, error)
 		return nil, fault.New(fault.BadInput, "min_enabled_version %d is out of range: a new key has version 1 only", v)
 	}
 	k, err := s.d.Keys.Create(ctx, req.Mount.UUID, req.Params["name"], req.Data.String("type"))
+	if fault.KindOf(err) == fault.Conflict {
+		// Another request made the key since this one found it missing:
+		// a write of an existing key is an update, as it would have been
+		// a moment later, if the token may update it.
+		if ok, aerr := s.d.Auth.Allowed(ctx, req.Token, req.Path, string(OpUpdate), false); aerr == nil && ok {
+			return s.updateKey(ctx, req)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -281,6 +281,40 @@ func TestConcurrentRotationsNeverLoseOrDuplicate(t *testing.T) {
 	}
 }
 
+// The same create sent at once by several callers answers each of them as
+// one sent after the others would: the key, once, and no conflict.
+func TestConcurrentCreatesOfOneKey(t *testing.T) {
+	env := newTestEnv(t)
+	c := env.client(t, testRootToken)
+	mountKeymgmt(t, c, "keymgmt")
+	for round := range 5 {
+		name := fmt.Sprintf("keymgmt/key/race-%d", round)
+		const callers = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		for range callers {
+			wg.Go(func() {
+				if _, err := c.Logical().Write(name, map[string]any{"type": "ecdsa-p256"}); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		s, err := c.Logical().Read(name)
+		if err != nil || intField(t, s, "latest_version") != 1 {
+			t.Fatalf("round %d: %v %v", round, s, err)
+		}
+	}
+	// A create of another type losing the race is still refused.
+	if _, err := c.Logical().Write("keymgmt/key/race-0", map[string]any{"type": "rsa-2048"}); statusOfErr(err) != 400 {
+		t.Fatalf("a write of another type: %v", err)
+	}
+}
+
 // A mount another node enabled, which this node has not loaded yet, still
 // blocks its path and the paths nested in or around it: the check is made
 // against the store, in the write's own transaction.
