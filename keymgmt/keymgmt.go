@@ -18,6 +18,7 @@
 package keymgmt
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -322,13 +323,32 @@ func (m *Manager) Get(ctx context.Context, mount, name string) (*Key, error) {
 		for _, v := range vs {
 			ver := Version{Version: v.Version, CreatedAt: v.CreatedAt}
 			if len(v.PublicKey) > 0 {
-				ver.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: v.PublicKey}))
+				pub, err := m.checkedPublicKey(ctx, k, &v)
+				if err != nil {
+					return err
+				}
+				ver.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
 			}
 			out.Versions = append(out.Versions, ver)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// checkedPublicKey returns a version's public key as its blob records it,
+// checked by the blob's HMAC in the token: the store's own copy of it is
+// not authenticated, and a public key shown is what callers encrypt to or
+// verify with. A copy that differs is refused, not shown.
+func (m *Manager) checkedPublicKey(ctx context.Context, k *store.Key, v *store.KeyVersion) ([]byte, error) {
+	info, err := m.h.Inspect(ctx, hsm.Key{ID: bindID(k.ID, v.Version, k.Type), Blob: v.Blob})
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(info.PublicKey, v.PublicKey) {
+		return nil, fault.New(fault.Internal, "key %q version %d: the stored public key is not the one its blob records (the store was altered)", k.Name, v.Version)
+	}
+	return info.PublicKey, nil
 }
 
 func notFound(err error, name string) error {
