@@ -286,6 +286,11 @@ func TestUsageErrors(t *testing.T) {
 		{"fail secrets enable without a type", []string{"secrets", "enable", ""}, "TYPE is empty"},
 		{"fail secrets enable at /", []string{"secrets", "enable", "-path=/", "keymgmt"}, "is empty once its slashes are dropped"},
 		{"fail secrets disable empty", []string{"secrets", "disable", "/"}, "PATH is empty"},
+		{"fail policy write empty name", []string{"policy", "write", "", "-"}, "NAME is empty"},
+		{"fail policy read empty name", []string{"policy", "read", ""}, "NAME is empty"},
+		{"fail policy delete empty name", []string{"policy", "delete", ""}, "NAME is empty"},
+		{"fail token create bad ttl", []string{"token", "create", "-ttl=abc"}, `-ttl "abc" is not a duration`},
+		{"fail token create bad period", []string{"token", "create", "-period=1x"}, `-period "1x" is not a duration`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

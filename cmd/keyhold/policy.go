@@ -38,6 +38,9 @@ func cmdPolicyWrite(e *env, args []string) int {
 		return code
 	}
 	name, src := c.fs.Arg(0), c.fs.Arg(1)
+	if name == "" {
+		return c.usageError("NAME is empty")
+	}
 	var text []byte
 	var err error
 	if src == "-" {
@@ -63,6 +66,9 @@ func cmdPolicyRead(e *env, args []string) int {
 		return code
 	}
 	name := c.fs.Arg(0)
+	if name == "" {
+		return c.usageError("NAME is empty")
+	}
 	r, err := cl.do(e.ctx, http.MethodGet, "sys/policies/acl/"+name, nil, nil)
 	if err != nil {
 		return c.fail("reading policy "+name, err)
@@ -111,6 +117,9 @@ func cmdPolicyDelete(e *env, args []string) int {
 		return code
 	}
 	name := c.fs.Arg(0)
+	if name == "" {
+		return c.usageError("NAME is empty")
+	}
 	if _, err := cl.do(e.ctx, http.MethodDelete, "sys/policies/acl/"+name, nil, nil); err != nil {
 		return c.fail("deleting policy "+name, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // keyhold token create|lookup|revoke, over Vault's auth/token/ paths.
@@ -68,6 +70,11 @@ func cmdTokenCreate(e *env, args []string) int {
 			m[k] = v
 		}
 		body["meta"] = m
+	}
+	for flagName, field := range map[string]string{"ttl": *ttl, "explicit-max-ttl": *maxTTL, "period": *period} {
+		if set[flagName] && !isDuration(field) {
+			return c.usageError("-%s %q is not a duration (e.g. 1h, 30m, or seconds: 3600)", flagName, field)
+		}
 	}
 	for flagName, field := range map[string]string{"ttl": *ttl, "explicit-max-ttl": *maxTTL, "period": *period, "display-name": *name, "id": *id} {
 		if set[flagName] {
@@ -158,4 +165,14 @@ func printSecret(c *command, r *response, doing string) int {
 		return c.fail(doing, err)
 	}
 	return c.printer().secret(r, s)
+}
+
+// isDuration reports whether s is a duration as the server takes it: Go's
+// form (1h30m) or a number of seconds.
+func isDuration(s string) bool {
+	if _, err := time.ParseDuration(s); err == nil {
+		return true
+	}
+	_, err := strconv.ParseUint(s, 10, 63)
+	return err == nil
 }
