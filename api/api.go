@@ -460,9 +460,16 @@ func readBody(r *http.Request, op Operation) (map[string]any, error) {
 	q := map[string]any{}
 	if op != OpUpdate {
 		for k, v := range r.URL.Query() {
-			if k != "list" && len(v) > 0 {
-				q[k] = v[len(v)-1]
+			if k == "list" || len(v) == 0 {
+				continue
 			}
+			// A field given twice is not settled by picking one.
+			for _, other := range v[1:] {
+				if other != v[0] {
+					return nil, fault.New(fault.BadInput, "field %q is given more than once in the query, with different values", k)
+				}
+			}
+			q[k] = v[0]
 		}
 		if op != OpDelete || r.ContentLength == 0 {
 			return q, nil
@@ -496,12 +503,23 @@ func readBody(r *http.Request, op Operation) (map[string]any, error) {
 	// A delete's query parameters count with its body (?force=true with a
 	// body of {}); a field given in both must agree.
 	for k, v := range q {
-		if b, ok := m[k]; ok && fmt.Sprint(b) != v {
+		if b, ok := m[k]; ok && !sameValue(b, v.(string)) {
 			return nil, fault.New(fault.BadInput, "field %q is given in the query and in the body with different values", k)
 		}
 		m[k] = v
 	}
 	return m, nil
+}
+
+// sameValue reports whether a body's value b and a query's text q say the
+// same: a boolean as any form strconv.ParseBool takes (force=1 and
+// "force": true agree), anything else as its text.
+func sameValue(b any, q string) bool {
+	if bb, ok := b.(bool); ok {
+		qb, err := strconv.ParseBool(q)
+		return err == nil && qb == bb
+	}
+	return fmt.Sprint(b) == q
 }
 
 // jsonErrText describes a JSON error without echoing the input.

@@ -100,6 +100,8 @@ func TestWireConventions(t *testing.T) {
 		{"fail patch", "PATCH", "/v1/keymgmt/key/fresh", testRootToken, "{}", 405, "unsupported operation patch"},
 		{"fail delete query and body disagree", "DELETE", "/v1/sys/mounts/keymgmt?force=true", testRootToken, `{"force":false}`, 400, "in the query and in the body"},
 		{"fail not under v1", "GET", "/v2/sys/health", testRootToken, "", 404, "paths start with /v1/"},
+		// A field given twice in the query is not settled by picking one.
+		{"fail query field twice, different", "DELETE", "/v1/sys/mounts/keymgmt?force=false&force=true", testRootToken, "", 400, "more than once in the query"},
 		{"fail no such key", "GET", "/v1/keymgmt/key/missing", testRootToken, "", 404, `no key named "missing"`},
 		{"fail no mount", "GET", "/v1/nomount/key/a", testRootToken, "", 404, "no handler for this path"},
 		{"fail no mount, no token: which paths exist is not told", "GET", "/v1/nomount/key/a", "", "", 403, "permission denied"},
@@ -127,6 +129,12 @@ func TestWireConventions(t *testing.T) {
 			if st, m := rawReq(t, env, "GET", p, tok, ""); st != 403 || !strings.Contains(errText(m), "permission denied") {
 				t.Fatalf("GET %s with the default policy: %d %v, want 403", p, st, m)
 			}
+		}
+	})
+	t.Run("ok a boolean agrees in any form", func(t *testing.T) {
+		mountKeymgmt(t, env.client(t, testRootToken), "km3")
+		if st, m := rawReq(t, env, "DELETE", "/v1/sys/mounts/km3?force=1&force=1", testRootToken, `{"force":true}`); st != 204 {
+			t.Fatalf("force=1 in the query (twice) and true in the body: %d %v", st, m)
 		}
 	})
 	t.Run("ok a delete's query counts with its body", func(t *testing.T) {
