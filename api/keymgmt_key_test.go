@@ -183,9 +183,27 @@ func TestMounts(t *testing.T) {
 	if err := c.Sys().Mount("kmip", &vault.MountInput{Type: "kmip"}); err != nil {
 		t.Fatal(err)
 	}
+	// Settings of Vault's mounts that are not kept here are refused, not
+	// dropped; at their zero values (as the Vault client sends them) they
+	// are fine, as the mounts above show.
+	for name, in := range map[string]*vault.MountInput{
+		"seal_wrap": {Type: "keymgmt", SealWrap: true},
+		"local":     {Type: "keymgmt", Local: true},
+		"config":    {Type: "keymgmt", Config: vault.MountConfigInput{DefaultLeaseTTL: "1h"}},
+		"options":   {Type: "keymgmt", Options: map[string]string{"version": "2"}},
+	} {
+		if err := c.Sys().Mount("refused-"+strings.ReplaceAll(name, "_", "-"), in); statusOfErr(err) != 400 {
+			t.Fatalf("a mount with %s: %v, want 400", name, err)
+		}
+	}
 	mounts, err := c.Sys().ListMounts()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for p := range mounts {
+		if strings.HasPrefix(p, "refused-") {
+			t.Fatalf("a refused mount is there: %s", p)
+		}
 	}
 	if mounts["keymgmt/"] == nil || mounts["keymgmt/"].Type != "keymgmt" || mounts["team-a/keys/"] == nil || mounts["kmip/"].Type != "kmip" {
 		t.Fatalf("mounts %v", mounts)

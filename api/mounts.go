@@ -225,6 +225,9 @@ func (s *Server) enableMount(ctx context.Context, req *Request) (*Response, erro
 	if !mountTypes[typ] {
 		return nil, fault.New(fault.BadInput, "unknown mount type %q (keymgmt, kmip or xks)", typ)
 	}
+	if err := unsupportedMountSettings(req.Data, typ); err != nil {
+		return nil, err
+	}
 	if !mountPathRe.MatchString(path) || len(path) > 128 {
 		return nil, fault.New(fault.BadInput, "invalid mount path %q: segments of letters, digits, '.', '_' and '-'", path)
 	}
@@ -240,6 +243,53 @@ func (s *Server) enableMount(ctx context.Context, req *Request) (*Response, erro
 		return nil, err
 	}
 	return nil, nil
+}
+
+// unsupportedMountSettings refuses the settings of Vault's mounts that
+// this appliance does not keep (leases, caching, seal wrapping, local
+// mounts, plugins): rather than drop them silently. At their zero values,
+// as Vault's client sends them, they are accepted.
+func unsupportedMountSettings(d *FieldData, typ string) error {
+	for _, name := range []string{"config", "options", "local", "seal_wrap", "external_entropy_access", "plugin_version"} {
+		if v, ok := d.raw[name]; ok && !zeroValue(v) {
+			return fault.New(fault.BadInput, "%s is not supported on a mount here (it keeps no leases, caches, seal wrapping, local mounts or plugins); send it empty or leave it out", name)
+		}
+	}
+	if v, ok := d.raw["plugin_name"]; ok && !zeroValue(v) && v != typ {
+		return fault.New(fault.BadInput, "plugin_name %v is not the mount's type %s: no plugins here", v, typ)
+	}
+	return nil
+}
+
+// zeroValue reports whether a JSON value says nothing: null, false, "",
+// 0, or an array or object of such values.
+func zeroValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case string:
+		return x == "" || x == "0" || x == "0s"
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f == 0
+	case []any:
+		for _, e := range x {
+			if !zeroValue(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !zeroValue(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func (s *Server) disableMount(ctx context.Context, req *Request) (*Response, error) {
