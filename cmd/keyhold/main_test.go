@@ -122,6 +122,7 @@ func TestServerFlagErrors(t *testing.T) {
 		{"fail missing config", []string{"server", "-config", "/nonexistent/keyhold.hcl"}, "no such file"},
 		{"fail unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"fail unknown log level", []string{"server", "-dev", "-dev-dir", "/nonexistent/dev", "-log-level=verbose"}, `-log-level "verbose" is not one of`},
+		{"fail dev flags with a config", []string{"server", "-config", "/nonexistent/keyhold.hcl", "-dev-dir", "/tmp/x"}, "only -dev takes -dev-dir"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -133,6 +134,14 @@ func TestServerFlagErrors(t *testing.T) {
 				t.Fatalf("output %q lacks %q", out, c.want)
 			}
 		})
+	}
+}
+
+// -h prints the usage and is no error.
+func TestServerHelpExitsZero(t *testing.T) {
+	out, err := keyholdCmd(context.Background(), "server", "-h").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "-dev-dir") {
+		t.Fatalf("server -h: %v\n%s", err, out)
 	}
 }
 

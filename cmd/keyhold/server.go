@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/keyhold/keyhold/server"
@@ -23,6 +25,9 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "configuration file (HCL); see keyhold.example.hcl")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which was printed
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -32,6 +37,19 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 	if *dev == (*configPath != "") {
 		fmt.Fprintln(stderr, "keyhold server: give exactly one of -dev and -config FILE")
 		return 2
+	}
+	if !*dev {
+		// Not silently ignored: the configuration file says all of that.
+		var ignored []string
+		fs.Visit(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Name, "dev-") {
+				ignored = append(ignored, "-"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			fmt.Fprintf(stderr, "keyhold server: only -dev takes %s; with -config the file sets the folder, token and listener\n", strings.Join(ignored, ", "))
+			return 2
+		}
 	}
 	switch *logLevel {
 	case "", "debug", "info", "warn", "error":
