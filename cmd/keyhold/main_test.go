@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -160,5 +161,49 @@ func TestServerWrongPINFailsClearly(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "PIN is incorrect") || strings.Contains(string(out), "wrong-pin") {
 		t.Fatalf("output: %s", out)
+	}
+}
+
+// Without -dev-dir the dev server makes a temporary folder, says so, and
+// removes it (PINs, root token, keys) when it stops.
+func TestServerDevTempFolderGoesWithIt(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := keyholdCmd(context.Background(), "server", "-dev", "-dev-listen-address", freePort(t))
+	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+	stdout, _ := cmd.StdoutPipe()
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	folderRe := regexp.MustCompile(`Data folder:\s+(\S+)\s+\(temporary`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := folderRe.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	var folder string
+	select {
+	case folder = <-found:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("dev server did not start; logs:\n%s", logs.String())
+	}
+	if !strings.HasPrefix(folder, tmp) {
+		t.Fatalf("data folder %s is not under TMPDIR %s", folder, tmp)
+	}
+	if _, err := os.Stat(filepath.Join(folder, "root-token")); err != nil {
+		t.Fatalf("the running server's folder: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+	if _, err := os.Stat(folder); !os.IsNotExist(err) {
+		t.Fatalf("the temporary folder is still there after the server stopped: %v", err)
 	}
 }

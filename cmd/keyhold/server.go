@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,11 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if *dev {
 		cfg, root, err = server.DevSetup(server.DevOptions{Dir: *devDir, RootTokenID: *devRoot, ListenAddress: *devAddr})
+		if err == nil && *devDir == "" {
+			// A temporary folder (its PINs, root token and keys) goes
+			// with the server, as Vault's in-memory dev server does.
+			defer os.RemoveAll(devFolder(cfg))
+		}
 	} else {
 		cfg, err = server.LoadConfig(*configPath)
 	}
@@ -85,14 +91,14 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, `==> Keyhold dev appliance started
 
     Listening on:  %s  (plain HTTP: dev mode only)
-    Data folder:   %s
+    Data folder:   %s%s
     HSM token:     %s (SoftHSM2)
     Root Token:    %s
 
     export KEYHOLD_ADDR='%s'
     export KEYHOLD_TOKEN='%s'
 
-`, addr, devFolder(cfg), cfg.HSM.TokenLabel, root, addr, root)
+`, addr, devFolder(cfg), tempNote(*devDir), cfg.HSM.TokenLabel, root, addr, root)
 			} else {
 				fmt.Fprintf(stdout, "==> Keyhold started, listening on %s\n", addr)
 			}
@@ -106,6 +112,15 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 }
 
 func devFolder(cfg *server.Config) string { return filepath.Dir(cfg.Storage.Path) }
+
+// tempNote says, in the dev banner, that a folder the server chose goes
+// when it stops.
+func tempNote(devDir string) string {
+	if devDir == "" {
+		return "  (temporary: removed when the server stops; -dev-dir keeps one)"
+	}
+	return ""
+}
 
 func newLogger(w io.Writer, level string, asJSON bool) *slog.Logger {
 	var l slog.Level
