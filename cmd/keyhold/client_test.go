@@ -151,6 +151,10 @@ func TestCommandsAgainstFake(t *testing.T) {
 		{name: "ok policy write from stdin", args: []string{"policy", "write", "ops", "-"}, stdin: `path "a" {}`,
 			answers: map[string]fakeAnswer{"PUT /v1/sys/policies/acl/ops": {status: 204}},
 			route:   "PUT /v1/sys/policies/acl/ops", body: map[string]any{"policy": `path "a" {}`}, stdout: "Success! Uploaded policy: ops\n"},
+		// The name the server keeps: lowercased, as Vault prints it.
+		{name: "ok policy write names the stored policy", args: []string{"policy", "write", "Ops", "-"}, stdin: `path "a" {}`,
+			answers: map[string]fakeAnswer{"PUT /v1/sys/policies/acl/Ops": {status: 204}},
+			route:   "PUT /v1/sys/policies/acl/Ops", body: map[string]any{"policy": `path "a" {}`}, stdout: "Success! Uploaded policy: ops\n"},
 		{name: "ok policy read prints the rules", args: []string{"policy", "read", "ops"},
 			answers: map[string]fakeAnswer{"GET /v1/sys/policies/acl/ops": {body: `{"data":{"name":"ops","policy":"path \"a\" {}"}}`}},
 			route:   "GET /v1/sys/policies/acl/ops", stdout: "path \"a\" {}\n"},

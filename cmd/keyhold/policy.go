@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 )
 
 // keyhold policy write|read|list|delete, over Vault's sys/policies/acl/.
@@ -54,7 +55,8 @@ func cmdPolicyWrite(e *env, args []string) int {
 	if _, err := cl.do(e.ctx, http.MethodPut, "sys/policies/acl/"+name, nil, map[string]any{"policy": string(text)}); err != nil {
 		return c.fail("writing policy "+name, err)
 	}
-	fmt.Fprintf(e.stdout, "Success! Uploaded policy: %s\n", name)
+	// The server keeps the name lowercased and trimmed, as Vault does.
+	fmt.Fprintf(e.stdout, "Success! Uploaded policy: %s\n", strings.ToLower(strings.TrimSpace(name)))
 	return exitOK
 }
 
