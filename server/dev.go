@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/keyhold/keyhold/softhsm"
@@ -18,6 +20,10 @@ type DevOptions struct {
 	Dir           string // where the token, PINs and store live; a temp dir if empty
 	RootTokenID   string // fixes the root token; else one is made (and kept in Dir)
 	ListenAddress string // default 127.0.0.1:8200
+	// Replaced, if set, gets the root token the folder kept when
+	// RootTokenID replaces it: Run revokes it (Options.ReplacedRootToken),
+	// so that a dev folder has one root token.
+	Replaced *string
 }
 
 // DevTokenLabel is the label of the dev mode SoftHSM2 token.
@@ -29,6 +35,18 @@ const DevTokenLabel = "keyhold-dev"
 // token. Dev mode keeps secrets in its folder for convenience; it is not for
 // production.
 func DevSetup(opts DevOptions) (*Config, string, error) {
+	// The flags are checked before anything is made in the folder.
+	if opts.ListenAddress != "" {
+		_, port, err := net.SplitHostPort(opts.ListenAddress)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return nil, "", fmt.Errorf("dev: -dev-listen-address %q is not HOST:PORT", opts.ListenAddress)
+		}
+	}
+	if t := opts.RootTokenID; t != "" {
+		if len(t) > 1024 || strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return nil, "", fmt.Errorf("dev: -dev-root-token-id must be up to 1024 visible ASCII characters")
+		}
+	}
 	dir := opts.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "keyhold-dev-")
@@ -73,7 +91,15 @@ func DevSetup(opts DevOptions) (*Config, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	root, err := devRootToken(filepath.Join(dir, "root-token"), opts.RootTokenID)
+	tokenFile := filepath.Join(dir, "root-token")
+	if opts.Replaced != nil && opts.RootTokenID != "" {
+		if b, err := os.ReadFile(tokenFile); err == nil {
+			if old := strings.TrimSpace(string(b)); old != opts.RootTokenID {
+				*opts.Replaced = old
+			}
+		}
+	}
+	root, err := devRootToken(tokenFile, opts.RootTokenID)
 	if err != nil {
 		return nil, "", err
 	}

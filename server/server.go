@@ -19,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/api"
 	"github.com/keyhold/keyhold/audit"
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/ha"
 	"github.com/keyhold/keyhold/hsm"
 	"github.com/keyhold/keyhold/keymgmt"
@@ -33,6 +34,9 @@ type Options struct {
 	Logger    *slog.Logger
 	Version   string
 	RootToken string // dev mode: the root token to honour
+	// ReplacedRootToken is, in dev mode, the root token that RootToken
+	// replaces (the folder's before -dev-root-token-id): revoked at start.
+	ReplacedRootToken string
 	// Ready, if set, is called with the listener's address once it accepts connections.
 	Ready func(addr string)
 }
@@ -138,6 +142,11 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	})
 	if err := handler.Init(ctx, opts.RootToken); err != nil {
 		return err
+	}
+	if old := opts.ReplacedRootToken; old != "" && old != opts.RootToken {
+		if err := tokens.Revoke(ctx, old); err != nil && fault.KindOf(err) != fault.NotFound {
+			return fmt.Errorf("revoking the dev root token replaced by the new one: %w", err)
+		}
 	}
 	if err := xm.Start(ctx); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,16 +124,27 @@ func TestServerFlagErrors(t *testing.T) {
 		{"fail missing config", []string{"server", "-config", "/nonexistent/keyhold.hcl"}, "no such file"},
 		{"fail unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"fail unknown log level", []string{"server", "-dev", "-dev-dir", "/nonexistent/dev", "-log-level=verbose"}, `-log-level "verbose" is not one of`},
+		// Refused before the folder gets a token and a store.
+		{"fail bad dev listen address", []string{"server", "-dev", "-dev-dir", "DEVDIR", "-dev-listen-address", "bogus"}, `-dev-listen-address "bogus" is not HOST:PORT`},
+		{"fail bad dev root token", []string{"server", "-dev", "-dev-dir", "DEVDIR", "-dev-root-token-id", " it's "}, "visible ASCII"},
 		{"fail dev flags with a config", []string{"server", "-config", "/nonexistent/keyhold.hcl", "-dev-dir", "/tmp/x"}, "only -dev takes -dev-dir"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := keyholdCmd(context.Background(), c.args...).CombinedOutput()
+			dir := filepath.Join(t.TempDir(), "dev")
+			args := slices.Clone(c.args)
+			for i := range args {
+				args[i] = strings.ReplaceAll(args[i], "DEVDIR", dir)
+			}
+			out, err := keyholdCmd(context.Background(), args...).CombinedOutput()
 			if err == nil {
 				t.Fatalf("exit 0; output %s", out)
 			}
 			if !strings.Contains(string(out), c.want) {
 				t.Fatalf("output %q lacks %q", out, c.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("a refused start made the dev folder %s (%v)", dir, err)
 			}
 		})
 	}
@@ -205,5 +217,38 @@ func TestServerDevTempFolderGoesWithIt(t *testing.T) {
 	}
 	if _, err := os.Stat(folder); !os.IsNotExist(err) {
 		t.Fatalf("the temporary folder is still there after the server stopped: %v", err)
+	}
+}
+
+// A restart of a dev folder with another -dev-root-token-id replaces the
+// root token: the old one no longer works.
+func TestServerDevNewRootTokenReplacesTheOld(t *testing.T) {
+	dir := t.TempDir()
+	lookup := func(addr, tok string) int {
+		req, _ := http.NewRequest("GET", addr+"/v1/auth/token/lookup-self", nil)
+		req.Header.Set("X-Vault-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+	addr, _, cmd, _ := devServer(t, dir, "-dev-root-token-id", "root-a")
+	if st := lookup(addr, "root-a"); st != 200 {
+		t.Fatalf("root-a: %d", st)
+	}
+	stop(cmd)
+	addr, _, cmd, _ = devServer(t, dir, "-dev-root-token-id", "root-b")
+	defer stop(cmd)
+	if st := lookup(addr, "root-b"); st != 200 {
+		t.Fatalf("root-b: %d", st)
+	}
+	if st := lookup(addr, "root-a"); st != 403 {
+		t.Fatalf("the replaced root token root-a: %d, want 403", st)
 	}
 }

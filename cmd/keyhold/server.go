@@ -60,10 +60,10 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var cfg *server.Config
-	var root string
+	var root, replaced string
 	var err error
 	if *dev {
-		cfg, root, err = server.DevSetup(server.DevOptions{Dir: *devDir, RootTokenID: *devRoot, ListenAddress: *devAddr})
+		cfg, root, err = server.DevSetup(server.DevOptions{Dir: *devDir, RootTokenID: *devRoot, ListenAddress: *devAddr, Replaced: &replaced})
 		if err == nil && *devDir == "" {
 			// A temporary folder (its PINs, root token and keys) goes
 			// with the server, as Vault's in-memory dev server does.
@@ -86,6 +86,8 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 		Logger:    log,
 		Version:   version,
 		RootToken: root,
+		// A new -dev-root-token-id on the same folder: the old one goes.
+		ReplacedRootToken: replaced,
 		Ready: func(addr string) {
 			if *dev {
 				fmt.Fprintf(stdout, `==> Keyhold dev appliance started
