@@ -367,6 +367,9 @@ func (b *Broker) Persist(ctx context.Context, es ...*Entry) error {
 		devs = append(devs, d)
 	}
 	b.mu.RUnlock()
+	if len(devs) == 0 {
+		return nil // no device enabled now: nothing to write, as log1 has it
+	}
 	for _, e := range es {
 		if e == nil || e.queued == nil {
 			continue

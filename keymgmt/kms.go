@@ -269,7 +269,7 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			// not at the first distribution.
 			creds := u.Credentials
 			if creds == nil && r.Credentials != nil {
-				if creds, err = m.unsealCredentials(ctx, mount, name, r.Credentials); err != nil {
+				if creds, err = m.unsealCredentialsTx(ctx, tx, mount, name, r.Credentials); err != nil {
 					return err
 				}
 			}

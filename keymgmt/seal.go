@@ -85,6 +85,24 @@ func (m *Manager) unsealCredentials(ctx context.Context, mount, kms string, s *s
 	if err != nil {
 		return nil, err
 	}
+	return m.unsealWith(ctx, k, mount, kms, s)
+}
+
+// unsealCredentialsTx is unsealCredentials inside a write transaction: the
+// seal key is read through tx, not through a transaction of its own (a
+// second one, waiting for a connection the write holds, could hang).
+func (m *Manager) unsealCredentialsTx(ctx context.Context, tx store.Tx, mount, kms string, s *sealed) (map[string]string, error) {
+	if s == nil {
+		return map[string]string{}, nil
+	}
+	b, err := tx.Get(ctx, sealPath(mount))
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "the seal key of the mount cannot be read")
+	}
+	return m.unsealWith(ctx, hsm.Key{ID: sealID(mount), Blob: b}, mount, kms, s)
+}
+
+func (m *Manager) unsealWith(ctx context.Context, k hsm.Key, mount, kms string, s *sealed) (map[string]string, error) {
 	pt, err := m.h.Decrypt(ctx, k, hsm.DecryptRequest{Algorithm: hsm.AESGCM, Ciphertext: s.Ciphertext, IV: s.IV, Tag: s.Tag, AAD: credentialsAAD(mount, kms)})
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "the credentials of kms %q cannot be unsealed", kms)

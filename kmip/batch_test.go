@@ -225,7 +225,7 @@ func TestDiscoverAndQuery(t *testing.T) {
 		t.Fatalf("operations %v list ones the server does not do", q.Operations)
 	}
 	if len(q.ObjectType) != 6 || q.VendorIdentification != "Keyhold test" || len(q.CapabilityInformation) != 1 ||
-		!*q.CapabilityInformation[0].BatchUndoCapability || !*q.CapabilityInformation[0].StreamingCapability {
+		!*q.CapabilityInformation[0].BatchUndoCapability || *q.CapabilityInformation[0].StreamingCapability {
 		t.Fatalf("query: %+v", q)
 	}
 }

@@ -54,10 +54,11 @@ func query(_ context.Context, c *call, pl kmip.OperationPayload) (kmip.Operation
 			if v >= 13 {
 				no, yes := false, true
 				resp.CapabilityInformation = []kmip.CapabilityInformation{{
-					// Streamed operations (Init Indicator, Correlation
-					// Value) are served: AES Encrypt and Decrypt, Sign,
-					// Verify, MAC.
-					StreamingCapability: &yes, AsynchronousCapability: &no, AttestationCapability: &no,
+					// Only AES Encrypt and Decrypt stream (Init Indicator,
+					// Correlation Value); streamed Sign, Verify, MAC and
+					// Hash are refused, so the server does not claim
+					// streaming.
+					StreamingCapability: &no, AsynchronousCapability: &no, AttestationCapability: &no,
 					BatchUndoCapability: &yes, BatchContinueCapability: &yes,
 					DestroyAction: kmip.DestroyActionKeyMaterialDeleted,
 				}}
