@@ -603,6 +603,19 @@ func TestASecondStoredDeviceOnOneFileStaysClosed(t *testing.T) {
 	if fault.KindOf(err) != fault.Conflict {
 		t.Fatalf("another node's device on the same file: %v, want a conflict", err)
 	}
+	// Nor under another name for it: the store write compares the files,
+	// though node2's open devices do not show this one.
+	link := filepath.Join(r.dir, "same.log")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	err = node2.Enable(ctx, Device{Path: "b", Type: "file", FilePath: link})
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "a/") {
+		t.Fatalf("another node's device on a link to a/'s file: %v, want a conflict naming a/", err)
+	}
+	if n := openFiles(t, path); n != 1 {
+		t.Fatalf("%d descriptors write %s, want 1", n, path)
+	}
 	// A device on that file stored anyway.
 	if err := node2.Enable(ctx, Device{Path: "b", Type: "file", FilePath: filepath.Join(r.dir, "b.log")}); err != nil {
 		t.Fatal(err)

@@ -197,15 +197,10 @@ func (b *Broker) Enable(ctx context.Context, d Device) error {
 		if err != nil {
 			return err
 		}
-		mine, serr := os.Stat(d.FilePath)
+		same := sameFileAs(d.FilePath)
 		for _, c := range cfgs {
-			if filepath.Clean(c.FilePath) == filepath.Clean(d.FilePath) {
+			if same(c.FilePath) {
 				return errFileTaken(c.Path, d.FilePath)
-			}
-			if serr == nil {
-				if st, err := os.Stat(c.FilePath); err == nil && os.SameFile(mine, st) {
-					return errFileTaken(c.Path, d.FilePath)
-				}
 			}
 		}
 		return tx.Put(ctx, kvPrefix+d.Path, raw)
@@ -294,18 +289,30 @@ func errFileTaken(other, path string) error {
 // path (the same name, or the same file under another name), or "". b.mu
 // is held.
 func (b *Broker) writing(path string) string {
-	st, serr := os.Stat(path)
+	same := sameFileAs(path)
 	for p, dev := range b.devices {
-		if filepath.Clean(dev.cfg.FilePath) == filepath.Clean(path) {
+		if same(dev.cfg.FilePath) {
 			return p
-		}
-		if serr == nil {
-			if st2, err := os.Stat(dev.cfg.FilePath); err == nil && os.SameFile(st, st2) {
-				return p
-			}
 		}
 	}
 	return ""
+}
+
+// sameFileAs returns a test of whether a path names the file at path: the
+// same name, or the same file under another name (a link). path is looked
+// up once.
+func sameFileAs(path string) func(string) bool {
+	st, serr := os.Stat(path)
+	return func(other string) bool {
+		if filepath.Clean(other) == filepath.Clean(path) {
+			return true
+		}
+		if serr != nil {
+			return false
+		}
+		st2, err := os.Stat(other)
+		return err == nil && os.SameFile(st, st2)
+	}
 }
 
 // Enabled reports whether any device is enabled.

@@ -114,30 +114,6 @@ func TestReloadDuringDisableKeepsTheDeviceClosed(t *testing.T) {
 	}
 }
 
-// Another node (a second broker on the store, not yet reloaded) enables a
-// device on a link to this node's device's file: the store write refuses
-// it, though the other node's open devices do not show the file.
-func TestEnableOnALinkToAnotherNodesFile(t *testing.T) {
-	r := newRig(t)
-	ctx := context.Background()
-	here, other := r.broker(t), r.broker(t)
-	path := filepath.Join(r.dir, "audit.log")
-	if err := here.Enable(ctx, Device{Path: "file", Type: "file", FilePath: path}); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(r.dir, "same.log")
-	if err := os.Symlink(path, link); err != nil {
-		t.Fatal(err)
-	}
-	err := other.Enable(ctx, Device{Path: "dup", Type: "file", FilePath: link})
-	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "file/") {
-		t.Fatalf("a device on a link to file/'s file, enabled on another node: %v, want a conflict naming file/", err)
-	}
-	if n := openFiles(t, path); n != 1 {
-		t.Fatalf("%d descriptors write %s, want 1", n, path)
-	}
-}
-
 // Persist makes queued request events durable; after a failed write of the
 // trail since they were queued it fails, since they may have been lost.
 func TestPersistQueuedRequests(t *testing.T) {
