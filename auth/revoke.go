@@ -10,7 +10,7 @@ import (
 // Revoke revokes a token and, recursively, the tokens it created (orphans
 // excepted). Revoking a token that does not exist is not an error.
 func (m *Manager) Revoke(ctx context.Context, token string) error {
-	if !validTokenText(token) {
+	if !ValidTokenText(token) {
 		return nil
 	}
 	return m.st.Update(ctx, func(tx store.Tx) error {
@@ -41,7 +41,7 @@ func (m *Manager) RevokeAccessor(ctx context.Context, accessor string) error {
 // RevokeOrphan revokes a token but not its children, which become orphans.
 // Revoking a token that does not exist is not an error.
 func (m *Manager) RevokeOrphan(ctx context.Context, token string) error {
-	if !validTokenText(token) {
+	if !ValidTokenText(token) {
 		return nil
 	}
 	return m.st.Update(ctx, func(tx store.Tx) error {

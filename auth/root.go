@@ -31,7 +31,7 @@ func (m *Manager) Bootstrap(ctx context.Context, rootToken string) error {
 	if rootToken == "" {
 		return nil
 	}
-	if !validTokenText(rootToken) {
+	if !ValidTokenText(rootToken) {
 		return fault.New(fault.BadInput, "invalid root token id: up to 1024 visible ASCII characters")
 	}
 	hash := hashToken(rootToken)

@@ -97,8 +97,9 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// validTokenText bounds what is hashed: visible ASCII, at most 1 KiB.
-func validTokenText(s string) bool {
+// ValidTokenText reports whether s can be a token (what is hashed is
+// bounded): visible ASCII, at most 1 KiB.
+func ValidTokenText(s string) bool {
 	if s == "" || len(s) > 1024 {
 		return false
 	}
@@ -144,7 +145,7 @@ func (m *Manager) Create(ctx context.Context, parent *Token, req CreateRequest) 
 	id := req.ID
 	if id == "" {
 		id = newToken()
-	} else if !validTokenText(id) || len(id) > 256 || strings.Contains(id, ".") {
+	} else if !ValidTokenText(id) || len(id) > 256 || strings.Contains(id, ".") {
 		return "", nil, fault.New(fault.BadInput, "invalid custom token id: up to 256 visible ASCII characters, without '.'")
 	}
 	err = m.st.Update(ctx, func(tx store.Tx) error {

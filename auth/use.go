@@ -16,7 +16,7 @@ import (
 // refused with a Unauthorized fault that does not say which; an expired
 // one is removed on the way.
 func (m *Manager) Authenticate(ctx context.Context, token string) (*Token, error) {
-	if !validTokenText(token) {
+	if !ValidTokenText(token) {
 		return nil, errDenied()
 	}
 	hash := hashToken(token)
@@ -72,7 +72,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Token, error
 // Lookup returns the entry of a token without spending a use. A missing or
 // expired token is refused like Authenticate refuses it.
 func (m *Manager) Lookup(ctx context.Context, token string) (*Token, error) {
-	if !validTokenText(token) {
+	if !ValidTokenText(token) {
 		return nil, errDenied()
 	}
 	var t *Token

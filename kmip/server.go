@@ -499,16 +499,12 @@ func (b *batch) item(ctx context.Context, i int, it wire.Item) (kmip.ResponseBat
 	ev.entry = b.auditEntry(i, it, c)
 	if ev.entry != nil {
 		logRequest := b.s.m.o.Audit.LogRequest
-		switch {
-		case readOnly[it.Operation] && it.Err == nil:
-			// It changes nothing: the event goes out with the response
-			// event, which is durable before the answer is sent.
-			logRequest = b.s.m.o.Audit.QueueRequest
-		case b.tx != nil:
-			// An item of an Undo batch changes nothing until the batch
-			// commits, and the batch makes its items' request events
-			// durable at once before that (runUndo): not one flush per
-			// item while it holds the store's write lock.
+		// An item that changes nothing has its event go out with the
+		// response event, durable before the answer is sent. An item of an
+		// Undo batch changes nothing until the batch commits, and the batch
+		// makes its items' request events durable at once before that
+		// (runUndo): not one flush per item under the store's write lock.
+		if readOnly[it.Operation] && it.Err == nil || b.tx != nil {
 			logRequest = b.s.m.o.Audit.QueueRequest
 		}
 		if err := logRequest(ctx, ev.entry); err != nil {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/softhsm"
 )
 
@@ -42,10 +43,8 @@ func DevSetup(opts DevOptions) (*Config, string, error) {
 			return nil, "", fmt.Errorf("dev: -dev-listen-address %q is not HOST:PORT", opts.ListenAddress)
 		}
 	}
-	if t := opts.RootTokenID; t != "" {
-		if len(t) > 1024 || strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-			return nil, "", fmt.Errorf("dev: -dev-root-token-id must be up to 1024 visible ASCII characters")
-		}
+	if t := opts.RootTokenID; t != "" && !auth.ValidTokenText(t) {
+		return nil, "", fmt.Errorf("dev: -dev-root-token-id must be up to 1024 visible ASCII characters")
 	}
 	dir := opts.Dir
 	if dir == "" {
