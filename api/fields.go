@@ -229,22 +229,28 @@ func convert(t FieldType, v any) (any, error) {
 			}
 			return time.Duration(i) * time.Second, nil
 		case string:
-			if i, err := strconv.ParseInt(x, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(time.Second) {
-				return time.Duration(i) * time.Second, nil
-			}
-			// Days, as Vault's parser takes them ("7d").
-			if n, ok := strings.CutSuffix(x, "d"); ok {
-				if i, err := strconv.ParseInt(n, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(24*time.Hour) {
-					return time.Duration(i) * 24 * time.Hour, nil
-				}
-			}
-			dur, err := time.ParseDuration(x)
-			if err != nil || dur < 0 {
-				return nil, fmt.Errorf("want a duration such as 3600, \"1h\" or \"7d\", got %q", x)
-			}
-			return dur, nil
+			return ParseDuration(x)
 		}
 		return nil, fmt.Errorf("want a duration")
 	}
 	return nil, fmt.Errorf("unknown field type")
+}
+
+// ParseDuration reads a duration as a field's text gives it: seconds
+// ("3600"), days as Vault's parser takes them ("7d"), or Go's form
+// ("1h30m"); never negative. The CLI checks its flags with it.
+func ParseDuration(x string) (time.Duration, error) {
+	if i, err := strconv.ParseInt(x, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(time.Second) {
+		return time.Duration(i) * time.Second, nil
+	}
+	if n, ok := strings.CutSuffix(x, "d"); ok {
+		if i, err := strconv.ParseInt(n, 10, 64); err == nil && i >= 0 && i <= math.MaxInt64/int64(24*time.Hour) {
+			return time.Duration(i) * 24 * time.Hour, nil
+		}
+	}
+	dur, err := time.ParseDuration(x)
+	if err != nil || dur < 0 {
+		return 0, fmt.Errorf("want a duration such as 3600, \"1h\" or \"7d\", got %q", x)
+	}
+	return dur, nil
 }

@@ -118,6 +118,10 @@ func TestCommandsAgainstFake(t *testing.T) {
 			route:   "POST /v1/auth/token/create",
 			body:    map[string]any{"policies": []any{"ops", "default"}, "ttl": "1h", "num_uses": float64(3), "display_name": "ci"},
 			stdout:  "token                hvs.new\ntoken_accessor       acc1\ntoken_duration       1h\ntoken_renewable      true\ntoken_policies       [\"default\" \"ops\"]\n"},
+		// Days, as the server (and Vault) takes them.
+		{name: "ok token create ttl in days", args: []string{"token", "create", "-ttl=7d", "-field=token"},
+			answers: map[string]fakeAnswer{"POST /v1/auth/token/create": {body: tokenAuth}},
+			route:   "POST /v1/auth/token/create", body: map[string]any{"ttl": "7d"}, stdout: "hvs.new"},
 		{name: "ok token create sends only what is set", args: []string{"token", "create", "-orphan", "-renewable=false", "-metadata=team=x"},
 			answers: map[string]fakeAnswer{"POST /v1/auth/token/create-orphan": {body: tokenAuth}},
 			route:   "POST /v1/auth/token/create-orphan",

@@ -4,9 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
+
+	"github.com/keyhold/keyhold/api"
 )
 
 // keyhold token create|lookup|revoke, over Vault's auth/token/ paths.
@@ -71,15 +71,17 @@ func cmdTokenCreate(e *env, args []string) int {
 		}
 		body["meta"] = m
 	}
-	for flagName, field := range map[string]string{"ttl": *ttl, "explicit-max-ttl": *maxTTL, "period": *period} {
-		if set[flagName] && !isDuration(field) {
-			return c.usageError("-%s %q is not a duration (e.g. 1h, 30m, or seconds: 3600)", flagName, field)
-		}
-	}
 	for flagName, field := range map[string]string{"ttl": *ttl, "explicit-max-ttl": *maxTTL, "period": *period, "display-name": *name, "id": *id} {
-		if set[flagName] {
-			body[strings.ReplaceAll(flagName, "-", "_")] = field
+		if !set[flagName] {
+			continue
 		}
+		if flagName == "ttl" || flagName == "explicit-max-ttl" || flagName == "period" {
+			// As the server reads it, so that a refusal costs no request.
+			if _, err := api.ParseDuration(field); err != nil {
+				return c.usageError("-%s %q is not a duration (e.g. 1h, 30m, 7d, or seconds: 3600)", flagName, field)
+			}
+		}
+		body[strings.ReplaceAll(flagName, "-", "_")] = field
 	}
 	if set["use-limit"] {
 		body["num_uses"] = *uses
@@ -165,14 +167,4 @@ func printSecret(c *command, r *response, doing string) int {
 		return c.fail(doing, err)
 	}
 	return c.printer().secret(r, s)
-}
-
-// isDuration reports whether s is a duration as the server takes it: Go's
-// form (1h30m) or a number of seconds.
-func isDuration(s string) bool {
-	if _, err := time.ParseDuration(s); err == nil {
-		return true
-	}
-	_, err := strconv.ParseUint(s, 10, 63)
-	return err == nil
 }
