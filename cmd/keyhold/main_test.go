@@ -50,6 +50,14 @@ func devServer(t *testing.T, dir string, extra ...string) (string, string, *exec
 	addr := freePort(t)
 	args := append([]string{"server", "-dev", "-dev-dir", dir, "-dev-listen-address", addr}, extra...)
 	cmd := keyholdCmd(context.Background(), args...)
+	tok, logs := startDev(t, cmd, regexp.MustCompile(`Root Token:\s+(\S+)`))
+	return "http://" + addr, tok, cmd, logs
+}
+
+// startDev starts a dev server and returns what re's group matches in its
+// banner, once printed, and its logs.
+func startDev(t *testing.T, cmd *exec.Cmd, re *regexp.Regexp) (string, *strings.Builder) {
+	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
 	logs := &strings.Builder{}
 	cmd.Stderr = logs
@@ -57,24 +65,23 @@ func devServer(t *testing.T, dir string, extra ...string) (string, string, *exec
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	tokenRe := regexp.MustCompile(`Root Token:\s+(\S+)`)
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := tokenRe.FindStringSubmatch(sc.Text()); m != nil {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m[1]
 			}
 		}
 		io.Copy(io.Discard, stdout)
 	}()
 	select {
-	case tok := <-found:
-		return "http://" + addr, tok, cmd, logs
+	case m := <-found:
+		return m, logs
 	case <-time.After(60 * time.Second):
 		t.Fatalf("dev server did not start; logs:\n%s", logs.String())
 	}
-	return "", "", nil, nil
+	return "", nil
 }
 
 func TestServerDevStartsAndStopsOnSIGTERM(t *testing.T) {
@@ -182,29 +189,7 @@ func TestServerDevTempFolderGoesWithIt(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := keyholdCmd(context.Background(), "server", "-dev", "-dev-listen-address", freePort(t))
 	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
-	stdout, _ := cmd.StdoutPipe()
-	logs := &strings.Builder{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	folderRe := regexp.MustCompile(`Data folder:\s+(\S+)\s+\(temporary`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := folderRe.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	var folder string
-	select {
-	case folder = <-found:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("dev server did not start; logs:\n%s", logs.String())
-	}
+	folder, logs := startDev(t, cmd, regexp.MustCompile(`Data folder:\s+(\S+)\s+\(temporary`))
 	if !strings.HasPrefix(folder, tmp) {
 		t.Fatalf("data folder %s is not under TMPDIR %s", folder, tmp)
 	}
