@@ -181,9 +181,10 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// An Undo batch queues its items' request events and makes them durable
-// together before it commits: each item's request event precedes its
-// response event in the trail, committed or undone, and the chain holds.
+// An audited Undo batch, committed or undone: each item has one request
+// event, before its response event, and the chain holds. (That the queued
+// request events are durable before the commit cannot be seen in the trail
+// afterwards; audit's TestPersistQueuedRequests tests Persist itself.)
 func TestAuditedUndoBatch(t *testing.T) {
 	e, logPath := auditedServer(t)
 	e.Role(t, "u", "ops", "all")
