@@ -214,7 +214,8 @@ func (c *call) asymmetricValue(ctx context.Context, o *object, m []byte, format 
 	length, _ := o.get(kmip.AttributeNameCryptographicLength)
 	block := func(km kmip.KeyMaterial) kmip.KeyBlock {
 		kb := kmip.KeyBlock{KeyFormatType: format, KeyValue: &kmip.KeyValue{Plain: &kmip.PlainKeyValue{KeyMaterial: km}}}
-		kb.CryptographicAlgorithm, _ = alg.(kmip.CryptographicAlgorithm)
+		a, _ := alg.(kmip.CryptographicAlgorithm)
+		kb.CryptographicAlgorithm = algorithmInVersion(a, c.b.version)
 		kb.CryptographicLength, _ = length.(int32)
 		return kb
 	}

@@ -2,6 +2,13 @@ package kmip_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"reflect"
 	"testing"
 	"time"
 
@@ -230,5 +237,85 @@ func TestUseDatesAreFixedOncePassed(t *testing.T) {
 	for _, name := range []gokmip.AttributeName{gokmip.AttributeNameProtectStopDate, gokmip.AttributeNameProcessStartDate} {
 		must[*payloads.AddAttributeResponsePayload](t, do(t, c, v, &payloads.AddAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, future)}))
 		must[*payloads.ModifyAttributeResponsePayload](t, do(t, c, v, &payloads.ModifyAttributeRequestPayload{UniqueIdentifier: id, Attribute: attr(name, future.Add(time.Hour))}))
+	}
+}
+
+// A client of an older version sees the values its version has: an EC key
+// is ECDSA before 1.2 (in its attributes and its key block), and a
+// certificate has the 1.0 Certificate Identifier, Subject and Issuer at 1.0
+// instead of the X.509 forms of 1.1.
+func TestValuesInOlderVersions(t *testing.T) {
+	e := kmiptest.Start(t, kmiptest.Options{})
+	e.Role(t, "a", "all", "all")
+	cert, _ := e.Credential(t, "a", "all")
+	c := e.Dial(t, cert)
+	_, pub := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
+	algorithm := func(v gokmip.ProtocolVersion) (attrAlg, blockAlg gokmip.CryptographicAlgorithm) {
+		ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: pub,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameCryptographicAlgorithm}}))
+		if len(ga.Attribute) != 1 {
+			t.Fatalf("KMIP %v: %+v", v, ga.Attribute)
+		}
+		g := must[*payloads.GetResponsePayload](t, do(t, c, v, &payloads.GetRequestPayload{UniqueIdentifier: pub}))
+		return ga.Attribute[0].AttributeValue.(gokmip.CryptographicAlgorithm), g.Object.(*gokmip.PublicKey).KeyBlock.CryptographicAlgorithm
+	}
+	for _, tt := range []struct {
+		v    gokmip.ProtocolVersion
+		want gokmip.CryptographicAlgorithm
+	}{{gokmip.V1_0, gokmip.CryptographicAlgorithmECDSA}, {gokmip.V1_1, gokmip.CryptographicAlgorithmECDSA},
+		{gokmip.V1_2, gokmip.CryptographicAlgorithmEC}, {gokmip.V1_4, gokmip.CryptographicAlgorithmEC}} {
+		if a, b := algorithm(tt.v); a != tt.want || b != tt.want {
+			t.Errorf("KMIP %v: attribute %v, key block %v, want %v", tt.v, a, b, tt.want)
+		}
+	}
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4660), Subject: pkix.Name{CommonName: "db1", Organization: []string{"Example"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := must[*payloads.RegisterResponsePayload](t, do(t, c, gokmip.V1_4, &payloads.RegisterRequestPayload{ObjectType: gokmip.ObjectTypeCertificate,
+		Object: &gokmip.Certificate{CertificateType: gokmip.CertificateTypeX_509, CertificateValue: der}})).UniqueIdentifier
+	old := []gokmip.AttributeName{gokmip.AttributeNameCertificateIdentifier, gokmip.AttributeNameCertificateSubject, gokmip.AttributeNameCertificateIssuer}
+	x509Names := []gokmip.AttributeName{gokmip.AttributeNameX509CertificateIdentifier, gokmip.AttributeNameX509CertificateSubject, gokmip.AttributeNameX509CertificateIssuer}
+	listed := func(v gokmip.ProtocolVersion) map[gokmip.AttributeName]bool {
+		r := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
+		m := map[gokmip.AttributeName]bool{}
+		for _, n := range r.AttributeName {
+			m[n] = true
+		}
+		return m
+	}
+	for _, tt := range []struct {
+		v             gokmip.ProtocolVersion
+		shown, hidden []gokmip.AttributeName
+	}{{gokmip.V1_0, old, x509Names}, {gokmip.V1_1, x509Names, old}, {gokmip.V1_4, x509Names, old}} {
+		got := listed(tt.v)
+		for _, n := range tt.shown {
+			if !got[n] {
+				t.Errorf("KMIP %v: %q missing", tt.v, n)
+			}
+		}
+		for _, n := range tt.hidden {
+			if got[n] {
+				t.Errorf("KMIP %v: %q shown", tt.v, n)
+			}
+		}
+	}
+	ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_0, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: old}))
+	want := []gokmip.Attribute{
+		attr(gokmip.AttributeNameCertificateIdentifier, gokmip.CertificateIdentifier{Issuer: "CN=db1,O=Example", SerialNumber: "4660"}),
+		attr(gokmip.AttributeNameCertificateSubject, gokmip.CertificateSubject{CertificateSubjectDistinguishedName: "CN=db1,O=Example"}),
+		attr(gokmip.AttributeNameCertificateIssuer, gokmip.CertificateIssuer{CertificateIssuerDistinguishedName: "CN=db1,O=Example"}),
+	}
+	if len(ga.Attribute) != len(want) {
+		t.Fatalf("1.0 certificate attributes: %+v", ga.Attribute)
+	}
+	for i := range want {
+		if ga.Attribute[i].AttributeName != want[i].AttributeName || !reflect.DeepEqual(ga.Attribute[i].AttributeValue, want[i].AttributeValue) {
+			t.Errorf("1.0 %s: %+v, want %+v", want[i].AttributeName, ga.Attribute[i].AttributeValue, want[i].AttributeValue)
+		}
 	}
 }

@@ -199,32 +199,37 @@ func (o *object) refresh(now time.Time) bool {
 
 // listed returns the attributes a client sees in a protocol version, in
 // order; names limits them to those names (in the order asked) if not empty.
+// Values are given as the version knows them (inVersionView).
 func (o *object) listed(v kmip.ProtocolVersion, names []kmip.AttributeName) []kmip.Attribute {
-	var out []kmip.Attribute
-	add := func(a kmip.Attribute) {
-		if !inVersion(a.AttributeName, v) {
-			return
+	var view []kmip.Attribute
+	for _, a := range o.attrs {
+		a, ok := inVersionView(a, v)
+		if !ok || !inVersion(a.AttributeName, v) {
+			continue
 		}
 		if index(a) == 0 {
 			a.AttributeIndex = nil // omitted for index 0 (KMIP 1.4 §2.1.1)
 		}
-		out = append(out, a)
+		view = append(view, a)
 	}
 	if len(names) == 0 {
-		for _, a := range o.attrs {
-			add(a)
-		}
-		return out
+		return view
 	}
+	var out []kmip.Attribute
 	seen := map[kmip.AttributeName]bool{}
 	for _, n := range names {
 		if seen[n] {
 			continue
 		}
 		seen[n] = true
-		for _, a := range o.all(n) {
-			add(a)
+		var inst []kmip.Attribute
+		for _, a := range view {
+			if a.AttributeName == n {
+				inst = append(inst, a)
+			}
 		}
+		slices.SortStableFunc(inst, func(a, b kmip.Attribute) int { return int(index(a) - index(b)) })
+		out = append(out, inst...)
 	}
 	return out
 }
