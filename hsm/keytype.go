@@ -94,11 +94,14 @@ func (t KeyType) Asymmetric() bool {
 // is unwrapped into: sensitive, and extractable only so that it can be
 // wrapped again (under a new KEK, or for BYOK transfer). With clear, the
 // object is not sensitive: the objects of exportable keys, whose material
-// Export reads.
+// Export reads. The object is not CKA_PRIVATE, for the reason
+// generateObject's are not: it lives only in this process's sessions, all
+// logged in, and SoftHSM2 would decrypt a private object's value at every
+// use (an encryption, a signature, an Export).
 func (s keySpec) unwrapTemplate(clear bool) []*pkcs11.Attribute {
 	common := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, !clear),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 	}

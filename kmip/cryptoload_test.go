@@ -71,7 +71,11 @@ func rawCrypto(b *testing.B, tok *softhsm.Token, d time.Duration) map[string]flo
 		}
 	}
 	session := func(a ...*pkcs11.Attribute) []*pkcs11.Attribute {
-		return append([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false), pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true)}, a...)
+		// As the server's key objects are: session objects, sensitive, and
+		// not CKA_PRIVATE (SoftHSM2 decrypts a private object's value for
+		// every use).
+		return append([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true)}, a...)
 	}
 	aesKey, err := p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
 		session(pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
