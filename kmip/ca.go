@@ -90,7 +90,8 @@ func issueClient(is *hsmca.Issuer, pub crypto.PublicKey, scope, role string, ttl
 // newClientKey generates a client key of a type and size.
 func newClientKey(typ string, bits int) (crypto.Signer, error) {
 	if err := checkKey("tls_client_key", typ, bits); err != nil {
-		return nil, err
+		// A role or default stored before a size was refused (ec 224).
+		return nil, fault.New(fault.BadInput, "%v; write a supported tls_client_key_type and tls_client_key_bits to the role (or default_tls_client_key_* to the config)", err)
 	}
 	if typ == "rsa" {
 		return rsa.GenerateKey(rand.Reader, bits)

@@ -196,14 +196,18 @@ func (c *Config) apply(in ConfigInput, caExists bool) (newCert bool, err error) 
 			*p.dst = *p.src
 		}
 	}
-	if err := c.check(); err != nil {
+	if err := c.check(in); err != nil {
 		return false, err
 	}
 	return c.ServerCertPEM == "" || !slices.Equal(oldHosts, c.ServerHostnames) || !slices.Equal(oldIPs, c.ServerIPs), nil
 }
 
-// check validates a whole configuration.
-func (c *Config) check() error {
+// check validates a whole configuration after the write in. Two rules are
+// checked only when the write sets their fields, so that a configuration
+// stored before they held can still be changed in its other fields: a
+// connection_timeout under 1s, and an ec 224 default client key (which
+// credentials then refuse).
+func (c *Config) check(in ConfigInput) error {
 	if len(c.ListenAddrs) == 0 {
 		return fault.New(fault.BadInput, "listen_addrs needs at least one address")
 	}
@@ -220,7 +224,7 @@ func (c *Config) check() error {
 			return fault.New(fault.BadInput, "server_ips: %q is not an IP address", ip)
 		}
 	}
-	if c.ConnectionTimeout < time.Second || c.ConnectionTimeout > time.Hour {
+	if in.ConnectionTimeout != nil && (c.ConnectionTimeout < time.Second || c.ConnectionTimeout > time.Hour) {
 		return fault.New(fault.BadInput, "connection_timeout must be between 1s and 1h")
 	}
 	if c.IdleTimeout < 0 || c.IdleTimeout > 24*time.Hour {
@@ -232,7 +236,9 @@ func (c *Config) check() error {
 	if c.TLSCAKeyType == "ec" && c.TLSCAKeyBits == 224 {
 		return fault.New(fault.BadInput, "tls_ca_key_bits: the HSM holds P-256, P-384 and P-521 CA keys, not P-224")
 	}
-	if err := checkKey("default_tls_client_key", c.DefaultTLSClientKeyType, c.DefaultTLSClientKeyBits); err != nil {
+	legacyEC224 := in.DefaultTLSClientKeyType == nil && in.DefaultTLSClientKeyBits == nil &&
+		c.DefaultTLSClientKeyType == "ec" && c.DefaultTLSClientKeyBits == 224
+	if err := checkKey("default_tls_client_key", c.DefaultTLSClientKeyType, c.DefaultTLSClientKeyBits); err != nil && !legacyEC224 {
 		return err
 	}
 	if c.DefaultTLSClientTTL < time.Minute {

@@ -178,6 +178,10 @@ func (m *Manager) SignCredential(ctx context.Context, mount, scope, role, csrPEM
 	// The request's key must be what the role's credentials are (as
 	// Vault's engine has it): no weaker key, none the listener cannot use.
 	typ, bits, _ := roleCredential(cfg, r)
+	if err := checkKey("tls_client_key", typ, bits); err != nil {
+		// A role or default stored before a size was refused (ec 224).
+		return nil, fault.New(fault.BadInput, "role %q of scope %q: %v; write a supported tls_client_key_type and tls_client_key_bits to the role (or default_tls_client_key_* to the config)", role, scope, err)
+	}
 	if gotTyp, gotBits := publicKeyKind(csr.PublicKey); gotTyp != typ || gotBits != bits {
 		return nil, fault.New(fault.BadInput, "csr: role %q of scope %q takes %s %d keys, and the request's key is %s %d", role, scope, typ, bits, gotTyp, gotBits)
 	}

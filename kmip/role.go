@@ -142,8 +142,12 @@ func (r *Role) apply(in RoleInput) error {
 		if typ == "" || bits == 0 {
 			return fault.New(fault.BadInput, "tls_client_key_type and tls_client_key_bits are set together")
 		}
-		if err := checkKey("tls_client_key", typ, bits); err != nil {
-			return err
+		// Checked when written: a size stored before it was refused (ec
+		// 224) does not block writes of other fields; credentials refuse it.
+		if in.TLSClientKeyType != nil || in.TLSClientKeyBits != nil {
+			if err := checkKey("tls_client_key", typ, bits); err != nil {
+				return err
+			}
 		}
 	}
 	if r.TLSClientTTL != 0 && r.TLSClientTTL < time.Minute {
