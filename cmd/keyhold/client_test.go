@@ -176,6 +176,12 @@ func TestCommandsAgainstFake(t *testing.T) {
 			answers: map[string]fakeAnswer{"DELETE /v1/sys/mounts/keymgmt": {status: 204}},
 			route:   "DELETE /v1/sys/mounts/keymgmt", query: "force=true",
 			stdout: "Success! Disabled the secrets engine (if it existed) at: keymgmt/\n"},
+		// The server's 409 names its API parameter; the CLI says its flag.
+		{name: "fail secrets disable of a mount holding keys", args: []string{"secrets", "disable", "keymgmt/"},
+			answers: map[string]fakeAnswer{"DELETE /v1/sys/mounts/keymgmt": {status: 409,
+				body: `{"errors":["the mount at keymgmt/ still holds 1 key(s); disable it with force=true to destroy them"]}`}},
+			route:  "DELETE /v1/sys/mounts/keymgmt",
+			stderr: "force=true to destroy them\n\nWith this command: keyhold secrets disable -force keymgmt\n", code: 1},
 		{name: "ok secrets list", args: []string{"secrets", "list"},
 			answers: map[string]fakeAnswer{"GET /v1/sys/mounts": {body: `{"data":{"keymgmt/":{"type":"keymgmt","accessor":"keymgmt_1","description":""},"kmip/":{"type":"kmip","accessor":"kmip_2","description":"KMIP"}}}`}},
 			route:   "GET /v1/sys/mounts",

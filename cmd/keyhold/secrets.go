@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -73,7 +74,13 @@ func cmdSecretsDisable(e *env, args []string) int {
 		q = url.Values{"force": {"true"}}
 	}
 	if _, err := cl.do(e.ctx, http.MethodDelete, "sys/mounts/"+mount, q, nil); err != nil {
-		return c.fail("disabling "+mount+"/", err)
+		code := c.fail("disabling "+mount+"/", err)
+		// The server names its API parameter (force=true); say the flag.
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusConflict && !*force {
+			fmt.Fprintf(e.stderr, "\nWith this command: keyhold secrets disable -force %s\n", mount)
+		}
+		return code
 	}
 	fmt.Fprintf(e.stdout, "Success! Disabled the secrets engine (if it existed) at: %s/\n", mount)
 	return exitOK
