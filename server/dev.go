@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,11 +22,19 @@ type DevOptions struct {
 	Dir           string // where the token, PINs and store live; a temp dir if empty
 	RootTokenID   string // fixes the root token; else one is made (and kept in Dir)
 	ListenAddress string // default 127.0.0.1:8200
-	// Replaced, if set, gets the root token the folder kept when
-	// RootTokenID replaces it: Run revokes it (Options.ReplacedRootToken),
-	// so that a dev folder has one root token.
-	Replaced *string
+	// Replaced, if set, gets the root tokens the folder kept that
+	// RootTokenID replaced (now or at a start that failed before revoking
+	// them): Run revokes them (Options.ReplacedRootTokens) and then calls
+	// Options.ReplacedRevoked, so that a dev folder has one root token.
+	Replaced *[]string
 }
+
+// replacedFile, in a dev folder, lists root tokens replaced by a new
+// -dev-root-token-id and not yet revoked: it is written before the
+// root-token file changes and emptied once they are revoked, so a start
+// that fails in between leaves them recorded, and the next start revokes
+// them.
+const replacedFile = "root-token.replaced"
 
 // DevTokenLabel is the label of the dev mode SoftHSM2 token.
 const DevTokenLabel = "keyhold-dev"
@@ -91,16 +100,35 @@ func DevSetup(opts DevOptions) (*Config, string, error) {
 		return nil, "", err
 	}
 	tokenFile := filepath.Join(dir, "root-token")
-	if opts.Replaced != nil && opts.RootTokenID != "" {
-		if b, err := os.ReadFile(tokenFile); err == nil {
-			if old := strings.TrimSpace(string(b)); old != opts.RootTokenID {
-				*opts.Replaced = old
+	replacedPath := filepath.Join(dir, replacedFile)
+	pending, err := readTokens(replacedPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.RootTokenID != "" {
+		old, err := readTokens(tokenFile)
+		if err != nil {
+			return nil, "", err
+		}
+		add := false
+		for _, t := range old {
+			if t != opts.RootTokenID && !slices.Contains(pending, t) {
+				pending, add = append(pending, t), true
+			}
+		}
+		if add {
+			// Recorded before root-token changes.
+			if err := writeSecret(replacedPath, strings.Join(pending, "\n")); err != nil {
+				return nil, "", err
 			}
 		}
 	}
 	root, err := devRootToken(tokenFile, opts.RootTokenID)
 	if err != nil {
 		return nil, "", err
+	}
+	if opts.Replaced != nil {
+		*opts.Replaced = slices.DeleteFunc(pending, func(t string) bool { return t == root })
 	}
 	addr := opts.ListenAddress
 	if addr == "" {
@@ -140,9 +168,74 @@ func devRootToken(path, fixed string) (string, error) {
 	return tok, writeSecret(path, tok)
 }
 
-func writeSecret(path, v string) error {
-	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+// DevReplacedRevoked empties the list of replaced root tokens of the dev
+// folder that holds cfg's store, once Run has revoked them.
+func DevReplacedRevoked(cfg *Config) error {
+	if cfg == nil || cfg.Storage == nil {
+		return nil
+	}
+	err := os.Remove(filepath.Join(filepath.Dir(cfg.Storage.Path), replacedFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("dev: %w", err)
 	}
-	return os.Chmod(path, 0o600)
+	return nil
+}
+
+// readTokens returns the non-empty lines of a token file; none if it does
+// not exist.
+func readTokens(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// writeSecret replaces a file of mode 0600 with v: written to a temporary
+// file, synced, renamed over it, and the folder synced, so that a crash
+// leaves the old or the new content, never a part.
+func writeSecret(path, v string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails once renamed
+	_, err = tmp.WriteString(v + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

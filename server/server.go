@@ -34,9 +34,12 @@ type Options struct {
 	Logger    *slog.Logger
 	Version   string
 	RootToken string // dev mode: the root token to honour
-	// ReplacedRootToken is, in dev mode, the root token that RootToken
-	// replaces (the folder's before -dev-root-token-id): revoked at start.
-	ReplacedRootToken string
+	// ReplacedRootTokens are, in dev mode, the root tokens that RootToken
+	// replaces (the folder's before -dev-root-token-id): revoked at start,
+	// with their non-orphan children; then ReplacedRevoked, if set, is
+	// called (DevReplacedRevoked forgets them).
+	ReplacedRootTokens []string
+	ReplacedRevoked    func() error
 	// Ready, if set, is called with the listener's address once it accepts connections.
 	Ready func(addr string)
 }
@@ -143,9 +146,19 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err := handler.Init(ctx, opts.RootToken); err != nil {
 		return err
 	}
-	if old := opts.ReplacedRootToken; old != "" && old != opts.RootToken {
-		if err := tokens.Revoke(ctx, old); err != nil && fault.KindOf(err) != fault.NotFound {
-			return fmt.Errorf("revoking the dev root token replaced by the new one: %w", err)
+	if len(opts.ReplacedRootTokens) > 0 {
+		for _, old := range opts.ReplacedRootTokens {
+			if old == opts.RootToken {
+				continue
+			}
+			if err := tokens.Revoke(ctx, old); err != nil && fault.KindOf(err) != fault.NotFound {
+				return fmt.Errorf("revoking a dev root token replaced by the new one: %w", err)
+			}
+		}
+		if opts.ReplacedRevoked != nil {
+			if err := opts.ReplacedRevoked(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := xm.Start(ctx); err != nil {

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -235,5 +237,29 @@ func TestServerDevNewRootTokenReplacesTheOld(t *testing.T) {
 	}
 	if st := lookup(addr, "root-a"); st != 403 {
 		t.Fatalf("the replaced root token root-a: %d, want 403", st)
+	}
+
+	// A start with a new root token that fails before the old one is
+	// revoked (here: the folder's store is held by the running server)
+	// leaves the old token recorded, and the next start revokes it.
+	out, err := keyholdCmd(context.Background(), "server", "-dev", "-dev-dir", dir, "-dev-listen-address", freePort(t),
+		"-dev-root-token-id", "root-c").CombinedOutput()
+	if err == nil {
+		t.Fatalf("a second server on the folder started:\n%s", out)
+	}
+	stop(cmd)
+	addr, tok, cmd, _ := devServer(t, dir)
+	defer stop(cmd)
+	if tok != "root-c" {
+		t.Fatalf("root token after the failed start: %q, want root-c", tok)
+	}
+	if st := lookup(addr, "root-c"); st != 200 {
+		t.Fatalf("root-c: %d", st)
+	}
+	if st := lookup(addr, "root-b"); st != 403 {
+		t.Fatalf("root-b, replaced by a start that failed: %d, want 403", st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root-token.replaced")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the list of replaced tokens is kept once they are revoked: %v", err)
 	}
 }

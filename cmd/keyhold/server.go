@@ -60,7 +60,8 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var cfg *server.Config
-	var root, replaced string
+	var root string
+	var replaced []string
 	var err error
 	if *dev {
 		cfg, root, err = server.DevSetup(server.DevOptions{Dir: *devDir, RootTokenID: *devRoot, ListenAddress: *devAddr, Replaced: &replaced})
@@ -87,7 +88,13 @@ func cmdServer(args []string, stdout, stderr io.Writer) int {
 		Version:   version,
 		RootToken: root,
 		// A new -dev-root-token-id on the same folder: the old one goes.
-		ReplacedRootToken: replaced,
+		ReplacedRootTokens: replaced,
+		ReplacedRevoked: func() error {
+			if !*dev {
+				return nil
+			}
+			return server.DevReplacedRevoked(cfg)
+		},
 		Ready: func(addr string) {
 			if *dev {
 				fmt.Fprintf(stdout, `==> Keyhold dev appliance started
