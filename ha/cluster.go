@@ -74,7 +74,8 @@ type Cluster struct {
 	fetchMu chan struct{} // a lock that waiting can give up (lockFetch)
 	applied int64         // the last change seen (under fetchMu)
 	ready   atomic.Bool   // every handler is subscribed (Ready, Run)
-	freshAt atomic.Int64  // unix nanos of the start of the last fetch that caught up
+	epoch   time.Time     // when the Cluster was made, with its monotonic reading
+	freshAt atomic.Int64  // since epoch (monotonic), the start of the last fetch that caught up
 	lagged  atomic.Bool   // the watcher failed its last fetch
 
 	leader leaderState
@@ -103,7 +104,7 @@ func New(o Options) *Cluster {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
-	c := &Cluster{o: o, fetchMu: make(chan struct{}, 1)}
+	c := &Cluster{o: o, fetchMu: make(chan struct{}, 1), epoch: time.Now()}
 	c.log, _ = o.Store.(store.ChangeLog)
 	c.leases, _ = o.Store.(store.Leases)
 	c.nodes, _ = o.Store.(store.Nodes)
@@ -114,9 +115,13 @@ func New(o Options) *Cluster {
 		rand.Read(b)
 		c.id = hex.EncodeToString(b)
 	}
-	c.freshAt.Store(time.Now().UnixNano())
+	c.freshAt.Store(c.mono(time.Now()))
 	return c
 }
+
+// mono is t on the Cluster's monotonic clock: freshness is measured on it,
+// so a step of the wall clock cannot make stale caches look fresh.
+func (c *Cluster) mono(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
 
 // ID names this node (its writes in the change log, its leases).
 func (c *Cluster) ID() string { return c.id }
@@ -143,7 +148,7 @@ func (c *Cluster) Begin(ctx context.Context) error {
 	}
 	c.applied = seq
 	c.unlockFetch()
-	c.freshAt.Store(start.UnixNano())
+	c.freshAt.Store(c.mono(start))
 	return nil
 }
 

@@ -108,8 +108,8 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 		}
 	}
 	c.lagged.Store(false)
-	if start.UnixNano() > c.freshAt.Load() {
-		c.freshAt.Store(start.UnixNano())
+	if c.mono(start) > c.freshAt.Load() {
+		c.freshAt.Store(c.mono(start))
 	}
 	return nil
 }
@@ -159,7 +159,7 @@ func (c *Cluster) Staleness() time.Duration {
 	if c.log == nil {
 		return 0
 	}
-	return time.Since(time.Unix(0, c.freshAt.Load()))
+	return time.Duration(c.mono(time.Now()) - c.freshAt.Load())
 }
 
 // Sync applies every change committed before it was called, reading the
@@ -178,7 +178,7 @@ func (c *Cluster) Sync(ctx context.Context) error {
 		return fault.Wrap(fault.Unavailable, err, "this node cannot read the cluster's change log")
 	}
 	defer c.unlockFetch()
-	if c.freshAt.Load() >= called.UnixNano() {
+	if c.freshAt.Load() >= c.mono(called) {
 		return nil
 	}
 	if err := c.fetchLocked(ctx, time.Now(), max(c.o.MaxStaleness, time.Second)); err != nil {
