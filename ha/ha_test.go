@@ -139,6 +139,43 @@ func TestInvalidationAcrossNodes(t *testing.T) {
 	}
 }
 
+// A node's own change is skipped only if its Update returned nil: one
+// whose Update failed after the commit went through (here: committed
+// through a second store with the node's ID, as if that node's Update had
+// returned an error) is handled as another node's would be.
+func TestOwnChangeHandledUnlessConfirmed(t *testing.T) {
+	url := schema(t)
+	open := func() *postgres.Store {
+		st, err := postgres.Open(context.Background(), postgres.Config{URL: url, Password: srv.Password, MaxConns: 4, NodeID: "node-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	sa, unconfirmed := open(), open()
+	a := ha.New(ha.Options{Store: sa, Name: "a"})
+	ra := newRecorder()
+	a.Subscribe("kv:sys/policy/", ra.handle)
+	ctx := t.Context()
+	if err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Run(ctx)
+	t.Cleanup(a.Close)
+	put(t, sa, "sys/policy/confirmed")
+	put(t, unconfirmed, "sys/policy/unconfirmed")
+	select {
+	case <-ra.ch:
+	case <-time.After(time.Second):
+		t.Fatal("the node was not told of its own unconfirmed change within 1 s")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := ra.all(); len(got) != 1 || !slices.Equal(got[0], []string{"kv:sys/policy/unconfirmed"}) {
+		t.Fatalf("node a was told %q, want only its unconfirmed change", got)
+	}
+}
+
 // Sync applies what was committed before it, without the watcher; Guard
 // does so for a stale node and refuses when the log cannot be read.
 func TestSyncAndGuard(t *testing.T) {

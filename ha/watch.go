@@ -95,7 +95,10 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 			}
 		}
 		for _, ch := range changes {
-			if ch.Node != c.id { // this node's own writes: its caches know
+			// This node's own writes whose Update returned nil: its caches
+			// know. Any other, including its own that failed after the
+			// commit went through, is handled.
+			if ch.Node != c.id || !ch.Confirmed {
 				c.dispatch(ctx, ch.Paths)
 				if err := ctx.Err(); err != nil {
 					return err

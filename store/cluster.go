@@ -31,6 +31,12 @@ type Change struct {
 	// "/" + key name, "kmip:" + mount + "/" + scope + "/" + id. A path that
 	// ends with "/" stands for everything under it.
 	Paths []string
+	// Confirmed: this node committed the change and its Update returned
+	// nil, so what the node caches already holds it. A change of this
+	// node's whose Update failed after the commit went through (the
+	// caller's context ended during COMMIT) is not confirmed: the node
+	// must handle it as it would another node's.
+	Confirmed bool
 }
 
 // PendingReloads counts, per mount, the reloads of other nodes' changes

@@ -31,6 +31,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	if err != nil {
 		return nil, 0, s.closedOr(wrap("changes", err))
 	}
+	s.forgetConfirmed(after)
 	var out []store.Change
 	for rows.Next() {
 		var c store.Change
@@ -43,6 +44,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		for i, p := range paths {
 			c.Paths[i] = string(p)
 		}
+		c.Confirmed = c.Node == s.node && s.confirmedOnce(c.Seq)
 		out = append(out, c)
 	}
 	rows.Close()

@@ -66,6 +66,9 @@ type Store struct {
 	locksMu sync.Mutex
 	locks   map[*heldLock]struct{} // session locks held (Lock)
 
+	confirmedMu sync.Mutex
+	confirmed   map[int64]struct{} // this node's changes whose Update returned nil, not yet read back
+
 	listenMu sync.Mutex // one WaitChange at a time
 	listen   *pgx.Conn  // the LISTEN connection, opened by WaitChange
 	connCfg  *pgx.ConnConfig
@@ -192,9 +195,10 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 		rollback(conn.Conn())
 		return err
 	}
+	var seq int64
 	if len(t.changes) > 0 {
-		if _, err := conn.Exec(ctx, `INSERT INTO changes (seq, node, paths) VALUES (nextval('change_seq'), $1, $2)`,
-			s.node, t.changePaths()); err != nil {
+		if err := conn.QueryRow(ctx, `INSERT INTO changes (seq, node, paths) VALUES (nextval('change_seq'), $1, $2) RETURNING seq`,
+			s.node, t.changePaths()).Scan(&seq); err != nil {
 			rollback(conn.Conn())
 			return wrap("commit", err)
 		}
@@ -211,7 +215,46 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 	if tag.String() != "COMMIT" {
 		return wrap("commit", errors.New("the transaction was rolled back"))
 	}
+	if seq != 0 {
+		s.confirm(seq)
+	}
 	return nil
+}
+
+// maxConfirmed bounds the confirmed changes kept for the watcher; past it
+// they are forgotten, and the node handles its own changes again (a
+// harmless reload).
+const maxConfirmed = 1 << 16
+
+func (s *Store) confirm(seq int64) {
+	s.confirmedMu.Lock()
+	defer s.confirmedMu.Unlock()
+	if s.confirmed == nil || len(s.confirmed) >= maxConfirmed {
+		s.confirmed = map[int64]struct{}{}
+	}
+	s.confirmed[seq] = struct{}{}
+}
+
+// confirmedOnce reports whether seq is a confirmed change of this node,
+// once.
+func (s *Store) confirmedOnce(seq int64) bool {
+	s.confirmedMu.Lock()
+	defer s.confirmedMu.Unlock()
+	_, ok := s.confirmed[seq]
+	delete(s.confirmed, seq)
+	return ok
+}
+
+// forgetConfirmed forgets the confirmed changes at or before after: read
+// already (or confirmed after the watcher read them unconfirmed).
+func (s *Store) forgetConfirmed(after int64) {
+	s.confirmedMu.Lock()
+	defer s.confirmedMu.Unlock()
+	for q := range s.confirmed {
+		if q <= after {
+			delete(s.confirmed, q)
+		}
+	}
 }
 
 // View runs fn in a read-only transaction on one snapshot.
