@@ -2,6 +2,7 @@ package ha_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -60,11 +61,12 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 100)} }
 
-func (r *recorder) handle(_ context.Context, paths []string) {
+func (r *recorder) handle(_ context.Context, paths []string) error {
 	r.mu.Lock()
 	r.calls = append(r.calls, slices.Clone(paths))
 	r.mu.Unlock()
 	r.ch <- struct{}{}
+	return nil
 }
 
 func (r *recorder) all() [][]string {
@@ -217,6 +219,51 @@ func TestSyncAndGuard(t *testing.T) {
 	err := b.Guard(ctx)
 	if fault.KindOf(err) != fault.Unavailable {
 		t.Fatalf("guard without a database: got %v, want Unavailable", err)
+	}
+}
+
+// A change a handler fails to take in is not applied: the node is not
+// caught up (Guard refuses once the staleness bound passes), and the change
+// is handed over again until the handler takes it.
+func TestFailedHandlerKeepsTheChange(t *testing.T) {
+	url := schema(t)
+	sa, sb := nodeStore(t, url), nodeStore(t, url)
+	b := ha.New(ha.Options{Store: sb, Name: "b", MaxStaleness: 200 * time.Millisecond})
+	var mu sync.Mutex
+	failing := true
+	var told [][]string
+	b.Subscribe("kv:sys/mounts/", func(_ context.Context, paths []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, slices.Clone(paths))
+		if failing {
+			return errors.New("the mount table cannot be read")
+		}
+		return nil
+	})
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Ready()
+	put(t, sa, "sys/mounts/m1")
+	if err := b.Sync(ctx); fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("sync with a failing handler: %v, want Unavailable", err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if err := b.Guard(ctx); fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("guard of a node whose handler failed: %v, want Unavailable", err)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	if err := b.Guard(ctx); err != nil {
+		t.Fatalf("guard once the handler works: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) < 3 || !slices.Equal(told[len(told)-1], []string{"kv:sys/mounts/m1"}) {
+		t.Fatalf("the handler was told %q; want the change again until it took it", told)
 	}
 }
 

@@ -53,7 +53,7 @@ func TestChangeAppliedWhenTheSyncCallerGoesAway(t *testing.T) {
 	applied := map[string]bool{}
 	var cancelCaller context.CancelFunc
 	// As the mount table's handler does: read the store with the context given.
-	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) {
+	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) error {
 		mu.Lock()
 		if cancelCaller != nil {
 			cancelCaller() // the REST client disconnects now
@@ -64,11 +64,12 @@ func TestChangeAppliedWhenTheSyncCallerGoesAway(t *testing.T) {
 		defer mu.Unlock()
 		if err != nil {
 			t.Logf("reload of %q failed: %v", paths, err)
-			return
+			return err
 		}
 		for _, p := range paths {
 			applied[p] = true
 		}
+		return nil
 	})
 	ctx := t.Context()
 	if err := b.Begin(ctx); err != nil {
@@ -292,10 +293,10 @@ func TestCloseIsNotHeldByAHandlerOnASilentDatabase(t *testing.T) {
 	t.Cleanup(bh.close) // before the store closes: its connection is stuck
 	b := ha.New(ha.Options{Store: sb, Name: "b", MaxStaleness: 500 * time.Millisecond})
 	entered, frozen := make(chan struct{}, 1), make(chan struct{})
-	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) {
+	b.Subscribe("kv:sys/mounts/", func(ctx context.Context, paths []string) error {
 		entered <- struct{}{}
 		<-frozen
-		_ = sb.View(ctx, func(tx store.Tx) error { _, err := tx.List(ctx, "sys/mounts/"); return err })
+		return sb.View(ctx, func(tx store.Tx) error { _, err := tx.List(ctx, "sys/mounts/"); return err })
 	})
 	ctx := t.Context()
 	if err := b.Begin(ctx); err != nil {

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,8 +13,12 @@ import (
 // Handler is told what other nodes changed under its prefix: the change
 // log's paths (see store.Change), or nil when the node lost track of the
 // log and must drop everything it caches. It runs on the watcher's
-// goroutine, in commit order, and must not call Sync or Guard.
-type Handler func(ctx context.Context, paths []string)
+// goroutine, in commit order, and must not call Sync or Guard. An error
+// says the node could not take the change in (a reload failed): the change
+// is not applied, the node stops counting as caught up (guarded requests
+// are refused once that lasts past MaxStaleness), and the change is handed
+// over again, to every handler of its prefixes, at the next read of the log.
+type Handler func(ctx context.Context, paths []string) error
 
 type subscription struct {
 	prefix string
@@ -39,10 +44,10 @@ func (c *Cluster) watch(ctx context.Context) {
 		err := c.fetch(ctx)
 		switch {
 		case err != nil && !failing:
-			c.o.Logger.Warn("ha: cannot read the change log; caches may go stale and guarded requests are refused after "+c.o.MaxStaleness.String(), "error", err)
+			c.o.Logger.Warn("ha: cannot read the change log or take a change in; caches may go stale and guarded requests are refused after "+c.o.MaxStaleness.String(), "error", err)
 			failing = true
 		case err == nil && failing:
-			c.o.Logger.Info("ha: reading the change log again")
+			c.o.Logger.Info("ha: up to date with the change log again")
 			failing = false
 		}
 		if werr != nil || err != nil {
@@ -89,7 +94,10 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 		if oldest > c.applied+1 {
 			// The log was pruned past this node: it cannot know what changed.
 			c.o.Logger.Warn("ha: the change log was pruned past this node; dropping every cache", "applied", c.applied, "oldest", oldest)
-			c.dispatchAll(ctx, nil)
+			if err := c.dispatchAll(ctx, nil); err != nil {
+				c.lagged.Store(true)
+				return err
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -99,7 +107,10 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 			// know. Any other, including its own that failed after the
 			// commit went through, is handled.
 			if ch.Node != c.id || !ch.Confirmed {
-				c.dispatch(ctx, ch.Paths)
+				if err := c.dispatch(ctx, ch.Paths); err != nil {
+					c.lagged.Store(true)
+					return err
+				}
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -120,10 +131,13 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 // dispatch hands paths to the subscribers whose prefix they fall under. A
 // path ending in "/" (everything under it) also reaches subscribers of
 // longer prefixes inside it.
-func (c *Cluster) dispatch(ctx context.Context, paths []string) {
+// Every subscriber is called, whatever the others return; the first
+// error is returned.
+func (c *Cluster) dispatch(ctx context.Context, paths []string) error {
 	c.subMu.RLock()
 	subs := c.subs
 	c.subMu.RUnlock()
+	var first error
 	for _, s := range subs {
 		var mine []string
 		for _, p := range paths {
@@ -132,28 +146,40 @@ func (c *Cluster) dispatch(ctx context.Context, paths []string) {
 			}
 		}
 		if len(mine) > 0 {
-			c.call(ctx, s, mine)
+			if err := c.call(ctx, s, mine); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
+	return first
 }
 
-func (c *Cluster) dispatchAll(ctx context.Context, paths []string) {
+func (c *Cluster) dispatchAll(ctx context.Context, paths []string) error {
 	c.subMu.RLock()
 	subs := c.subs
 	c.subMu.RUnlock()
+	var first error
 	for _, s := range subs {
-		c.call(ctx, s, paths)
+		if err := c.call(ctx, s, paths); err != nil && first == nil {
+			first = err
+		}
 	}
+	return first
 }
 
-// call runs a handler; a panic in one is logged, not fatal to the watcher.
-func (c *Cluster) call(ctx context.Context, s subscription, paths []string) {
+// call runs a handler; a panic in one is logged, not fatal to the watcher,
+// and fails the change like an error.
+func (c *Cluster) call(ctx context.Context, s subscription, paths []string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.o.Logger.Error("ha: change handler panicked", "prefix", s.prefix, "panic", p)
+			err = fmt.Errorf("ha: the change handler of %q panicked: %v", s.prefix, p)
 		}
 	}()
-	s.fn(ctx, paths)
+	if err := s.fn(ctx, paths); err != nil {
+		return fmt.Errorf("ha: the change handler of %q: %w", s.prefix, err)
+	}
+	return nil
 }
 
 // Staleness is how long ago the node last caught up with the change log

@@ -87,7 +87,7 @@ type parts struct {
 
 // subscribe hands other nodes' changes to what caches them.
 func subscribe(cl *ha.Cluster, p parts, log *slog.Logger) {
-	cl.Subscribe("kv:sys/policy/", func(ctx context.Context, paths []string) {
+	cl.Subscribe("kv:sys/policy/", func(ctx context.Context, paths []string) error {
 		var names []string
 		for _, x := range paths {
 			n, ok := strings.CutPrefix(x, "kv:sys/policy/")
@@ -98,23 +98,34 @@ func subscribe(cl *ha.Cluster, p parts, log *slog.Logger) {
 			names = append(names, n)
 		}
 		p.tokens.PoliciesChanged(names)
+		return nil
 	})
-	cl.Subscribe("kv:sys/mounts/", func(ctx context.Context, _ []string) {
+	// A reload that fails leaves the change unapplied: the node stops
+	// counting as caught up, refuses guarded requests once that lasts, and
+	// tries again at the next read of the change log.
+	cl.Subscribe("kv:sys/mounts/", func(ctx context.Context, _ []string) error {
 		if err := p.api.MountsChanged(ctx); err != nil {
 			log.Error("ha: cannot reload the mount table", "error", err)
+			return err
 		}
+		return nil
 	})
-	cl.Subscribe("kv:sys/audit/", func(ctx context.Context, _ []string) {
+	cl.Subscribe("kv:sys/audit/", func(ctx context.Context, _ []string) error {
 		if err := p.trail.Reload(ctx); err != nil {
 			log.Error("ha: audit devices changed by another node could not all be opened here", "error", err)
+			return err
 		}
+		return nil
 	})
-	cl.Subscribe("kv:xks/", p.xks.Changed)
-	cl.Subscribe("kv:kmip/", p.kmip.Changed)
-	cl.Subscribe("kmip:", p.kmip.Changed)
+	// The XKS and KMIP managers retry a failed reload themselves and refuse
+	// the mount's requests meanwhile.
+	cl.Subscribe("kv:xks/", func(ctx context.Context, paths []string) error { p.xks.Changed(ctx, paths); return nil })
+	cl.Subscribe("kv:kmip/", func(ctx context.Context, paths []string) error { p.kmip.Changed(ctx, paths); return nil })
+	cl.Subscribe("kmip:", func(ctx context.Context, paths []string) error { p.kmip.Changed(ctx, paths); return nil })
 	// Unwrapped keys of what another node changed leave the HSM cache.
-	cl.Subscribe("kv:", func(ctx context.Context, paths []string) { p.hsm.Forget(ctx, forgetMatch(paths)) })
-	cl.Subscribe("kmip:", func(ctx context.Context, paths []string) { p.hsm.Forget(ctx, forgetMatch(paths)) })
+	forget := func(ctx context.Context, paths []string) error { p.hsm.Forget(ctx, forgetMatch(paths)); return nil }
+	cl.Subscribe("kv:", forget)
+	cl.Subscribe("kmip:", forget)
 }
 
 // forgetMatch says which HSM blob ids belong to the changed paths: a key
