@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/keyhold/keyhold/hsm"
@@ -16,8 +17,9 @@ import (
 // refuses requests (fail closed) rather than leave this node unaudited.
 // It waits for a running Enable or Disable of this node: between its store
 // write and its change of the open devices, a Reload would open the device
-// again (a second writer of its file) or reopen a disabled one. This
-// node's own writes never start its Reload, so the wait cannot deadlock.
+// again (a second writer of its file) or reopen a disabled one. Enable and
+// Disable never wait for the change log's reader that calls Reload, so the
+// wait cannot deadlock.
 func (b *Broker) Reload(ctx context.Context) error {
 	b.admin.Lock()
 	defer b.admin.Unlock()
@@ -53,15 +55,18 @@ func (b *Broker) Reload(ctx context.Context) error {
 		d.sink.drop()
 	}
 	var errs []error
+	kept := true // every stored device is in b.devices, working or failing
 	for _, c := range missing {
 		if other := b.sharedFile(c); other != "" {
 			errs = append(errs, fmt.Errorf("audit device %s: the device at %s/ writes its file %s", c.Path, other, c.FilePath))
+			kept = false
 			continue
 		}
 		d, err := b.open(ctx, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("audit device %s: %w", c.Path, err))
 			if d = b.broken(ctx, c, err); d == nil {
+				kept = false
 				continue
 			}
 		}
@@ -72,11 +77,21 @@ func (b *Broker) Reload(ctx context.Context) error {
 		b.devices[c.Path] = d
 		b.mu.Unlock()
 	}
+	if len(errs) > 0 && kept {
+		return fmt.Errorf("%w: %v", ErrDevicesFailing, errs)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("audit: reload: %v", errs)
 	}
 	return nil
 }
+
+// ErrDevicesFailing is what Reload returns when every stored device is in
+// place but some could not open their files here: those fail each write
+// (and try their files again) as any failing device does, so this node is
+// audited as the devices' rules say. Any other error of Reload leaves a
+// stored device out of this node's trail.
+var ErrDevicesFailing = errors.New("audit: reload: devices kept as failing")
 
 // broken returns a device whose sink has failed with err, so that its
 // writes try to open the file again; nil if even its key cannot be had.

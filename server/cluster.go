@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -111,11 +112,17 @@ func subscribe(cl *ha.Cluster, p parts, log *slog.Logger) {
 		return nil
 	})
 	cl.Subscribe("kv:sys/audit/", func(ctx context.Context, _ []string) error {
-		if err := p.trail.Reload(ctx); err != nil {
+		err := p.trail.Reload(ctx)
+		if errors.Is(err, audit.ErrDevicesFailing) {
+			// In place, failing each write until their files open: the
+			// trail's own rules apply (refused if no device can write).
 			log.Error("ha: audit devices changed by another node could not all be opened here", "error", err)
-			return err
+			return nil
 		}
-		return nil
+		if err != nil {
+			log.Error("ha: cannot reload the audit devices", "error", err)
+		}
+		return err
 	})
 	// The XKS and KMIP managers retry a failed reload themselves and refuse
 	// the mount's requests meanwhile.
