@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/ha"
 	"github.com/keyhold/keyhold/store"
@@ -264,6 +266,66 @@ func TestFailedHandlerKeepsTheChange(t *testing.T) {
 	defer mu.Unlock()
 	if len(told) < 3 || !slices.Equal(told[len(told)-1], []string{"kv:sys/mounts/m1"}) {
 		t.Fatalf("the handler was told %q; want the change again until it took it", told)
+	}
+}
+
+// A change log that goes back (a restore, or a failover to a copy that
+// lacked recent commits) makes a node drop everything it caches: the
+// sequence numbers it has seen are reused, so its next changes would pass
+// unseen.
+func TestChangeLogGoingBackDropsEverything(t *testing.T) {
+	url := schema(t)
+	sa, sb := nodeStore(t, url), nodeStore(t, url)
+	b := ha.New(ha.Options{Store: sb, Name: "b"})
+	rb := newRecorder()
+	b.Subscribe("kv:", rb.handle)
+	ctx := t.Context()
+	if err := b.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Run(ctx)
+	t.Cleanup(b.Close)
+	wait := func(what string) []string {
+		t.Helper()
+		select {
+		case <-rb.ch:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("node b was not told of %s", what)
+		}
+		got := rb.all()
+		return got[len(got)-1]
+	}
+	put(t, sa, "sys/policy/p1")
+	wait("p1")
+	first, err := sa.LatestChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p2", "p3", "p4"} {
+		put(t, sa, "sys/policy/"+p)
+		wait(p)
+	}
+	// The database goes back to just after p1.
+	db, err := pgx.Connect(ctx, srv.URLWithPassword("postgres")+"&search_path="+url[strings.LastIndex(url, "search_path=")+len("search_path="):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	if _, err := db.Exec(ctx, "DELETE FROM changes WHERE seq > $1", first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "SELECT setval('change_seq', $1)", first); err != nil {
+		t.Fatal(err)
+	}
+	put(t, sa, "sys/policy/p5")
+	if got := wait("the log going back"); got != nil {
+		t.Fatalf("node b was told %q, want every cache dropped (nil)", got)
+	}
+	put(t, sa, "sys/policy/p6")
+	for {
+		if got := wait("p6 after the log went back"); slices.Equal(got, []string{"kv:sys/policy/p6"}) {
+			break
+		}
 	}
 }
 

@@ -85,11 +85,27 @@ func (c *Cluster) fetchLocked(ctx context.Context, start time.Time, readTimeout 
 	const page = 1000
 	for {
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		changes, oldest, err := c.log.ChangesSince(rctx, c.applied, page)
+		changes, oldest, newest, err := c.log.ChangesSince(rctx, c.applied, page)
 		cancel()
 		if err != nil {
 			c.lagged.Store(true)
 			return err
+		}
+		if newest < c.applied {
+			// The log went back: the database was restored, or failed over
+			// to a copy that lacked recent commits. What this node caches
+			// may hold writes the database no longer has, and the
+			// sequence numbers it has seen are reused.
+			c.o.Logger.Warn("ha: the change log went back; dropping every cache", "applied", c.applied, "newest", newest)
+			if err := c.dispatchAll(ctx, nil); err != nil {
+				c.lagged.Store(true)
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c.applied = newest
+			continue
 		}
 		if oldest > c.applied+1 {
 			// The log was pruned past this node: it cannot know what changed.

@@ -94,10 +94,12 @@ type ChangeLog interface {
 	// NodeID names this store's writes in the log (one per process).
 	NodeID() string
 	// ChangesSince returns, in order, up to limit changes with Seq > after,
-	// and the oldest Seq the log still holds (0 when empty; pruning keeps
-	// the newest change, so the log is empty only before the first): if it
-	// is above after+1, changes may have been pruned in between.
-	ChangesSince(ctx context.Context, after int64, limit int) (changes []Change, oldest int64, err error)
+	// and the oldest and newest Seq the log holds (0 when empty; pruning
+	// keeps the newest change, so the log is empty only before the first):
+	// if oldest is above after+1, changes may have been pruned in between;
+	// if newest is below after, the log went back (the database was
+	// restored, or failed over to a copy that lacked recent commits).
+	ChangesSince(ctx context.Context, after int64, limit int) (changes []Change, oldest, newest int64, err error)
 	// LatestChange returns the Seq of the newest committed change, 0 if none.
 	LatestChange(ctx context.Context) (int64, error)
 	// WaitChange returns when a change may have been committed since it was

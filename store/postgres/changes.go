@@ -11,9 +11,9 @@ import (
 
 // ChangesSince returns up to limit changes after a sequence number, in
 // commit order, and the oldest sequence number the log holds.
-func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]store.Change, int64, error) {
+func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]store.Change, int64, int64, error) {
 	if s.closed.Load() {
-		return nil, 0, store.ErrClosed
+		return nil, 0, 0, store.ErrClosed
 	}
 	if limit <= 0 {
 		limit = 1000
@@ -24,12 +24,12 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	// (the other order would hide a prune that came first).
 	b := &pgx.Batch{}
 	b.Queue(`SELECT seq, node, paths FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	b.Queue(`SELECT COALESCE(MIN(seq), 0) FROM changes`)
+	b.Queue(`SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM changes`)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	rows, err := br.Query()
 	if err != nil {
-		return nil, 0, s.closedOr(wrap("changes", err))
+		return nil, 0, 0, s.closedOr(wrap("changes", err))
 	}
 	s.forgetConfirmed(after)
 	var out []store.Change
@@ -38,7 +38,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		var paths [][]byte
 		if err := rows.Scan(&c.Seq, &c.Node, &paths); err != nil {
 			rows.Close()
-			return nil, 0, wrap("changes", err)
+			return nil, 0, 0, wrap("changes", err)
 		}
 		c.Paths = make([]string, len(paths))
 		for i, p := range paths {
@@ -49,13 +49,13 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, 0, s.closedOr(wrap("changes", err))
+		return nil, 0, 0, s.closedOr(wrap("changes", err))
 	}
-	var oldest int64
-	if err := br.QueryRow().Scan(&oldest); err != nil {
-		return nil, 0, s.closedOr(wrap("changes", err))
+	var oldest, newest int64
+	if err := br.QueryRow().Scan(&oldest, &newest); err != nil {
+		return nil, 0, 0, s.closedOr(wrap("changes", err))
 	}
-	return out, oldest, nil
+	return out, oldest, newest, nil
 }
 
 // LatestChange returns the newest change's sequence number, 0 if none.

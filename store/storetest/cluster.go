@@ -155,7 +155,7 @@ func (c cluster) changeLog(t *testing.T) {
 			}
 			return errBoom
 		})
-		got, _, err := b.ChangesSince(ctx, start, 0)
+		got, _, _, err := b.ChangesSince(ctx, start, 0)
 		checkErr(t, "changes since", err, nil)
 		if len(got) != 0 {
 			t.Fatalf("changes: got %+v, want none", got)
@@ -188,7 +188,7 @@ func (c cluster) changeLog(t *testing.T) {
 	update(t, b, put("other", []byte("y")))
 
 	t.Run("ok changes in commit order with their paths and node", func(t *testing.T) {
-		got, oldest, err := b.ChangesSince(ctx, start, 0)
+		got, oldest, _, err := b.ChangesSince(ctx, start, 0)
 		checkErr(t, "changes since", err, nil)
 		if len(got) != 3 {
 			t.Fatalf("changes: got %d (%+v), want 3", len(got), got)
@@ -218,7 +218,7 @@ func (c cluster) changeLog(t *testing.T) {
 		if latest != got[2].Seq {
 			t.Errorf("latest change %d, want %d", latest, got[2].Seq)
 		}
-		page, _, err := b.ChangesSince(ctx, got[0].Seq, 1)
+		page, _, _, err := b.ChangesSince(ctx, got[0].Seq, 1)
 		checkErr(t, "changes since with limit", err, nil)
 		if len(page) != 1 || page[0].Seq != got[1].Seq {
 			t.Errorf("page after first: %+v", page)
@@ -236,7 +236,7 @@ func (c cluster) changeLog(t *testing.T) {
 			}
 			return tx.Put(ctx, "sys/mounts/x", nil)
 		})
-		got, _, err := b.ChangesSince(ctx, before, 0)
+		got, _, _, err := b.ChangesSince(ctx, before, 0)
 		checkErr(t, "changes since", err, nil)
 		if len(got) != 1 || !slices.Equal(got[0].Paths, []string{"kv:bulk/", "kv:sys/"}) {
 			t.Fatalf("changes: %+v", got)
@@ -255,7 +255,7 @@ func (c cluster) changeLog(t *testing.T) {
 		if n < 4 {
 			t.Errorf("pruned %d changes, want at least 4", n)
 		}
-		got, oldest, err := b.ChangesSince(ctx, start, 0)
+		got, oldest, _, err := b.ChangesSince(ctx, start, 0)
 		checkErr(t, "changes since", err, nil)
 		if len(got) != 1 || oldest != got[0].Seq || oldest <= latest {
 			t.Fatalf("after prune: oldest %d, changes %+v", oldest, got)
@@ -269,7 +269,7 @@ func (c cluster) changeLog(t *testing.T) {
 		if _, err := a.PruneChanges(ctx, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		got, oldest, err := b.ChangesSince(ctx, start, 0)
+		got, oldest, _, err := b.ChangesSince(ctx, start, 0)
 		checkErr(t, "changes since", err, nil)
 		if len(got) != 1 || got[0].Seq != latest || oldest != latest || oldest <= start+1 {
 			t.Fatalf("after pruning everything old: oldest %d, changes %+v; want the newest, %d", oldest, got, latest)
