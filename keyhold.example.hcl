@@ -60,6 +60,9 @@ listener {
   address       = "0.0.0.0:8200"
   tls_cert_file = "/etc/keyhold/tls.crt"
   tls_key_file  = "/etc/keyhold/tls.key"
+  # The Host names it answers (others get 421); unset: any with TLS, only
+  # loopback names for a plain-HTTP listener on loopback.
+  # allowed_hosts = ["keyhold.example"]
 }
 
 # Several nodes on one PostgreSQL store (see README, "High availability").

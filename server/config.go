@@ -100,6 +100,9 @@ type ListenerConfig struct {
 	TLSCertFile string `hcl:"tls_cert_file"`
 	TLSKeyFile  string `hcl:"tls_key_file"`
 	TLSDisable  bool   `hcl:"tls_disable"` // plain HTTP: only for dev mode or behind a TLS proxy on loopback
+	// AllowedHosts, if set, are the only Host header values the listener
+	// answers (a name, or name:port); see hostGuard.
+	AllowedHosts []string `hcl:"allowed_hosts"`
 }
 
 // TelemetryConfig configures /v1/sys/metrics.
@@ -249,6 +252,11 @@ func (c *Config) validate() error {
 	}
 	if c.Listener.Address == "" {
 		c.Listener.Address = "127.0.0.1:8200"
+	}
+	for _, h := range c.Listener.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@?#") {
+			errs = append(errs, fmt.Errorf("listener: allowed_hosts: %q is not a host name or name:port", h))
+		}
 	}
 	if !c.Listener.TLSDisable && (c.Listener.TLSCertFile == "" || c.Listener.TLSKeyFile == "") {
 		errs = append(errs, errors.New("listener.tls_cert_file and listener.tls_key_file are required unless listener.tls_disable = true"))

@@ -177,7 +177,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           ui.Wrap(handler), // the web console at /ui/, the REST API everywhere else
+		// The web console at /ui/, the REST API everywhere else, for the
+		// Host names the listener answers.
+		Handler:           hostGuard(ui.Wrap(handler), cfg.Listener.AllowedHosts, cfg.Listener.TLSDisable && loopbackOnly(ln.Addr())),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
