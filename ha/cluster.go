@@ -210,7 +210,9 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		if c.o.Info != nil {
 			n.Info = c.o.Info()
 		}
-		err := c.nodes.Heartbeat(ctx, n)
+		hctx, cancel := context.WithTimeout(ctx, c.o.Heartbeat) // a silent database: try again next beat
+		err := c.nodes.Heartbeat(hctx, n)
+		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			c.o.Logger.Warn("ha: heartbeat failed", "error", err)

@@ -103,8 +103,13 @@ func (c *Cluster) campaign(ctx context.Context) {
 	c.leader.mu.Lock()
 	held := c.leader.lease
 	c.leader.mu.Unlock()
+	// Each call is bounded by the campaign's period: on a database that
+	// stopped answering, the next campaign tries again (on another
+	// connection) instead of waiting for TCP to give the link up.
+	cctx, cancel := context.WithTimeout(ctx, c.o.LeaseTTL/5)
+	defer cancel()
 	if held == nil {
-		l, err := c.leases.AcquireLease(ctx, leaderLease, c.id, c.o.LeaseTTL)
+		l, err := c.leases.AcquireLease(cctx, leaderLease, c.id, c.o.LeaseTTL)
 		if err == nil {
 			c.lead(ctx, l)
 		} else if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
@@ -112,7 +117,7 @@ func (c *Cluster) campaign(ctx context.Context) {
 		}
 		return
 	}
-	l, err := c.leases.RenewLease(ctx, held, c.o.LeaseTTL)
+	l, err := c.leases.RenewLease(cctx, held, c.o.LeaseTTL)
 	switch {
 	case err == nil:
 		c.renewed(l)

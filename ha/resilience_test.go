@@ -3,6 +3,7 @@ package ha_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -444,5 +445,52 @@ func TestLockLostWhenTheDatabaseStopsAnswering(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("Check and Unlock of a lost lock wait for the silent database")
+	}
+}
+
+// countingHandler counts the log records whose message contains a text.
+type countingHandler struct {
+	slog.Handler
+	text string
+	n    *atomic.Int32
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.text) {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// On a database that stops answering, each renewal of the leader lease
+// gives up within the campaign's period and the next one tries again,
+// instead of the first waiting until TCP gives the link up.
+func TestLeaseRenewalIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
+	cut, bh := throughBlackhole(t, schema(t))
+	st := nodeStore(t, cut)
+	t.Cleanup(bh.close) // before the store closes: its connections are stuck
+	var renewals atomic.Int32
+	log := slog.New(countingHandler{Handler: slog.DiscardHandler, text: "cannot renew the leader lease", n: &renewals})
+	a := ha.New(ha.Options{Store: st, Name: "a", LeaseTTL: time.Second, Logger: log})
+	ctx := t.Context()
+	if err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Run(ctx)
+	t.Cleanup(a.Close)
+	for deadline := time.Now().Add(5 * time.Second); !a.Leading(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a does not lead")
+		}
+	}
+	bh.freeze()
+	time.Sleep(1500 * time.Millisecond)
+	if n := renewals.Load(); n < 2 {
+		t.Fatalf("%d failed renewals in 1.5 s of a silent database, with a renewal due every 200 ms", n)
+	}
+	if a.Leading() {
+		t.Fatal("still leading past the lease's deadline")
 	}
 }
