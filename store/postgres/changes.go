@@ -44,7 +44,14 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		for i, p := range paths {
 			c.Paths[i] = string(p)
 		}
-		c.Confirmed = c.Node == s.node && s.confirmedOnce(c.Seq)
+		if c.Node == s.node {
+			ok, err := s.confirmedOnce(ctx, c.Seq)
+			if err != nil {
+				rows.Close()
+				return nil, 0, 0, wrap("changes", err)
+			}
+			c.Confirmed = ok
+		}
 		out = append(out, c)
 	}
 	rows.Close()

@@ -67,7 +67,8 @@ type Store struct {
 	locks   map[*heldLock]struct{} // session locks held (Lock)
 
 	confirmedMu sync.Mutex
-	confirmed   map[int64]struct{} // this node's changes whose Update returned nil, not yet read back
+	confirmed   map[int64]struct{}      // this node's changes whose Update returned nil, not yet read back
+	pending     map[int64]chan struct{} // this node's changes whose COMMIT is under way: closed when its outcome is known
 
 	listenMu sync.Mutex // one WaitChange at a time
 	listen   *pgx.Conn  // the LISTEN connection, opened by WaitChange
@@ -202,6 +203,12 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 			rollback(conn.Conn())
 			return wrap("commit", err)
 		}
+		// Until this Update knows its outcome, the change log's reader
+		// waits for it on reading the change (ChangesSince), so it neither
+		// skips a change whose COMMIT then fails on this side nor handles
+		// one that is confirmed an instant later.
+		done := s.beginCommit(seq)
+		defer func() { s.endCommit(seq, done, err == nil) }()
 	}
 	commit := "COMMIT"
 	if len(t.changes) > 0 {
@@ -215,9 +222,6 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 	if tag.String() != "COMMIT" {
 		return wrap("commit", errors.New("the transaction was rolled back"))
 	}
-	if seq != 0 {
-		s.confirm(seq)
-	}
 	return nil
 }
 
@@ -226,23 +230,49 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (err error)
 // harmless reload).
 const maxConfirmed = 1 << 16
 
-func (s *Store) confirm(seq int64) {
+func (s *Store) beginCommit(seq int64) chan struct{} {
 	s.confirmedMu.Lock()
 	defer s.confirmedMu.Unlock()
-	if s.confirmed == nil || len(s.confirmed) >= maxConfirmed {
-		s.confirmed = map[int64]struct{}{}
+	if s.pending == nil {
+		s.pending = map[int64]chan struct{}{}
 	}
-	s.confirmed[seq] = struct{}{}
+	done := make(chan struct{})
+	s.pending[seq] = done
+	return done
+}
+
+func (s *Store) endCommit(seq int64, done chan struct{}, ok bool) {
+	s.confirmedMu.Lock()
+	defer s.confirmedMu.Unlock()
+	delete(s.pending, seq)
+	if ok {
+		if s.confirmed == nil || len(s.confirmed) >= maxConfirmed {
+			s.confirmed = map[int64]struct{}{}
+		}
+		s.confirmed[seq] = struct{}{}
+	}
+	close(done)
 }
 
 // confirmedOnce reports whether seq is a confirmed change of this node,
-// once.
-func (s *Store) confirmedOnce(seq int64) bool {
+// once; if its Update is still finishing, it waits for the outcome (or
+// ctx).
+func (s *Store) confirmedOnce(ctx context.Context, seq int64) (bool, error) {
+	s.confirmedMu.Lock()
+	done := s.pending[seq]
+	s.confirmedMu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
 	s.confirmedMu.Lock()
 	defer s.confirmedMu.Unlock()
 	_, ok := s.confirmed[seq]
 	delete(s.confirmed, seq)
-	return ok
+	return ok, nil
 }
 
 // forgetConfirmed forgets the confirmed changes at or before after: read

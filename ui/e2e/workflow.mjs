@@ -227,7 +227,11 @@ try {
   let released;
   const held = new Promise((r) => { released = r; });
   await page.route('**/v1/sys/audit', async (r) => { await held; await r.continue(); });
+  // The audit page must have asked before the keys page is opened (on a
+  // busy machine it may not have yet, and then no answer ever comes).
+  const asked = page.waitForRequest((r) => r.url().endsWith('/v1/sys/audit'));
   await page.goto(url('#/audit/file'));
+  await asked;
   await go(page, '#/keys/keymgmt');
   const answered = page.waitForResponse((r) => r.url().endsWith('/v1/sys/audit'));
   released();
