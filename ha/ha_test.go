@@ -77,6 +77,16 @@ func (r *recorder) all() [][]string {
 	return slices.Clone(r.calls)
 }
 
+// startNode begins a node's cluster and runs it until the test ends.
+func startNode(t *testing.T, c *ha.Cluster) {
+	t.Helper()
+	if err := c.Begin(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.Run(t.Context())
+	t.Cleanup(c.Close)
+}
+
 func put(t *testing.T, st store.Store, path string) {
 	t.Helper()
 	ctx := t.Context()
@@ -161,12 +171,7 @@ func TestOwnChangeHandledUnlessConfirmed(t *testing.T) {
 	a := ha.New(ha.Options{Store: sa, Name: "a"})
 	ra := newRecorder()
 	a.Subscribe("kv:sys/policy/", ra.handle)
-	ctx := t.Context()
-	if err := a.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a.Run(ctx)
-	t.Cleanup(a.Close)
+	startNode(t, a)
 	put(t, sa, "sys/policy/confirmed")
 	put(t, unconfirmed, "sys/policy/unconfirmed")
 	select {
@@ -280,11 +285,7 @@ func TestChangeLogGoingBackDropsEverything(t *testing.T) {
 	rb := newRecorder()
 	b.Subscribe("kv:", rb.handle)
 	ctx := t.Context()
-	if err := b.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b.Run(ctx)
-	t.Cleanup(b.Close)
+	startNode(t, b)
 	wait := func(what string) []string {
 		t.Helper()
 		select {

@@ -73,11 +73,7 @@ func TestChangeAppliedWhenTheSyncCallerGoesAway(t *testing.T) {
 		return nil
 	})
 	ctx := t.Context()
-	if err := b.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b.Run(ctx)
-	t.Cleanup(b.Close)
+	startNode(t, b)
 	put(t, sa, "sys/mounts/one")
 	caller, cancel := context.WithCancel(ctx)
 	mu.Lock()
@@ -393,12 +389,7 @@ func TestWatcherCatchesUpOverASlowLink(t *testing.T) {
 	b := ha.New(ha.Options{Store: sb, Name: "b", MaxStaleness: 200 * time.Millisecond})
 	rb := newRecorder()
 	b.Subscribe("kv:", rb.handle)
-	ctx := t.Context()
-	if err := b.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b.Run(ctx)
-	t.Cleanup(b.Close)
+	startNode(t, b)
 	t.Cleanup(func() { delay.Store(0) }) // before Close: the link is fast again
 	delay.Store(int64(1200 * time.Millisecond))
 	put(t, sa, "sys/policy/p")
@@ -474,12 +465,7 @@ func TestLeaseRenewalIsBoundedWhenTheDatabaseStopsAnswering(t *testing.T) {
 	var renewals atomic.Int32
 	log := slog.New(countingHandler{Handler: slog.DiscardHandler, text: "cannot renew the leader lease", n: &renewals})
 	a := ha.New(ha.Options{Store: st, Name: "a", LeaseTTL: time.Second, Logger: log})
-	ctx := t.Context()
-	if err := a.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a.Run(ctx)
-	t.Cleanup(a.Close)
+	startNode(t, a)
 	for deadline := time.Now().Add(5 * time.Second); !a.Leading(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a does not lead")

@@ -127,14 +127,6 @@ func TestVersionedAttributes(t *testing.T) {
 	req := createAES("old")
 	req.TemplateAttribute.Attribute = append(req.TemplateAttribute.Attribute, attr(gokmip.AttributeNameOperationPolicyName, "default"))
 	id := must[*payloads.CreateResponsePayload](t, do(t, c, gokmip.V1_0, req)).UniqueIdentifier
-	names := func(v gokmip.ProtocolVersion) map[gokmip.AttributeName]bool {
-		r := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
-		m := map[gokmip.AttributeName]bool{}
-		for _, n := range r.AttributeName {
-			m[n] = true
-		}
-		return m
-	}
 	tests := []struct {
 		v       gokmip.ProtocolVersion
 		present []gokmip.AttributeName
@@ -151,17 +143,7 @@ func TestVersionedAttributes(t *testing.T) {
 			gokmip.AttributeNameNeverExtractable, gokmip.AttributeNameOperationPolicyName}, nil},
 	}
 	for _, tt := range tests {
-		got := names(tt.v)
-		for _, n := range tt.present {
-			if !got[n] {
-				t.Errorf("KMIP %v: %q missing", tt.v, n)
-			}
-		}
-		for _, n := range tt.absent {
-			if got[n] {
-				t.Errorf("KMIP %v: %q shown", tt.v, n)
-			}
-		}
+		checkAttributeList(t, c, tt.v, id, tt.present, tt.absent)
 	}
 	// Asked by name, an attribute of a later version is not returned either.
 	ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_0, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
@@ -280,29 +262,11 @@ func TestValuesInOlderVersions(t *testing.T) {
 		Object: &gokmip.Certificate{CertificateType: gokmip.CertificateTypeX_509, CertificateValue: der}})).UniqueIdentifier
 	old := []gokmip.AttributeName{gokmip.AttributeNameCertificateIdentifier, gokmip.AttributeNameCertificateSubject, gokmip.AttributeNameCertificateIssuer}
 	x509Names := []gokmip.AttributeName{gokmip.AttributeNameX509CertificateIdentifier, gokmip.AttributeNameX509CertificateSubject, gokmip.AttributeNameX509CertificateIssuer}
-	listed := func(v gokmip.ProtocolVersion) map[gokmip.AttributeName]bool {
-		r := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
-		m := map[gokmip.AttributeName]bool{}
-		for _, n := range r.AttributeName {
-			m[n] = true
-		}
-		return m
-	}
 	for _, tt := range []struct {
 		v             gokmip.ProtocolVersion
 		shown, hidden []gokmip.AttributeName
 	}{{gokmip.V1_0, old, x509Names}, {gokmip.V1_1, x509Names, old}, {gokmip.V1_4, x509Names, old}} {
-		got := listed(tt.v)
-		for _, n := range tt.shown {
-			if !got[n] {
-				t.Errorf("KMIP %v: %q missing", tt.v, n)
-			}
-		}
-		for _, n := range tt.hidden {
-			if got[n] {
-				t.Errorf("KMIP %v: %q shown", tt.v, n)
-			}
-		}
+		checkAttributeList(t, c, tt.v, id, tt.shown, tt.hidden)
 	}
 	ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, gokmip.V1_0, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: old}))
 	want := []gokmip.Attribute{
@@ -316,6 +280,27 @@ func TestValuesInOlderVersions(t *testing.T) {
 	for i := range want {
 		if ga.Attribute[i].AttributeName != want[i].AttributeName || !reflect.DeepEqual(ga.Attribute[i].AttributeValue, want[i].AttributeValue) {
 			t.Errorf("1.0 %s: %+v, want %+v", want[i].AttributeName, ga.Attribute[i].AttributeValue, want[i].AttributeValue)
+		}
+	}
+}
+
+// checkAttributeList checks that Get Attribute List in version v names the
+// present attributes of an object and none of the absent ones.
+func checkAttributeList(t *testing.T, c *kmiptest.Client, v gokmip.ProtocolVersion, id string, present, absent []gokmip.AttributeName) {
+	t.Helper()
+	r := must[*payloads.GetAttributeListResponsePayload](t, do(t, c, v, &payloads.GetAttributeListRequestPayload{UniqueIdentifier: id}))
+	got := map[gokmip.AttributeName]bool{}
+	for _, n := range r.AttributeName {
+		got[n] = true
+	}
+	for _, n := range present {
+		if !got[n] {
+			t.Errorf("KMIP %v: %q missing", v, n)
+		}
+	}
+	for _, n := range absent {
+		if got[n] {
+			t.Errorf("KMIP %v: %q shown", v, n)
 		}
 	}
 }
