@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -97,5 +99,35 @@ listener { address = "127.0.0.1:0"
 	}
 	if _, err := ParseConfig(fmt.Sprintf(base, `"https://keyhold.example/"`)); err == nil || !strings.Contains(err.Error(), "allowed_hosts") {
 		t.Fatalf("a URL in allowed_hosts: %v", err)
+	}
+}
+
+// The dev folder's secret files are replaced, not rewritten in place: a
+// crash leaves the old content or the new, never a truncated file.
+func TestWriteSecretReplacesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "root-token")
+	if err := writeSecret(path, "old"); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Link(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSecret(path, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(link); string(b) != "old\n" {
+		t.Fatalf("the old file was rewritten in place: %q", b)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new\n" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new file: %q, mode %v", b, fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Fatalf("files left in the folder: %v", entries)
 	}
 }

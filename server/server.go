@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	addr := ln.Addr().String()
 	log.Info("listening", "address", scheme+"://"+addr)
 	if cfg.Listener.TLSDisable && !loopbackOnly(ln.Addr()) {
-		log.Warn("listener: TLS is disabled on an address other hosts can reach; tokens, secrets and key material cross the network in the clear unless a TLS proxy on this host terminates in front of it", "address", addr)
+		log.Warn("listener: TLS is disabled on an address other hosts can reach; tokens, secrets and key material cross the network in the clear unless a TLS proxy on this host terminates in front of it; set listener.allowed_hosts to the names it is reached by", "address", addr)
 	}
 	cl.SetAPIAddr(scheme + "://" + addr)
 	cl.Run(ctx)
