@@ -453,6 +453,34 @@ func TestConsoleDeniedToken(t *testing.T) {
 	node(t, a, "denied.mjs", "KEYHOLD_LIMITED_TOKEN="+auth["client_token"].(string))
 }
 
+// TestConsoleRouteParams: "." and ".." (and other names the appliance
+// would not hold) in a route show "Not found", and a path the browser
+// would rewrite is not sent; the scope and its role are still there.
+func TestConsoleRouteParams(t *testing.T) {
+	prerequisites(t)
+	a := devServer(t)
+	for _, c := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"sys/mounts/kmip", map[string]any{"type": "kmip"}},
+		{"sys/mounts/keymgmt", map[string]any{"type": "keymgmt"}},
+		{"kmip/scope/prod", map[string]any{}},
+		{"kmip/scope/prod/role/app", map[string]any{"operation_get": true}},
+	} {
+		if code, d := rest(t, a, a.token, "POST", c.path, c.body); code != 200 && code != 204 {
+			t.Fatalf("POST %s: %d %v", c.path, code, d)
+		}
+	}
+	node(t, a, "routes.mjs")
+	if code, d := rest(t, a, a.token, "GET", "kmip/scope/prod/role/app", nil); code != 200 || d["operation_get"] != true {
+		t.Fatalf("the role after the visits: %d %v", code, d)
+	}
+	if code, d := rest(t, a, a.token, "GET", "kmip/scope?list=true", nil); code != 200 || fmt.Sprint(d["keys"]) != "[prod]" {
+		t.Fatalf("the scopes after the visits: %d %v", code, d)
+	}
+}
+
 // xksClient signs XKS requests with the credential the console showed.
 type xksClient struct {
 	base, akid, secret string

@@ -1,7 +1,7 @@
 // Markup in names and server messages shows as text: a key named
-// <img src=x onerror=alert(1)> (refused by the form, then asked of the
-// server through a route), a mount description, an audit event's path and
-// the server's error message. No dialog may open (lib.mjs fails the run on
+// <img src=x onerror=alert(1)> (refused by the form, not found through a
+// route), a mount description, an audit event's path and a server's error
+// message that quotes it. No dialog may open (lib.mjs fails the run on
 // one), no <img src=x> may exist, and the page's Trusted Types policy must
 // refuse HTML from a string.
 import { open, close, failed, env, go, signIn, see, field, submit, flash, check, log, url } from './lib.mjs';
@@ -62,14 +62,34 @@ try {
   check(posts.length === before, 'the form sent a request for an invalid name');
   await noMarkup('key form');
 
-  log('the server is asked for it through a route');
-  await page.goto(url('#/keys/keymgmt/key/' + encodeURIComponent(XSS)));
-  await see(page.getByTestId('key-name'), XSS);
-  const err = page.locator('.error').first();
+  log('a route with it is not found, and asks the server nothing');
+  const gets = [];
+  const onGet = (r) => { if (r.url().includes('img')) gets.push(r.url()); };
+  page.on('request', onGet);
+  await go(page, '#/keys/keymgmt/key/' + encodeURIComponent(XSS));
+  page.off('request', onGet);
+  check((await page.locator('main h1').first().textContent()).trim() === 'Not found', 'the route is not found');
+  check(gets.length === 0, 'requests named it: ' + gets.join(', '));
+  await noMarkup('key route');
+
+  log('a server message that names it');
+  await go(page, '#/keys/keymgmt/kms');
+  await page.getByTestId('kms-create').getByLabel('Provider', { exact: true }).selectOption('azurekeyvault');
+  await field(page, 'kms-create', 'Name').fill('azure');
+  await field(page, 'kms-create', 'Key collection').fill(XSS);
+  await field(page, 'kms-create', 'Tenant id').fill('t');
+  await field(page, 'kms-create', 'Client id').fill('c');
+  await field(page, 'kms-create', 'Client secret').fill('s');
+  await submit(page, 'kms-create');
+  const err = page.getByTestId('kms-create').locator('.error').first();
   await err.waitFor();
   const text = await err.textContent();
-  check(text.includes(XSS), 'the server message names the key literally: ' + text);
-  await noMarkup('key page');
+  check(text.includes(XSS), 'the server message names the key collection literally: ' + text);
+  await noMarkup('server message');
+
+  log('the server is asked for a key of that name');
+  const read = await fetch(`${env.addr}/v1/keymgmt/key/${encodeURIComponent(XSS)}`, { headers: { 'X-Vault-Token': env.token } });
+  check(read.status === 400 || read.status === 404, 'the read answers ' + read.status);
 
   log('the audit view');
   await page.goto(url('#/audit/file?key=' + encodeURIComponent(XSS)));

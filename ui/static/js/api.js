@@ -50,8 +50,19 @@ export class ApiError extends Error {
   }
 }
 
+// PathRefused is a request the console would not send: its path is not
+// the one the browser would request.
+export class PathRefused extends Error {}
+
+// buildURL refuses a path the URL parser would change: it collapses "."
+// and ".." segments (written plain or as %2e), so a request for
+// scope/prod/role/.. would go to scope/prod/. The pages encode each segment
+// with encodeURIComponent, which the parser keeps as it is.
 function buildURL(path, query) {
   const u = new URL('/v1/' + path, window.location.origin);
+  if (u.pathname !== '/v1/' + path) {
+    throw new PathRefused(`refused to send a request for ${JSON.stringify(path)}: the browser would send it to ${u.pathname}`);
+  }
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== '') u.searchParams.set(k, String(v));
   }
@@ -69,8 +80,9 @@ async function raw(method, path, { body, query, accept } = {}) {
   }
   const httpMethod = method === 'LIST' ? 'GET' : method;
   if (method === 'LIST') query = { ...query, list: 'true' };
+  const u = buildURL(path, query);
   try {
-    return await fetch(buildURL(path, query), {
+    return await fetch(u, {
       method: httpMethod, headers, body: payload,
       cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer',
     });

@@ -13,8 +13,12 @@ import * as kmip from './pages/kmip.js';
 import * as kmipRole from './pages/kmip_role.js';
 import * as xks from './pages/xks.js';
 import * as audit from './pages/audit.js';
+import { NAME_RE } from './pages/common.js';
 
 // Routes: pattern segments, ':x' captures one (decoded) segment.
+// A captured segment must be a name the appliance accepts (PARAMS): the
+// pages put it into API paths, where "." or ".." would name another
+// object (a DELETE of scope/prod/role/.. is one of scope/prod/).
 const routes = [
   ['signin', signin],
   ['', dashboard],
@@ -32,6 +36,13 @@ const routes = [
   ['audit', audit],
   ['audit/:device', audit],
 ];
+
+// MOUNT_RE is a mount or audit device path: segments of letters, digits,
+// '.', '_' and '-', none of them "." or "..".
+const MOUNT_RE = /^(?!\.\.?(\/|$))[A-Za-z0-9_.-]+(\/(?!\.\.?(\/|$))[A-Za-z0-9_.-]+)*$/;
+const validMount = (v) => v.length <= 128 && MOUNT_RE.test(v);
+const validName = (v) => NAME_RE.test(v);
+const PARAMS = { mount: validMount, device: validMount, name: validName, kms: validName, scope: validName, role: validName };
 
 const NAV = [
   ['#/', 'Dashboard', ''],
@@ -63,8 +74,11 @@ function match(segs) {
         ok = false;
         break;
       }
-      if (ps[i].startsWith(':')) params[ps[i].slice(1)] = seg;
-      else if (ps[i] !== seg) { ok = false; break; }
+      if (ps[i].startsWith(':')) {
+        const k = ps[i].slice(1);
+        if (!PARAMS[k](seg)) { ok = false; break; }
+        params[k] = seg;
+      } else if (ps[i] !== seg) { ok = false; break; }
     }
     if (ok) return { page, params };
   }

@@ -2,7 +2,7 @@
 // show the server's error in place, tables, forms that validate before they
 // send, confirmation by typing the name, one-time secrets and downloads.
 import { h, replace } from './dom.js';
-import { ApiError } from './api.js';
+import { ApiError, PathRefused } from './api.js';
 
 export function card(title, ...children) {
   return h('section', { class: 'card' }, title ? h('h2', null, title) : null, ...children);
@@ -44,7 +44,7 @@ export async function load(el, fn) {
     replace(el, out);
   } catch (e) {
     replace(el, errorBox(e));
-    if (!(e instanceof ApiError)) console.error(e);
+    if (!(e instanceof ApiError || e instanceof PathRefused)) console.error(e);
   }
   return el;
 }
@@ -247,7 +247,7 @@ export function form({ fields, submit = 'Save', onSubmit, reset = false, testid,
       refresh();
     } catch (e) {
       replace(errArea, errorBox(e));
-      if (!(e instanceof ApiError)) console.error(e);
+      if (!(e instanceof ApiError || e instanceof PathRefused)) console.error(e);
     } finally {
       for (const r of rows) if (r.f.kind === 'password') r.input.value = '';
       btn.disabled = false;
