@@ -11,6 +11,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -479,6 +481,31 @@ func TestConsoleRouteParams(t *testing.T) {
 	if code, d := rest(t, a, a.token, "GET", "kmip/scope?list=true", nil); code != 200 || fmt.Sprint(d["keys"]) != "[prod]" {
 		t.Fatalf("the scopes after the visits: %d %v", code, d)
 	}
+}
+
+// TestConsoleSecretFields: a service account key pasted in the KMS
+// provider forms is gone from the page after the submit, taken or refused.
+func TestConsoleSecretFields(t *testing.T) {
+	prerequisites(t)
+	a := devServer(t)
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := json.Marshal(map[string]string{"type": "service_account", "client_email": "keyhold@p.iam.gserviceaccount.com",
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+	if code, _ := rest(t, a, a.token, "POST", "sys/mounts/keymgmt", map[string]any{"type": "keymgmt"}); code != 204 {
+		t.Fatalf("enable keymgmt: %d", code)
+	}
+	if code, d := rest(t, a, a.token, "POST", "keymgmt/kms/gcp", map[string]any{"provider": "gcpckms",
+		"key_collection": "projects/p/locations/l/keyRings/r", "credentials": map[string]any{"service_account_file": string(sa)}}); code != 200 && code != 204 {
+		t.Fatalf("gcp provider: %d %v", code, d)
+	}
+	node(t, a, "secrets.mjs", "KEYHOLD_SA_JSON="+string(sa))
 }
 
 // xksClient signs XKS requests with the credential the console showed.

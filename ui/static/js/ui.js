@@ -179,6 +179,11 @@ function checkField(f, v, values) {
   return null;
 }
 
+// isSecret is a field whose value is emptied after each submit, sent or
+// refused by the server: password inputs and fields marked secret (a key
+// file pasted in a textarea).
+const isSecret = (f) => f.kind === 'password' || f.secret === true;
+
 // form builds a form that checks every field before anything is sent and
 // shows the server's refusal under it. onSubmit gets the values of the
 // visible fields (empty optional ones left out) and may return a message
@@ -249,7 +254,8 @@ export function form({ fields, submit = 'Save', onSubmit, reset = false, testid,
       replace(errArea, errorBox(e));
       if (!(e instanceof ApiError || e instanceof PathRefused)) console.error(e);
     } finally {
-      for (const r of rows) if (r.f.kind === 'password') r.input.value = '';
+      // Secrets leave the page once sent, whatever the answer.
+      for (const r of rows) if (isSecret(r.f)) r.input.value = '';
       btn.disabled = false;
     }
   });

@@ -59,7 +59,7 @@ function providerForm(p, m, existing, done) {
     cred('azurekeyvault', 'client_secret', 'Client secret'),
     { name: 'cred_environment', label: 'Azure environment', kind: 'select', value: '', showIf: (v) => prov(v) === 'azurekeyvault',
       options: [['', 'default (public cloud)'], ['AZUREPUBLICCLOUD', 'AZUREPUBLICCLOUD'], ['AZURECHINACLOUD', 'AZURECHINACLOUD'], ['AZUREUSGOVERNMENTCLOUD', 'AZUREUSGOVERNMENTCLOUD']] },
-    { name: 'cred_service_account_file', label: 'Service account key (JSON)', kind: 'textarea', required: isNew, showIf: (v) => prov(v) === 'gcpckms',
+    { name: 'cred_service_account_file', label: 'Service account key (JSON)', kind: 'textarea', secret: true, required: isNew, showIf: (v) => prov(v) === 'gcpckms',
       check: (v) => { try { return JSON.parse(v).type === 'service_account' ? null : 'Not a service account key file.'; } catch { return 'Not JSON.'; } } },
     { name: 'endpoint', label: 'Endpoint', value: existing?.endpoint, help: 'Optional: a private endpoint of the cloud\u2019s API.',
       check: (v) => /^(https?:\/\/)?[A-Za-z0-9.-]+(:\d+)?(\/.*)?$/.test(v) ? null : 'A URL or host:port.' },
