@@ -95,17 +95,43 @@ func checkDatabaseTLS(connString string) error {
 	return nil
 }
 
-// urlHasPassword reports whether a connection string carries a password
-// (URL user info, a password query parameter, or a password= keyword).
+// passwordProbe stands in for a password the connection string may set.
+const passwordProbe = "keyhold-no-password-in-the-url"
+
+// urlHasPassword reports whether a connection string carries a password, in
+// whatever form the PostgreSQL driver reads one: URL user info, a password
+// query parameter, or a password keyword (with spaces around "=", quoted).
+// The string is read by the driver's own parser, with passwordProbe set
+// where the string's own password would override it (the user info of a
+// URL, a keyword ahead of the string's), so a password from PGPASSWORD or a
+// .pgpass file does not count. A string the driver cannot parse is left to
+// checkDatabaseTLS, which refuses it.
 func urlHasPassword(s string) bool {
-	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+	probe := passwordProbe + "-keyword"
+	probed := "password=" + probe + " " + s
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return false
+		}
 		if _, ok := u.User.Password(); ok {
 			return true
 		}
-		return u.Query().Has("password")
+		probe = passwordProbe + "-userinfo"
+		u.User = url.UserPassword(u.User.Username(), probe)
+		probed = u.String()
 	}
-	for _, f := range strings.Fields(s) {
-		if strings.HasPrefix(strings.ToLower(f), "password=") {
+	cfg, err := pgconn.ParseConfig(probed)
+	if err != nil {
+		return false
+	}
+	if cfg.Password != probe {
+		return true
+	}
+	// A differently cased keyword is no password to the driver, which
+	// sends it to the server as a run-time parameter: refused all the same.
+	for k := range cfg.RuntimeParams {
+		if strings.EqualFold(k, "password") {
 			return true
 		}
 	}

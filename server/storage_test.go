@@ -44,6 +44,21 @@ listener { tls_disable = true }
  url = "postgres://keyhold@db/kh?password=SECRET"`, want: "must not hold the password"},
 		{name: "fail password keyword", storage: `type = "postgres"
  url = "host=db password=SECRET"`, want: "must not hold the password"},
+		{name: "fail password keyword with spaces", storage: `type = "postgres"
+ url = "host=db user=keyhold password = SECRET sslmode=verify-full"`, want: "must not hold the password"},
+		{name: "fail password keyword with a space after", storage: `type = "postgres"
+ url = "host=db password= SECRET sslmode=verify-full"`, want: "must not hold the password"},
+		{name: "fail password keyword with tabs", storage: "type = \"postgres\"\n url = \"host=db\tpassword\t=\tSECRET sslmode=verify-full\"", want: "must not hold the password"},
+		{name: "fail password keyword quoted", storage: `type = "postgres"
+ url = "host=db password = 'SECRET with spaces' sslmode=verify-full"`, want: "must not hold the password"},
+		{name: "fail password keyword first", storage: `type = "postgres"
+ url = "password=SECRET host=db sslmode=verify-full"`, want: "must not hold the password"},
+		{name: "fail password keyword in capitals", storage: `type = "postgres"
+ url = "host=db PASSWORD=SECRET sslmode=verify-full"`, want: "must not hold the password"},
+		{name: "fail password query parameter, postgresql scheme", storage: `type = "postgres"
+ url = "postgresql://keyhold@db/kh?sslmode=verify-full&password=SECRET"`, want: "must not hold the password"},
+		{name: "fail password in the url of a database on this host", storage: `type = "postgres"
+ url = "postgres://keyhold:SECRET@127.0.0.1/kh?sslmode=disable"`, want: "must not hold the password"},
 		{name: "fail no url", storage: `type = "postgres"`, want: "storage.url is required"},
 		{name: "fail path with postgres", storage: `type = "postgres"
  url = "postgres://k@db/kh"
@@ -74,6 +89,22 @@ listener { tls_disable = true }
 				t.Fatalf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestStorageURLPasswordFromEnvironment: a password the driver would take
+// from PGPASSWORD is not one in storage.url.
+func TestStorageURLPasswordFromEnvironment(t *testing.T) {
+	t.Setenv("PGPASSWORD", "from-the-environment")
+	for _, u := range []string{"postgres://keyhold@db/kh?sslmode=verify-full", "host=db user=keyhold sslmode=verify-full"} {
+		if urlHasPassword(u) {
+			t.Errorf("%s: reported as holding a password", u)
+		}
+	}
+	for _, u := range []string{"postgres://keyhold:x@db/kh?sslmode=verify-full", "host=db user=keyhold password = x sslmode=verify-full"} {
+		if !urlHasPassword(u) {
+			t.Errorf("%s: not reported as holding a password", u)
+		}
 	}
 }
 
