@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyhold/keyhold/fault"
 	"github.com/keyhold/keyhold/store"
 )
 
@@ -43,6 +44,14 @@ func (s *Server) mayReadMounts(ctx context.Context, r *http.Request) bool {
 func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	// Whether a listener is up tells that its mount exists: listener= is
+	// answered only for a token that may read sys/mounts, and refused the
+	// same way for every name otherwise.
+	listener := req.Data.String("listener")
+	mounts := s.mayReadMounts(ctx, req.HTTP)
+	if listener != "" && !mounts {
+		return nil, fault.New(fault.Permission, "sys/health?listener= needs a token that may read sys/mounts (X-Vault-Token)")
+	}
 	status := http.StatusOK
 	if c := req.Data.Int("activecode"); c >= 200 && c < 600 {
 		status = c
@@ -92,14 +101,13 @@ func (s *Server) health(ctx context.Context, req *Request) (*Response, error) {
 			"capabilities":     caps,
 		},
 	}
-	if ok, more := s.healthHA(ctx, body, req.Data.String("listener")); !ok {
+	if ok, more := s.healthHA(ctx, body, listener); !ok {
 		status = http.StatusServiceUnavailable
 		problems = append(problems, more...)
 	}
-	if !s.mayReadMounts(ctx, req.HTTP) {
+	if !mounts {
 		// Without a token that may read sys/mounts nobody learns which
-		// mounts exist, nor where they listen (a load balancer names the
-		// mount it checks with ?listener=).
+		// mounts exist, nor where they listen.
 		delete(body, "listeners")
 	}
 	if len(problems) > 0 {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -233,22 +234,63 @@ func TestXKSConfigRefusesAnEmptyPrefixList(t *testing.T) {
 
 // sys/health?listener= answers 200 while the named listener is up on this
 // node, by the mount's name as sys/mounts lists it (with its slash) or
-// without, and 503 for a listener that is not up or not there.
+// without, and 503 for a listener that is not up or not there; it needs a
+// token that may read sys/mounts.
 func TestHealthOfAListener(t *testing.T) {
 	e, _ := newXKSEnv(t)
 	c := e.client(t, testRootToken).Logical()
-	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=xks", "", ""); st != 503 {
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=xks", testRootToken, ""); st != 503 {
 		t.Fatalf("a listener not configured: %d, want 503", st)
 	}
 	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"xks", "xks/"} {
-		if st, m := rawReq(t, e, "GET", "/v1/sys/health?listener="+name, "", ""); st != 200 {
+		if st, m := rawReq(t, e, "GET", "/v1/sys/health?listener="+name, testRootToken, ""); st != 200 {
 			t.Errorf("listener=%s: %d %v, want 200", name, st, m)
 		}
 	}
-	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=nope/", "", ""); st != 503 {
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=nope/", testRootToken, ""); st != 503 {
 		t.Errorf("a listener that is not there: %d, want 503", st)
+	}
+}
+
+// TestHealthOfAListenerTellsNoMount: without a token that may read
+// sys/mounts, sys/health?listener= answers the same for a mount whose
+// listener is up, a mount without one and a name that is no mount.
+func TestHealthOfAListenerTellsNoMount(t *testing.T) {
+	e, _ := newXKSEnv(t)
+	root := e.client(t, testRootToken)
+	if _, err := root.Logical().Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": "p", "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().Mount("keymgmt", &vault.MountInput{Type: "keymgmt"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("keys-only", `path "keymgmt/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := createToken(t, root, &vault.TokenCreateRequest{Policies: []string{"keys-only"}})
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health?listener=xks", testRootToken, ""); st != 200 {
+		t.Fatalf("the listener for root: %d, want 200", st)
+	}
+	for _, who := range []struct{ name, token string }{{"no token", ""}, {"a token that may not read sys/mounts", tok}, {"a bad token", "not-a-token"}} {
+		var first string
+		for _, name := range []string{"xks", "xks/", "keymgmt", "nope"} {
+			st, m := rawReq(t, e, "GET", "/v1/sys/health?listener="+name, who.token, "")
+			got := fmt.Sprint(st, " ", m["errors"])
+			if st != 403 || len(m) != 1 || !strings.Contains(errText(m), "needs a token that may read sys/mounts") {
+				t.Errorf("%s, listener=%s: %d %v keys, %s, want 403 with only errors", who.name, name, st, len(m), got)
+			}
+			if first == "" {
+				first = got
+			} else if got != first {
+				t.Errorf("%s: listener=%s answers %s, listener=xks %s", who.name, name, got, first)
+			}
+		}
+	}
+	// Without listener= the health answer stays open to all.
+	if st, _ := rawReq(t, e, "GET", "/v1/sys/health", "", ""); st != 200 {
+		t.Fatalf("health without a token: %d", st)
 	}
 }
