@@ -40,6 +40,10 @@ func (s *Server) xksRoutes() {
 		"max_connections":        {Type: TypeInt},
 		"max_aad_bytes":          {Type: TypeInt},
 		"rate_limit":             {Type: TypeInt},
+		// An object of prefix to region, or PREFIX=REGION strings (a list
+		// or comma-separated): the CLI sends k=v pairs as an object only
+		// when the name is an identifier, and a prefix may hold '/'.
+		"key_store_regions": {Type: TypeAny},
 	}, map[Operation]HandlerFunc{OpRead: s.xksReadConfig, OpUpdate: s.xksWriteConfig})
 	s.handleBackend("xks", "ca", Fields{}, map[Operation]HandlerFunc{OpRead: s.xksReadCA})
 	s.xksCredentialRoutes()
@@ -61,6 +65,10 @@ func xksConfigData(v *xks.ConfigView) map[string]any {
 	if listening == nil {
 		listening = []string{}
 	}
+	regions := map[string]string{}
+	for p, r := range c.Regions {
+		regions[p] = r
+	}
 	return map[string]any{
 		"listen_addrs":           c.ListenAddrs,
 		"listening":              listening,
@@ -77,6 +85,7 @@ func xksConfigData(v *xks.ConfigView) map[string]any {
 		"max_connections":        c.ConnectionLimit(),
 		"max_aad_bytes":          c.MaxAAD,
 		"rate_limit":             c.RateLimit,
+		"key_store_regions":      regions,
 		"updated_at":             c.UpdatedAt.Format(time.RFC3339Nano),
 	}
 }
@@ -115,6 +124,13 @@ func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, e
 		RateLimit:       optional(d, "rate_limit", d.Int),
 		TLSInternalCA:   optional(d, "tls_internal_ca", d.Bool),
 	}
+	if d.Has("key_store_regions") {
+		rs, err := keyStoreRegions(d.raw["key_store_regions"])
+		if err != nil {
+			return nil, err
+		}
+		in.Regions = &rs
+	}
 	if text, ok := d.raw["uri_path_prefixes"].(string); ok && in.Prefixes != nil && len(*in.Prefixes) == 0 && strings.TrimSpace(text) == "" {
 		// uri_path_prefixes="" is the empty prefix; an empty list is no
 		// prefix at all, which the configuration refuses.
@@ -125,6 +141,57 @@ func (s *Server) xksWriteConfig(ctx context.Context, req *Request) (*Response, e
 		return nil, err
 	}
 	return &Response{Data: xksConfigData(v)}, nil
+}
+
+// keyStoreRegions reads key_store_regions: an object of prefix to region,
+// or PREFIX=REGION strings, a list or one comma-separated string ("" or
+// "/" is the empty prefix, as in "=us-east-1"). xks.Config checks the
+// prefixes and the regions.
+func keyStoreRegions(v any) (map[string]string, error) {
+	bad := func(format string, args ...any) error {
+		return fault.New(fault.BadInput, "field \"key_store_regions\": "+format, args...)
+	}
+	out := map[string]string{}
+	var pairs []string
+	switch x := v.(type) {
+	case map[string]any:
+		for p, r := range x {
+			s, ok := r.(string)
+			if !ok {
+				return nil, bad("the region of %q must be a string", p)
+			}
+			out[p] = s
+		}
+		return out, nil
+	case string:
+		for _, p := range strings.Split(x, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				pairs = append(pairs, p)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, bad("want an object of prefix to region, or PREFIX=REGION strings")
+			}
+			pairs = append(pairs, s)
+		}
+	default:
+		return nil, bad("want an object of prefix to region, or PREFIX=REGION strings")
+	}
+	for _, pr := range pairs {
+		i := strings.LastIndexByte(pr, '=')
+		if i < 0 {
+			return nil, bad("%q is not PREFIX=REGION", pr)
+		}
+		p := strings.TrimSpace(pr[:i])
+		if _, dup := out[p]; dup {
+			return nil, bad("the prefix %q is given twice", p)
+		}
+		out[p] = strings.TrimSpace(pr[i+1:])
+	}
+	return out, nil
 }
 
 func (s *Server) xksReadCA(ctx context.Context, req *Request) (*Response, error) {

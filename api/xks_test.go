@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -229,6 +230,59 @@ func TestXKSConfigRefusesAnEmptyPrefixList(t *testing.T) {
 	}
 	if p := sec.Data["uri_path_prefixes"].([]any); len(p) != 1 || p[0] != "" {
 		t.Fatalf(`uri_path_prefixes="": %v, want the empty prefix`, p)
+	}
+}
+
+// key_store_regions takes an object of prefix to region, or PREFIX=REGION
+// strings (as the CLI sends a prefix with '/'), and reads back as an object;
+// a write replaces them all, and what is not a region or not a key store is
+// refused.
+func TestXKSKeyStoreRegions(t *testing.T) {
+	e, _ := newXKSEnv(t)
+	c := e.client(t, testRootToken).Logical()
+	if _, err := c.Write("xks/config", map[string]any{"listen_addrs": "127.0.0.1:0", "uri_path_prefixes": []any{"a/b", "", "c"}, "tls_internal_ca": true}); err != nil {
+		t.Fatal(err)
+	}
+	regions := func() map[string]any {
+		t.Helper()
+		sec, err := c.Read("xks/config")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sec.Data["key_store_regions"].(map[string]any)
+	}
+	if r := regions(); len(r) != 0 {
+		t.Fatalf("regions before any were written: %v", r)
+	}
+	for _, w := range []struct {
+		v    any
+		want map[string]any
+	}{
+		{map[string]any{"a/b": "eu-west-1", "": "us-east-1"}, map[string]any{"a/b": "eu-west-1", "": "us-east-1"}},
+		{"a/b=eu-west-2", map[string]any{"a/b": "eu-west-2"}},
+		{"a/b=eu-west-2, /=us-east-2,c=ap-south-1", map[string]any{"a/b": "eu-west-2", "": "us-east-2", "c": "ap-south-1"}},
+		{[]any{"=us-west-2", "c=us-gov-west-1"}, map[string]any{"": "us-west-2", "c": "us-gov-west-1"}},
+		{map[string]any{}, map[string]any{}},
+	} {
+		if _, err := c.Write("xks/config", map[string]any{"key_store_regions": w.v}); err != nil {
+			t.Fatalf("key_store_regions=%v: %v", w.v, err)
+		}
+		if r := regions(); !reflect.DeepEqual(r, w.want) {
+			t.Fatalf("key_store_regions=%v reads back %v, want %v", w.v, r, w.want)
+		}
+	}
+	for _, bad := range []any{
+		map[string]any{"d": "us-east-1"},
+		map[string]any{"c": "nowhere"},
+		map[string]any{"c": 1},
+		"c",
+		"c=us-east-1,c=us-east-2",
+		[]any{1},
+		7,
+	} {
+		if _, err := c.Write("xks/config", map[string]any{"key_store_regions": bad}); statusOfErr(err) != http.StatusBadRequest {
+			t.Errorf("key_store_regions=%v: %v, want 400", bad, err)
+		}
 	}
 }
 

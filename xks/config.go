@@ -4,6 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net"
+	"regexp"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/fault"
@@ -46,6 +49,12 @@ type Config struct {
 	// addresses (0, as stored before it existed: the default): each may
 	// hold a request body before it is authenticated.
 	MaxConnections int `json:"max_connections,omitempty"`
+	// Regions are the AWS regions of the key stores, by prefix: AWS KMS
+	// signs its requests to a key store for the region the key store is
+	// in (the region of the SigV4 credential scope), and a request signed
+	// for another one is refused. A key store without a region (every
+	// one, as stored before the setting existed) takes any.
+	Regions map[string]string `json:"key_store_regions,omitempty"`
 
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -66,6 +75,7 @@ type ConfigInput struct {
 	MaxAAD          *int
 	RateLimit       *int
 	MaxConnections  *int
+	Regions         *map[string]string // replaces them all; a key store left out takes any region
 }
 
 // ConfigView is the configuration as shown to an operator (no key blob).
@@ -202,7 +212,63 @@ func (c *Config) apply(in ConfigInput) (newCert bool, err error) {
 	if c.MaxConnections < 1 || c.MaxConnections > maxConnectionsCap {
 		return false, fault.New(fault.BadInput, "max_connections must be between 1 and %d", maxConnectionsCap)
 	}
+	if err := c.applyRegions(in.Regions); err != nil {
+		return false, err
+	}
 	return newCert, nil
+}
+
+// regionRe is the form of an AWS region name (us-east-1, us-gov-west-1,
+// eu-isoe-west-1).
+var regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,3}$`)
+
+// applyRegions replaces the key stores' regions with in (if set), each
+// region checked and each prefix one of the configured ones; without in, the
+// regions of prefixes no longer configured go with them.
+func (c *Config) applyRegions(in *map[string]string) error {
+	if in == nil {
+		// A new map: c may share its map with the stored configuration
+		// it was copied from.
+		var kept map[string]string
+		for p, r := range c.Regions {
+			if contains(c.Prefixes, p) {
+				if kept == nil {
+					kept = map[string]string{}
+				}
+				kept[p] = r
+			}
+		}
+		c.Regions = kept
+		return nil
+	}
+	rs := map[string]string{}
+	given := make([]string, 0, len(*in))
+	for p := range *in {
+		given = append(given, p)
+	}
+	sort.Strings(given) // the same error for the same input
+	for _, p := range given {
+		r := strings.TrimSpace((*in)[p])
+		n, err := NormalizePrefix(p)
+		if err != nil {
+			return err
+		}
+		if !contains(c.Prefixes, n) {
+			return fault.New(fault.BadInput, "key_store_regions names %q, which is not one of the uri_path_prefixes %q", p, c.Prefixes)
+		}
+		if _, dup := rs[n]; dup {
+			return fault.New(fault.BadInput, "key_store_regions names the key store %q twice", URIPath(n))
+		}
+		if !regionRe.MatchString(r) {
+			return fault.New(fault.BadInput, "key_store_regions: %q is not an AWS region name (such as us-east-1) for the key store %q; leave a key store out to accept any region", r, URIPath(n))
+		}
+		rs[n] = r
+	}
+	c.Regions = nil
+	if len(rs) > 0 {
+		c.Regions = rs
+	}
+	return nil
 }
 
 // ConnectionLimit is MaxConnections, or the default for a configuration

@@ -2,6 +2,7 @@ package xks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -150,16 +151,25 @@ type signer interface {
 	post(t testing.TB, e *testEnv, url string, body []byte, akid, secret string, extra ...string) (int, []byte)
 }
 
-// curlSigner runs the real curl with --aws-sigv4, as the conformance client does.
-type curlSigner struct{}
+// The credential scope the tests sign for unless they say otherwise, as
+// AWS KMS in us-east-1 does.
+const (
+	testRegion  = "us-east-1"
+	testService = "kms-xks-proxy"
+)
+
+// curlSigner runs the real curl with --aws-sigv4, as the conformance
+// client does, signing for region and service (testRegion and testService
+// if empty).
+type curlSigner struct{ region, service string }
 
 func (curlSigner) name() string { return "curl" }
 
-func (curlSigner) post(t testing.TB, e *testEnv, url string, body []byte, akid, secret string, extra ...string) (int, []byte) {
+func (s curlSigner) post(t testing.TB, e *testEnv, url string, body []byte, akid, secret string, extra ...string) (int, []byte) {
 	t.Helper()
 	args := []string{url, "--silent", "--cacert", e.caFile,
 		"-H", "Content-Type:application/json",
-		"--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy",
+		"--aws-sigv4", "aws:amz:" + cmp.Or(s.region, testRegion) + ":" + cmp.Or(s.service, testService),
 		"--user", akid + ":" + secret,
 		"--data-binary", "@-",
 		"-w", "\n%{http_code}"}
@@ -178,18 +188,25 @@ func (curlSigner) post(t testing.TB, e *testEnv, url string, body []byte, akid, 
 	return code, out[:i]
 }
 
-// sdkSigner signs with the AWS SDK for Go v2's SigV4 signer.
-type sdkSigner struct{}
+// sdkSigner signs with the AWS SDK for Go v2's SigV4 signer, for region
+// and service (testRegion and testService if empty).
+type sdkSigner struct{ region, service string }
 
 func (sdkSigner) name() string { return "sdk" }
 
-func (sdkSigner) post(t testing.TB, e *testEnv, url string, body []byte, akid, secret string, _ ...string) (int, []byte) {
+func (s sdkSigner) post(t testing.TB, e *testEnv, url string, body []byte, akid, secret string, _ ...string) (int, []byte) {
 	t.Helper()
-	req := sdkRequest(t, url, body, akid, secret, time.Now())
+	req := sdkRequestFor(t, url, body, akid, secret, time.Now(), cmp.Or(s.region, testRegion), cmp.Or(s.service, testService))
 	return do(t, e.client(), req)
 }
 
 func sdkRequest(t testing.TB, url string, body []byte, akid, secret string, at time.Time) *http.Request {
+	t.Helper()
+	return sdkRequestFor(t, url, body, akid, secret, at, testRegion, testService)
+}
+
+// sdkRequestFor is sdkRequest signed for the given region and service.
+func sdkRequestFor(t testing.TB, url string, body []byte, akid, secret string, at time.Time, region, service string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -198,7 +215,7 @@ func sdkRequest(t testing.TB, url string, body []byte, akid, secret string, at t
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256Hex(body)
 	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
-		req, sum, "kms-xks-proxy", "us-east-1", at)
+		req, sum, service, region, at)
 	if err != nil {
 		t.Fatal(err)
 	}

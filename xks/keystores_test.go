@@ -2,7 +2,11 @@ package xks
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"testing"
+
+	"github.com/keyhold/keyhold/fault"
 )
 
 // A key that names its key stores (prefixes) is not found through the
@@ -76,4 +80,108 @@ func TestRemovedKeyStoreTakesItsCredentials(t *testing.T) {
 	// The first key store's credential is untouched.
 	st, body = e.post(t, testPrefix, "keys/foo/encrypt", encBody(tcPlain, "", false), e.akid, e.secret)
 	wantOK(t, st, body, &out)
+}
+
+// A key store with a region refuses a request signed for another region,
+// or for a service other than kms-xks-proxy, with the spec's answer to a
+// bad signature (AuthenticationFailedException, 401), whichever signer
+// signed it (curl --aws-sigv4, the AWS SDK); a key store without a region
+// takes any, as every key store did before the setting existed. A change
+// of regions takes effect without a restart.
+func TestKeyStoreRegion(t *testing.T) {
+	regions := map[string]string{testPrefix: "eu-west-1"}
+	e := newTestEnv(t, ConfigInput{Prefixes: &[]string{testPrefix, "anywhere"}, Regions: &regions})
+	ctx := context.Background()
+	other, err := e.m.GenerateCredential(ctx, e.mount, "anywhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := must(json.Marshal(healthBody()))
+	for _, c := range []struct {
+		region, service string
+		prefix          string
+		ok              bool
+	}{
+		{"eu-west-1", "", testPrefix, true},
+		{"us-east-1", "", testPrefix, false},
+		{"eu-west-2", "", testPrefix, false},
+		{"eu-west-1", "kms", testPrefix, false},
+		{"us-east-1", "", "anywhere", true},
+		{"ap-southeast-2", "", "anywhere", true},
+		{"us-east-1", "kms", "anywhere", false},
+	} {
+		for _, s := range []signer{curlSigner{c.region, c.service}, sdkSigner{c.region, c.service}} {
+			akid, secret := e.akid, e.secret
+			if c.prefix == "anywhere" {
+				akid, secret = other.AccessKeyID, other.SecretAccessKey
+			}
+			st, b := s.post(t, e, e.xksURL(c.prefix, "health"), health, akid, secret)
+			if c.ok {
+				wantOK(t, st, b, &HealthResponse{})
+			} else {
+				wantError(t, st, b, AuthenticationFailedException)
+			}
+		}
+	}
+	// Without its region, the key store takes any again.
+	none := map[string]string{}
+	v, err := e.m.SetConfig(ctx, e.mount, ConfigInput{Regions: &none})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Regions != nil {
+		t.Fatalf("regions %v after they were cleared", v.Regions)
+	}
+	for _, s := range signers {
+		st, b := s.post(t, e, e.xksURL(testPrefix, "health"), health, e.akid, e.secret)
+		wantOK(t, st, b, &HealthResponse{})
+	}
+}
+
+// The regions a configuration write gives are checked: region names, and
+// prefixes that are configured key stores; a key store removed takes its
+// region with it.
+func TestKeyStoreRegionsChecked(t *testing.T) {
+	stored := func() *Config {
+		return &Config{ListenAddrs: []string{"127.0.0.1:0"}, Prefixes: []string{"", "a/b"}, TLSCertPEM: "cert", TLSKeyBlob: []byte{1},
+			MaxPlaintext: DefaultPlaintext, MaxAAD: DefaultAAD}
+	}
+	for name, rs := range map[string]map[string]string{
+		"fail not a prefix":       {"c": "us-east-1"},
+		"fail bad prefix":         {"a b": "us-east-1"},
+		"fail empty region":       {"a/b": ""},
+		"fail upper-case region":  {"a/b": "US-EAST-1"},
+		"fail not a region":       {"a/b": "us_east_1"},
+		"fail no number":          {"a/b": "us-east"},
+		"fail empty prefix twice": {"": "us-east-1", "/": "us-east-1"},
+	} {
+		c := stored()
+		if _, err := c.apply(ConfigInput{Regions: &rs}); fault.KindOf(err) != fault.BadInput {
+			t.Errorf("%s: %v, want bad input", name, err)
+		}
+	}
+	c := stored()
+	rs := map[string]string{"/": "us-gov-west-1", "/a/b/": " eu-west-1 "}
+	if _, err := c.apply(ConfigInput{Regions: &rs}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"": "us-gov-west-1", "a/b": "eu-west-1"}; !maps.Equal(c.Regions, want) {
+		t.Fatalf("regions %v, want %v", c.Regions, want)
+	}
+	// A write that leaves the regions out keeps them.
+	rate := 5
+	if _, err := c.apply(ConfigInput{RateLimit: &rate}); err != nil || len(c.Regions) != 2 {
+		t.Fatalf("regions %v after another write (%v)", c.Regions, err)
+	}
+	ps := []string{"a/b"}
+	if _, err := c.apply(ConfigInput{Prefixes: &ps}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"a/b": "eu-west-1"}; !maps.Equal(c.Regions, want) {
+		t.Fatalf("regions %v after the empty prefix was removed, want %v", c.Regions, want)
+	}
+	ps = []string{""}
+	if _, err := c.apply(ConfigInput{Prefixes: &ps}); err != nil || c.Regions != nil {
+		t.Fatalf("regions %v after their key stores were removed (%v)", c.Regions, err)
+	}
 }

@@ -19,7 +19,9 @@ import (
 // recomputed over exactly the headers the client listed in SignedHeaders,
 // the request path and query, and the SHA-256 of the body, with a signing key
 // derived from the access key's secret; the request time must be within
-// MaxClockSkew of the proxy's clock. Every failure is the same
+// MaxClockSkew of the proxy's clock, the credential scope's service must be
+// kms-xks-proxy and its region, if the key store has one, the key store's
+// (AWS KMS signs for the region it calls from). Every failure is the same
 // AuthenticationFailedException on the wire; the reason is for the log and
 // never contains the secret.
 
@@ -123,6 +125,7 @@ func parseAuthorization(v string) (*authHeader, error) {
 type credential struct {
 	AccessKeyID string
 	Prefix      string
+	Region      string // the key store's AWS region; "" takes any
 	secret      []byte
 
 	mu   sync.Mutex
@@ -210,6 +213,12 @@ func verifySigV4(r *http.Request, body []byte, now time.Time, lookup func(string
 	want := hmacSHA256(c.signingKey(a.Date, a.Region), sts)
 	if !hmac.Equal(want, a.Signature) {
 		return nil, authFailure(errors.New("signature mismatch"))
+	}
+	if c.Region != "" && a.Region != c.Region {
+		// Checked once the signature holds, so that the log tells a
+		// signer of another region (a key store configured in AWS KMS
+		// with this proxy's credential) from a forged request.
+		return nil, authFailure(fmt.Errorf("signed for region %q; the key store is in %s", a.Region, c.Region))
 	}
 	return c, nil
 }

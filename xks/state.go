@@ -46,7 +46,7 @@ func buildState(ctx context.Context, h *hsm.HSM, mountID string, snap *snapshot)
 		if err != nil {
 			return nil, err
 		}
-		s.creds[akid] = &credential{AccessKeyID: akid, Prefix: r.Prefix, secret: secret}
+		s.creds[akid] = &credential{AccessKeyID: akid, Prefix: r.Prefix, Region: snap.cfg.Regions[r.Prefix], secret: secret}
 	}
 	return s, nil
 }

@@ -70,6 +70,12 @@ async function healthView(p) {
     h('p', { class: 'help' }, 'AWS KMS checks the proxy with a signed GetHealthStatus, an AES-GCM round trip in the HSM; a browser cannot sign for it, so this view shows the listener, the HSM check and the counted outcomes.'));
 }
 
+// regionPairs lists a configuration's key store regions as PREFIX=REGION,
+// the empty prefix as /.
+function regionPairs(c) {
+  return Object.entries((c && c.key_store_regions) || {}).sort(([a], [b]) => a.localeCompare(b)).map(([x, r]) => `${x || '/'}=${r}`);
+}
+
 async function configView(p, mountPath, reload) {
   const c = await readConfig(p);
   const d = c || { listen_addrs: ['127.0.0.1:8443'], uri_path_prefixes: [], tls_internal_ca: true, tls_dns_names: ['localhost'], tls_ip_addresses: ['127.0.0.1'], max_plaintext_bytes: 8192, max_aad_bytes: 16384, rate_limit: 0 };
@@ -82,6 +88,7 @@ async function configView(p, mountPath, reload) {
       ['TLS', c.tls_internal_ca ? `internal CA (${[...(c.tls_dns_names || []), ...(c.tls_ip_addresses || [])].join(', ')})` : 'operator certificate'],
       ['Mutual TLS', c.mtls_client_ca ? `on; subjects ${(c.mtls_allowed_subjects || []).join(', ') || 'any'}` : 'off'],
       ['Limits', `plaintext ${c.max_plaintext_bytes} B, AAD ${c.max_aad_bytes} B, ${c.rate_limit ? c.rate_limit + ' req/s per prefix' : 'no rate limit'}`],
+      ['Key store regions', regionPairs(c).join(', ') || 'any region (not checked)'],
       ['Updated', fmtTime(c.updated_at)],
     ]) : h('p', { class: 'notice' }, 'Not configured yet.'),
     ca && !ca.error ? h('div', { class: 'actions' }, button('Download CA certificate', () => download(`xks-${mountPath.replace(/\//g, '_')}-ca.pem`, ca.certificate, 'application/x-pem-file'), { kind: 'small' })) : null,
@@ -99,6 +106,7 @@ async function configView(p, mountPath, reload) {
         { name: 'max_plaintext_bytes', label: 'Max plaintext bytes', kind: 'number', min: 4300, value: d.max_plaintext_bytes },
         { name: 'max_aad_bytes', label: 'Max AAD bytes', kind: 'number', min: 8192, value: d.max_aad_bytes },
         { name: 'rate_limit', label: 'Rate limit (req/s per prefix, 0 = none)', kind: 'number', min: 0, value: d.rate_limit },
+        { name: 'key_store_regions', label: 'Key store regions (PREFIX=REGION)', help: 'The AWS region of each key store, e.g. example/keystore=us-east-1 (/ for the empty prefix); requests signed for another region are refused. A key store left out takes any region.', kind: 'list', sendEmpty: true, value: regionPairs(c), pattern: /^[^=]*=[a-z0-9-]+$/, patternMsg: 'PREFIX=REGION, e.g. example/keystore=us-east-1.' },
       ],
       onSubmit: async (v) => {
         // Removing a key store revokes its credentials: AWS KMS is locked
