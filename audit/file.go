@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // zeroHash is the hash field of a line while its hash is computed, and the
@@ -39,7 +40,9 @@ const hashPrefix = `{"hash":"`
 //
 // A request event needs only to be queued (a device that cannot write is
 // found before the request runs); the response event waits for the fsync,
-// which makes both durable before the response is sent.
+// which makes both durable before the response is sent. Lines that nobody
+// waits for are made durable by the next cycle that commits, and at the
+// latest lazyCommit after they were written.
 type fileSink struct {
 	path string
 
@@ -65,6 +68,7 @@ type fileSink struct {
 	recoveredInto string   // the file they went to: the log, or the file it was renamed to before a crash
 	cut           int64    // bytes of a partial last line, never made durable, cut off when it opened
 	closed        bool     // closed or dropped: it writes nothing more
+	lazy          bool     // a commit of lines written that nobody waits for is due (commitLazy)
 
 	// failures counts fail(); writtenAtFail[i%len] is what was written
 	// when failure i+1 happened (the last few), so that a line only queued
@@ -569,6 +573,12 @@ var waitChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 // maxYields bounds how many times a flush lets other goroutines run first.
 const maxYields = 16
 
+// lazyCommit is how long lines written that nobody waits for may stay
+// without a commit: a flood of them costs at most one commit a lazyCommit
+// (and one per 4 MiB of them), and a power loss takes at most the lines of
+// the last lazyCommit.
+const lazyCommit = time.Second
+
 // flush runs cycles until there is nothing to write and nobody to wake.
 func (s *fileSink) flush() {
 	s.mu.Lock()
@@ -630,8 +640,30 @@ func (s *fileSink) flush() {
 		}
 		s.wake(nil)
 	}
+	if s.broken == nil && s.written > s.synced && !s.lazy {
+		// Lines written that nobody waited for: committed within
+		// lazyCommit, if no cycle that commits comes first.
+		s.lazy = true
+		time.AfterFunc(lazyCommit, s.commitLazy)
+	}
 	s.flushing = false
 	s.idle.Broadcast()
+}
+
+// commitLazy has the flusher commit the lines given out that are not
+// durable yet (see lazyCommit).
+func (s *fileSink) commitLazy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lazy = false
+	if s.closed || s.broken != nil || s.seq <= s.synced {
+		return
+	}
+	s.needSync = max(s.needSync, s.seq)
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
+	}
 }
 
 // records returns the journal if it takes records (direct I/O), else nil:
