@@ -428,6 +428,18 @@ func (b *Broker) LogPair(ctx context.Context, e *Entry) error {
 	return b.log1(e, pair, durable)
 }
 
+// QueuePair writes the request and the response event of e as LogPair
+// does, but returns once they are queued, without waiting for them to be
+// durable: for an answer that changes nothing and reveals nothing (a
+// request refused by a throttle), whose events need not hold the answer
+// back, nor make a flood of such requests cost a disk flush each. The
+// events are made durable with the next commit of the device (another
+// request's, or one the device makes itself within lazyCommit). It fails,
+// as LogPair does, if no device could take them.
+func (b *Broker) QueuePair(ctx context.Context, e *Entry) error {
+	return b.log1(e, pair, queued)
+}
+
 // pair is the event type log1 takes for LogPair's two events.
 const pair = "pair"
 

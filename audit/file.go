@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,7 +42,8 @@ const hashPrefix = `{"hash":"`
 // A request event needs only to be queued (a device that cannot write is
 // found before the request runs); the response event waits for the fsync,
 // which makes both durable before the response is sent. Lines that nobody
-// waits for are made durable by the next cycle that commits, and at the
+// waits for (the events of an answer that changed and revealed nothing,
+// QueuePair) are made durable by the next cycle that commits, and at the
 // latest lazyCommit after they were written.
 type fileSink struct {
 	path string
@@ -579,6 +581,11 @@ const maxYields = 16
 // the last lazyCommit.
 const lazyCommit = time.Second
 
+// stallCommit, if set, runs before each commit of a cycle (a journal record
+// or an fsync of the log), without the sink's lock: tests stall the disk
+// with it.
+var stallCommit atomic.Pointer[func()]
+
 // flush runs cycles until there is nothing to write and nobody to wake.
 func (s *fileSink) flush() {
 	s.mu.Lock()
@@ -625,6 +632,9 @@ func (s *fileSink) flush() {
 		if s.needSync > s.synced || s.records() != nil && len(s.j.pend) > 4<<20 {
 			target, f, j := s.written, s.f, s.records()
 			s.mu.Unlock()
+			if stall := stallCommit.Load(); stall != nil {
+				(*stall)()
+			}
 			var err error
 			if j != nil {
 				err = j.commit(f)
