@@ -78,6 +78,13 @@ func (p *proxy) auditRequest(r *http.Request, rec *logRecord, req *Request) erro
 
 // auditResponse writes the request and the response event (of a request
 // refused before it was parsed, too). An error replaces the answer.
+//
+// The events of a request the throttle refused are queued (QueuePair), not
+// waited for: the answer changes nothing and tells nothing a client could
+// not know, and the throttle is there to spare the proxy's resources under
+// a flood, the disk among them. They are durable with the next commit of
+// the trail (within a second); a power loss before it takes them, not the
+// events of any answer that was served.
 func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err error) error {
 	if !p.auditing() {
 		return nil
@@ -101,7 +108,11 @@ func (p *proxy) auditResponse(r *http.Request, rec *logRecord, resp any, err err
 	} else if out, ok := resp.(*DecryptResponse); ok {
 		e.SensitiveResponse = map[string][]byte{"plaintext": out.Plaintext}
 	}
-	if lerr := p.audit.LogPair(ctx, e); lerr != nil {
+	log := p.audit.LogPair
+	if rec.throttled {
+		log = p.audit.QueuePair
+	}
+	if lerr := log(ctx, e); lerr != nil {
 		return &Error{Name: InternalException, Msg: "the audit trail cannot be written", Err: lerr}
 	}
 	return nil

@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,5 +206,155 @@ func BenchmarkXKSAuditOverhead(b *testing.B) {
 	}
 	for range b.N {
 		loadgen.AuditOverhead(b, e.audit, counts, measure, fmt.Sprintf("XKS Encrypt, %v a measurement,", step), "workers", "req/s")
+	}
+}
+
+// stalledAuditor is the trail of a disk that has stalled: while stalled,
+// LogPair (which waits for durability) waits too.
+type stalledAuditor struct {
+	Auditor
+	stall atomic.Pointer[chan struct{}]
+}
+
+func (a *stalledAuditor) LogPair(ctx context.Context, e *audit.Entry) error {
+	if ch := a.stall.Load(); ch != nil {
+		<-*ch
+	}
+	return a.Auditor.LogPair(ctx, e)
+}
+
+// A request the throttle refuses (rate_limit, or the bound on requests in
+// progress) is answered ThrottlingException without waiting for the trail
+// to be durable, so that a flood of them neither waits on nor costs a disk
+// flush each, while a request that is served still waits; once the disk
+// moves again, the trail holds the refused requests' events.
+func TestThrottledAnswersDoNotWaitForTheTrail(t *testing.T) {
+	rate := 1
+	var trail *stalledAuditor
+	e := newTestEnvWith(t, ConfigInput{RateLimit: &rate}, true, func(o *Options) {
+		trail = &stalledAuditor{Auditor: o.Audit}
+		o.Audit = trail
+	})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := e.audit.Enable(context.Background(), audit.Device{Path: "file", Type: "file", FilePath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	body := must(json.Marshal(map[string]any{"requestMetadata": meta("DescribeKey")}))
+	url := e.xksURL(testPrefix, "keys/foo/metadata")
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	send := func(req *http.Request) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			resp, err := e.client().Do(req)
+			if err != nil {
+				ch <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			ch <- answer{resp.StatusCode, b, err}
+		}()
+		return ch
+	}
+	within := func(ch chan answer, what string) answer {
+		t.Helper()
+		select {
+		case a := <-ch:
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			return a
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no answer while the trail is stalled", what)
+		}
+		panic("unreachable")
+	}
+
+	a := within(send(sdkRequest(t, url, body, e.akid, e.secret, time.Now())), "the first request")
+	wantOK(t, a.status, a.body, &MetadataResponse{})
+	stall := make(chan struct{})
+	trail.stall.Store(&stall)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			trail.stall.Store(nil)
+			close(stall)
+		}
+	}
+	defer release()
+
+	// Over rate_limit (its one token a second is taken).
+	a = within(send(sdkRequest(t, url, body, e.akid, e.secret, time.Now())), "a request over rate_limit")
+	wantError(t, a.status, a.body, ThrottlingException)
+	// Over the bounds on requests in progress of connections that have not
+	// authenticated: the mount's, and a connection's.
+	p := e.runtime().p
+	for _, over := range []string{"the mount's", "a connection's"} {
+		r, _ := serverSide(t, sdkRequest(t, url, body, e.akid, e.secret, time.Now()))
+		if over == "the mount's" {
+			p.inflight.Store(int64(p.st.Load().cfg.ConnectionLimit()))
+		} else {
+			cc := &countedConn{}
+			cc.pending.Store(maxPendingPerConn)
+			r = r.WithContext(context.WithValue(r.Context(), connKey{}, cc))
+		}
+		served := make(chan *httptest.ResponseRecorder, 1)
+		go func() {
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, r)
+			served <- w
+		}()
+		select {
+		case w := <-served:
+			wantError(t, w.Code, w.Body.Bytes(), ThrottlingException)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a request over %s bound on requests in progress: no answer while the trail is stalled", over)
+		}
+		p.inflight.Store(0)
+	}
+	// A request that is served waits for the trail (a second later by the
+	// proxy's clock, the rate limit has a token again).
+	e.clock.offset = 2 * time.Second
+	pending := send(sdkRequestFor(t, url, body, e.akid, e.secret, time.Now().Add(e.clock.offset), testRegion, testService))
+	select {
+	case a := <-pending:
+		t.Fatalf("a served request answered (%d %s) while the trail was stalled", a.status, a.body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	a = within(pending, "the served request")
+	wantOK(t, a.status, a.body, &MetadataResponse{})
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var responses []audit.Event
+	for _, l := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var ev audit.Event
+		if err := json.Unmarshal(l, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "response" {
+			responses = append(responses, ev)
+		}
+	}
+	var statuses []int
+	for _, ev := range responses {
+		statuses = append(statuses, ev.Response.Status)
+		if ev.Response.Status == 429 && ev.Response.XKSErrorName != string(ThrottlingException) {
+			t.Fatalf("a throttled request's event names %q", ev.Response.XKSErrorName)
+		}
+	}
+	if !slices.Equal(statuses, []int{200, 429, 429, 429, 200}) {
+		t.Fatalf("response events with statuses %v, want 200, 429, 429, 429, 200", statuses)
+	}
+	if rep, err := audit.Verify([]string{logPath}); err != nil || rep.Problem != nil || rep.Events != 10 {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }

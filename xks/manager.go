@@ -38,10 +38,13 @@ type Options struct {
 
 // Auditor writes request and response events (*audit.Broker is one). A
 // request is refused before it runs if the trail could not take its events.
+// QueuePair is LogPair without the wait for durability, for the answers of
+// the throttle, which change and reveal nothing.
 type Auditor interface {
 	Enabled() bool
 	Ready(ctx context.Context) error
 	LogPair(ctx context.Context, e *audit.Entry) error
+	QueuePair(ctx context.Context, e *audit.Entry) error
 }
 
 // Metrics counts XKS requests by key store (path prefix), operation and

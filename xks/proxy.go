@@ -125,6 +125,9 @@ type logRecord struct {
 	conn     *countedConn // its pending count was taken too (admit)
 	// authed: the signature verified with a credential of this key store.
 	authed bool
+	// throttled: refused by the throttle (rate_limit, or the bounds on
+	// requests in progress); its events are queued, not waited for.
+	throttled bool
 }
 
 // maxPendingPerConn bounds the requests in progress on one connection that
@@ -149,6 +152,7 @@ func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 		if cc.pending.Add(1) > maxPendingPerConn {
 			cc.pending.Add(-1)
 			p.refused(refusedConnInProgress)
+			rec.throttled = true
 			return xerr(ThrottlingException, "too many requests in progress on this connection before it has authenticated")
 		}
 	}
@@ -158,6 +162,7 @@ func (p *proxy) admit(r *http.Request, rec *logRecord) error {
 			cc.pending.Add(-1)
 		}
 		p.refused(refusedInProgress)
+		rec.throttled = true
 		return xerr(ThrottlingException, "too many requests in progress on this proxy (max_connections)")
 	}
 	rec.admitted, rec.conn = true, cc
@@ -225,6 +230,7 @@ func (p *proxy) serve(r *http.Request, rec *logRecord) (any, error) {
 	connOf(r.Context()).authenticated(cred.AccessKeyID)
 	if st.cfg.RateLimit > 0 && !p.bucket(rt.Prefix, st.cfg.RateLimit).take(p.now()) {
 		p.refused(refusedRateLimit)
+		rec.throttled = true
 		return nil, xerr(ThrottlingException, "request rate over the configured limit")
 	}
 	req, xe := ParseRequest(rt.Op, body, st.limits)
