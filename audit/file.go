@@ -71,6 +71,7 @@ type fileSink struct {
 	cut           int64    // bytes of a partial last line, never made durable, cut off when it opened
 	closed        bool     // closed or dropped: it writes nothing more
 	lazy          bool     // a commit of lines written that nobody waits for is due (commitLazy)
+	refused       *refusal // the journal refused the log at the last first open (a device that has not opened)
 
 	// failures counts fail(); writtenAtFail[i%len] is what was written
 	// when failure i+1 happened (the last few), so that a line only queued
@@ -123,6 +124,14 @@ func (s *fileSink) reopenLocked() error {
 	var head chainLine // where the chain stood when the journal last started over
 	if s.j == nil && s.noJournal == nil {
 		// First open: the log gets back what a crash took from it.
+		files := filesOf(s.path)
+		if r := s.refused; r != nil && r.files == files && time.Since(r.at) < retryRefused {
+			// A device that has not opened, tried again by a write:
+			// neither file changed since the journal refused the log, so
+			// reading the journal again (up to 64 MiB) would refuse it
+			// again.
+			return r.err
+		}
 		j, noDirect, err := openJournal(s.path)
 		s.noJournal = noDirect
 		if err != nil {
@@ -131,8 +140,11 @@ func (s *fileSink) reopenLocked() error {
 			r, err := recoverFromJournal(s.path, j)
 			if err != nil {
 				j.f.Close()
+				s.noJournal = nil // the next try reads the journal again
+				s.refused = &refusal{files: files, at: time.Now(), err: err}
 				return err
 			}
+			s.refused = nil
 			s.j, s.recovered, s.recoveredInto, s.cut, head = j, r.lines, r.into, r.cut, r.pos
 		}
 	}
@@ -206,6 +218,42 @@ func (s *fileSink) reopenLocked() error {
 	}
 	s.broken = nil
 	return nil
+}
+
+// refusal is a journal's refusal of its log (recoverFromJournal), when it
+// was, and what the two files looked like before the journal was read.
+type refusal struct {
+	files logAndJournal
+	at    time.Time
+	err   error
+}
+
+// retryRefused is how long a journal's refusal of its log stands while
+// neither file changes (a failure to read one may pass); reopen (SIGHUP)
+// tries again at once.
+const retryRefused = 5 * time.Second
+
+// fileState is what a file looks like from outside: its id, size and
+// modification time (all zero if there is none).
+type fileState struct {
+	id    logID
+	size  int64
+	mtime int64
+}
+
+type logAndJournal struct{ log, journal fileState }
+
+func stateOf(path string) fileState {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileState{}
+	}
+	return fileState{id: idAt(path), size: st.Size(), mtime: st.ModTime().UnixNano()}
+}
+
+// filesOf is what the log at path and its journal look like.
+func filesOf(path string) logAndJournal {
+	return logAndJournal{stateOf(path), stateOf(journalPath(path))}
 }
 
 // restart makes the log f durable; with a journal, the journal then starts
@@ -712,13 +760,15 @@ func (s *fileSink) fail(err error) {
 	s.wake(err)
 }
 
-// reopen closes and reopens the file (after log rotation).
+// reopen closes and reopens the file (after log rotation); a device that
+// has not opened tries to, reading its journal again.
 func (s *fileSink) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.flushing {
 		s.idle.Wait()
 	}
+	s.refused = nil
 	return s.reopenLocked()
 }
 
