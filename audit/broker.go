@@ -37,6 +37,31 @@ type device struct {
 	cfg  Device
 	key  []byte
 	sink *fileSink
+
+	// A device that fails every write (one that has not opened, while
+	// the others record) logs its failure once per failLogEvery, or when
+	// it changes, not once per request.
+	logMu    sync.Mutex
+	logged   string
+	loggedAt time.Time
+}
+
+// failLogEvery is how often a device that keeps failing in the same way
+// says so in the server log.
+const failLogEvery = 10 * time.Second
+
+// failed logs a device's failure to write.
+func (b *Broker) failed(d *device, err error) {
+	msg := err.Error()
+	d.logMu.Lock()
+	quiet := msg == d.logged && time.Since(d.loggedAt) < failLogEvery
+	if !quiet {
+		d.logged, d.loggedAt = msg, time.Now()
+	}
+	d.logMu.Unlock()
+	if !quiet {
+		b.log.Error("audit device failed", "device", d.cfg.Path, "error", err)
+	}
 }
 
 // Broker fans events out to the enabled devices.
@@ -63,8 +88,15 @@ func NewBroker(h *hsm.HSM, st store.Store, log *slog.Logger) *Broker {
 	return &Broker{h: h, st: st, log: log, now: time.Now, devices: map[string]*device{}}
 }
 
-// Load opens every stored device. A device that cannot be opened fails the
-// start: the appliance does not serve with an audit trail it cannot write.
+// Load opens every stored device. If none of them opens, the start fails:
+// the appliance does not serve with an audit trail it cannot write. A
+// device that does not open while others do (its file cannot be opened,
+// or its journal does not continue its log) is kept as a failed device,
+// as Reload keeps one: it records nothing and fails every write, the
+// others record every request, and a request none of them can record is
+// refused. Its files are left as they are; a write tries to open it again
+// once they changed (or a few seconds later), and so does Reopen (SIGHUP).
+// A device whose HMAC key cannot be had fails the start.
 func (b *Broker) Load(ctx context.Context) error {
 	var cfgs []Device
 	err := b.st.View(ctx, func(tx store.Tx) error {
@@ -75,17 +107,36 @@ func (b *Broker) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var failed []*device
+	var errs []error
+	opened := 0
 	for _, c := range cfgs {
 		if b.sharedFile(c) != "" {
 			continue
 		}
 		d, err := b.open(ctx, c)
 		if err != nil {
-			return fmt.Errorf("audit device %s: %w", c.Path, err)
+			err = fmt.Errorf("audit device %s: %w", c.Path, err)
+			fd := b.broken(ctx, c, err)
+			if fd == nil {
+				return err
+			}
+			failed, errs = append(failed, fd), append(errs, err)
+			continue
 		}
 		b.mu.Lock()
 		b.devices[c.Path] = d
 		b.mu.Unlock()
+		opened++
+	}
+	if opened == 0 && len(failed) > 0 {
+		return errors.Join(errs...)
+	}
+	for i, d := range failed {
+		b.mu.Lock()
+		b.devices[d.cfg.Path] = d
+		b.mu.Unlock()
+		b.log.Error("audit device did not open: it records nothing until it does, and the other devices record every request", "device", d.cfg.Path, "error", errs[i])
 	}
 	return nil
 }
@@ -389,7 +440,7 @@ func (b *Broker) Persist(ctx context.Context, es ...*Entry) error {
 				continue
 			}
 			if err := d.sink.persist(q); err != nil {
-				b.log.Error("audit device failed", "device", d.cfg.Path, "error", err)
+				b.failed(d, err)
 				errs = append(errs, err)
 				continue
 			}
@@ -469,7 +520,7 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 	if only != nil {
 		// The common case, without a slice or a goroutine per event.
 		if err := b.write(only, e, typ, wait, now); err != nil {
-			b.log.Error("audit device failed", "device", only.cfg.Path, "error", err)
+			b.failed(only, err)
 			return fault.Wrap(fault.Unavailable, err, "the audit trail cannot be written; the request was refused")
 		}
 		return nil
@@ -492,7 +543,7 @@ func (b *Broker) log1(e *Entry, typ string, wait waitFor) error {
 		if err == nil {
 			ok = true
 		} else {
-			b.log.Error("audit device failed", "device", devs[i].cfg.Path, "error", err)
+			b.failed(devs[i], err)
 		}
 	}
 	if !ok {

@@ -89,8 +89,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		log.Info("cluster node", "node", cl.Name(), "node_id", cl.ID())
 	}
 
-	// Audit devices open before anything is served: a trail that cannot be
-	// written stops the start.
+	// Audit devices open before anything is served: a trail none of whose
+	// devices opens stops the start (one that does not open while others
+	// do is kept as a failed device, and the others record).
 	trail := audit.NewBroker(h, st, log)
 	if err := trail.Load(ctx); err != nil {
 		return err
@@ -102,7 +103,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	go func() {
 		for range hup {
 			if err := trail.Reopen(); err != nil {
-				log.Error("audit: reopen after SIGHUP failed; requests are refused until it succeeds", "error", err)
+				log.Error("audit: reopen after SIGHUP failed; a device that failed records nothing, and requests are refused while no device can record them", "error", err)
 			} else {
 				log.Info("audit: files reopened after SIGHUP")
 			}
