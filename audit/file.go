@@ -113,8 +113,24 @@ func openFileSink(path string) (*fileSink, error) {
 
 // reopenLocked (re)opens the file for appending and resynchronises the chain
 // from its last complete line. A new, empty file continues the chain held in
-// memory (log rotation).
+// memory (log rotation). A first open that fails leaves nothing behind: the
+// next try starts over from the journal (a journal that could not be had
+// this time, or was had before the log could not, may hold events the log
+// lacks).
 func (s *fileSink) reopenLocked() error {
+	first := s.f == nil && s.j == nil && s.noJournal == nil
+	err := s.reopenOnce()
+	if err != nil && first && s.f == nil {
+		if s.j != nil {
+			s.j.f.Close()
+			s.j = nil
+		}
+		s.noJournal = nil
+	}
+	return err
+}
+
+func (s *fileSink) reopenOnce() error {
 	if s.closed {
 		return fmt.Errorf("audit: the device writing %s is closed", s.path)
 	}
@@ -140,7 +156,6 @@ func (s *fileSink) reopenLocked() error {
 			r, err := recoverFromJournal(s.path, j)
 			if err != nil {
 				j.f.Close()
-				s.noJournal = nil // the next try reads the journal again
 				s.refused = &refusal{files: files, at: time.Now(), err: err}
 				return err
 			}

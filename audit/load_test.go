@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -189,4 +190,40 @@ func TestRefusedJournalIsNotReadOnEveryWrite(t *testing.T) {
 // ownHashOf is the hash a rehashed line carries.
 func ownHashOf(line string) string {
 	return line[len(hashPrefix) : len(hashPrefix)+64]
+}
+
+// A device that has not opened, whose first try could not reach its
+// journal (its directory was gone), reads the journal on the next try: the
+// lines a crash took from the log go back into it, and the device keeps
+// its journal.
+func TestDeviceThatHasNotOpenedRetriesItsJournal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.log")
+	s := journalSink(t, path)
+	writeEvents(t, s, 0, 5, 10)
+	crash(s)
+	cutLog(t, path, 2, 0)
+	away := dir + ".away"
+	if err := os.Rename(dir, away); err != nil {
+		t.Fatal(err)
+	}
+	s = newFileSink(path)
+	s.broken = errors.New("did not open")
+	t.Cleanup(func() { s.close() })
+	if err := s.write(durable, []byte(`{"type":"response","request_id":"r5"}`)); err == nil {
+		t.Fatal("a device without its directory took a line")
+	}
+	if err := os.Rename(away, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.write(durable, []byte(`{"type":"response","request_id":"r5"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if s.recovered != 3 || s.records() == nil {
+		t.Fatalf("recovered %d lines from the journal (want 3), journal records: %v", s.recovered, s.records() != nil)
+	}
+	verifyEvents(t, 6, path)
 }
