@@ -60,8 +60,9 @@ type Metrics interface {
 
 // Manager runs the XKS listeners of every xks mount and carries out the
 // administration the REST API asks for. Writes take effect at once: the
-// data plane state is swapped atomically, and a configuration write
-// restarts that mount's listener. It is safe for concurrent use.
+// data plane state is swapped atomically, and a configuration write that
+// changes how the mount listens (sameListener) restarts its listener. It is
+// safe for concurrent use.
 type Manager struct {
 	o      Options
 	mu     sync.Mutex // serializes writes and listener changes
