@@ -43,7 +43,8 @@ func TestAttributeRules(t *testing.T) {
 			a      gokmip.Attribute
 			reason gokmip.ResultReason
 		}{
-			{"fail single instance twice", attr(gokmip.AttributeNameContactInformation, "again"), gokmip.ResultReasonInvalidField},
+			// KMIP 1.4 §11.15: "The specified attribute already exists".
+			{"fail single instance twice", attr(gokmip.AttributeNameContactInformation, "again"), gokmip.ResultReasonIllegalOperation},
 			{"fail set by the server", attr(gokmip.AttributeNameState, gokmip.StateActive), gokmip.ResultReasonPermissionDenied},
 			{"fail digest", attr(gokmip.AttributeNameDigest, gokmip.Digest{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256, DigestValue: []byte{1}}), gokmip.ResultReasonPermissionDenied},
 			{"fail only at creation", attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign), gokmip.ResultReasonPermissionDenied},

@@ -18,7 +18,8 @@ func responseAttribute(name kmip.AttributeName, idx int32, v any) kmip.Attribute
 }
 
 // addAttribute adds an instance of an attribute a client may set (KMIP 1.4
-// §4.14); a single-instance attribute must not be there yet.
+// §4.14); a single-instance attribute must not be there yet (Illegal
+// Operation, KMIP 1.4 §11.15: Modify Attribute changes it).
 func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.AddAttributeRequestPayload)
 	id, err := c.target(req.UniqueIdentifier)
@@ -50,7 +51,7 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 			idx = o.add(name, v)
 		} else {
 			if _, ok := o.get(name); ok {
-				return invalidField("attribute %q has a single instance and is already set", name)
+				return errorf(kmip.ResultReasonIllegalOperation, "attribute %q has a single instance and is already set: Modify Attribute changes it", name)
 			}
 			o.set(name, v)
 		}
