@@ -67,7 +67,13 @@ func TestAttributeRules(t *testing.T) {
 		if *r.Attribute.AttributeIndex != 1 || r.Attribute.AttributeValue.(gokmip.Name).NameValue != "renamed" {
 			t.Fatalf("modified: %+v", r.Attribute)
 		}
+		// KMIP 1.4 §11.16: an index the attribute does not have is Item
+		// Not Found, an attribute the object does not have Invalid Field
+		// (it needs to be added first).
 		mustFail(t, modify(gokmip.Attribute{AttributeName: gokmip.AttributeNameName, AttributeIndex: idx(5), AttributeValue: gokmip.Name{NameValue: "x"}}), gokmip.ResultReasonItemNotFound)
+		mustFail(t, modify(attr(gokmip.AttributeNameObjectGroup, "g")), gokmip.ResultReasonInvalidField)
+		mustFail(t, modify(gokmip.Attribute{AttributeName: gokmip.AttributeNameObjectGroup, AttributeIndex: idx(1), AttributeValue: "g"}), gokmip.ResultReasonInvalidField)
+		mustFail(t, modify(attr("x-absent", "v")), gokmip.ResultReasonInvalidField)
 		mustFail(t, modify(attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign)), gokmip.ResultReasonPermissionDenied)
 		mustFail(t, modify(attr(gokmip.AttributeNameInitialDate, time.Now())), gokmip.ResultReasonPermissionDenied)
 		// An Activation Date while Pre-Active: in the past, the key is Active at once.

@@ -68,7 +68,9 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 
 // modifyAttribute changes an instance of an attribute (KMIP 1.4 §4.15),
 // within the attribute's rules: who may modify it, and in which states
-// (e.g. an Activation Date only while the object is Pre-Active).
+// (e.g. an Activation Date only while the object is Pre-Active). An
+// attribute the object does not have is Invalid Field (it has to be added
+// first), an index it does not have Item Not Found (KMIP 1.4 §11.16).
 func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.ModifyAttributeRequestPayload)
 	id, err := c.target(req.UniqueIdentifier)
@@ -82,6 +84,9 @@ func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 		r, ok := ruleOf(name)
 		if !ok {
 			return invalidField("unknown attribute %q", name)
+		}
+		if _, ok := o.get(name); !ok {
+			return invalidField("object %s has no attribute %q: Add Attribute adds it", id, name)
 		}
 		if o.find(name, idx) < 0 {
 			return errorf(kmip.ResultReasonItemNotFound, "object %s has no attribute %q with index %d", id, name, idx)
