@@ -109,6 +109,21 @@ func TestAttributeRules(t *testing.T) {
 		}
 	})
 
+	t.Run("get attributes", func(t *testing.T) {
+		get := func(names ...gokmip.AttributeName) *gokmip.ResponseBatchItem {
+			return do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: names})
+		}
+		ga := must[*payloads.GetAttributesResponsePayload](t, get(gokmip.AttributeNameState, gokmip.AttributeNameObjectType))
+		if len(ga.Attribute) != 2 || ga.Attribute[0].AttributeName != gokmip.AttributeNameState || ga.Attribute[1].AttributeName != gokmip.AttributeNameObjectType {
+			t.Fatalf("get attributes: %+v", ga.Attribute)
+		}
+		// KMIP 1.4 §4.12: "The same attribute name SHALL NOT be present
+		// more than once in a request"; §11.13: Invalid Message.
+		mustFail(t, get(gokmip.AttributeNameState, gokmip.AttributeNameObjectType, gokmip.AttributeNameState), gokmip.ResultReasonInvalidMessage)
+		mustFail(t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: "no-such-object",
+			AttributeName: []gokmip.AttributeName{"x-a", "x-a"}}), gokmip.ResultReasonInvalidMessage)
+	})
+
 	t.Run("templates", func(t *testing.T) {
 		bad := createAES("t")
 		bad.TemplateAttribute.Attribute = append(bad.TemplateAttribute.Attribute, attr(gokmip.AttributeNameState, gokmip.StateActive))

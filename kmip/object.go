@@ -198,8 +198,9 @@ func (o *object) refresh(now time.Time) bool {
 }
 
 // listed returns the attributes a client sees in a protocol version, in
-// order; names limits them to those names (in the order asked) if not empty.
-// Values are given as the version knows them (inVersionView).
+// order; names limits them to those names (in the order asked, each named
+// once: Get Attributes refuses a repeated one) if not empty. Values are
+// given as the version knows them (inVersionView).
 func (o *object) listed(v kmip.ProtocolVersion, names []kmip.AttributeName) []kmip.Attribute {
 	var view []kmip.Attribute
 	for _, a := range o.attrs {

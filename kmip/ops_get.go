@@ -142,9 +142,18 @@ func objectValue(o *object, meta sealMeta, m []byte, format kmip.KeyFormatType) 
 }
 
 // getAttributes returns the asked attributes of an object, or all of them,
-// as far as they exist in the negotiated version (KMIP 1.4 §4.12).
+// as far as they exist in the negotiated version (KMIP 1.4 §4.12). A name
+// asked twice is Invalid Message: "The same attribute name SHALL NOT be
+// present more than once in a request" (§4.12, §11.13).
 func getAttributes(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.GetAttributesRequestPayload)
+	asked := make(map[kmip.AttributeName]bool, len(req.AttributeName))
+	for _, n := range req.AttributeName {
+		if asked[n] {
+			return nil, errorf(kmip.ResultReasonInvalidMessage, "attribute %q is named more than once", n)
+		}
+		asked[n] = true
+	}
 	id, err := c.target(req.UniqueIdentifier)
 	if err != nil {
 		return nil, err
