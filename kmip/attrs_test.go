@@ -17,6 +17,7 @@ import (
 	"github.com/keyhold/keyhold/kmip/kmiptest"
 	gokmip "github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
+	"github.com/ovh/kmip-go/ttlv"
 )
 
 func TestAttributeRules(t *testing.T) {
@@ -122,6 +123,13 @@ func TestAttributeRules(t *testing.T) {
 		mustFail(t, get(gokmip.AttributeNameState, gokmip.AttributeNameObjectType, gokmip.AttributeNameState), gokmip.ResultReasonInvalidMessage)
 		mustFail(t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: "no-such-object",
 			AttributeName: []gokmip.AttributeName{"x-a", "x-a"}}), gokmip.ResultReasonInvalidMessage)
+		// A field the payload holds once, given twice, is Invalid Message
+		// (KMIP 1.4 §11.1), not read up to the repeat: the Attribute
+		// Names after a second Unique Identifier would be dropped, and
+		// every attribute answered.
+		uid := ttlv.Value{Tag: gokmip.TagUniqueIdentifier, Value: id}
+		mustFail(t, do(t, c, v, gokmip.NewUnknownPayload(gokmip.OperationGetAttributes, uid, uid,
+			ttlv.Value{Tag: gokmip.TagAttributeName, Value: string(gokmip.AttributeNameState)})), gokmip.ResultReasonInvalidMessage)
 	})
 
 	t.Run("templates", func(t *testing.T) {

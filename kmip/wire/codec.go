@@ -107,6 +107,9 @@ func DecodeRequest(msg []byte, root *Node) (req *Request, err error) {
 		return nil, &DecodeError{Msg: "a Request Message is a Request Header followed by batch items"}
 	}
 	req = &Request{}
+	if err := repeatedField(msg, root.Children[0], repeatable[kmip.TagRequestHeader], 0); err != nil {
+		return nil, err
+	}
 	if err := ttlv.UnmarshalTTLV(root.Children[0].Raw(msg), &req.Header); err != nil {
 		return nil, &DecodeError{Msg: "malformed Request Header: " + decodeText(err)}
 	}
@@ -132,6 +135,10 @@ func decodeItem(msg []byte, n *Node) Item {
 	}
 	if it.Operation == 0 {
 		it.Err = &DecodeError{Msg: "a batch item without an Operation"}
+		return it
+	}
+	if err := repeatedField(msg, n, nil, it.Operation); err != nil {
+		it.Err = err
 		return it
 	}
 	var bi kmip.RequestBatchItem

@@ -214,6 +214,108 @@ func TestDecodeRequest(t *testing.T) {
 	}
 }
 
+// TestRepeatedField checks KMIP 1.4 §11.1: a field a request structure
+// holds once per the specification, given twice, is Invalid Message (the
+// batch item's, or the message's when it is in the header), and fields the
+// specification lets repeat, or vendor-defined content, are taken.
+func TestRepeatedField(t *testing.T) {
+	type v = ttlv.Value
+	type st = ttlv.Struct
+	text := func(tag int, s string) v { return v{Tag: tag, Value: s} }
+	enum := func(tag int, e uint32) v { return v{Tag: tag, Value: ttlv.Enum(e)} }
+	attribute := func(name string, value any) v {
+		return v{Tag: kmip.TagAttribute, Value: st{text(kmip.TagAttributeName, name), {Tag: kmip.TagAttributeValue, Value: value}}}
+	}
+	tpl := func(fields ...v) v { return v{Tag: kmip.TagTemplateAttribute, Value: st(fields)} }
+	aes := []v{attribute("Cryptographic Algorithm", ttlv.Enum(kmip.CryptographicAlgorithmAES)), attribute("Cryptographic Length", int32(128))}
+	name := func(s string) v {
+		return v{Tag: kmip.TagName, Value: st{text(kmip.TagNameValue, s), enum(kmip.TagNameType, uint32(kmip.NameTypeUninterpretedTextString))}}
+	}
+	create := func(fields ...v) kmip.OperationPayload {
+		return kmip.NewUnknownPayload(kmip.OperationCreate, append([]v{enum(kmip.TagObjectType, uint32(kmip.ObjectTypeSymmetricKey))}, fields...)...)
+	}
+	tests := []struct {
+		name    string
+		payload kmip.OperationPayload
+		wantErr string
+	}{
+		{name: "ok one of each", payload: kmip.NewUnknownPayload(kmip.OperationGetAttributes, text(kmip.TagUniqueIdentifier, "a"))},
+		{name: "fail unique identifier twice", wantErr: "RequestPayload holds UniqueIdentifier more than once",
+			payload: kmip.NewUnknownPayload(kmip.OperationGetAttributes, text(kmip.TagUniqueIdentifier, "a"), text(kmip.TagUniqueIdentifier, "b"), text(kmip.TagAttributeName, "State"))},
+		{name: "ok attribute names", payload: kmip.NewUnknownPayload(kmip.OperationGetAttributes, text(kmip.TagAttributeName, "State"), text(kmip.TagAttributeName, "Name"))},
+		{name: "ok query functions", payload: kmip.NewUnknownPayload(kmip.OperationQuery, enum(kmip.TagQueryFunction, 1), enum(kmip.TagQueryFunction, 2))},
+		{name: "ok protocol versions", payload: kmip.NewUnknownPayload(kmip.OperationDiscoverVersions,
+			v{Tag: kmip.TagProtocolVersion, Value: st{{Tag: kmip.TagProtocolVersionMajor, Value: int32(1)}, {Tag: kmip.TagProtocolVersionMinor, Value: int32(4)}}},
+			v{Tag: kmip.TagProtocolVersion, Value: st{{Tag: kmip.TagProtocolVersionMajor, Value: int32(1)}, {Tag: kmip.TagProtocolVersionMinor, Value: int32(2)}}})},
+		{name: "ok locate attributes", payload: kmip.NewUnknownPayload(kmip.OperationLocate, aes...)},
+		{name: "fail locate maximum items twice", wantErr: "MaximumItems more than once",
+			payload: kmip.NewUnknownPayload(kmip.OperationLocate, v{Tag: kmip.TagMaximumItems, Value: int32(1)}, v{Tag: kmip.TagMaximumItems, Value: int32(9)})},
+		{name: "fail attributes outside a locate", wantErr: "RequestPayload holds Attribute more than once",
+			payload: kmip.NewUnknownPayload(kmip.OperationAddAttribute, text(kmip.TagUniqueIdentifier, "a"), aes[0], aes[1])},
+		{name: "ok template attributes and names", payload: create(tpl(append([]v{name("n1"), name("n2")}, aes...)...))},
+		{name: "fail template-attribute twice", wantErr: "RequestPayload holds TemplateAttribute more than once", payload: create(tpl(aes...), tpl())},
+		{name: "fail attribute value twice", wantErr: "Attribute holds AttributeValue more than once",
+			payload: create(tpl(v{Tag: kmip.TagAttribute, Value: st{text(kmip.TagAttributeName, "Cryptographic Length"), {Tag: kmip.TagAttributeValue, Value: int32(128)}, {Tag: kmip.TagAttributeValue, Value: int32(256)}}}))},
+		{name: "fail name value twice", wantErr: "Name holds NameValue more than once",
+			payload: create(tpl(v{Tag: kmip.TagName, Value: st{text(kmip.TagNameValue, "a"), text(kmip.TagNameValue, "b")}}))},
+		{name: "ok custom attribute value", payload: create(tpl(attribute("x-mine", st{text(kmip.TagNameValue, "a"), text(kmip.TagNameValue, "b")})))},
+		{name: "fail standard attribute value", wantErr: "AttributeValue holds NameValue more than once",
+			payload: create(tpl(attribute("Name", st{text(kmip.TagNameValue, "a"), text(kmip.TagNameValue, "b")})))},
+		{name: "ok extension fields", payload: kmip.NewUnknownPayload(kmip.OperationGetAttributes, text(0x540001, "a"), text(0x540001, "b"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := kmip.NewRequestMessage(kmip.V1_4, tt.payload, &payloads.GetRequestPayload{UniqueIdentifier: "x"})
+			raw := ttlv.MarshalTTLV(&m)
+			root, err := Parse(raw, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, err := DecodeRequest(raw, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Items[1].Err != nil {
+				t.Fatalf("the other item failed: %v", req.Items[1].Err)
+			}
+			err = req.Items[0].Err
+			var de *DecodeError
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.As(err, &de) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want a decode error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+
+	// In the header, the whole message fails.
+	m := kmip.NewRequestMessage(kmip.V1_4, &payloads.GetRequestPayload{UniqueIdentifier: "x"})
+	m.Header.MaximumResponseSize = 4096
+	raw := ttlv.MarshalTTLV(&m)
+	at := bytes.Index(raw, []byte{0x42, 0x00, 0x50, byte(ttlv.TypeInteger), 0, 0, 0, 4}) // Maximum Response Size
+	if at < 0 {
+		t.Fatal("no Maximum Response Size in the request")
+	}
+	field := raw[at : at+16]
+	dup := append(append(append([]byte(nil), raw[:at+16]...), field...), raw[at+16:]...)
+	grow := func(off, by int) {
+		binary.BigEndian.PutUint32(dup[off+4:], binary.BigEndian.Uint32(dup[off+4:])+uint32(by))
+	}
+	grow(0, 16) // the Request Message
+	grow(8, 16) // the Request Header
+	root, err := Parse(dup, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRequest(dup, root); err == nil || !strings.Contains(err.Error(), "RequestHeader holds MaximumResponseSize more than once") {
+		t.Fatalf("a header with Maximum Response Size twice: %v", err)
+	}
+}
+
 func TestRenderRedacts(t *testing.T) {
 	secret := []byte("0123456789abcdef-very-secret-key")
 	msg := kmip.NewRequestMessage(kmip.V1_4, &payloads.RegisterRequestPayload{
