@@ -3,6 +3,7 @@ package kmip_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,11 +96,30 @@ func TestSymmetricKeyLifecycle(t *testing.T) {
 
 	must[*payloads.ActivateResponsePayload](t, do(t, c, v, &payloads.ActivateRequestPayload{UniqueIdentifier: id}))
 	mustFail(t, do(t, c, v, &payloads.DestroyRequestPayload{UniqueIdentifier: id}), kmip.ResultReasonPermissionDenied)
-	// A Revocation Reason Code the spec does not define is an invalid
-	// field, and leaves the key as it was.
-	for _, code := range []kmip.RevocationReasonCode{8, 0x99, 0x80000001} {
-		mustFail(t, do(t, c, v, &payloads.RevokeRequestPayload{UniqueIdentifier: id,
-			RevocationReason: kmip.RevocationReason{RevocationReasonCode: code}}), kmip.ResultReasonInvalidField)
+	// A Revocation Reason Code the server does not recognise is an
+	// invalid field (KMIP 1.4 §11.21), and leaves the key as it was: one
+	// reserved for future KMIP versions, or one of the extension range
+	// (0x8XXXXXXX, §9.1.3.2), of which the server defines none; the
+	// message says which.
+	for _, tt := range []struct {
+		code kmip.RevocationReasonCode
+		says string
+	}{
+		{0, "needs a Revocation Reason Code"},
+		{8, "0x00000008 is reserved for future KMIP versions"},
+		{0x99, "0x00000099 is reserved for future KMIP versions"},
+		{0x7FFFFFFF, "0x7FFFFFFF is reserved for future KMIP versions"},
+		{0x80000000, "0x80000000 is in the extension range (0x80000000 to 0x8FFFFFFF), and this server defines no extension codes"},
+		{0x80000001, "0x80000001 is in the extension range (0x80000000 to 0x8FFFFFFF), and this server defines no extension codes"},
+		{0x8FFFFFFF, "0x8FFFFFFF is in the extension range (0x80000000 to 0x8FFFFFFF), and this server defines no extension codes"},
+		{0x90000000, "0x90000000 is reserved for future KMIP versions"},
+		{0xFFFFFFFF, "0xFFFFFFFF is reserved for future KMIP versions"},
+	} {
+		it := do(t, c, v, &payloads.RevokeRequestPayload{UniqueIdentifier: id, RevocationReason: kmip.RevocationReason{RevocationReasonCode: tt.code}})
+		mustFail(t, it, kmip.ResultReasonInvalidField)
+		if !strings.Contains(it.ResultMessage, tt.says) {
+			t.Fatalf("code 0x%08X: message %q does not say %q", uint32(tt.code), it.ResultMessage, tt.says)
+		}
 	}
 	ga = must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id, AttributeName: []kmip.AttributeName{kmip.AttributeNameState}}))
 	if len(ga.Attribute) != 1 || ga.Attribute[0].AttributeValue != kmip.StateActive {

@@ -61,11 +61,8 @@ func revoke(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 		return nil, err
 	}
 	code := req.RevocationReason.RevocationReasonCode
-	if code == 0 {
-		return nil, invalidField("a Revocation Reason needs a Revocation Reason Code")
-	}
-	if code < kmip.RevocationReasonCodeUnspecified || code > kmip.RevocationReasonCodePrivilegeWithdrawn {
-		return nil, invalidField("Revocation Reason Code 0x%08X is not one this server knows (Unspecified, Key Compromise, CA Compromise, Affiliation Changed, Superseded, Cessation Of Operation, Privilege Withdrawn)", uint32(code))
+	if err := revocationReasonRefusal(code); err != nil {
+		return nil, err
 	}
 	compromise := code == kmip.RevocationReasonCodeKeyCompromise || code == kmip.RevocationReasonCodeCACompromise
 	now := c.b.now.Truncate(time.Second)
@@ -98,6 +95,25 @@ func revoke(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 		return nil, err
 	}
 	return &payloads.RevokeResponsePayload{UniqueIdentifier: id}, nil
+}
+
+// revocationReasonRefusal refuses a Revocation Reason Code this server does
+// not recognise with Invalid Field (KMIP 1.4 §11.21, "Revocation Reason is
+// not recognized"). KMIP 1.x defines codes 1 to 7 (Unspecified to Privilege
+// Withdrawn, §9.1.3.2.19); 0x80000000 to 0x8FFFFFFF are extensions, which
+// only parties with a pre-agreed understanding of them can use (§9.1.3,
+// §9.1.3.2), and this server defines none; every other value is reserved
+// for future KMIP versions.
+func revocationReasonRefusal(code kmip.RevocationReasonCode) error {
+	switch {
+	case code == 0:
+		return invalidField("a Revocation Reason needs a Revocation Reason Code")
+	case code >= kmip.RevocationReasonCodeUnspecified && code <= kmip.RevocationReasonCodePrivilegeWithdrawn:
+		return nil
+	case code>>28 == 0x8:
+		return invalidField("Revocation Reason Code 0x%08X is in the extension range (0x80000000 to 0x8FFFFFFF), and this server defines no extension codes: use one of KMIP's, 0x00000001 (Unspecified) to 0x00000007 (Privilege Withdrawn)", uint32(code))
+	}
+	return invalidField("Revocation Reason Code 0x%08X is reserved for future KMIP versions: use one of KMIP's, 0x00000001 (Unspecified) to 0x00000007 (Privilege Withdrawn)", uint32(code))
 }
 
 // destroy removes an object's value (KMIP 1.4 §4.21); the object and its
