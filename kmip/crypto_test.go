@@ -736,6 +736,31 @@ func TestAsymmetricKeys(t *testing.T) {
 		}
 	})
 
+	t.Run("fail re-key key pair with an Offset", func(t *testing.T) {
+		// KMIP 1.4 §11.6: an Offset with dates in a template is Invalid
+		// Message, and for a key without an Activation Date Illegal
+		// Operation (the Offset counts from that date).
+		kp := must[*payloads.CreateKeyPairResponsePayload](t, do(t, c, v, &payloads.CreateKeyPairRequestPayload{
+			CommonTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{
+				attr(gokmip.AttributeNameCryptographicAlgorithm, gokmip.CryptographicAlgorithmEC), attr(gokmip.AttributeNameCryptographicLength, int32(256))}},
+			PrivateKeyTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign)}},
+			PublicKeyTemplateAttribute:  &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageVerify)}},
+		}))
+		offset := time.Hour
+		mustFail(t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: kp.PrivateKeyUniqueIdentifier, Offset: &offset}),
+			gokmip.ResultReasonIllegalOperation)
+		mustFail(t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: kp.PrivateKeyUniqueIdentifier, Offset: &offset,
+			PublicKeyTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{attr(gokmip.AttributeNameDeactivationDate, time.Now().Add(time.Hour))}}}),
+			gokmip.ResultReasonInvalidMessage)
+		for _, id := range []string{kp.PrivateKeyUniqueIdentifier, kp.PublicKeyUniqueIdentifier} {
+			ga := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: id,
+				AttributeName: []gokmip.AttributeName{gokmip.AttributeNameLink}}))
+			if len(ga.Attribute) != 1 {
+				t.Fatalf("%s was re-keyed: links %+v", id, ga.Attribute)
+			}
+		}
+	})
+
 	t.Run("ok re-key key pair", func(t *testing.T) {
 		priv, pub := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
 		rk := must[*payloads.RekeyKeyPairResponsePayload](t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: priv}))
