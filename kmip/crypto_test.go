@@ -415,6 +415,10 @@ func TestUsageRules(t *testing.T) {
 	})
 }
 
+// pairs numbers the key pairs pair makes, whose private keys' names are
+// unique in their scope as every name is.
+var pairs atomic.Int64
+
 // pair creates a key pair, activates both halves and returns their ids.
 func pair(t *testing.T, c *kmiptest.Client, alg gokmip.CryptographicAlgorithm, bits int32) (priv, pub string) {
 	t.Helper()
@@ -423,7 +427,7 @@ func pair(t *testing.T, c *kmiptest.Client, alg gokmip.CryptographicAlgorithm, b
 		CommonTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{
 			attr(gokmip.AttributeNameCryptographicAlgorithm, alg), attr(gokmip.AttributeNameCryptographicLength, bits)}},
 		PrivateKeyTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{
-			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: fmt.Sprintf("%v-%d-private", alg, bits)}),
+			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: fmt.Sprintf("%v-%d-private-%d", alg, bits, pairs.Add(1))}),
 			attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageSign|gokmip.CryptographicUsageDecrypt)}},
 		PublicKeyTemplateAttribute: &gokmip.TemplateAttribute{Attribute: []gokmip.Attribute{
 			attr(gokmip.AttributeNameCryptographicUsageMask, gokmip.CryptographicUsageVerify|gokmip.CryptographicUsageEncrypt)}},
@@ -763,6 +767,8 @@ func TestAsymmetricKeys(t *testing.T) {
 
 	t.Run("ok re-key key pair", func(t *testing.T) {
 		priv, pub := pair(t, c, gokmip.CryptographicAlgorithmEC, 256)
+		name := must[*payloads.GetAttributesResponsePayload](t, do(t, c, v, &payloads.GetAttributesRequestPayload{UniqueIdentifier: priv,
+			AttributeName: []gokmip.AttributeName{gokmip.AttributeNameName}})).Attribute[0].AttributeValue
 		rk := must[*payloads.RekeyKeyPairResponsePayload](t, do(t, c, v, &payloads.RekeyKeyPairRequestPayload{PrivateKeyUniqueIdentifier: priv}))
 		links := func(id string) map[gokmip.LinkType]string {
 			m := map[gokmip.LinkType]string{}
@@ -785,13 +791,12 @@ func TestAsymmetricKeys(t *testing.T) {
 				t.Fatalf("links of %s: %v, want %v", id, got, w)
 			}
 		}
-		// The name moved to the new private key (another test's key has it
-		// too), which is Active (its
+		// The name moved to the new private key, which is Active (its
 		// predecessor was) and signs.
 		loc := must[*payloads.LocateResponsePayload](t, do(t, c, v, &payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
-			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: fmt.Sprintf("%v-%d-private", gokmip.CryptographicAlgorithmEC, 256)})}}))
-		if !slices.Contains(loc.UniqueIdentifier, rk.PrivateKeyUniqueIdentifier) || slices.Contains(loc.UniqueIdentifier, priv) {
-			t.Fatalf("located %v", loc.UniqueIdentifier)
+			attr(gokmip.AttributeNameName, name)}}))
+		if !slices.Equal(loc.UniqueIdentifier, []string{rk.PrivateKeyUniqueIdentifier}) {
+			t.Fatalf("located %v, want the new private key %s", loc.UniqueIdentifier, rk.PrivateKeyUniqueIdentifier)
 		}
 		must[*payloads.SignResponsePayload](t, do(t, c, v, &payloads.SignRequestPayload{UniqueIdentifier: rk.PrivateKeyUniqueIdentifier,
 			CryptographicParameters: params(gokmip.CryptographicParameters{HashingAlgorithm: gokmip.HashingAlgorithmSHA_256}), Data: msg}))

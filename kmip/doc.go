@@ -10,8 +10,8 @@
 //     the ID placeholder of a batch, Batch Order and Batch Error
 //     Continuation (Stop, Continue, Undo), attribute rules (who may set,
 //     modify and delete what, in which state, single or multiple instances),
-//     Locate, and answers that hold only the attributes of the negotiated
-//     protocol version.
+//     names unique in a scope (names.go), Locate, and answers that hold only
+//     the attributes of the negotiated protocol version.
 //   - Identity is the client certificate: the mount's CA issued it, its
 //     serial names a credential bound to one scope and one role, and the
 //     role's operation flags decide every batch item. Objects belong to a

@@ -27,21 +27,25 @@ func TestLocate(t *testing.T) {
 	c := e.Dial(t, cert)
 	v := gokmip.V1_4
 
-	mk := func(name string, bits int32, mask gokmip.CryptographicUsageMask, extra ...gokmip.Attribute) string {
+	text := func(s string) gokmip.Name {
+		return gokmip.Name{NameValue: s, NameType: gokmip.NameTypeUninterpretedTextString}
+	}
+	mk := func(name gokmip.Name, bits int32, mask gokmip.CryptographicUsageMask, extra ...gokmip.Attribute) string {
 		tpl := gokmip.TemplateAttribute{Attribute: append([]gokmip.Attribute{
 			attr(gokmip.AttributeNameCryptographicAlgorithm, gokmip.CryptographicAlgorithmAES),
 			attr(gokmip.AttributeNameCryptographicLength, bits),
 			attr(gokmip.AttributeNameCryptographicUsageMask, mask),
-			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: name, NameType: gokmip.NameTypeUninterpretedTextString}),
+			attr(gokmip.AttributeNameName, name),
 		}, extra...)}
 		clock.Add(int64(time.Minute)) // distinct Initial Dates
 		return must[*payloads.CreateResponsePayload](t, do(t, c, v, &payloads.CreateRequestPayload{ObjectType: gokmip.ObjectTypeSymmetricKey, TemplateAttribute: tpl})).UniqueIdentifier
 	}
 	enc, dec, wrap := gokmip.CryptographicUsageEncrypt, gokmip.CryptographicUsageDecrypt, gokmip.CryptographicUsageWrapKey
-	k1 := mk("alpha", 128, enc|dec, attr(gokmip.AttributeNameObjectGroup, "g1"))
-	k2 := mk("beta", 256, enc|dec|wrap, attr(gokmip.AttributeNameObjectGroup, "g1"), attr(gokmip.AttributeNameActivationDate, now.Add(-time.Hour)))
-	k3 := mk("gamma", 256, enc)
-	k4 := mk("alpha", 192, dec, attr(gokmip.AttributeNameActivationDate, now.Add(time.Hour)))
+	k1 := mk(text("alpha"), 128, enc|dec, attr(gokmip.AttributeNameObjectGroup, "g1"))
+	k2 := mk(text("beta"), 256, enc|dec|wrap, attr(gokmip.AttributeNameObjectGroup, "g1"), attr(gokmip.AttributeNameActivationDate, now.Add(-time.Hour)))
+	k3 := mk(text("gamma"), 256, enc)
+	// Names are unique in a scope; a Name of another type is another Name.
+	k4 := mk(gokmip.Name{NameValue: "alpha", NameType: gokmip.NameTypeUri}, 192, dec, attr(gokmip.AttributeNameActivationDate, now.Add(time.Hour)))
 	t1 := now.Add(time.Minute) // k1's Initial Date
 
 	oc, _ := e.Credential(t, "other", "all")
@@ -56,9 +60,13 @@ func TestLocate(t *testing.T) {
 	}{
 		{name: "ok everything, newest first", want: []string{k4, k3, k2, k1}, wantTotal: 4},
 		{name: "ok name", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
-			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: "alpha", NameType: gokmip.NameTypeUninterpretedTextString})}}, want: []string{k4, k1}, wantTotal: 2},
+			attr(gokmip.AttributeNameName, text("alpha"))}}, want: []string{k1}, wantTotal: 1},
+		{name: "ok name of another type", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
+			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: "alpha", NameType: gokmip.NameTypeUri})}}, want: []string{k4}, wantTotal: 1},
 		{name: "ok name without type", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
 			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: "beta"})}}, want: []string{k2}, wantTotal: 1},
+		{name: "ok name without type, of any type", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
+			attr(gokmip.AttributeNameName, gokmip.Name{NameValue: "alpha"})}}, want: []string{k4, k1}, wantTotal: 2},
 		{name: "ok exact length", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{
 			attr(gokmip.AttributeNameCryptographicLength, int32(256))}}, want: []string{k3, k2}, wantTotal: 2},
 		{name: "ok attributes are ANDed", req: payloads.LocateRequestPayload{Attribute: []gokmip.Attribute{

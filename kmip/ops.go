@@ -142,6 +142,12 @@ func (c *call) load(ctx context.Context, tx store.Tx, id string) (*object, error
 // modify loads an object in a write, lets change alter it, and stores it
 // unless change refuses. The refusal is returned, not the write's error.
 func (c *call) modify(ctx context.Context, id string, change func(o *object) error) (*object, error) {
+	return c.modifyIn(ctx, id, func(_ store.Tx, o *object) error { return change(o) })
+}
+
+// modifyIn is modify for a change that reads the store in the write's
+// transaction.
+func (c *call) modifyIn(ctx context.Context, id string, change func(tx store.Tx, o *object) error) (*object, error) {
 	var o *object
 	var refused error
 	err := c.update(ctx, func(tx store.Tx) error {
@@ -155,7 +161,7 @@ func (c *call) modify(ctx context.Context, id string, change func(o *object) err
 			}
 			return err
 		}
-		if err := change(o); err != nil {
+		if err := change(tx, o); err != nil {
 			refused = err
 			return nil
 		}

@@ -3,6 +3,7 @@ package kmip
 import (
 	"context"
 
+	"github.com/keyhold/keyhold/store"
 	"github.com/ovh/kmip-go"
 	"github.com/ovh/kmip-go/payloads"
 )
@@ -19,7 +20,8 @@ func responseAttribute(name kmip.AttributeName, idx int32, v any) kmip.Attribute
 
 // addAttribute adds an instance of an attribute a client may set (KMIP 1.4
 // §4.14); a single-instance attribute must not be there yet (Illegal
-// Operation, KMIP 1.4 §11.15: Modify Attribute changes it).
+// Operation, KMIP 1.4 §11.15: Modify Attribute changes it), nor a Name be
+// another object's (Illegal Operation, §11.15).
 func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.AddAttributeRequestPayload)
 	id, err := c.target(req.UniqueIdentifier)
@@ -32,12 +34,15 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 		return nil, invalidField("an Add Attribute request does not give an Attribute Index: the server assigns it")
 	}
 	var added kmip.Attribute
-	_, err = c.modify(ctx, id, func(o *object) error {
+	_, err = c.modifyIn(ctx, id, func(tx store.Tx, o *object) error {
 		r, v, err := c.clientAttribute(o, req.Attribute, false)
 		if err != nil {
 			return err
 		}
 		name := req.Attribute.AttributeName
+		if err := c.ownName(ctx, tx, o, name, v); err != nil {
+			return err
+		}
 		if _, err := checkRoom(o, attrsSize(o.attrs), name, v, nil); err != nil {
 			return err
 		}
@@ -70,7 +75,8 @@ func addAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 // within the attribute's rules: who may modify it, and in which states
 // (e.g. an Activation Date only while the object is Pre-Active). An
 // attribute the object does not have is Invalid Field (it has to be added
-// first), an index it does not have Item Not Found (KMIP 1.4 §11.16).
+// first), an index it does not have Item Not Found, and a Name another
+// object has Illegal Operation (KMIP 1.4 §11.16).
 func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.OperationPayload, error) {
 	req := pl.(*payloads.ModifyAttributeRequestPayload)
 	id, err := c.target(req.UniqueIdentifier)
@@ -80,7 +86,7 @@ func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 	name := req.Attribute.AttributeName
 	idx := index(req.Attribute)
 	var changed kmip.Attribute
-	_, err = c.modify(ctx, id, func(o *object) error {
+	_, err = c.modifyIn(ctx, id, func(tx store.Tx, o *object) error {
 		r, ok := ruleOf(name)
 		if !ok {
 			return invalidField("unknown attribute %q", name)
@@ -96,6 +102,9 @@ func modifyAttribute(ctx context.Context, c *call, pl kmip.OperationPayload) (km
 		}
 		_, v, err := c.clientAttribute(o, req.Attribute, false)
 		if err != nil {
+			return err
+		}
+		if err := c.ownName(ctx, tx, o, name, v); err != nil {
 			return err
 		}
 		if _, err := checkRoom(o, attrsSize(o.attrs), name, v, o.attrs[o.find(name, idx)].AttributeValue); err != nil {

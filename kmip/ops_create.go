@@ -51,11 +51,22 @@ func (c *call) generateKey(ctx context.Context, o *object, kt hsm.KeyType) error
 	return nil
 }
 
-// insert stores a new object durably and makes it the ID Placeholder.
+// insert stores a new object durably and makes it the ID Placeholder,
+// unless one of its names is another object's (Invalid Field).
 func (c *call) insert(ctx context.Context, o *object) error {
 	o.refresh(c.b.now)
 	rec := o.record()
-	if err := c.update(ctx, func(tx store.Tx) error { return tx.CreateKMIPObject(ctx, rec) }); err != nil {
+	var refused error
+	err := c.update(ctx, func(tx store.Tx) (err error) {
+		if refused, err = c.namesRefusal(ctx, tx, kmip.ResultReasonInvalidField, []*object{o}); err != nil || refused != nil {
+			return err
+		}
+		return tx.CreateKMIPObject(ctx, rec)
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
 		return err
 	}
 	c.touched(o.id())
@@ -78,6 +89,9 @@ func create(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operat
 	if err != nil {
 		return nil, err
 	}
+	if err := c.namesFree(ctx, kmip.ResultReasonInvalidField, []*object{o}); err != nil {
+		return nil, err
+	}
 	if err := c.generateKey(ctx, o, kt); err != nil {
 		return nil, err
 	}
@@ -98,6 +112,9 @@ func register(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Oper
 	}
 	o := newObject(b.st.mount, b.cred.Scope, newUID(), req.ObjectType, b.now)
 	if err := c.applyTemplate(o, &req.TemplateAttribute); err != nil {
+		return nil, err
+	}
+	if err := c.namesFree(ctx, kmip.ResultReasonInvalidField, []*object{o}); err != nil {
 		return nil, err
 	}
 	var err error
@@ -283,6 +300,9 @@ func rekey(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operati
 	if err != nil {
 		return nil, err
 	}
+	if err := c.namesFree(ctx, kmip.ResultReasonInvalidField, []*object{nk}, id); err != nil {
+		return nil, err
+	}
 	if err := c.generateKey(ctx, nk, kt); err != nil {
 		return nil, err
 	}
@@ -295,6 +315,11 @@ func rekey(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.Operati
 		if err != nil {
 			refused = err
 			return nil
+		}
+		// The old key's names move to the new one; a name of the
+		// template must be free.
+		if refused, err = c.namesRefusal(ctx, tx, kmip.ResultReasonInvalidField, []*object{nk}, id); err != nil || refused != nil {
+			return err
 		}
 		for _, n := range cur.all(kmip.AttributeNameName) {
 			cur.remove(kmip.AttributeNameName, index(n))

@@ -176,18 +176,32 @@ func createKeyPair(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip
 	if err != nil {
 		return nil, err
 	}
+	// Names are unique: one of the Common Template-Attribute would name
+	// both keys.
+	pair := []*object{priv, pub}
+	if err := c.namesFree(ctx, kmip.ResultReasonInvalidField, pair); err != nil {
+		return nil, err
+	}
 	if err := c.generatePair(ctx, priv, pub, kt); err != nil {
 		return nil, err
 	}
 	priv.refresh(c.b.now)
 	pub.refresh(c.b.now)
 	privRec, pubRec := priv.record(), pub.record()
-	if err := c.update(ctx, func(tx store.Tx) error {
+	var refused error
+	err = c.update(ctx, func(tx store.Tx) (err error) {
+		if refused, err = c.namesRefusal(ctx, tx, kmip.ResultReasonInvalidField, pair); err != nil || refused != nil {
+			return err
+		}
 		if err := tx.CreateKMIPObject(ctx, privRec); err != nil {
 			return err
 		}
 		return tx.CreateKMIPObject(ctx, pubRec)
-	}); err != nil {
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
 		return nil, err
 	}
 	c.touched(priv.id())
@@ -256,6 +270,12 @@ func rekeyKeyPair(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 	if err != nil {
 		return nil, err
 	}
+	// The old keys' names move to the new ones; a name of the templates
+	// must be free.
+	pair, old := []*object{priv, pub}, []string{oldPriv.id(), oldPub.id()}
+	if err := c.namesFree(ctx, kmip.ResultReasonInvalidField, pair, old...); err != nil {
+		return nil, err
+	}
 	if err := c.generatePair(ctx, priv, pub, kt); err != nil {
 		return nil, err
 	}
@@ -275,6 +295,10 @@ func rekeyKeyPair(ctx context.Context, c *call, pl kmip.OperationPayload) (kmip.
 				return nil
 			}
 			cur = append(cur, o)
+		}
+		var err error
+		if refused, err = c.namesRefusal(ctx, tx, kmip.ResultReasonInvalidField, pair, old...); err != nil || refused != nil {
+			return err
 		}
 		for i, p := range pairs {
 			o := cur[i]

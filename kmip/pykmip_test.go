@@ -89,6 +89,8 @@ func TestPyKMIP(t *testing.T) {
 				{"get_attributes names the key", r["get_attributes_uid"] == kid},
 				{"modified name is found", slices.Equal(anyStrings(r["located_renamed"]), []string{rid})},
 				{"deleted name is gone", r["names_after_delete"] == 0.0},
+				{"a name another object has is refused at register (KMIP 1.4 §11.4)", r["register_taken_name"] == "INVALID_FIELD"},
+				{"a name another object has is refused at modify_attribute (KMIP 1.4 §11.16)", r["rename_to_taken_name"] == "ILLEGAL_OPERATION"},
 				{"activate", r["state_after_activate"] == "ACTIVE"},
 				{"an active key cannot be destroyed", r["destroy_active"] == "PERMISSION_DENIED"},
 				{"revoke deactivates", r["state_after_revoke"] == "DEACTIVATED"},
@@ -103,7 +105,7 @@ func TestPyKMIP(t *testing.T) {
 			if s := anyStrings(attrs["State"]); !slices.Equal(s, []string{"PRE_ACTIVE"}) {
 				t.Errorf("state: %v", attrs)
 			}
-			if n := anyStrings(attrs["Name"]); !slices.Equal(n, []string{"pyk-created"}) {
+			if n := anyStrings(attrs["Name"]); !slices.Equal(n, []string{"pyk-created-" + version}) {
 				t.Errorf("name: %v", attrs)
 			}
 			list := anyStrings(r["attribute_list"])

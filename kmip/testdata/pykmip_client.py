@@ -7,7 +7,9 @@ VERSION is 1.2 or 1.4. MODE is:
   lifecycle            create, register (key, secret data, opaque object),
                        get, locate, get_attributes, get_attribute_list,
                        modify_attribute, delete_attribute, activate, revoke,
-                       destroy; prints the results as one JSON object
+                       destroy, and a register and a modify_attribute with a
+                       name another object has; prints the results as one
+                       JSON object
   get UID              prints {"ok": ...} or {"error": ...}
   create               prints {"ok": uid} or {"error": ...}
   query                prints the operations and object types the server lists
@@ -16,6 +18,11 @@ VERSION is 1.2 or 1.4. MODE is:
                        the client's IV and the server's, RSA-OAEP), mac;
                        prints the ids, ciphertexts, IVs, signatures and MACs
                        for the Go test to check with Go's crypto
+
+Names are unique in a scope, so lifecycle and crypto name what they make
+after VERSION (both versions run in one scope), and name every object they
+register: PyKMIP names an object registered without a name after its type
+("Symmetric Key"), which a second one would then repeat.
 
 Failures print {"error": {"reason": ..., "message": ...}} (KMIP failures) or
 {"error": {"exception": ...}} (anything else), and exit 0, so that the Go
@@ -28,6 +35,7 @@ import logging
 import sys
 
 from kmip.core import enums
+from kmip.core import exceptions as core_exceptions
 from kmip.core.factories import attributes
 from kmip.pie import client as pieclient
 from kmip.pie import exceptions
@@ -64,17 +72,29 @@ def attr_map(attrs):
     return out
 
 
-def lifecycle(c):
+def lifecycle(c, version):
     r = {}
     f = attributes.AttributeFactory()
-    kid = c.create(enums.CryptographicAlgorithm.AES, 256, name="pyk-created",
+    kid = c.create(enums.CryptographicAlgorithm.AES, 256, name="pyk-created-" + version,
                    cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
                                              enums.CryptographicUsageMask.DECRYPT])
     r["created"] = kid
-    rid = c.register(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 128, KNOWN_KEY, name="pyk-registered"))
+    rid = c.register(objects.SymmetricKey(enums.CryptographicAlgorithm.AES, 128, KNOWN_KEY, name="pyk-registered-" + version))
     r["registered"] = rid
-    sid = c.register(objects.SecretData(SECRET, enums.SecretDataType.PASSWORD, name="pyk-secret"))
-    oid = c.register(objects.OpaqueObject(OPAQUE, enums.OpaqueDataType.NONE, name="pyk-opaque"))
+    sid = c.register(objects.SecretData(SECRET, enums.SecretDataType.PASSWORD, name="pyk-secret-" + version))
+    oid = c.register(objects.OpaqueObject(OPAQUE, enums.OpaqueDataType.NONE, name="pyk-opaque-" + version))
+    # Names are unique in a scope: neither a new object nor a renamed one
+    # may take one.
+    try:
+        c.register(objects.SecretData(SECRET, enums.SecretDataType.PASSWORD, name="pyk-created-" + version))
+        r["register_taken_name"] = "succeeded"
+    except exceptions.KmipOperationFailure as e:
+        r["register_taken_name"] = e.reason.name
+    try:
+        c.modify_attribute(unique_identifier=rid, attribute=f.create_attribute(enums.AttributeType.NAME, "pyk-secret-" + version))
+        r["rename_to_taken_name"] = "succeeded"
+    except core_exceptions.OperationFailure as e:  # what modify_attribute raises
+        r["rename_to_taken_name"] = e.reason.name
 
     k = c.get(kid)
     r["created_len"] = len(k.value)
@@ -83,7 +103,7 @@ def lifecycle(c):
     r["secret_value_matches"] = c.get(sid).value == SECRET
     r["opaque_value_matches"] = c.get(oid).value == OPAQUE
 
-    name = f.create_attribute(enums.AttributeType.NAME, "pyk-registered")
+    name = f.create_attribute(enums.AttributeType.NAME, "pyk-registered-" + version)
     r["located_by_name"] = c.locate(attributes=[name])
     alg = f.create_attribute(enums.AttributeType.CRYPTOGRAPHIC_ALGORITHM, enums.CryptographicAlgorithm.AES)
     r["located_aes"] = c.locate(attributes=[alg])
@@ -94,9 +114,9 @@ def lifecycle(c):
     r["attributes"] = attr_map(attrs)
     r["attribute_list"] = sorted(c.get_attribute_list(kid))
 
-    new_name = f.create_attribute(enums.AttributeType.NAME, "pyk-renamed")
+    new_name = f.create_attribute(enums.AttributeType.NAME, "pyk-renamed-" + version)
     c.modify_attribute(unique_identifier=rid, attribute=new_name)
-    r["located_renamed"] = c.locate(attributes=[f.create_attribute(enums.AttributeType.NAME, "pyk-renamed")])
+    r["located_renamed"] = c.locate(attributes=[f.create_attribute(enums.AttributeType.NAME, "pyk-renamed-" + version)])
     c.delete_attribute(unique_identifier=rid, attribute_name="Name", attribute_index=0)
     _, attrs = c.get_attributes(rid, ["Name"])
     r["names_after_delete"] = len(attrs)
@@ -128,7 +148,7 @@ MESSAGE = b"signed, encrypted and MACed by PyKMIP"
 E = enums
 
 
-def crypto(c):
+def crypto(c, version):
     r = {}
     # RSA and EC key pairs, made in the server's token.
     for name, alg, bits, params in (
@@ -139,7 +159,7 @@ def crypto(c):
          {"digital_signature_algorithm": E.DigitalSignatureAlgorithm.ECDSA_WITH_SHA256}),
     ):
         pub, priv = c.create_key_pair(
-            alg, bits, public_name="pyk-" + name + "-public", private_name="pyk-" + name + "-private",
+            alg, bits, public_name="pyk-" + name + "-public-" + version, private_name="pyk-" + name + "-private-" + version,
             public_usage_mask=[E.CryptographicUsageMask.VERIFY, E.CryptographicUsageMask.ENCRYPT],
             private_usage_mask=[E.CryptographicUsageMask.SIGN, E.CryptographicUsageMask.DECRYPT])
         c.activate(pub)
@@ -158,7 +178,7 @@ def crypto(c):
     r["rsa"]["decrypted"] = c.decrypt(ct, uid=r["rsa"]["private"], cryptographic_parameters=oaep) == MESSAGE
     # AES-CBC with a known key: the client's IV, then one the server makes.
     aes = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.AES, 128, KNOWN_KEY, masks=[
-        E.CryptographicUsageMask.ENCRYPT, E.CryptographicUsageMask.DECRYPT]))
+        E.CryptographicUsageMask.ENCRYPT, E.CryptographicUsageMask.DECRYPT], name="pyk-aes-" + version))
     c.activate(aes)
     cbc = {"block_cipher_mode": E.BlockCipherMode.CBC, "padding_method": E.PaddingMethod.PKCS5,
            "cryptographic_algorithm": E.CryptographicAlgorithm.AES}
@@ -170,13 +190,13 @@ def crypto(c):
                 "decrypted": c.decrypt(ct2, uid=aes, cryptographic_parameters=cbc, iv_counter_nonce=iv2) == MESSAGE}
     # HMAC-SHA256 with a known key.
     hm = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.HMAC_SHA256, 256, MAC_KEY, masks=[
-        E.CryptographicUsageMask.MAC_GENERATE, E.CryptographicUsageMask.MAC_VERIFY]))
+        E.CryptographicUsageMask.MAC_GENERATE, E.CryptographicUsageMask.MAC_VERIFY], name="pyk-hmac-" + version))
     c.activate(hm)
     uid, mac = c.mac(MESSAGE, uid=hm, algorithm=E.CryptographicAlgorithm.HMAC_SHA256)
     r["mac"] = {"uid": uid, "expected_uid": hm, "mac": mac.hex()}
     # A key without ENCRYPT in its mask is refused.
     mac_only = c.register(objects.SymmetricKey(E.CryptographicAlgorithm.AES, 128, KNOWN_KEY, masks=[
-        E.CryptographicUsageMask.MAC_GENERATE]))
+        E.CryptographicUsageMask.MAC_GENERATE], name="pyk-mac-only-" + version))
     c.activate(mac_only)
     try:
         c.encrypt(MESSAGE, uid=mac_only, cryptographic_parameters=cbc, iv_counter_nonce=iv)
@@ -194,11 +214,11 @@ def main():
     try:
         c.open()
         if mode == "lifecycle":
-            out = {"ok": lifecycle(c)}
+            out = {"ok": lifecycle(c, version)}
         elif mode == "get":
             out = {"ok": len(c.get(args[0]).value)}
         elif mode == "crypto":
-            out = {"ok": crypto(c)}
+            out = {"ok": crypto(c, version)}
         elif mode == "create":
             out = {"ok": c.create(enums.CryptographicAlgorithm.AES, 128)}
         else:
