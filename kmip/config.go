@@ -167,6 +167,15 @@ func (c *Config) apply(in ConfigInput, caExists bool) (newCert bool, err error) 
 			*dst = slices.Clone(*src)
 		}
 	}
+	// A field sent again with its stored value is no change: a record read
+	// and written back whole keeps a value stored before a rule held.
+	if in.ConnectionTimeout != nil && *in.ConnectionTimeout == c.ConnectionTimeout {
+		in.ConnectionTimeout = nil
+	}
+	if (in.DefaultTLSClientKeyType == nil || *in.DefaultTLSClientKeyType == c.DefaultTLSClientKeyType) &&
+		(in.DefaultTLSClientKeyBits == nil || *in.DefaultTLSClientKeyBits == c.DefaultTLSClientKeyBits) {
+		in.DefaultTLSClientKeyType, in.DefaultTLSClientKeyBits = nil, nil
+	}
 	oldHosts, oldIPs := slices.Clone(c.ServerHostnames), slices.Clone(c.ServerIPs)
 	setS(&c.ListenAddrs, in.ListenAddrs)
 	setS(&c.ServerHostnames, in.ServerHostnames)

@@ -64,9 +64,21 @@ func TestStoredValuesOfOlderRules(t *testing.T) {
 	if len(r.Operations) != 2 || r.TLSClientKeyBits != 224 {
 		t.Fatalf("role after the write: %+v", r)
 	}
-	bits := 224
-	if _, err := e.Manager.PutRole(ctx, e.Mount, "s", "old", kmip.RoleInput{TLSClientKeyBits: &bits}); fault.KindOf(err) != fault.BadInput || err == nil {
-		t.Fatalf("writing ec 224 again: %v", err)
+	// The record written back whole keeps it; a change to it is checked.
+	typ, bits := "ec", 224
+	if _, err := e.Manager.PutRole(ctx, e.Mount, "s", "old", kmip.RoleInput{TLSClientKeyType: &typ, TLSClientKeyBits: &bits}); err != nil {
+		t.Fatalf("the stored ec 224 sent back unchanged: %v", err)
+	}
+	b256 := 256
+	if _, err := e.Manager.PutRole(ctx, e.Mount, "s", "other", kmip.RoleInput{TLSClientKeyType: &typ, TLSClientKeyBits: &bits}); fault.KindOf(err) != fault.BadInput || err == nil {
+		t.Fatalf("ec 224 on a new role: %v", err)
+	}
+	e.Role(t, "u", "moved", "get")
+	if _, err := e.Manager.PutRole(ctx, e.Mount, "u", "moved", kmip.RoleInput{TLSClientKeyType: &typ, TLSClientKeyBits: &b256}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Manager.PutRole(ctx, e.Mount, "u", "moved", kmip.RoleInput{TLSClientKeyBits: &bits}); fault.KindOf(err) != fault.BadInput || err == nil {
+		t.Fatalf("going back to ec 224: %v", err)
 	}
 
 	ttl := 2 * time.Hour
@@ -77,13 +89,20 @@ func TestStoredValuesOfOlderRules(t *testing.T) {
 	if v.Config.ConnectionTimeout != 300*time.Millisecond {
 		t.Fatalf("stored timeout changed to %v", v.Config.ConnectionTimeout)
 	}
+	same := 300 * time.Millisecond
+	if _, err := e.Manager.SetConfig(ctx, e.Mount, kmip.ConfigInput{ConnectionTimeout: &same}); err != nil {
+		t.Fatalf("the stored 300ms timeout sent back unchanged: %v", err)
+	}
 	short := 500 * time.Millisecond
 	if _, err := e.Manager.SetConfig(ctx, e.Mount, kmip.ConfigInput{ConnectionTimeout: &short}); fault.KindOf(err) != fault.BadInput || err == nil {
 		t.Fatalf("writing a sub-second timeout: %v", err)
 	}
-	typ := "ec"
-	if _, err := e.Manager.SetConfig(ctx, e.Mount, kmip.ConfigInput{DefaultTLSClientKeyType: &typ}); fault.KindOf(err) != fault.BadInput || err == nil {
-		t.Fatalf("writing the ec 224 default again: %v", err)
+	if _, err := e.Manager.SetConfig(ctx, e.Mount, kmip.ConfigInput{DefaultTLSClientKeyType: &typ, DefaultTLSClientKeyBits: &bits}); err != nil {
+		t.Fatalf("the stored ec 224 default sent back unchanged: %v", err)
+	}
+	rsa := "rsa"
+	if _, err := e.Manager.SetConfig(ctx, e.Mount, kmip.ConfigInput{DefaultTLSClientKeyType: &rsa}); fault.KindOf(err) != fault.BadInput || err == nil {
+		t.Fatalf("a default of rsa 224: %v", err)
 	}
 
 	// Credentials: none for the stored ec 224 role, generated or signed.

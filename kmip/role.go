@@ -92,6 +92,7 @@ type RoleInput struct {
 
 // apply merges a write into r.
 func (r *Role) apply(in RoleInput) error {
+	oldTyp, oldBits := r.TLSClientKeyType, r.TLSClientKeyBits
 	if len(in.Ops) > 0 {
 		all, none := in.Ops["all"], in.Ops["none"]
 		var ops []string
@@ -142,9 +143,10 @@ func (r *Role) apply(in RoleInput) error {
 		if typ == "" || bits == 0 {
 			return fault.New(fault.BadInput, "tls_client_key_type and tls_client_key_bits are set together")
 		}
-		// Checked when written: a size stored before it was refused (ec
-		// 224) does not block writes of other fields; credentials refuse it.
-		if in.TLSClientKeyType != nil || in.TLSClientKeyBits != nil {
+		// Checked when changed: a size stored before it was refused (ec
+		// 224) does not block writes of other fields, nor the record
+		// written back whole; credentials refuse it.
+		if typ != oldTyp || bits != oldBits {
 			if err := checkKey("tls_client_key", typ, bits); err != nil {
 				return err
 			}
