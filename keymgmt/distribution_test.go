@@ -367,6 +367,9 @@ func TestRefusals(t *testing.T) {
 		{"fail unknown provider", KMSUpdate{Provider: strp("oraclekms"), KeyCollection: strp("x")}, "unknown provider"},
 		{"fail no collection", KMSUpdate{Provider: strp("awskms")}, "key_collection is required"},
 		{"fail bad oaep hash", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), OAEPHash: strp("md5")}, "oaep_hash"},
+		// Kept in whole seconds: 500ms would silently become the default.
+		{"fail timeout under a second", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Timeout: durp(500 * time.Millisecond)}, "whole seconds"},
+		{"fail timeout with a fraction", KMSUpdate{Provider: strp("awskms"), KeyCollection: strp("us-east-1"), Timeout: durp(1500 * time.Millisecond)}, "whole seconds"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := e.m.WriteKMS(ctx, mount, "new", c.u); err == nil || !strings.Contains(err.Error(), c.msg) {
@@ -1481,3 +1484,5 @@ func TestAzureRecoveredVersionsTakeTheNewPurposes(t *testing.T) {
 		}
 	}
 }
+
+func durp(d time.Duration) *time.Duration { return &d }

@@ -255,6 +255,11 @@ func (m *Manager) WriteKMS(ctx context.Context, mount, name string, u KMSUpdate)
 			if *u.Timeout < 0 || *u.Timeout > time.Hour {
 				return fault.New(fault.BadInput, "timeout must be between 0 (the default) and 1h")
 			}
+			// Kept in whole seconds: a fraction would be dropped unsaid
+			// (500ms would become 0, the default).
+			if *u.Timeout%time.Second != 0 {
+				return fault.New(fault.BadInput, "timeout must be whole seconds (e.g. 2s), not %v", *u.Timeout)
+			}
 			r.TimeoutSecs = int64(*u.Timeout / time.Second)
 		}
 		if u.OAEPHash != nil {
