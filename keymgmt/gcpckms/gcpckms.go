@@ -289,8 +289,12 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 			}
 			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists and is not this key's (%s); nothing was imported into it", p.cfg.Name, name, whose)
 		}
-		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg {
-			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose or algorithm, or is not import-only", p.cfg.Name, name)
+		// An import job's protection level must be the crypto key's: a key
+		// made at another level would take the job and refuse the import.
+		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg ||
+			ck.GetVersionTemplate().GetProtectionLevel() != s.level {
+			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose, algorithm or protection level (%s), or is not import-only; nothing was imported into it",
+				p.cfg.Name, name, ck.GetVersionTemplate().GetProtectionLevel())
 		}
 	} else if err != nil {
 		return "", p.fail("CreateCryptoKey", err)

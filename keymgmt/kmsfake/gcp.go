@@ -229,6 +229,9 @@ func (f *GCP) ImportCryptoKeyVersion(ctx context.Context, req *kmspb.ImportCrypt
 	if j == nil || j.job.State != kmspb.ImportJob_ACTIVE {
 		return nil, status.Errorf(codes.FailedPrecondition, "ImportJob %s is not active", req.GetImportJob())
 	}
+	if j.job.GetProtectionLevel() != k.Key.GetVersionTemplate().GetProtectionLevel() {
+		return nil, status.Errorf(codes.FailedPrecondition, "ImportJob protection level %v does not match the key's %v", j.job.GetProtectionLevel(), k.Key.GetVersionTemplate().GetProtectionLevel())
+	}
 	if req.GetAlgorithm() != k.Key.GetVersionTemplate().GetAlgorithm() {
 		return nil, status.Errorf(codes.InvalidArgument, "algorithm %v does not match the key's %v", req.GetAlgorithm(), k.Key.GetVersionTemplate().GetAlgorithm())
 	}
