@@ -282,10 +282,16 @@ func TestFailureAndRetry(t *testing.T) {
 				if rerr != nil || d.Status != StatusDistributing || !strings.Contains(d.Error, c.importOp) {
 					t.Fatalf("record after the failure: %+v, %v", d, rerr)
 				}
-				if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+				d, err = e.m.Distribute(ctx, mount, req)
+				if err != nil {
 					t.Fatalf("retry: %v", err)
 				}
 				e.expect(t, c, "k1", key, map[int]bool{1: true}, 1)
+				// Which scheme and path made the version is in the answer,
+				// also for one found imported after its answer was lost.
+				if v := d.Versions[0]; v.Scheme == "" || !strings.HasPrefix(v.Path, "token:") {
+					t.Fatalf("after the retry, version 1 has scheme %q, path %q", v.Scheme, v.Path)
+				}
 				if n := c.created(key); n != 1 {
 					t.Fatalf("%d versions created in the cloud for one, after a retry", n)
 				}
@@ -298,10 +304,16 @@ func TestFailureAndRetry(t *testing.T) {
 					t.Fatalf("rotate with a failing push: %v, %+v", err, k)
 				}
 				// Written again without purposes: the distribution as it is.
-				if _, err := e.m.Distribute(ctx, mount, DistributeRequest{KMS: "k1", Key: key}); err != nil {
+				d, err = e.m.Distribute(ctx, mount, DistributeRequest{KMS: "k1", Key: key})
+				if err != nil {
 					t.Fatalf("retry after rotate, without purposes: %v", err)
 				}
 				e.expect(t, c, "k1", key, map[int]bool{1: true, 2: true}, 2)
+				for _, v := range d.Versions {
+					if v.Scheme == "" || !strings.HasPrefix(v.Path, "token:") {
+						t.Fatalf("after the retry, version %d has scheme %q, path %q", v.Version, v.Scheme, v.Path)
+					}
+				}
 				if n := c.created(key); n != 2 {
 					t.Fatalf("%d versions created in the cloud for two", n)
 				}

@@ -245,7 +245,10 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	}
 	switch desc.KeyMetadata.KeyState {
 	case types.KeyStateEnabled, types.KeyStateDisabled:
+		// The material an earlier attempt sent: its scheme and path were
+		// recorded before it was sent.
 		v.Imported, v.Enabled = true, desc.KeyMetadata.KeyState == types.KeyStateEnabled
+		v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
 		return req.Save(ctx)
 	case types.KeyStatePendingImport:
 	default:
@@ -272,6 +275,12 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	}
 	res, err := req.Wrap(ctx, scheme, pub, "")
 	if err != nil {
+		return err
+	}
+	// Recorded before the import is sent, for a retry that finds the
+	// material imported after its answer was lost.
+	v.Progress["scheme"], v.Progress["path"] = string(scheme), string(res.Path)
+	if err := req.Save(ctx); err != nil {
 		return err
 	}
 	err = provider.Call(ctx, p.cfg.Timeout, func(ctx context.Context) error {

@@ -569,6 +569,11 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 			return err
 		}
 		v.ProviderID, v.Imported, v.Enabled = id, true, enabled
+		// Imported by an earlier attempt whose answer was lost: its scheme
+		// and path were recorded before it was sent (a version recovered
+		// with a deleted vault key was imported by a distribution whose
+		// record is gone).
+		v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
 		return req.Save(ctx)
 	}
 	kek, err := p.kek(ctx, req)
@@ -581,6 +586,15 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 	}
 	res, err := req.Wrap(ctx, wrap.AzureRSAAESKeyWrap, pub, string(*kek.KID))
 	if err != nil {
+		return err
+	}
+	if v.Progress == nil {
+		v.Progress = map[string]string{}
+	}
+	// Recorded before the import is sent, for a retry that finds the
+	// version imported after its answer was lost.
+	v.Progress["scheme"], v.Progress["path"] = string(wrap.AzureRSAAESKeyWrap), string(res.Path)
+	if err := req.Save(ctx); err != nil {
 		return err
 	}
 	jwk := &azkeys.JSONWebKey{Kty: &s.kty, KeyOps: s.ops, T: res.Blob}

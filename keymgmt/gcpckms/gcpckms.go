@@ -362,6 +362,12 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 			if err != nil {
 				return err
 			}
+			// Recorded before the import is sent, for a retry that finds
+			// the version through the job after the answer was lost.
+			v.Progress["scheme"], v.Progress["path"] = string(scheme), string(res.Path)
+			if err := req.Save(ctx); err != nil {
+				return err
+			}
 			var ckv *kmspb.CryptoKeyVersion
 			err = p.call(ctx, func(ctx context.Context) error {
 				var err error
@@ -375,9 +381,9 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 				return p.fail("ImportCryptoKeyVersion", err)
 			}
 			found = ckv.GetName()
-			v.Scheme, v.Path = string(scheme), string(res.Path)
 		}
 		v.ProviderID = found
+		v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
 		if err := req.Save(ctx); err != nil {
 			return err
 		}
