@@ -1235,6 +1235,138 @@ func TestGCPLostCreateCryptoKey(t *testing.T) {
 	e.expect(t, c, "gcp", "k", map[int]bool{1: true}, 1)
 }
 
+// Cloud KMS never changes a crypto key's protection level, and imports
+// only through an import job of that level. A key distributed with
+// protection=hsm, removed, then distributed with protection=software finds
+// its HSM crypto key: that is refused before any import job is made, and
+// distributing with protection=hsm again goes through.
+func TestGCPProtectionLevelOfAnExistingCryptoKey(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	c.write(t, ctx, e.m, mount, "gcp", nil)
+	if _, err := e.m.Create(ctx, mount, "k", "ecdsa-p256"); err != nil {
+		t.Fatal(err)
+	}
+	req := DistributeRequest{KMS: "gcp", Key: "k", Purposes: []string{"sign", "verify"}, Protection: "hsm"}
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "gcp", "k"); err != nil {
+		t.Fatal(err)
+	}
+	jobs := c.gcpFake.Jobs()
+	req.Protection = "software"
+	_, err := e.m.Distribute(ctx, mount, req)
+	name := gcpRing + "/cryptoKeys/k"
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "protection level HSM") {
+		t.Fatalf("distributing with protection=software into the HSM crypto key: %v, want a conflict over its protection level", err)
+	}
+	if got := c.gcpFake.Jobs(); got != jobs {
+		t.Fatalf("%d import jobs after the refusal, want %d: a job was made for an import Cloud KMS refuses", got, jobs)
+	}
+	if ck := c.gcpFake.Key(name); len(ck.Versions) != 1 || ck.Key.GetVersionTemplate().GetProtectionLevel() != kmspb.ProtectionLevel_HSM {
+		t.Fatalf("the crypto key changed: %d versions, template %v", len(ck.Versions), ck.Key.GetVersionTemplate())
+	}
+	if err := e.m.RemoveDistribution(ctx, mount, "gcp", "k"); err != nil {
+		t.Fatal(err)
+	}
+	req.Protection = "hsm"
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("distributing again with protection=hsm: %v", err)
+	}
+	vs, _ := c.versions("k")
+	live := 0
+	for _, v := range vs {
+		if !v.gone && v.enabled {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d enabled versions in the crypto key, want the 1 distributed again", live)
+	}
+}
+
+// An import job expires 3 days after its creation. A version whose import
+// failed before anything was imported through its job, retried after the
+// job expired, gets a new job and is imported; one whose import reached
+// Cloud KMS (its answer lost) is found through the expired job, not
+// imported twice.
+func TestGCPExpiredImportJob(t *testing.T) {
+	for _, how := range []string{"fail", "lose"} {
+		t.Run("ok "+how, func(t *testing.T) {
+			ctx := context.Background()
+			c := gcpCloud(t)
+			e := newEnv(t, Options{Providers: providers(c)})
+			req := keyOn(t, e, c, "gcp", mount)
+			inject := c.fail
+			if how == "lose" {
+				inject = c.lose
+			}
+			inject("ImportCryptoKeyVersion", 1)
+			if _, err := e.m.Distribute(ctx, mount, req); err == nil {
+				t.Fatal("a distribution whose import failed succeeded")
+			}
+			d, err := e.m.ReadDistribution(ctx, mount, "gcp", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			job := d.Versions[0].Progress["import_job"]
+			if job == "" || c.gcpFake.Jobs() != 1 {
+				t.Fatalf("no import job recorded and made: %+v, %d jobs", d.Versions[0], c.gcpFake.Jobs())
+			}
+			c.gcpFake.ExpireImportJobs()
+			if d, err = e.m.Distribute(ctx, mount, req); err != nil {
+				t.Fatalf("retry after the import job expired: %v", err)
+			}
+			e.expect(t, c, "gcp", "k", map[int]bool{1: true}, 1)
+			if n := c.created("k"); n != 1 {
+				t.Fatalf("%d versions in Cloud KMS, want 1", n)
+			}
+			got := d.Versions[0].Progress["import_job"]
+			if how == "fail" && (got == job || c.gcpFake.Jobs() != 2) {
+				t.Fatalf("import job %s (of %d) after the retry, want a new one in place of %s", got, c.gcpFake.Jobs(), job)
+			}
+			if how == "lose" && (got != job || c.gcpFake.Jobs() != 1) {
+				t.Fatalf("import job %s (of %d) after the retry, want the version found through %s", got, c.gcpFake.Jobs(), job)
+			}
+		})
+	}
+}
+
+// A version Cloud KMS refused (IMPORT_FAILED) is imported again, through a
+// new job, into the same crypto key version, on the next attempt.
+func TestGCPImportFailedVersionIsImportedAgain(t *testing.T) {
+	ctx := context.Background()
+	c := gcpCloud(t)
+	e := newEnv(t, Options{Providers: providers(c)})
+	req := keyOn(t, e, c, "gcp", mount)
+	c.gcpFake.RefuseNextImports(1)
+	_, err := e.m.Distribute(ctx, mount, req)
+	if err == nil || !strings.Contains(err.Error(), "refused the import") {
+		t.Fatalf("a distribution whose import Cloud KMS refused: %v", err)
+	}
+	d, err := e.m.ReadDistribution(ctx, mount, "gcp", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, job := d.Versions[0].ProviderID, d.Versions[0].Progress["import_job"]
+	if failed == "" || job == "" {
+		t.Fatalf("the record after the refusal: %+v", d.Versions[0])
+	}
+	if d, err = e.m.Distribute(ctx, mount, req); err != nil {
+		t.Fatalf("retry after IMPORT_FAILED: %v", err)
+	}
+	e.expect(t, c, "gcp", "k", map[int]bool{1: true}, 1)
+	if v := d.Versions[0]; v.ProviderID != failed || v.Progress["import_job"] == job || c.created("k") != 1 || c.gcpFake.Jobs() != 2 {
+		t.Fatalf("after the retry: version %s through %s (%d versions, %d jobs); want %s again, through a new job", v.ProviderID, v.Progress["import_job"], c.created("k"), c.gcpFake.Jobs(), failed)
+	}
+	// A retry once the distribution is complete changes nothing.
+	if _, err := e.m.Distribute(ctx, mount, req); err != nil || c.gcpFake.Jobs() != 2 || c.created("k") != 1 {
+		t.Fatalf("writing the distribution again: %v, %d jobs, %d versions", err, c.gcpFake.Jobs(), c.created("k"))
+	}
+}
+
 // New credentials of a kms whose keys are distributed must reach those
 // keys: AWS credentials of another account (same region) are refused, as
 // the next sync would put the key's next versions in that account, and the

@@ -8,7 +8,9 @@
 // (created, waited for until ACTIVE). The job's name is recorded before it
 // is created, and a version is recognised by the import job it came from, so
 // a retry after any failure finds what the last attempt made instead of
-// importing a second copy. For symmetric keys the newest version is made
+// importing a second copy. A job that expired before anything was imported
+// through it, or a version Cloud KMS refused (IMPORT_FAILED), gets a new
+// job on the next attempt. For symmetric keys the newest version is made
 // primary; asymmetric keys have no primary in Cloud KMS (callers name the
 // version).
 package gcpckms
@@ -320,7 +322,12 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-// Import imports one version through an import job of its own.
+// Import imports one version through an import job of its own. A job
+// that expired (Cloud KMS expires them 3 days after their creation) before
+// anything was imported through it for the version, and a version whose
+// import Cloud KMS refused (IMPORT_FAILED), are not dead ends: a new job is
+// recorded and the version imported again (into the same crypto key
+// version, for one that failed).
 func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) error {
 	s, err := p.spec(req.Key)
 	if err != nil {
@@ -335,60 +342,97 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 		v.Progress = map[string]string{}
 	}
 	jobName := v.Progress["import_job"]
-	if jobName == "" {
-		jobName = p.cfg.KeyCollection + "/importJobs/" + importJobID(req.Key.Name, v.Version, randomID())
-		v.Progress["import_job"] = jobName
-		if err := req.Save(ctx); err != nil {
-			return err
-		}
-	}
-	job, err := p.importJob(ctx, jobName, req.Key, s.level)
-	if err != nil {
-		return err
-	}
-	if v.ProviderID == "" {
-		// A version an earlier attempt imported through this job is ours.
+	if v.ProviderID == "" && jobName != "" {
+		// A version an earlier attempt imported through this job (its
+		// answer lost) is ours, even once the job has expired.
 		found, err := p.versionFromJob(ctx, ck, jobName)
 		if err != nil {
 			return err
 		}
-		if found == "" {
-			pub, err := wrap.ParsePublicKey([]byte(job.GetPublicKey().GetPem()))
-			if err != nil {
-				return fault.Wrap(fault.BadInput, err, "%s: the import job's wrapping key is unusable: %s", p.cfg.Name, err.Error())
-			}
-			scheme := wrap.Scheme(job.GetImportMethod().String())
-			res, err := req.Wrap(ctx, scheme, pub, "")
-			if err != nil {
-				return err
-			}
-			// Recorded before the import is sent, for a retry that finds
-			// the version through the job after the answer was lost.
-			v.Progress["scheme"], v.Progress["path"] = string(scheme), string(res.Path)
+		if found != "" {
+			v.ProviderID = found
+			v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
 			if err := req.Save(ctx); err != nil {
 				return err
 			}
-			var ckv *kmspb.CryptoKeyVersion
-			err = p.call(ctx, func(ctx context.Context) error {
-				var err error
-				ckv, err = p.c.ImportCryptoKeyVersion(ctx, &kmspb.ImportCryptoKeyVersionRequest{
-					Parent: ck, Algorithm: s.alg, ImportJob: jobName,
-					WrappedKeyMaterial: &kmspb.ImportCryptoKeyVersionRequest_RsaAesWrappedKey{RsaAesWrappedKey: res.Blob},
-				})
-				return err
-			})
-			if err != nil {
-				return p.fail("ImportCryptoKeyVersion", err)
-			}
-			found = ckv.GetName()
 		}
-		v.ProviderID = found
-		v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
-		if err := req.Save(ctx); err != nil {
+	}
+	if v.ProviderID != "" {
+		ckv, err := p.settled(ctx, v.ProviderID)
+		if err != nil {
+			return err
+		}
+		if ckv.GetState() != kmspb.CryptoKeyVersion_IMPORT_FAILED {
+			v.Imported, v.Enabled = true, ckv.GetState() == kmspb.CryptoKeyVersion_ENABLED
+			if sc := v.Progress["scheme"]; sc != "" {
+				// The last import sent, whose answer may have been lost.
+				v.Scheme, v.Path = sc, v.Progress["path"]
+			}
+			return req.Save(ctx)
+		}
+		// Cloud KMS refused the material: it is imported again into
+		// this version, through a job nothing was imported through yet.
+		if ckv.GetImportJob() == jobName {
+			jobName = ""
+		}
+	}
+	newJob := func() error {
+		jobName = p.cfg.KeyCollection + "/importJobs/" + importJobID(req.Key.Name, v.Version, randomID())
+		v.Progress["import_job"] = jobName
+		return req.Save(ctx)
+	}
+	if jobName == "" {
+		if err := newJob(); err != nil {
 			return err
 		}
 	}
-	ckv, err := p.waitVersion(ctx, v.ProviderID)
+	job, err := p.importJob(ctx, jobName, req.Key, s.level)
+	if errors.Is(err, errJobExpired) {
+		// Nothing was imported through it for this version (it would
+		// have been found above): a new job takes its place.
+		if err := newJob(); err != nil {
+			return err
+		}
+		job, err = p.importJob(ctx, jobName, req.Key, s.level)
+	}
+	if err != nil {
+		return err
+	}
+	pub, err := wrap.ParsePublicKey([]byte(job.GetPublicKey().GetPem()))
+	if err != nil {
+		return fault.Wrap(fault.BadInput, err, "%s: the import job's wrapping key is unusable: %s", p.cfg.Name, err.Error())
+	}
+	scheme := wrap.Scheme(job.GetImportMethod().String())
+	res, err := req.Wrap(ctx, scheme, pub, "")
+	if err != nil {
+		return err
+	}
+	// Recorded before the import is sent, for a retry that finds the
+	// version through the job after the answer was lost.
+	v.Progress["scheme"], v.Progress["path"] = string(scheme), string(res.Path)
+	if err := req.Save(ctx); err != nil {
+		return err
+	}
+	var ckv *kmspb.CryptoKeyVersion
+	err = p.call(ctx, func(ctx context.Context) error {
+		var err error
+		ckv, err = p.c.ImportCryptoKeyVersion(ctx, &kmspb.ImportCryptoKeyVersionRequest{
+			Parent: ck, Algorithm: s.alg, ImportJob: jobName, CryptoKeyVersion: v.ProviderID,
+			WrappedKeyMaterial: &kmspb.ImportCryptoKeyVersionRequest_RsaAesWrappedKey{RsaAesWrappedKey: res.Blob},
+		})
+		return err
+	})
+	if err != nil {
+		return p.fail("ImportCryptoKeyVersion", err)
+	}
+	if v.ProviderID == "" {
+		v.ProviderID = ckv.GetName()
+	}
+	v.Scheme, v.Path = v.Progress["scheme"], v.Progress["path"]
+	if err := req.Save(ctx); err != nil {
+		return err
+	}
+	ckv, err = p.waitVersion(ctx, v.ProviderID)
 	if err != nil {
 		return err
 	}
@@ -396,7 +440,12 @@ func (p *Provider) Import(ctx context.Context, req *provider.ImportRequest) erro
 	return req.Save(ctx)
 }
 
-// importJob gets the job, creating it if it does not exist, and waits until it is ACTIVE.
+// errJobExpired: the import job has expired; nothing can be imported
+// through it any more.
+var errJobExpired = errors.New("gcpckms: the import job has expired")
+
+// importJob gets the job, creating it if it does not exist, and waits until
+// it is ACTIVE. An expired job is errJobExpired.
 func (p *Provider) importJob(ctx context.Context, name string, k provider.Key, level kmspb.ProtectionLevel) (*kmspb.ImportJob, error) {
 	var job *kmspb.ImportJob
 	get := func() error {
@@ -426,7 +475,7 @@ func (p *Provider) importJob(ctx context.Context, name string, k provider.Key, l
 	deadline := time.Now().Add(p.cfg.CallTimeout())
 	for job.GetState() != kmspb.ImportJob_ACTIVE {
 		if job.GetState() == kmspb.ImportJob_EXPIRED {
-			return nil, fault.New(fault.Conflict, "%s: import job %s has expired; remove the distribution and distribute again", p.cfg.Name, name)
+			return nil, fault.Wrap(fault.Conflict, errJobExpired, "%s: import job %s has expired", p.cfg.Name, name)
 		}
 		if time.Now().After(deadline) {
 			return nil, fault.New(fault.Unavailable, "%s: import job %s did not become active within %s", p.cfg.Name, name, p.cfg.CallTimeout())
@@ -487,19 +536,26 @@ func (p *Provider) getVersion(ctx context.Context, name string) (*kmspb.CryptoKe
 	return v, err
 }
 
-// waitVersion waits until an imported version leaves PENDING_IMPORT.
+// waitVersion waits until an imported version leaves PENDING_IMPORT; an
+// import that failed is an error.
 func (p *Provider) waitVersion(ctx context.Context, name string) (*kmspb.CryptoKeyVersion, error) {
+	v, err := p.settled(ctx, name)
+	if err == nil && v.GetState() == kmspb.CryptoKeyVersion_IMPORT_FAILED {
+		return nil, fault.New(fault.BadInput, "%s: Cloud KMS refused the import of %s: %s", p.cfg.Name, name, v.GetImportFailureReason())
+	}
+	return v, err
+}
+
+// settled waits until an imported version leaves PENDING_IMPORT and
+// returns it, IMPORT_FAILED included.
+func (p *Provider) settled(ctx context.Context, name string) (*kmspb.CryptoKeyVersion, error) {
 	deadline := time.Now().Add(p.cfg.CallTimeout())
 	for {
 		v, err := p.getVersion(ctx, name)
 		if err != nil {
 			return nil, p.fail("GetCryptoKeyVersion", err)
 		}
-		switch v.GetState() {
-		case kmspb.CryptoKeyVersion_PENDING_IMPORT:
-		case kmspb.CryptoKeyVersion_IMPORT_FAILED:
-			return nil, fault.New(fault.BadInput, "%s: Cloud KMS refused the import of %s: %s", p.cfg.Name, name, v.GetImportFailureReason())
-		default:
+		if v.GetState() != kmspb.CryptoKeyVersion_PENDING_IMPORT {
 			return v, nil
 		}
 		if time.Now().After(deadline) {

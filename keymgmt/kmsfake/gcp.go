@@ -1,6 +1,7 @@
 package kmsfake
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -25,6 +26,7 @@ type GCP struct {
 	keys     map[string]*GCPKey
 	jobs     map[string]*gcpJob
 	wk       wrappingKeys
+	refuse   int // imports still to end IMPORT_FAILED whatever they hold
 	Requests map[string]int
 }
 
@@ -84,6 +86,25 @@ func (f *GCP) SetLabel(name, label, value string) {
 	} else {
 		k.Key.Labels[label] = value
 	}
+}
+
+// ExpireImportJobs expires every import job that exists, as Cloud KMS does
+// 3 days after a job's creation: nothing can be imported through them any
+// more.
+func (f *GCP) ExpireImportJobs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		j.job.State = kmspb.ImportJob_EXPIRED
+	}
+}
+
+// RefuseNextImports makes the next n imports end IMPORT_FAILED, as Cloud
+// KMS answers an import it takes but cannot complete.
+func (f *GCP) RefuseNextImports(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuse += n
 }
 
 // Jobs returns how many import jobs exist.
@@ -209,12 +230,17 @@ func (f *GCP) GetImportJob(ctx context.Context, req *kmspb.GetImportJobRequest) 
 	if j == nil {
 		return nil, status.Errorf(codes.NotFound, "ImportJob %s not found", req.GetName())
 	}
-	j.job.State = kmspb.ImportJob_ACTIVE
+	if j.job.State == kmspb.ImportJob_PENDING_GENERATION {
+		j.job.State = kmspb.ImportJob_ACTIVE
+	}
 	return proto.Clone(j.job).(*kmspb.ImportJob), nil
 }
 
 // ImportCryptoKeyVersion unwraps the material with the job's private key;
-// the version is PENDING_IMPORT until its next read.
+// the version is PENDING_IMPORT until its next read. With
+// crypto_key_version, the material goes into that version of the key, which
+// must be IMPORT_FAILED or DESTROYED (and, if it ever held material, get
+// the same).
 func (f *GCP) ImportCryptoKeyVersion(ctx context.Context, req *kmspb.ImportCryptoKeyVersionRequest) (*kmspb.CryptoKeyVersion, error) {
 	if err := f.enter("ImportCryptoKeyVersion"); err != nil {
 		return nil, err
@@ -240,19 +266,54 @@ func (f *GCP) ImportCryptoKeyVersion(ctx context.Context, req *kmspb.ImportCrypt
 		blob = req.GetWrappedKey()
 	}
 	m := gcpMethods[j.job.GetImportMethod()]
+	var into *GCPVersion
+	if name := req.GetCryptoKeyVersion(); name != "" {
+		for _, x := range k.Versions {
+			if x.Version.GetName() == name {
+				into = x
+			}
+		}
+		if into == nil {
+			return nil, status.Errorf(codes.NotFound, "CryptoKeyVersion %s not found", name)
+		}
+		if st := into.Version.GetState(); st != kmspb.CryptoKeyVersion_IMPORT_FAILED && st != kmspb.CryptoKeyVersion_DESTROYED {
+			return nil, status.Errorf(codes.FailedPrecondition, "CryptoKeyVersion %s is %v: only IMPORT_FAILED or DESTROYED versions take an import", name, st)
+		}
+		if into.Version.GetAlgorithm() != req.GetAlgorithm() {
+			return nil, status.Errorf(codes.InvalidArgument, "algorithm %v does not match the version's %v", req.GetAlgorithm(), into.Version.GetAlgorithm())
+		}
+	}
 	v := &GCPVersion{pending: true, Version: &kmspb.CryptoKeyVersion{
 		Name:      fmt.Sprintf("%s/cryptoKeyVersions/%d", k.Key.GetName(), len(k.Versions)+1),
 		State:     kmspb.CryptoKeyVersion_PENDING_IMPORT,
 		Algorithm: req.GetAlgorithm(), ImportJob: req.GetImportJob(), ProtectionLevel: j.job.GetProtectionLevel(),
 	}}
+	if into != nil {
+		v.Version.Name = into.Version.GetName()
+	}
 	raw, err := unwrap(f.wk.get(m.bits), m.hash, m.hybrid, blob)
 	if err == nil {
 		v.Material, err = parseMaterial(gcpKind(req.GetAlgorithm()), raw)
 	}
+	if err == nil && into != nil && into.Material != nil && !bytes.Equal(into.Material.Raw, v.Material.Raw) {
+		err = fmt.Errorf("the material differs from what %s held", into.Version.GetName())
+	}
+	if err == nil && f.refuse > 0 {
+		f.refuse--
+		v.Material, err = nil, fmt.Errorf("injected import failure")
+	}
 	if err != nil {
 		v.failure = err.Error()
 	}
-	k.Versions = append(k.Versions, v)
+	if into != nil {
+		if into.Material != nil && v.Material == nil {
+			v.Material = into.Material
+		}
+		*into = *v
+		v = into
+	} else {
+		k.Versions = append(k.Versions, v)
+	}
 	if f.lose("ImportCryptoKeyVersion") {
 		return nil, status.Errorf(codes.Internal, "injected loss of the answer to ImportCryptoKeyVersion")
 	}
