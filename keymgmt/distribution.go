@@ -302,10 +302,29 @@ func (m *Manager) sync(ctx context.Context, mount, kms, keyName string, prov pro
 			break
 		}
 		req := &provider.ImportRequest{Key: pk, State: r.State, Version: v, Versions: r.Versions, Save: save,
-			Wrap: m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}
+			MinEnabledVersion: key.MinEnabledVersion,
+			Wrap:              m.wrapFunc(hsm.Key{ID: bindID(key.ID, kv.Version, key.Type), Blob: kv.Blob}, key.Type)}
 		if err := prov.Import(ctx, req); err != nil {
 			importErr = err
 			break
+		}
+		if v.Imported && v.Enabled && v.Version < key.MinEnabledVersion {
+			// Imported enabled (the cloud cannot import disabled): disabled
+			// before the next version's import, so that no version below
+			// min_enabled_version stays usable in the cloud while the next
+			// ones are imported, or after one of them fails.
+			if err := checkHeld(ctx); err != nil {
+				importErr = err
+				break
+			}
+			if err := prov.SetEnabled(ctx, pk, r.State, v, false); err != nil {
+				importErr = err
+				break
+			}
+			v.Enabled = false
+			if err := save(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, v := range r.Versions {

@@ -3,6 +3,7 @@ package keymgmt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,5 +197,85 @@ func TestMinEnabledVersionHoldsWhenAnImportFails(t *testing.T) {
 		if v.enabled {
 			t.Errorf("%s is enabled in the cloud below min_enabled_version 2", arn)
 		}
+	}
+}
+
+// watchImports wraps a provider so that each import first records which of
+// the versions already in the cloud are enabled.
+type watchImports struct {
+	provider.Provider
+	c       *cloud
+	enabled []string // "vN: ID" for each enabled version seen at the import of version N
+	// importedEnabled lists the versions below the key's
+	// min_enabled_version that were enabled in the cloud as their import
+	// ended.
+	importedEnabled []string
+}
+
+func (w *watchImports) Import(ctx context.Context, req *provider.ImportRequest) error {
+	vs, _ := w.c.versions(req.Key.Name)
+	for id, v := range vs {
+		if v.enabled && !v.gone {
+			w.enabled = append(w.enabled, fmt.Sprintf("v%d: %s", req.Version.Version, id))
+		}
+	}
+	if err := w.Provider.Import(ctx, req); err != nil {
+		return err
+	}
+	vs, _ = w.c.versions(req.Key.Name)
+	if v := req.Version; v.Version < req.MinEnabledVersion && (v.Enabled || vs[v.ProviderID].enabled) {
+		w.importedEnabled = append(w.importedEnabled, fmt.Sprintf("v%d: %s", v.Version, v.ProviderID))
+	}
+	return nil
+}
+
+func (w *watchImports) Close() error {
+	closeProvider(w.Provider)
+	return nil
+}
+
+// Versions below min_enabled_version are never usable in the cloud while
+// the next versions are imported: Azure imports them disabled, AWS and GCP
+// disable each right after its import, before the next version's.
+func TestVersionsBelowMinEnabledAreNeverUsable(t *testing.T) {
+	for _, mk := range []func(*testing.T) *cloud{awsCloud, gcpCloud, azureCloud} {
+		c := mk(t)
+		t.Run("ok "+c.provider, func(t *testing.T) {
+			ctx := context.Background()
+			w := &watchImports{c: c}
+			provs := providers(c)
+			provs[c.provider] = func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+				p, err := c.factory(ctx, cfg)
+				if err != nil {
+					return nil, err
+				}
+				w.Provider = p
+				return w, nil
+			}
+			e := newEnv(t, Options{Providers: provs})
+			req := keyOn(t, e, c, "kms", mount)
+			for range 2 {
+				if _, err := e.m.Rotate(ctx, mount, "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := e.m.UpdateKey(ctx, mount, "k", Update{MinEnabledVersion: intp(3)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.m.Distribute(ctx, mount, req); err != nil {
+				t.Fatal(err)
+			}
+			e.expect(t, c, "kms", "k", map[int]bool{1: false, 2: false, 3: true}, 3)
+			if len(w.enabled) != 0 {
+				t.Fatalf("versions below min_enabled_version 3 were enabled in the cloud while the next were imported: %v", w.enabled)
+			}
+			// Azure imports them disabled; AWS and GCP cannot.
+			if c.provider == provider.AzureKeyVault && len(w.importedEnabled) != 0 {
+				t.Fatalf("versions below min_enabled_version 3 were imported enabled: %v", w.importedEnabled)
+			}
+			if c.provider != provider.AzureKeyVault && len(w.importedEnabled) != 2 {
+				t.Fatalf("%v imported enabled, want versions 1 and 2: the test shows nothing", w.importedEnabled)
+			}
+		})
 	}
 }

@@ -601,11 +601,14 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 	if s.crv != "" {
 		jwk.Crv = &s.crv
 	}
+	// A version below min_enabled_version is never usable in the vault:
+	// it is imported disabled.
+	enabled := v.Version >= req.MinEnabledVersion
 	var out azkeys.ImportKeyResponse
 	err = p.call(ctx, func(ctx context.Context) error {
 		var err error
 		out, err = p.c.ImportKey(ctx, req.Key.Name, azkeys.ImportKeyParameters{
-			Key: jwk, HSM: ptr(true), KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(true)},
+			Key: jwk, HSM: ptr(true), KeyAttributes: &azkeys.KeyAttributes{Enabled: ptr(enabled)},
 			Tags: map[string]*string{"managed-by": ptr("keyhold"), "keyhold-version": ptr(strconv.Itoa(v.Version)), "keyhold-key-id": ptr(req.Key.ID)},
 		}, nil)
 		return err
@@ -630,7 +633,7 @@ func (p *Provider) importOnce(ctx context.Context, req *provider.ImportRequest, 
 	if out.Key == nil || out.Key.KID == nil {
 		return fault.New(fault.Unavailable, "%s: azure key vault ImportKey answered no key id", p.cfg.Name)
 	}
-	v.ProviderID, v.Imported, v.Enabled = out.Key.KID.Version(), true, true
+	v.ProviderID, v.Imported, v.Enabled = out.Key.KID.Version(), true, enabled
 	v.Scheme, v.Path = string(wrap.AzureRSAAESKeyWrap), string(res.Path)
 	return req.Save(ctx)
 }

@@ -95,7 +95,12 @@ type ImportRequest struct {
 	// Versions are all the distribution's version records (Version among
 	// them), as MakeCurrent gets them.
 	Versions []*Version
-	Wrap     WrapFunc
+	// MinEnabledVersion is the key's min_enabled_version: a version below
+	// it is imported disabled where the cloud can do so (the engine
+	// disables it right after its import elsewhere), never usable in the
+	// cloud while the next versions are imported.
+	MinEnabledVersion int
+	Wrap              WrapFunc
 	// Save records State and Version; call it after each step that changed
 	// the cloud, before the next.
 	Save func(ctx context.Context) error
