@@ -1630,30 +1630,3 @@ func TestAzureRecoveredVersionsTakeTheNewPurposes(t *testing.T) {
 }
 
 func durp(d time.Duration) *time.Duration { return &d }
-
-// A crypto key made at one protection level is not reused for a
-// distribution at another: Cloud KMS takes an import job only at the key's
-// level, so the import would fail after the job was made. The conflict
-// comes before anything is made.
-func TestGCPCryptoKeyOfAnotherProtectionLevelIsNotReused(t *testing.T) {
-	ctx := context.Background()
-	c := gcpCloud(t)
-	e := newEnv(t, Options{Providers: providers(c)})
-	req := keyOn(t, e, c, "gcp", mount)
-	req.Protection = "hsm"
-	if _, err := e.m.Distribute(ctx, mount, req); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.m.RemoveDistribution(ctx, mount, "gcp", "k"); err != nil {
-		t.Fatal(err)
-	}
-	jobs := c.gcpFake.Jobs()
-	req.Protection = "software"
-	_, err := e.m.Distribute(ctx, mount, req)
-	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), "protection level") {
-		t.Fatalf("distributing at software into the HSM crypto key: %v, want a conflict over the protection level", err)
-	}
-	if n := c.gcpFake.Jobs(); n != jobs {
-		t.Fatalf("%d import jobs made for a distribution refused", n-jobs)
-	}
-}

@@ -293,10 +293,12 @@ func (p *Provider) cryptoKey(ctx context.Context, req *provider.ImportRequest, s
 		}
 		// An import job's protection level must be the crypto key's: a key
 		// made at another level would take the job and refuse the import.
-		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg ||
-			ck.GetVersionTemplate().GetProtectionLevel() != s.level {
-			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose, algorithm or protection level (%s), or is not import-only; nothing was imported into it",
-				p.cfg.Name, name, ck.GetVersionTemplate().GetProtectionLevel())
+		if lvl := ck.GetVersionTemplate().GetProtectionLevel(); lvl != s.level {
+			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists at protection level %s, not %s (Cloud KMS never changes it); nothing was imported into it",
+				p.cfg.Name, name, lvl, s.level)
+		}
+		if ck.GetPurpose() != s.purpose || !ck.GetImportOnly() || ck.GetVersionTemplate().GetAlgorithm() != s.alg {
+			return "", fault.New(fault.Conflict, "%s: crypto key %s already exists with another purpose or algorithm, or is not import-only", p.cfg.Name, name)
 		}
 	} else if err != nil {
 		return "", p.fail("CreateCryptoKey", err)
