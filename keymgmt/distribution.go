@@ -1,6 +1,7 @@
 package keymgmt
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -177,6 +178,19 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 	}
 	defer unlock()
 	err = m.st.Update(ctx, func(tx store.Tx) error {
+		// The provider was built from the kms as it was read first: one
+		// deleted or pointed elsewhere since would put the key where no
+		// record says it is, and its removal would miss it.
+		curKMS, err := m.getKMS(ctx, tx, mount, req.KMS)
+		if fault.KindOf(err) == fault.NotFound {
+			return fault.New(fault.Conflict, "kms %q was deleted while key %q was being distributed there; nothing was distributed", req.KMS, req.Key)
+		}
+		if err != nil {
+			return err
+		}
+		if !sameTarget(kr, curKMS) {
+			return fault.New(fault.Conflict, "kms %q changed (its endpoint, key collection or credentials) while key %q was being distributed there; nothing was distributed, try again", req.KMS, req.Key)
+		}
 		cur, err := tx.GetKey(ctx, mount, req.Key)
 		if err != nil {
 			return notFound(err, req.Key)
@@ -211,6 +225,20 @@ func (m *Manager) Distribute(ctx context.Context, mount string, req DistributeRe
 		return nil, err
 	}
 	return m.sync(ctx, mount, req.KMS, req.Key, prov)
+}
+
+// sameTarget reports whether two reads of a kms record point at the same
+// place with the same credentials: provider, key collection, endpoint and
+// sealed credentials (sealed afresh by every write that gives them).
+func sameTarget(a, b *kmsRecord) bool {
+	if a.Provider != b.Provider || a.KeyCollection != b.KeyCollection || a.Endpoint != b.Endpoint || (a.Credentials == nil) != (b.Credentials == nil) {
+		return false
+	}
+	if a.Credentials == nil {
+		return true
+	}
+	return bytes.Equal(a.Credentials.IV, b.Credentials.IV) && bytes.Equal(a.Credentials.Ciphertext, b.Credentials.Ciphertext) &&
+		bytes.Equal(a.Credentials.Tag, b.Credentials.Tag)
 }
 
 // checkSoftwareOAEP refuses, before anything is made in the cloud, a

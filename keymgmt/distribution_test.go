@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -585,6 +586,84 @@ func TestKMSTargetFixedWhileDistributed(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A kms deleted or pointed elsewhere while a distribution starts (after
+// its provider was built from the kms as first read) is refused with a
+// conflict: nothing is imported, and no distribution is recorded. A change
+// that leaves where the kms points alone (its timeout) is not.
+func TestKMSChangedWhileADistributionStarts(t *testing.T) {
+	other := kmsfake.NewAWS("eu-west-1")
+	otherSrv := other.Serve()
+	t.Cleanup(otherSrv.Close)
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, e *testEnv, c *cloud) error
+	}{
+		{"fail deleted", func(t *testing.T, e *testEnv, c *cloud) error {
+			return e.m.DeleteKMS(context.Background(), mount, "aws")
+		}},
+		{"fail another key collection", func(t *testing.T, e *testEnv, c *cloud) error {
+			_, err := e.m.WriteKMS(context.Background(), mount, "aws", KMSUpdate{KeyCollection: strp("eu-west-3")})
+			return err
+		}},
+		{"fail another endpoint", func(t *testing.T, e *testEnv, c *cloud) error {
+			_, err := e.m.WriteKMS(context.Background(), mount, "aws", KMSUpdate{Endpoint: &otherSrv.URL, Credentials: c.creds})
+			return err
+		}},
+		{"fail new credentials", func(t *testing.T, e *testEnv, c *cloud) error {
+			creds := maps.Clone(c.creds)
+			creds["secret_key"] = "another-aws-secret-key-never-in-clear"
+			_, err := e.m.WriteKMS(context.Background(), mount, "aws", KMSUpdate{Credentials: creds})
+			return err
+		}},
+		{"ok another timeout", func(t *testing.T, e *testEnv, c *cloud) error {
+			d := 20 * time.Second
+			_, err := e.m.WriteKMS(context.Background(), mount, "aws", KMSUpdate{Timeout: &d})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := awsCloud(t)
+			var armed atomic.Bool
+			var changed error
+			var e *testEnv
+			provs := providers(c)
+			provs[c.provider] = func(ctx context.Context, cfg provider.Config) (provider.Provider, error) {
+				p, err := c.factory(ctx, cfg)
+				if err == nil && armed.Swap(false) {
+					// The distribution has built its provider: the kms
+					// changes before the distribution is recorded.
+					changed = tc.change(t, e, c)
+				}
+				return p, err
+			}
+			e = newEnv(t, Options{Providers: provs})
+			req := keyOn(t, e, c, "aws", mount)
+			armed.Store(true)
+			_, err := e.m.Distribute(ctx, mount, req)
+			if changed != nil {
+				t.Fatalf("the change: %v", changed)
+			}
+			if strings.HasPrefix(tc.name, "ok") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.expect(t, c, "aws", "k", map[int]bool{1: true}, 1)
+				return
+			}
+			if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), `kms "aws"`) {
+				t.Fatalf("got %v, want a conflict over kms aws", err)
+			}
+			if _, err := e.m.ReadDistribution(ctx, mount, "aws", "k"); fault.KindOf(err) != fault.NotFound {
+				t.Fatalf("a distribution was recorded: %v", err)
+			}
+			if n, m := c.created("k"), len(other.Keys()); n != 0 || m != 0 {
+				t.Fatalf("%d AWS keys made where the kms pointed, %d where it points now; want none", n, m)
+			}
+		})
+	}
 }
 
 // Names of the keys Keyhold makes in clouds for itself are not key names:
