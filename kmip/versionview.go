@@ -25,9 +25,7 @@ func inVersionView(a kmip.Attribute, v kmip.ProtocolVersion) (kmip.Attribute, bo
 	ver := versionNumber(v)
 	switch val := a.AttributeValue.(type) {
 	case kmip.CryptographicAlgorithm:
-		if ver < 12 && val == kmip.CryptographicAlgorithmEC {
-			a.AttributeValue = kmip.CryptographicAlgorithmECDSA
-		}
+		a.AttributeValue = algorithmInVersion(val, v)
 	case kmip.X_509CertificateIdentifier:
 		if ver == 10 {
 			issuer, ok := dnText(val.IssuerDistinguishedName)
